@@ -1,0 +1,50 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Lethe",
+    products: [
+        .library(name: "Lethe", targets: [
+            "LetheCore", "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
+            "LetheFormats", "LetheRuntime", "LetheUnlearn",
+        ]),
+        .executable(name: "lethe", targets: ["lethe"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "LetheCore", dependencies: ["CBLAS"]),
+        .target(name: "LetheIR", dependencies: ["LetheCore"]),
+        .target(name: "LetheONNX", dependencies: [
+            "LetheIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
+        .target(name: "LetheNumPy", dependencies: ["LetheIR", "CZlib"]),
+        .target(name: "LetheFormats", dependencies: [
+            "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
+        ]),
+        .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL"]),
+        .target(name: "LetheUnlearn", dependencies: ["LetheRuntime", "LetheFormats", "CBLAS"]),
+        .executableTarget(name: "lethe", dependencies: [
+            "LetheFormats", "LetheRuntime", "LetheUnlearn",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore"]),
+        .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX"]),
+        .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
+        .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
+        .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats"]),
+        .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),
+        .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,76 @@
+/// The element types a checkpoint can hold.
+///
+/// Lethe computes with the floating and integer kinds; the float8 and complex kinds are carried
+/// through as opaque bytes so that a rewrite never loses them.
+public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
+    case float32, float64, float16, bfloat16
+    case int8, int16, int32, int64
+    case uint8, uint16, uint32, uint64
+    case bool
+    case float8e4m3fn, float8e4m3fnuz, float8e5m2, float8e5m2fnuz
+    case complex64, complex128
+
+    /// Bytes per element.
+    public var byteSize: Int {
+        switch self {
+        case .bool, .int8, .uint8, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: 1
+        case .float16, .bfloat16, .int16, .uint16: 2
+        case .float32, .int32, .uint32: 4
+        case .float64, .int64, .uint64, .complex64: 8
+        case .complex128: 16
+        }
+    }
+
+    /// Floating kinds Lethe can compute with (and convert between with `--dtype`).
+    public var isFloatingPoint: Bool {
+        switch self {
+        case .float32, .float64, .float16, .bfloat16: true
+        default: false
+        }
+    }
+
+    public var isInteger: Bool {
+        switch self {
+        case .int8, .int16, .int32, .int64, .uint8, .uint16, .uint32, .uint64: true
+        default: false
+        }
+    }
+
+    /// Kinds whose values Lethe can read as numbers; the rest are carried as bytes.
+    public var isNumeric: Bool { isFloatingPoint || isInteger || self == .bool }
+
+    /// A short name for messages and `inspect` (`f32`, `bf16`, `i64`, …).
+    public var shortName: String {
+        switch self {
+        case .float32: "f32"
+        case .float64: "f64"
+        case .float16: "f16"
+        case .bfloat16: "bf16"
+        case .int8: "i8"
+        case .int16: "i16"
+        case .int32: "i32"
+        case .int64: "i64"
+        case .uint8: "u8"
+        case .uint16: "u16"
+        case .uint32: "u32"
+        case .uint64: "u64"
+        case .bool: "bool"
+        case .float8e4m3fn: "f8e4m3fn"
+        case .float8e4m3fnuz: "f8e4m3fnuz"
+        case .float8e5m2: "f8e5m2"
+        case .float8e5m2fnuz: "f8e5m2fnuz"
+        case .complex64: "c64"
+        case .complex128: "c128"
+        }
+    }
+
+    /// Parses `f32`, `float32`, `f16`, `bf16`, … as the user types them.
+    public init?(userName: String) {
+        let lower = userName.lowercased()
+        if let match = DType.allCases.first(where: { $0.shortName == lower || $0.rawValue == lower }) {
+            self = match
+        } else {
+            return nil
+        }
+    }
+}

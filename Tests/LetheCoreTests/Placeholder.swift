@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheCore
+
+final class LetheCoreTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheFormats
+
+final class LetheFormatsTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

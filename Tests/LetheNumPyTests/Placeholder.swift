@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheNumPy
+
+final class LetheNumPyTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheONNX
+
+final class LetheONNXTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheRuntime
+
+final class LetheRuntimeTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}

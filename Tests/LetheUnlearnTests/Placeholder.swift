@@ -1,0 +1,6 @@
+import XCTest
+@testable import LetheUnlearn
+
+final class LetheUnlearnTestsPlaceholderTests: XCTestCase {
+    func testBuilds() {}
+}
