@@ -143,7 +143,7 @@ public enum LayerDiscovery {
         let d = shape.dropFirst().reduce(1, *)
         return .success(WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
                                     orientation: .outputByInput, groups: group, inputDimension: d, outputDimension: shape[0],
-                                    uses: [LayerUse(node: node.name, input: 0, rows: .convolution(geometry))]))
+                                    uses: [LayerUse(node: node.name, opType: node.opType, input: 0, rows: .convolution(geometry))]))
     }
 
     private static func gemmLayer(_ node: Node, _ constant: Constant) -> Result<WeightLayer, Reason> {
@@ -167,7 +167,7 @@ public enum LayerDiscovery {
         let (d, o) = orientation == .outputByInput ? (shape[1], shape[0]) : (shape[0], shape[1])
         return WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
                            orientation: orientation, groups: 1, inputDimension: d, outputDimension: o,
-                           uses: [LayerUse(node: node.name, input: 0, rows: rows)])
+                           uses: [LayerUse(node: node.name, opType: node.opType, input: 0, rows: rows)])
     }
 }
 

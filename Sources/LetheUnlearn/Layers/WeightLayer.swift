@@ -38,6 +38,8 @@ public struct LayerUse: Sendable, Hashable {
 
     /// The node's name in the original graph (taps address nodes by it).
     public var node: String
+    /// `Conv`, `Gemm` or `MatMul`.
+    public var opType: String
     /// The node's input that carries the data.
     public var input: Int
     public var rows: Rows
