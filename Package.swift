@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore"]),
+        .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore", "LetheIR"]),
         .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX"]),
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
         .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),

@@ -1,0 +1,101 @@
+import LetheCore
+import LetheIR
+
+/// An ONNX model as read from disk: its IR, plus everything needed to write it back with only
+/// Lethe's changes.
+public struct ONNXFile: Sendable {
+    /// The model file this was read from.
+    public let path: String
+    /// The model in Lethe's IR. Edit it and pass this `ONNXFile` as `original` to
+    /// `ONNXFormat.write` to patch the file.
+    public var model: Model
+    /// Initializers (by name, main graph and subgraphs) whose element type Lethe cannot
+    /// represent — strings, 4- and 2-bit kinds, float8e8m0. They are absent from `model` and
+    /// written back unchanged.
+    public let carriedInitializers: [String]
+    let source: ONNXSource
+}
+
+/// Bytes behind a file: a read-only map, or a private copy for `read(bytes:)`.
+enum SourceBytes: @unchecked Sendable {
+    case mapped(MappedFile)
+    case owned(TensorStorage)
+
+    var bytes: UnsafeRawBufferPointer {
+        switch self {
+        case .mapped(let file): file.bytes
+        case .owned(let storage): storage.bytes
+        }
+    }
+
+    /// A tensor storage over `range`: zero-copy for a mapped file when the bytes are aligned for
+    /// `dtype` (protobuf places `raw_data` anywhere, and typed access needs element alignment).
+    func storage(_ range: Range<Int>, dtype: DType) -> TensorStorage {
+        switch self {
+        case .mapped(let file):
+            return mappedStorage(file, range, dtype: dtype)
+        case .owned(let owner):
+            return copiedStorage(owner.bytes, range)
+        }
+    }
+}
+
+/// Bytes of `file` in `range`, in place when aligned for `dtype`, else copied to aligned memory.
+func mappedStorage(_ file: MappedFile, _ range: Range<Int>, dtype: DType) -> TensorStorage {
+    let alignment = min(dtype.byteSize, 8)
+    if let base = file.bytes.baseAddress, (Int(bitPattern: base) + range.lowerBound) % alignment != 0 {
+        return copiedStorage(file.bytes, range)
+    }
+    return TensorStorage(file: file, range: range)
+}
+
+func copiedStorage(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> TensorStorage {
+    let storage = TensorStorage(uninitializedByteCount: range.count)
+    if !range.isEmpty {
+        storage.mutableBytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[range]))
+    }
+    return storage
+}
+
+/// Where a tensor's data lived in the original files.
+enum TensorPlacement: Sendable {
+    /// `raw_data` payload in the model file.
+    case raw(Range<Int>)
+    /// External data: `location` as written in the file, the mapped file, and the byte range in it.
+    case external(location: String, file: MappedFile, range: Range<Int>)
+    /// Typed fields; `payload` when they form one packed record that may be overwritten in place.
+    case typed(TypedPayload?)
+}
+
+/// One graph tensor as it was read.
+struct TensorRecord: Sendable {
+    let placement: TensorPlacement
+    let tensor: Tensor
+}
+
+/// The parsed original, shared by every copy of an `ONNXFile`.
+final class ONNXSource: @unchecked Sendable {
+    let bytes: SourceBytes
+    /// The folder external data locations are relative to; nil when unknown.
+    let baseFolder: String?
+    /// The decoded model; `raw_data` of graph tensors is empty here (see `WireScan.stripped`).
+    let proto: Onnx_ModelProto
+    /// The IR exactly as read, to tell what the caller changed.
+    let model: Model
+    let records: [ProtoPath: TensorRecord]
+    /// For each graph (by path), the proto index of each IR initializer.
+    let initializerIndices: [ProtoPath: [Int]]
+    /// External data files by resolved path.
+    let externalFiles: [String: MappedFile]
+
+    init(bytes: SourceBytes, baseFolder: String?, proto: Onnx_ModelProto, model: Model,
+         records: [ProtoPath: TensorRecord], initializerIndices: [ProtoPath: [Int]], externalFiles: [String: MappedFile]) {
+        self.bytes = bytes
+        self.baseFolder = baseFolder
+        self.proto = proto
+        self.model = model
+        self.records = records
+        self.initializerIndices = initializerIndices
+        self.externalFiles = externalFiles
+    }
+}

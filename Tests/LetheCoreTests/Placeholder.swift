@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheCore
-
-final class LetheCoreTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

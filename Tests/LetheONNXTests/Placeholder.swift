@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheONNX
-
-final class LetheONNXTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}
