@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing (system libraries, the Python reference
+# libraries in .build/venv, the ONNX backend node tests), builds, and runs every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --python
+if [ -x formats/onnx-backend/fetch.sh ]; then formats/onnx-backend/fetch.sh; fi
+export LETHE_PYTHON="$PWD/.build/venv/bin/python3"
+swift build --build-tests
+swift test "$@"
