@@ -70,7 +70,7 @@ final class StatisticsTests: XCTestCase {
             let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [geometry.group * 2, c / geometry.group] + geometry.kernel,
                                     dtype: .float32, orientation: .outputByInput, groups: geometry.group, inputDimension: d,
                                     outputDimension: geometry.group * 2,
-                                    uses: [LayerUse(node: "conv", opType: "Conv", input: 0, rows: .convolution(geometry))])
+                                    uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
             let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
             try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
             let grams = sink.grams()
@@ -105,8 +105,8 @@ final class StatisticsTests: XCTestCase {
         // Tokens of a [B, T, d] activation are all rows; columns of a transA Gemm input too.
         let layer = WeightLayer(name: "b", source: .initializer("b"), shape: [d, 3], dtype: .float32, orientation: .inputByOutput,
                                 groups: 1, inputDimension: d, outputDimension: 3,
-                                uses: [LayerUse(node: "mm", opType: "MatMul", input: 0, rows: .lastAxis),
-                                       LayerUse(node: "gemm", opType: "Gemm", input: 0, rows: .columns)])
+                                uses: [LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis),
+                                       LayerUse(node: "gemm", nodeIndex: 0, isNamed: true, opType: "Gemm", input: 0, rows: .columns)])
         let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
         let tokens = Array(x.prefix(2 * 3 * d))
         try sink.consume(Tensor(shape: [2, 3, d], values: tokens), use: layer.uses[0], useIndex: 0)
