@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheNumPy
-
-final class LetheNumPyTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

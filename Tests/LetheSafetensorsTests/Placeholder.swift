@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheSafetensors
-
-final class LetheSafetensorsTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}
