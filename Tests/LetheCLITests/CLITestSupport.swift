@@ -13,9 +13,11 @@ enum CLI {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var executable: URL {
-        // The test bundle sits beside the products of the same build.
-        let products = Bundle(for: BundleToken.self).bundleURL.deletingLastPathComponent()
-        return products.appendingPathComponent("lethe")
+        // The test bundle sits beside (Darwin) or is (Linux) the products folder of the same build.
+        let bundle = Bundle(for: BundleToken.self).bundleURL
+        let candidates = [bundle.appendingPathComponent("lethe"),
+                          bundle.deletingLastPathComponent().appendingPathComponent("lethe")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
     }
 
     static func sample(_ name: String) -> String {
