@@ -1,4 +1,7 @@
+import Foundation
 import LetheCore
+import LetheIR
+import LetheSafetensors
 import XCTest
 @testable import LetheUnlearn
 
@@ -70,7 +73,7 @@ final class StatisticsTests: XCTestCase {
             let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [geometry.group * 2, c / geometry.group] + geometry.kernel,
                                     dtype: .float32, orientation: .outputByInput, groups: geometry.group, inputDimension: d,
                                     outputDimension: geometry.group * 2,
-                                    uses: [LayerUse(node: "conv", opType: "Conv", input: 0, rows: .convolution(geometry))])
+                                    uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
             let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
             try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
             let grams = sink.grams()
@@ -105,8 +108,8 @@ final class StatisticsTests: XCTestCase {
         // Tokens of a [B, T, d] activation are all rows; columns of a transA Gemm input too.
         let layer = WeightLayer(name: "b", source: .initializer("b"), shape: [d, 3], dtype: .float32, orientation: .inputByOutput,
                                 groups: 1, inputDimension: d, outputDimension: 3,
-                                uses: [LayerUse(node: "mm", opType: "MatMul", input: 0, rows: .lastAxis),
-                                       LayerUse(node: "gemm", opType: "Gemm", input: 0, rows: .columns)])
+                                uses: [LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis),
+                                       LayerUse(node: "gemm", nodeIndex: 0, isNamed: true, opType: "Gemm", input: 0, rows: .columns)])
         let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
         let tokens = Array(x.prefix(2 * 3 * d))
         try sink.consume(Tensor(shape: [2, 3, d], values: tokens), use: layer.uses[0], useIndex: 0)
@@ -161,5 +164,33 @@ final class StatisticsTests: XCTestCase {
         let badShape = [("x/retain", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6))),
                         ("x/forget", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6)))]
         XCTAssertThrowsError(try StatisticsSet(tensors: badShape, metadata: [(StatisticsSet.formatKey, "1"), ("x/retain_rows", "1"), ("x/forget_rows", "1")]))
+    }
+}
+
+final class StatisticsFileTests: XCTestCase {
+    func testSaveLoadAndAddShards() throws {
+        var layer = LayerStatistics(layer: "blocks.0.fc1.weight", groups: 1, dimension: 2)
+        layer.retain = [[4, 1, 1, 3]]
+        layer.forget = [[1, 0, 0, 2]]
+        layer.retainRows = 12
+        layer.forgetRows = 5
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-stats-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let first = folder.appendingPathComponent("a.safetensors").path, second = folder.appendingPathComponent("b.safetensors").path
+        try StatisticsSet(layers: [layer]).save(to: first)
+        try StatisticsSet(layers: [layer]).save(to: second)
+        let loaded = try StatisticsSet.load(from: first)
+        XCTAssertEqual(loaded["blocks.0.fc1.weight"]?.retain, [[4, 1, 1, 3]])
+        XCTAssertEqual(loaded["blocks.0.fc1.weight"]?.forgetRows, 5)
+        let summed = try StatisticsSet.load(adding: [first, second])
+        XCTAssertEqual(summed["blocks.0.fc1.weight"]?.forget, [[2, 0, 0, 4]])
+        XCTAssertEqual(summed["blocks.0.fc1.weight"]?.retainRows, 24)
+        // A safetensors file that is not a statistics file is refused with its path.
+        let other = folder.appendingPathComponent("c.safetensors").path
+        try SafetensorsFormat.write(Model(graph: Graph(initializers: [Initializer(name: "w", tensor: Tensor(shape: [1], values: [Float(1)]))])), to: other)
+        XCTAssertThrowsError(try StatisticsSet.load(from: other)) { error in
+            XCTAssertTrue(String(describing: error).contains("c.safetensors"))
+        }
     }
 }

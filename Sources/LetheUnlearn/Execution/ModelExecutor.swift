@@ -1,14 +1,18 @@
 import LetheCore
 import LetheIR
 
-/// A request for the value entering input `input` of node `node` (original node name) during a run.
+/// A request for the value entering input `input` of a node of the original graph during a run.
 public struct InputTap: Sendable {
+    /// The node's name; empty for an unnamed node, which is addressed by `nodeIndex`.
     public var node: String
+    /// The node's index in the original `graph.nodes`.
+    public var nodeIndex: Int
     public var input: Int
     public var body: @Sendable (Tensor) throws -> Void
 
-    public init(node: String, input: Int, body: @escaping @Sendable (Tensor) throws -> Void) {
+    public init(node: String, nodeIndex: Int, input: Int, body: @escaping @Sendable (Tensor) throws -> Void) {
         self.node = node
+        self.nodeIndex = nodeIndex
         self.input = input
         self.body = body
     }

@@ -22,14 +22,10 @@ public enum LayerDiscovery {
         var skipped: [Skipped] = []
         var rejected = Set<String>()
 
-        for node in graph.nodes where node.domain.isEmpty || node.domain == "ai.onnx" {
+        for (nodeIndex, node) in graph.nodes.enumerated() where node.domain.isEmpty || node.domain == "ai.onnx" {
             guard ["Conv", "Gemm", "MatMul"].contains(node.opType), node.inputs.count >= 2 else { continue }
             let label = node.name.isEmpty ? "\(node.opType) → \(node.outputs.first ?? "?")" : node.name
             guard let constant = resolveConstant(node.inputs[1], graph: graph, producers: producers, initializers: initializers) else { continue }
-            guard !node.name.isEmpty else {
-                skipped.append(Skipped(node: label, reason: "node has no name, so its input cannot be tapped"))
-                continue
-            }
             guard !rejected.contains(constant.source.name) else { continue }
             let candidate: Result<WeightLayer, Reason>
             switch node.opType {
@@ -40,7 +36,10 @@ public enum LayerDiscovery {
             switch candidate {
             case .failure(let reason):
                 skipped.append(Skipped(node: label, reason: reason.text))
-            case .success(let layer):
+            case .success(var layer):
+                layer.uses[0].node = label
+                layer.uses[0].nodeIndex = nodeIndex
+                layer.uses[0].isNamed = !node.name.isEmpty
                 if var existing = layers[layer.name] {
                     guard existing.orientation == layer.orientation, existing.groups == layer.groups,
                           existing.inputDimension == layer.inputDimension, existing.isConvolution == layer.isConvolution else {
@@ -143,7 +142,7 @@ public enum LayerDiscovery {
         let d = shape.dropFirst().reduce(1, *)
         return .success(WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
                                     orientation: .outputByInput, groups: group, inputDimension: d, outputDimension: shape[0],
-                                    uses: [LayerUse(node: node.name, opType: node.opType, input: 0, rows: .convolution(geometry))]))
+                                    uses: [LayerUse(node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0, rows: .convolution(geometry))]))
     }
 
     private static func gemmLayer(_ node: Node, _ constant: Constant) -> Result<WeightLayer, Reason> {
@@ -167,7 +166,7 @@ public enum LayerDiscovery {
         let (d, o) = orientation == .outputByInput ? (shape[1], shape[0]) : (shape[0], shape[1])
         return WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
                            orientation: orientation, groups: 1, inputDimension: d, outputDimension: o,
-                           uses: [LayerUse(node: node.name, opType: node.opType, input: 0, rows: rows)])
+                           uses: [LayerUse(node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0, rows: rows)])
     }
 }
 

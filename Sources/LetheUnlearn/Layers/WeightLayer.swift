@@ -36,8 +36,12 @@ public struct LayerUse: Sendable, Hashable {
         case columns
     }
 
-    /// The node's name in the original graph (taps address nodes by it).
+    /// The node's name in the original graph (taps address nodes by it), or a description of an unnamed node.
     public var node: String
+    /// The node's index in the original `graph.nodes` (taps address unnamed nodes by it).
+    public var nodeIndex: Int
+    /// Whether `node` is the node's real name.
+    public var isNamed: Bool
     /// `Conv`, `Gemm` or `MatMul`.
     public var opType: String
     /// The node's input that carries the data.

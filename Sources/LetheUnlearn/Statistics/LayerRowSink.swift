@@ -11,8 +11,9 @@ final class LayerRowSink: @unchecked Sendable {
     let seed: UInt64
     private let lock = NSLock()
     private var accumulators: [GramAccumulator]
-    /// Index (in the whole pass) of the first image of the batch being run; set by the collector.
-    var batchOffset = 0
+    /// Images each use has seen in this pass: the runtime may split a batch into chunks, so the
+    /// sink counts images itself to give every image its own position draw.
+    private var imagesSeen: [Int: Int] = [:]
     var passTag: UInt64 = 0
 
     init(layer: WeightLayer, layerIndex: Int, positionCap: Int?, seed: UInt64) {
@@ -81,10 +82,12 @@ final class LayerRowSink: @unchecked Sendable {
             throw StatisticsError("layer \(layer.name): node \(use.node) input has \(c) channels, the weight expects \(layer.inputDimension) values per patch in \(geometry.group) group(s)")
         }
         let imageSize = c * h * w
+        let firstImage = imagesSeen[useIndex, default: 0]
+        imagesSeen[useIndex] = firstImage + n
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
             for image in 0..<n {
-                let imageSeed = SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(batchOffset + image))
+                let imageSeed = SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image))
                 let chosen = PositionSampler.positions(total: patches.positions, cap: positionCap, seed: imageSeed)
                 let source = base + image * imageSize
                 for group in 0..<geometry.group {

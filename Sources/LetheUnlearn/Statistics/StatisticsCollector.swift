@@ -39,7 +39,7 @@ public struct StatisticsCollector: Sendable {
         for sink in sinks {
             sink.passTag = tag
             for (useIndex, use) in sink.layer.uses.enumerated() {
-                taps.append(InputTap(node: use.node, input: use.input) { tensor in
+                taps.append(InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
                     try sink.consume(tensor, use: use, useIndex: useIndex)
                 })
             }
@@ -47,7 +47,6 @@ public struct StatisticsCollector: Sendable {
         var start = 0
         while start < samples.count {
             let end = min(samples.count, start + max(1, batchSize))
-            for sink in sinks { sink.batchOffset = start }
             _ = try executor.run(samples.batch(start..<end), taps: taps)
             start = end
             progress?(phase, start, samples.count)
