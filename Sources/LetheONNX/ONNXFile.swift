@@ -61,10 +61,17 @@ func copiedStorage(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Tens
 enum TensorPlacement: Sendable {
     /// `raw_data` payload in the model file.
     case raw(Range<Int>)
-    /// External data: `location` as written in the file, the mapped file, and the byte range in it.
-    case external(location: String, file: MappedFile, range: Range<Int>)
+    /// External data.
+    case external(ExternalSlice)
     /// Typed fields; `payload` when they form one packed record that may be overwritten in place.
     case typed(TypedPayload?)
+}
+
+/// A range of an external data file, and the location the model wrote for it.
+struct ExternalSlice: Sendable {
+    let location: String
+    let file: MappedFile
+    let range: Range<Int>
 }
 
 /// One graph tensor as it was read.
@@ -83,18 +90,25 @@ final class ONNXSource: @unchecked Sendable {
     /// The IR exactly as read, to tell what the caller changed.
     let model: Model
     let records: [ProtoPath: TensorRecord]
+    /// `raw_data` payload ranges of every graph tensor, including carried ones with no record.
+    let rawData: [ProtoPath: Range<Int>]
     /// For each graph (by path), the proto index of each IR initializer.
     let initializerIndices: [ProtoPath: [Int]]
+    /// External data of carried tensors (no `TensorRecord`), so that rewrites keep it.
+    let carriedExternal: [ProtoPath: ExternalSlice]
     /// External data files by resolved path.
     let externalFiles: [String: MappedFile]
 
     init(bytes: SourceBytes, baseFolder: String?, proto: Onnx_ModelProto, model: Model,
-         records: [ProtoPath: TensorRecord], initializerIndices: [ProtoPath: [Int]], externalFiles: [String: MappedFile]) {
+         records: [ProtoPath: TensorRecord], rawData: [ProtoPath: Range<Int>],
+         carriedExternal: [ProtoPath: ExternalSlice], initializerIndices: [ProtoPath: [Int]], externalFiles: [String: MappedFile]) {
         self.bytes = bytes
         self.baseFolder = baseFolder
         self.proto = proto
         self.model = model
         self.records = records
+        self.rawData = rawData
+        self.carriedExternal = carriedExternal
         self.initializerIndices = initializerIndices
         self.externalFiles = externalFiles
     }

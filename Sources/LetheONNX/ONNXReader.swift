@@ -42,6 +42,7 @@ struct ONNXReader {
     private var initializerIndices: [ProtoPath: [Int]] = [:]
     private var externalFiles: [String: MappedFile] = [:]
     private var carried: [String] = []
+    private var carriedExternal: [ProtoPath: ExternalSlice] = [:]
     private var resolvedBase: String?
 
     init(source: SourceBytes, path: String, baseFolder: String?, limits: Limits) {
@@ -63,6 +64,7 @@ struct ONNXReader {
             throw ONNXError.protobufDecoding(String(describing: error))
         }
         scan.stripped = []
+        let rawData = scan.rawData
         let graph = try mapGraph(proto.graph, path: .mainGraph, depth: 1)
         let model = Model(
             graph: graph,
@@ -72,7 +74,8 @@ struct ONNXReader {
             irVersion: Int(proto.irVersion),
             opsets: proto.opsetImport.map { (domain: $0.domain, version: Int($0.version)) },
             docString: proto.docString)
-        let original = ONNXSource(bytes: source, baseFolder: baseFolder, proto: proto, model: model, records: records,
+        let original = ONNXSource(bytes: source, baseFolder: baseFolder, proto: proto, model: model, records: records, rawData: rawData,
+                                  carriedExternal: carriedExternal,
                                   initializerIndices: initializerIndices, externalFiles: externalFiles)
         return ONNXFile(path: path, model: model, carriedInitializers: carried, source: original)
     }
@@ -229,6 +232,9 @@ struct ONNXReader {
             if Onnx_TensorProto.DataType(rawValue: Int(proto.dataType)) == nil {
                 throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
             }
+            if proto.hasDataLocation, proto.dataLocation == .external {
+                carriedExternal[path] = try externalSlice(proto, label: label, byteCount: nil)
+            }
             return nil
         }
         if proto.hasSegment { throw ONNXError.segmentedTensor(tensor: label) }
@@ -253,9 +259,9 @@ struct ONNXReader {
         let placement: TensorPlacement
         let tensor: Tensor
         if proto.hasDataLocation, proto.dataLocation == .external {
-            let (location, file, range) = try externalRange(proto, label: label, byteCount: byteCount)
-            placement = .external(location: location, file: file, range: range)
-            tensor = Tensor(dtype: dtype, shape: shape, storage: mappedStorage(file, range, dtype: dtype))
+            let slice = try externalSlice(proto, label: label, byteCount: byteCount)
+            placement = .external(slice)
+            tensor = Tensor(dtype: dtype, shape: shape, storage: mappedStorage(slice.file, slice.range, dtype: dtype))
         } else if proto.hasRawData {
             let range: Range<Int>
             if let scanned = scan.rawData[path] {
@@ -276,9 +282,10 @@ struct ONNXReader {
         return tensor
     }
 
-    /// Validates an external reference and maps its file.
-    private mutating func externalRange(_ proto: Onnx_TensorProto, label: String,
-                                        byteCount: Int) throws -> (String, MappedFile, Range<Int>) {
+    /// Validates an external reference and maps its file. `byteCount` is nil for carried kinds,
+    /// whose extent is the declared length or the rest of the file.
+    private mutating func externalSlice(_ proto: Onnx_TensorProto, label: String,
+                                        byteCount: Int?) throws -> ExternalSlice {
         var location: String?
         var offset = 0
         var length: Int?
@@ -301,7 +308,7 @@ struct ONNXReader {
         guard let location, !location.isEmpty else {
             throw ONNXError.externalData(tensor: label, reason: "has no location")
         }
-        if let length, length != byteCount {
+        if let length, let byteCount, length != byteCount {
             throw ONNXError.dataSizeMismatch(tensor: label, field: "external data length", expected: byteCount, actual: length)
         }
         let resolved = try resolveExternal(location, tensor: label)
@@ -312,12 +319,13 @@ struct ONNXReader {
             file = try MappedFile(path: resolved)
             externalFiles[resolved] = file
         }
-        let (end, overflow) = offset.addingReportingOverflow(byteCount)
+        let extent = byteCount ?? length ?? max(0, file.count - offset)
+        let (end, overflow) = offset.addingReportingOverflow(extent)
         guard !overflow, end <= file.count else {
             throw ONNXError.externalDataOutOfRange(tensor: label, location: location, offset: offset,
-                                                   length: byteCount, fileSize: file.count)
+                                                   length: extent, fileSize: file.count)
         }
-        return (location, file, offset..<end)
+        return ExternalSlice(location: location, file: file, range: offset..<end)
     }
 
     /// The real path of `location`, refused unless it stays inside the model's folder.

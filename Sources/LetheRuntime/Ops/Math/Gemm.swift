@@ -1,0 +1,122 @@
+import LetheCore
+
+/// Gemm: `Y = alpha · op(A) · op(B) + beta · C`, C broadcast to `M × N`, with a fused activation.
+struct GemmKernel: Kernel {
+    let transposeA: Bool
+    let transposeB: Bool
+    let alpha: Float
+    let beta: Float
+    let b: Tensor?
+    let c: Tensor?
+    let activation: Activation?
+
+    init(_ request: KernelRequest) throws {
+        transposeA = try request.int("transA", 0) != 0
+        transposeB = try request.int("transB", 0) != 0
+        alpha = try request.float("alpha", 1)
+        beta = try request.float("beta", 1)
+        b = request.constant(1)?.asFloat32()
+        c = request.constant(2)?.asFloat32()
+        activation = request.activation
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let a = try requireFloat(inputs.required(0))
+        let b = try self.b ?? requireFloat(inputs.required(1))
+        let c = try self.c ?? inputs.optional(2).map { try requireFloat($0) }
+        guard a.rank == 2, b.rank == 2 else { throw RuntimeError("Gemm needs 2-D inputs, got \(a.shape) and \(b.shape)") }
+        let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
+        let n = transposeB ? b.shape[0] : b.shape[1], kb = transposeB ? b.shape[1] : b.shape[0]
+        guard k == kb else { throw RuntimeError("Gemm inner sizes differ: A \(a.shape), B \(b.shape)") }
+        let y = try Tensor.uninitialized(.float32, [m, n])
+        var gemmBeta: Float = 0
+        if let c, beta != 0 {
+            _ = try broadcastShapes(c.shape, [m, n])
+            guard c.rank <= 2, (try broadcastShapes(c.shape, [m, n])) == [m, n] else {
+                throw RuntimeError("Gemm C of shape \(c.shape) does not broadcast to \([m, n])")
+            }
+            let filled = try broadcastFloat(Tensor(zeros: .float32, shape: [m, n]), c, context) { _, v in v }
+            y.mutableFloats.update(from: filled.floats, count: m * n)
+            if beta != 1 { for i in 0..<(m * n) { y.mutableFloats[i] *= beta } }
+            gemmBeta = 1
+        }
+        MatrixMultiply.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                a: a.floats, lda: a.shape[1], b: b.floats, ldb: b.shape[1],
+                                beta: gemmBeta, c: y.mutableFloats, ldc: n, threads: context.threads)
+        activation?.apply(y.mutableFloats, m * n, threads: context.threads)
+        return [y]
+    }
+}
+
+/// MatMul with NumPy semantics (1-D promotion, broadcast batch axes). A constant 2-D right-hand
+/// side (a Linear weight) runs as one GEMM over all rows; batched products run batches in parallel.
+struct MatMulKernel: Kernel {
+    let b: Tensor?
+    let bias: Tensor?
+    let activation: Activation?
+
+    init(_ request: KernelRequest) throws {
+        b = request.constant(1)?.asFloat32()
+        bias = request.fusedBias?.asFloat32()
+        activation = request.activation
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let a = try requireFloat(inputs.required(0))
+        let b = try self.b ?? requireFloat(inputs.required(1))
+        guard a.rank >= 1, b.rank >= 1 else { throw RuntimeError("MatMul of scalars") }
+        let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
+        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
+        let kb = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
+        guard k == kb else { throw RuntimeError("MatMul inner sizes differ: \(a.shape) and \(b.shape)") }
+        let batch = try broadcastShapes(Array(aShape.dropLast(2)), Array(bShape.dropLast(2)))
+        var outShape = batch + [m, n]
+        let y = try Tensor.uninitialized(.float32, outShape)
+        let py = y.mutableFloats
+        if bShape.count == 2 {
+            // Every row of A meets the same B.
+            let rows = aShape.dropLast().reduce(1, *)
+            MatrixMultiply.multiply(transposeA: false, transposeB: false, m: rows, n: n, k: k,
+                                    a: a.floats, lda: k, b: b.floats, ldb: n, beta: 0, c: py, ldc: n,
+                                    threads: context.threads)
+        } else {
+            let batches = batch.reduce(1, *)
+            let aBatch = broadcastStrides(Array(aShape.dropLast(2)), to: batch)
+            let bBatch = broadcastStrides(Array(bShape.dropLast(2)), to: batch)
+            let parallel = context.threads > 1 && batches >= context.threads
+            let pa = a.floats, pb = b.floats
+            Parallel.forEach(batches, threads: parallel ? context.threads : 1) { range in
+                for index in range {
+                    var rest = index, offsetA = 0, offsetB = 0
+                    for axis in stride(from: batch.count - 1, through: 0, by: -1) {
+                        let i = rest % batch[axis]
+                        rest /= batch[axis]
+                        offsetA += i * aBatch[axis]
+                        offsetB += i * bBatch[axis]
+                    }
+                    MatrixMultiply.multiply(transposeA: false, transposeB: false, m: m, n: n, k: k,
+                                            a: pa + offsetA * m * k, lda: k, b: pb + offsetB * k * n, ldb: n,
+                                            beta: 0, c: py + index * m * n, ldc: n,
+                                            threads: parallel ? 1 : context.threads)
+                }
+            }
+        }
+        let total = y.elementCount
+        if let bias {
+            let pbias = bias.floats
+            Parallel.forEach(total / max(1, n), threads: context.threads, grain: max(1, 16384 / max(1, n))) { rows in
+                for r in rows {
+                    let row = py + r * n
+                    for j in 0..<n { row[j] += pbias[j] }
+                    activation?.apply(row, n)
+                }
+            }
+        } else {
+            activation?.apply(py, total, threads: context.threads)
+        }
+        if a.rank == 1 { outShape.remove(at: outShape.count - 2) }
+        if b.rank == 1 { outShape.removeLast() }
+        return [y.reshaped(outShape)]
+    }
+}

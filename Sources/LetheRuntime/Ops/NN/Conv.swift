@@ -1,0 +1,225 @@
+import LetheCore
+
+/// The sizes of one 2-D convolution (1-D convolutions run with a height of 1).
+struct Convolution2D {
+    var batch = 0, channels = 0, height = 0, width = 0
+    var outChannels = 0, group = 1
+    var kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, padTop = 0, padLeft = 0
+    var outHeight = 0, outWidth = 0
+
+    var channelsPerGroup: Int { channels / group }
+    var outChannelsPerGroup: Int { outChannels / group }
+    /// Rows of the patch matrix: one per weight element of a group's filter.
+    var patchSize: Int { channelsPerGroup * kh * kw }
+    var outPlane: Int { outHeight * outWidth }
+    var inPlane: Int { height * width }
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && outHeight == height && outWidth == width }
+
+    init() {}
+
+    /// Reads NCHW / NCL sizes from `x` and `w` and resolves padding.
+    init(x: [Int], w: [Int], group: Int, geometry: SpatialGeometry) throws {
+        guard x.count == 3 || x.count == 4, w.count == x.count else {
+            throw RuntimeError("Conv supports 1-D and 2-D inputs; got input \(x) and weight \(w)")
+        }
+        var geometry = geometry
+        if geometry.kernel.isEmpty { geometry.kernel = Array(w[2...]) }
+        try geometry.complete(rank: x.count - 2)
+        let resolved = try geometry.resolve(Array(x[2...]))
+        batch = x[0]; channels = x[1]; outChannels = w[0]; self.group = group
+        guard group > 0, channels % group == 0, outChannels % group == 0, w[1] == channels / group else {
+            throw RuntimeError("Conv input \(x), weight \(w) and group \(group) do not agree")
+        }
+        guard Array(w[2...]) == geometry.kernel else { throw RuntimeError("kernel_shape \(geometry.kernel) differs from weight \(w)") }
+        if x.count == 4 {
+            height = x[2]; width = x[3]
+            kh = w[2]; kw = w[3]
+            sh = geometry.strides[0]; sw = geometry.strides[1]
+            dh = geometry.dilations[0]; dw = geometry.dilations[1]
+            padTop = resolved.begin[0]; padLeft = resolved.begin[1]
+            outHeight = resolved.output[0]; outWidth = resolved.output[1]
+        } else {
+            height = 1; width = x[2]
+            kw = w[2]; sw = geometry.strides[0]; dw = geometry.dilations[0]
+            padLeft = resolved.begin[0]; outHeight = 1; outWidth = resolved.output[0]
+        }
+    }
+
+    /// Copies the receptive fields of one image-group into `col` (patchSize rows of `ldc` floats,
+    /// `outPlane` of them used), zero where the window hangs over the padding.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int) {
+        let oh = outHeight, ow = outWidth
+        for c in 0..<channelsPerGroup {
+            let plane = x + c * inPlane
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let row = col + ((c * kh + i) * kw + j) * ldc
+                    let shift = j * dw - padLeft
+                    // Output columns whose input column lies inside the image.
+                    let low = shift >= 0 ? 0 : min(ow, (-shift + sw - 1) / sw)
+                    let highNumerator = width - 1 - shift
+                    let high = highNumerator < 0 ? 0 : min(ow, highNumerator / sw + 1)
+                    for y in 0..<oh {
+                        let line = row + y * ow
+                        let ih = y * sh - padTop + i * dh
+                        if ih < 0 || ih >= height || high <= low {
+                            line.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        if low > 0 { line.update(repeating: 0, count: low) }
+                        if high < ow { (line + high).update(repeating: 0, count: ow - high) }
+                        let source = plane + ih * width + shift
+                        if sw == 1 {
+                            (line + low).update(from: source + low, count: high - low)
+                        } else {
+                            for xo in low..<high { line[xo] = source[xo * sw] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Conv via im2col and one GEMM per group, with bias and a fused activation applied as each output
+/// row is finished. Small feature maps are batched (several images' patches side by side) so the
+/// GEMM stays wide; batches of chunks run on separate threads with single-threaded GEMMs.
+struct ConvKernel: Kernel {
+    let geometry: SpatialGeometry
+    let group: Int
+    let weight: Tensor?
+    let bias: Tensor?
+    let activation: Activation?
+
+    init(_ request: KernelRequest) throws {
+        group = try request.int("group", 1)
+        guard group >= 1 else { throw Unsupported("group \(group)") }
+        let constantWeight = request.constant(1)?.asFloat32()
+        if let w = constantWeight, w.rank != 3 && w.rank != 4 {
+            throw Unsupported("\(w.rank - 2)-D convolution (only 1-D and 2-D are supported)")
+        }
+        geometry = try SpatialGeometry(request, kernel: constantWeight.map { Array($0.shape[2...]) })
+        if geometry.kernel.count > 2 { throw Unsupported("\(geometry.kernel.count)-D convolution (only 1-D and 2-D are supported)") }
+        weight = constantWeight
+        bias = request.constant(2)?.asFloat32()
+        activation = request.activation
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try requireFloat(inputs.required(0))
+        let w = try weight ?? inputs.required(1).asFloat32()
+        let b = bias ?? inputs.optional(2)?.asFloat32()
+        let conv = try Convolution2D(x: x.shape, w: w.shape, group: group, geometry: geometry)
+        if let b, b.elementCount != conv.outChannels {
+            throw RuntimeError("Conv bias has \(b.elementCount) values for \(conv.outChannels) output channels")
+        }
+        var outShape = [conv.batch, conv.outChannels, conv.outHeight, conv.outWidth]
+        if x.rank == 3 { outShape.remove(at: 2) }
+        let y = try Tensor.uninitialized(.float32, outShape)
+        if y.elementCount == 0 { return [y] }
+        if conv.channelsPerGroup == 1 && conv.outChannelsPerGroup == 1 {
+            depthwise(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
+        } else {
+            gemmConvolution(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
+        }
+        return [y]
+    }
+
+    private func gemmConvolution(_ conv: Convolution2D, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                                 _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
+        let plane = conv.outPlane, k = conv.patchSize, mg = conv.outChannelsPerGroup
+        // Enough images per GEMM to give it about 256 columns.
+        let perChunk = max(1, min(conv.batch, 256 / max(1, plane)))
+        let chunks = (conv.batch + perChunk - 1) / perChunk
+        let parallelChunks = threads > 1 && chunks >= threads
+        let gemmThreads = parallelChunks ? 1 : threads
+        let pointwise = conv.isPointwise
+        let activation = self.activation
+
+        Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
+            let columns = perChunk * plane
+            let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
+            let staging = perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: mg * columns)
+            defer { col?.deallocate(); staging?.deallocate() }
+            for chunk in range {
+                let first = chunk * perChunk
+                let count = min(perChunk, conv.batch - first)
+                let width = count * plane
+                for g in 0..<conv.group {
+                    let weights = w + g * mg * k
+                    let patches: UnsafePointer<Float>
+                    if let col {
+                        for image in 0..<count {
+                            let source = x + ((first + image) * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
+                            if pointwise {
+                                for c in 0..<k {
+                                    (col + c * width + image * plane).update(from: source + c * conv.inPlane, count: plane)
+                                }
+                            } else {
+                                conv.im2col(source, col + image * plane, ldc: width)
+                            }
+                        }
+                        patches = UnsafePointer(col)
+                    } else {
+                        patches = x + (first * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
+                    }
+                    let target = staging ?? (y + (first * conv.outChannels + g * mg) * plane)
+                    MatrixMultiply.multiply(transposeA: false, transposeB: false, m: mg, n: width, k: k,
+                                            a: weights, lda: k, b: patches, ldb: width,
+                                            beta: 0, c: target, ldc: width, threads: gemmThreads)
+                    // Scatter (when batched) and finish each output row: bias, activation.
+                    for image in 0..<count {
+                        for m in 0..<mg {
+                            let channel = g * mg + m
+                            let row = y + ((first + image) * conv.outChannels + channel) * plane
+                            if let staging { row.update(from: staging + m * width + image * plane, count: plane) }
+                            if let b {
+                                let value = b[channel]
+                                for i in 0..<plane { row[i] += value }
+                            }
+                            activation?.apply(row, plane)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One filter per channel: a direct loop beats a GEMM with a single output row.
+    private func depthwise(_ conv: Convolution2D, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                           _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
+        let planes = conv.batch * conv.outChannels
+        let activation = self.activation
+        Parallel.forEach(planes, threads: threads, grain: max(1, 4096 / max(1, conv.outPlane))) { range in
+            for index in range {
+                let channel = index % conv.outChannels, image = index / conv.outChannels
+                let input = x + (image * conv.channels + channel) * conv.inPlane
+                let output = y + index * conv.outPlane
+                output.update(repeating: b?[channel] ?? 0, count: conv.outPlane)
+                let filter = w + channel * conv.kh * conv.kw
+                for i in 0..<conv.kh {
+                    for j in 0..<conv.kw {
+                        let weight = filter[i * conv.kw + j]
+                        let shift = j * conv.dw - conv.padLeft
+                        let low = shift >= 0 ? 0 : min(conv.outWidth, (-shift + conv.sw - 1) / conv.sw)
+                        let highNumerator = conv.width - 1 - shift
+                        let high = highNumerator < 0 ? 0 : min(conv.outWidth, highNumerator / conv.sw + 1)
+                        if high <= low { continue }
+                        for oy in 0..<conv.outHeight {
+                            let ih = oy * conv.sh - conv.padTop + i * conv.dh
+                            if ih < 0 || ih >= conv.height { continue }
+                            let line = output + oy * conv.outWidth
+                            let source = input + ih * conv.width + shift
+                            if conv.sw == 1 {
+                                for ox in low..<high { line[ox] += weight * source[ox] }
+                            } else {
+                                for ox in low..<high { line[ox] += weight * source[ox * conv.sw] }
+                            }
+                        }
+                    }
+                }
+                activation?.apply(output, conv.outPlane)
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import LetheCore
+
+/// ConvTranspose for 1-D and 2-D inputs: a GEMM with the transposed filter, then col2im adds each
+/// column into the output window it came from.
+struct ConvTransposeKernel: Kernel {
+    let group: Int
+    let strides: [Int]?
+    let dilations: [Int]?
+    let pads: [Int]?
+    let outputPadding: [Int]?
+    let outputShape: [Int]?
+    let autoPad: String
+
+    init(_ request: KernelRequest) throws {
+        group = try request.int("group", 1)
+        strides = try request.ints("strides")
+        dilations = try request.ints("dilations")
+        pads = try request.ints("pads")
+        outputPadding = try request.ints("output_padding")
+        outputShape = try request.ints("output_shape")
+        autoPad = try request.string("auto_pad", "NOTSET")
+        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else { throw Unsupported("auto_pad '\(autoPad)'") }
+        if let w = request.constant(1), w.rank > 4 { throw Unsupported("\(w.rank - 2)-D ConvTranspose") }
+        guard group >= 1 else { throw Unsupported("group \(group)") }
+    }
+
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let x = try requireFloat(inputs.required(0))
+        let w = try inputs.required(1).asFloat32()
+        let b = inputs.optional(2)?.asFloat32()
+        guard x.rank == 3 || x.rank == 4, w.rank == x.rank else { throw RuntimeError("ConvTranspose supports 1-D and 2-D, got \(x.shape)") }
+        let rank = x.rank - 2
+        let n = x.shape[0], c = x.shape[1]
+        guard c % group == 0, w.shape[0] == c else { throw RuntimeError("ConvTranspose weight \(w.shape) does not fit input \(x.shape)") }
+        let mg = w.shape[1], m = mg * group, cg = c / group
+        let kernel = Array(w.shape[2...])
+        let s = strides ?? Array(repeating: 1, count: rank)
+        let d = dilations ?? Array(repeating: 1, count: rank)
+        let op = outputPadding ?? Array(repeating: 0, count: rank)
+        var begin = [Int](repeating: 0, count: rank), out = begin
+        guard s.count == rank, d.count == rank, op.count == rank else { throw RuntimeError("ConvTranspose attribute lengths do not match rank \(rank)") }
+        for axis in 0..<rank {
+            let input = x.shape[axis + 2]
+            let full = s[axis] * (input - 1) + op[axis] + (kernel[axis] - 1) * d[axis] + 1
+            var target: Int? = outputShape.map { $0[$0.count - rank + axis] }
+            if target == nil && (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") { target = input * s[axis] }
+            if let target {
+                let total = full - target
+                begin[axis] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                out[axis] = target
+            } else {
+                let p = pads ?? Array(repeating: 0, count: 2 * rank)
+                guard p.count == 2 * rank else { throw RuntimeError("pads length \(p.count)") }
+                begin[axis] = p[axis]
+                out[axis] = full - p[axis] - p[axis + rank]
+            }
+            guard out[axis] > 0 else { throw RuntimeError("ConvTranspose output size \(out[axis]) is not positive") }
+        }
+        let height = rank == 2 ? x.shape[2] : 1, width = x.shape[x.rank - 1]
+        let kh = rank == 2 ? kernel[0] : 1, kw = kernel[rank - 1]
+        let sh = rank == 2 ? s[0] : 1, sw = s[rank - 1], dh = rank == 2 ? d[0] : 1, dw = d[rank - 1]
+        let pt = rank == 2 ? begin[0] : 0, pl = begin[rank - 1]
+        let oh = rank == 2 ? out[0] : 1, ow = out[rank - 1]
+        let y = try Tensor.zeros(.float32, [n, m] + out)
+        let rows = mg * kh * kw, plane = height * width
+        let px = x.floats, pw = w.floats, py = y.mutableFloats
+        let gemmThreads = n >= context.threads ? 1 : context.threads
+        Parallel.forEach(n, threads: n >= context.threads ? context.threads : 1) { images in
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * plane))
+            defer { col.deallocate() }
+            for image in images {
+                for g in 0..<group {
+                    MatrixMultiply.multiply(transposeA: true, transposeB: false, m: rows, n: plane, k: cg,
+                                            a: pw + g * cg * rows, lda: rows,
+                                            b: px + (image * c + g * cg) * plane, ldb: plane,
+                                            beta: 0, c: col, ldc: plane, threads: gemmThreads)
+                    for r in 0..<rows {
+                        let channel = g * mg + r / (kh * kw), i = (r / kw) % kh, j = r % kw
+                        let target = py + (image * m + channel) * oh * ow
+                        let source = col + r * plane
+                        for h in 0..<height {
+                            let oy = h * sh - pt + i * dh
+                            if oy < 0 || oy >= oh { continue }
+                            for xw in 0..<width {
+                                let ox = xw * sw - pl + j * dw
+                                if ox < 0 || ox >= ow { continue }
+                                target[oy * ow + ox] += source[h * width + xw]
+                            }
+                        }
+                    }
+                }
+                if let b {
+                    let pb = b.floats
+                    for channel in 0..<m {
+                        let target = py + (image * m + channel) * oh * ow
+                        for i in 0..<(oh * ow) { target[i] += pb[channel] }
+                    }
+                }
+            }
+        }
+        return [y]
+    }
+}

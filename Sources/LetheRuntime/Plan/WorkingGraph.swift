@@ -1,0 +1,72 @@
+import LetheCore
+import LetheIR
+
+/// The runtime's own view of a model while it is being planned: nodes that rewrites may change,
+/// and constants by value name. The user's `Model` is never modified; weights are shared, not copied.
+struct WorkingGraph {
+    struct Entry {
+        var node: Node
+        var activation: Activation? = nil
+        var fusedBias: Tensor? = nil
+    }
+
+    var entries: [Entry]
+    var constants: [String: Tensor]
+    let inputs: [ValueInfo]
+    let outputs: [String]
+    let opset: Int
+    /// Values a caller asked to see (taps); rewrites must keep them.
+    let required: Set<String>
+
+    init(model: Model, required: Set<String>) {
+        let graph = model.graph
+        var constants: [String: Tensor] = [:]
+        for initializer in graph.initializers {
+            let t = initializer.tensor
+            // Half-precision weights compute in float32.
+            constants[initializer.name] = (t.dtype == .float16 || t.dtype == .bfloat16) ? t.asFloat32() : t
+        }
+        self.constants = constants
+        entries = graph.nodes.map { Entry(node: $0) }
+        inputs = graph.runtimeInputs
+        outputs = graph.outputs.map(\.name)
+        opset = model.onnxOpset ?? 21
+        self.required = required
+    }
+
+    /// How many nodes read each value, plus one for each graph output and required value.
+    func useCounts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for entry in entries { for input in entry.node.inputs where !input.isEmpty { counts[input, default: 0] += 1 } }
+        for output in outputs { counts[output, default: 0] += 1 }
+        for value in required { counts[value, default: 0] += 1 }
+        return counts
+    }
+
+    /// Whether a rewrite may make `value` disappear.
+    func isInternal(_ value: String, uses: [String: Int]) -> Bool {
+        !outputs.contains(value) && !required.contains(value) && uses[value] == 1
+    }
+
+    func request(for entry: Entry) -> KernelRequest {
+        KernelRequest(node: entry.node, opset: opset,
+                      constants: entry.node.inputs.map { $0.isEmpty ? nil : constants[$0] },
+                      activation: entry.activation, fusedBias: entry.fusedBias)
+    }
+
+    /// Entries sorted so every value is produced before it is read.
+    mutating func sortTopologically() throws {
+        let graph = Graph(nodes: entries.map(\.node), inputs: inputs + constants.keys.map { ValueInfo(name: $0) })
+        let order = try graph.topologicalOrder()
+        entries = order.map { entries[$0] }
+    }
+
+    /// A name not used by any value yet.
+    func freshName(_ base: String) -> String {
+        var name = base
+        var counter = 0
+        let taken = Set(entries.flatMap { $0.node.outputs }).union(constants.keys)
+        while taken.contains(name) { counter += 1; name = "\(base)_\(counter)" }
+        return name
+    }
+}

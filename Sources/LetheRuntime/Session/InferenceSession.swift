@@ -1,0 +1,199 @@
+import LetheCore
+import LetheIR
+import Synchronization
+
+/// How a session runs.
+public struct SessionOptions: Sendable {
+    /// Worker threads for kernels and matrix products.
+    public var threads: Int
+    /// Batches larger than this run in consecutive chunks (bounding peak memory); nil never splits.
+    public var maxChunk: Int?
+
+    /// `threads` defaults to every core.
+    public init(threads: Int? = nil, maxChunk: Int? = 256) {
+        self.threads = max(1, threads ?? Parallel.defaultThreads)
+        self.maxChunk = maxChunk
+    }
+}
+
+/// Runs an ONNX-style model on the CPU in float32.
+///
+/// The session validates the whole graph up front, then plans it (constant folding, BatchNorm
+/// folded into Conv, activation fusion, buffer release after last use). A plan is made once per
+/// set of tapped values and reused by every run.
+public final class InferenceSession: @unchecked Sendable {
+    private let model: Model
+    private let options: SessionOptions
+    private let plans = Mutex<[Set<String>: ExecutionPlan]>([:])
+    private let runtimeInputs: [ValueInfo]
+
+    /// Validates and plans `model`. Throws `UnsupportedOperatorError` naming every unsupported
+    /// op/attribute before anything runs.
+    public init(model: Model, options: SessionOptions = .init()) throws {
+        self.model = model
+        self.options = options
+        runtimeInputs = model.graph.runtimeInputs
+        try InferenceSession.validate(model)
+        let plan = try ExecutionPlan(model: model, required: [], context: context)
+        plans.withLock { $0[[]] = plan }
+    }
+
+    /// Runtime inputs (not initializers).
+    public var inputNames: [String] { runtimeInputs.map(\.name) }
+    public var outputNames: [String] { model.graph.outputs.map(\.name) }
+
+    private var context: ExecutionContext { ExecutionContext(threads: options.threads) }
+
+    /// Runs the model on `inputs` (by input name), calling each tap as its value is computed.
+    public func run(_ inputs: [String: Tensor], taps: [ActivationTap] = []) throws -> [String: Tensor] {
+        let feeds = try checkedInputs(inputs)
+        var callbacks: [String: [@Sendable (Tensor) throws -> Void]] = [:]
+        for tap in taps { callbacks[try value(for: tap), default: []].append(tap.body) }
+        let required = Set(callbacks.keys)
+        let plan = try plan(for: required)
+        var slotCallbacks: [Int: [@Sendable (Tensor) throws -> Void]] = [:]
+        for (name, bodies) in callbacks {
+            guard let slot = plan.slotsByValue[name] else { throw RuntimeError("tapped value '\(name)' is not in the plan") }
+            slotCallbacks[slot] = bodies
+        }
+        if let chunk = options.maxChunk, let batch = splittableBatch(feeds), batch > chunk {
+            return try runInChunks(plan, feeds, batch: batch, chunk: chunk, taps: slotCallbacks)
+        }
+        return try plan.execute(feeds, taps: slotCallbacks, context: context)
+    }
+
+    private func plan(for required: Set<String>) throws -> ExecutionPlan {
+        if let existing = plans.withLock({ $0[required] }) { return existing }
+        let plan = try ExecutionPlan(model: model, required: required, context: context)
+        plans.withLock { $0[required] = plan }
+        return plan
+    }
+
+    /// The original-graph value a tap refers to.
+    private func value(for tap: ActivationTap) throws -> String {
+        let nodes = model.graph.nodes
+        let index: Int
+        switch tap.node {
+        case .name(let name):
+            guard let found = nodes.firstIndex(where: { $0.name == name }) else {
+                throw RuntimeError("no node named '\(name)' to tap")
+            }
+            index = found
+        case .index(let i):
+            guard i >= 0, i < nodes.count else { throw RuntimeError("node index \(i) is out of range (\(nodes.count) nodes)") }
+            index = i
+        }
+        let node = nodes[index]
+        let names: [String], port: Int
+        switch tap.port {
+        case .input(let i): names = node.inputs; port = i
+        case .output(let i): names = node.outputs; port = i
+        }
+        guard port >= 0, port < names.count, !names[port].isEmpty else {
+            throw RuntimeError("node '\(node.name)' (\(node.opType)) has no \(tap.port)")
+        }
+        return names[port]
+    }
+
+    /// Checks names, dtypes and ranks against the graph's declared inputs; converts between float kinds.
+    private func checkedInputs(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        var feeds: [String: Tensor] = [:]
+        let known = Set(runtimeInputs.map(\.name))
+        for name in inputs.keys where !known.contains(name) {
+            throw RuntimeError("'\(name)' is not an input of the model (inputs: \(inputNames.joined(separator: ", ")))")
+        }
+        for info in runtimeInputs {
+            guard var tensor = inputs[info.name] else { throw RuntimeError("input '\(info.name)' is missing") }
+            if let dtype = info.dtype, dtype != tensor.dtype {
+                guard dtype.isFloatingPoint, tensor.dtype.isFloatingPoint else {
+                    throw RuntimeError("input '\(info.name)' must be \(dtype), got \(tensor.dtype)")
+                }
+                tensor = try castTensor(tensor, to: dtype == .float32 ? .float32 : dtype)
+            }
+            if let shape = info.shape {
+                guard shape.count == tensor.rank else {
+                    throw RuntimeError("input '\(info.name)' must have rank \(shape.count), got shape \(tensor.shape)")
+                }
+                for (axis, dim) in shape.enumerated() {
+                    if let fixed = dim.fixedValue, fixed != tensor.shape[axis] {
+                        throw RuntimeError("input '\(info.name)' axis \(axis) must be \(fixed), got \(tensor.shape[axis])")
+                    }
+                }
+            }
+            feeds[info.name] = tensor
+        }
+        return feeds
+    }
+
+    /// The batch size when every input has a free leading axis of the same size, else nil.
+    private func splittableBatch(_ feeds: [String: Tensor]) -> Int? {
+        var batch: Int? = nil
+        for info in runtimeInputs {
+            guard let shape = info.shape, let first = shape.first, first.fixedValue == nil,
+                  let tensor = feeds[info.name], tensor.rank >= 1 else { return nil }
+            if let batch, batch != tensor.shape[0] { return nil }
+            batch = tensor.shape[0]
+        }
+        for output in model.graph.outputs {
+            guard let shape = output.shape, let first = shape.first, first.fixedValue == nil else { return nil }
+        }
+        return batch
+    }
+
+    private func runInChunks(_ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int,
+                             taps: [Int: [@Sendable (Tensor) throws -> Void]]) throws -> [String: Tensor] {
+        var pieces: [String: [Tensor]] = [:]
+        var start = 0
+        while start < batch {
+            let count = min(chunk, batch - start)
+            var part: [String: Tensor] = [:]
+            for (name, tensor) in feeds { part[name] = try rows(tensor, start, count) }
+            let outputs = try plan.execute(part, taps: taps, context: context)
+            for (name, tensor) in outputs { pieces[name, default: []].append(tensor) }
+            start += count
+        }
+        var result: [String: Tensor] = [:]
+        for (name, parts) in pieces {
+            let request = KernelRequest(node: Node(opType: "Concat", inputs: [], outputs: [], attributes: [("axis", .int(0))]),
+                                        opset: 13, constants: [])
+            result[name] = try ConcatKernel(request).run(parts, context)[0]
+        }
+        return result
+    }
+
+    private func rows(_ tensor: Tensor, _ start: Int, _ count: Int) throws -> Tensor {
+        var shape = tensor.shape
+        shape[0] = count
+        let rowBytes = tensor.shape.dropFirst().reduce(tensor.dtype.byteSize, *)
+        let bytes = UnsafeRawBufferPointer(start: tensor.storage.base + start * rowBytes, count: count * rowBytes)
+        return Tensor(dtype: tensor.dtype, shape: shape, copying: bytes)
+    }
+
+    /// Every unsupported operator and attribute in `model`, found without running anything.
+    static func validate(_ model: Model) throws {
+        let graph = model.graph
+        let opset = model.onnxOpset ?? 21
+        var constants: [String: Tensor] = [:]
+        for initializer in graph.initializers { constants[initializer.name] = initializer.tensor }
+        var issues: [UnsupportedOperatorError.Issue] = []
+        for node in graph.nodes {
+            if node.opType == "Constant", let value = try? constantValue(node) {
+                for output in node.outputs { constants[output] = value }
+            }
+            guard let factory = OperatorRegistry.factory(for: node) else {
+                let domain = node.domain.isEmpty ? "" : " in domain '\(node.domain)'"
+                issues.append(.init(node: node.name, opType: node.opType, reason: "operator is not supported\(domain)"))
+                continue
+            }
+            let request = KernelRequest(node: node, opset: opset, constants: node.inputs.map { constants[$0] })
+            do {
+                _ = try factory(request)
+            } catch let error as Unsupported {
+                issues.append(.init(node: node.name, opType: node.opType, reason: error.reason))
+            } catch {
+                issues.append(.init(node: node.name, opType: node.opType, reason: "\(error)"))
+            }
+        }
+        if !issues.isEmpty { throw UnsupportedOperatorError(issues: issues) }
+    }
+}

@@ -1,0 +1,70 @@
+import CBLAS
+import LetheCore
+
+/// The BLAS and LAPACK calls Unlearn makes, in one place (row-major throughout).
+enum LinearAlgebra {
+    /// `gram[i][j] += Σ_r rows[r][i]·rows[r][j]` on the upper triangle, for `count` rows of `dimension`
+    /// floats. The block product runs in float32 on `syrk` (half the work of a general product) and is
+    /// summed into the float64 accumulator, so rounding stays per block, not per sample count.
+    static func accumulateGramUpper(rows: UnsafePointer<Float>, count: Int, dimension d: Int,
+                                    block: UnsafeMutablePointer<Float>, into gram: UnsafeMutablePointer<Double>) {
+        guard count > 0, d > 0 else { return }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
+                    1, rows, blasint(d), 0, block, blasint(d))
+        for i in 0..<d {
+            let source = block + i * d
+            let target = gram + i * d
+            for j in i..<d { target[j] += Double(source[j]) }
+        }
+    }
+
+    /// Copies the upper triangle onto the lower one.
+    static func symmetrizeFromUpper(_ matrix: inout [Double], dimension d: Int) {
+        matrix.withUnsafeMutableBufferPointer { m in
+            for i in 0..<d { for j in (i + 1)..<max(i + 1, d) { m[j * d + i] = m[i * d + j] } }
+        }
+    }
+
+    /// Eigen-decomposition of a symmetric `d × d` matrix: eigenvalues ascending, and the matrix whose
+    /// column `j` is the unit eigenvector of eigenvalue `j`.
+    static func symmetricEigen(_ matrix: [Double], dimension d: Int) throws -> (values: [Double], vectors: [Double]) {
+        guard d > 0 else { return ([], []) }
+        var a = matrix
+        var w = [Double](repeating: 0, count: d)
+        let info = a.withUnsafeMutableBufferPointer { ap in
+            w.withUnsafeMutableBufferPointer { wp in
+                LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+                               Int32(d), ap.baseAddress, Int32(d), wp.baseAddress)
+            }
+        }
+        guard info == 0 else { throw NumericalError("eigen-decomposition of a \(d)×\(d) statistics matrix failed (LAPACK info \(info))") }
+        return (w, a)
+    }
+
+    /// `C = op(A)·op(B)` (+ `beta`·C) in float64, with `A` of `m × k` after `op`, `B` of `k × n`.
+    static func multiply(_ a: UnsafePointer<Double>, transposeA: Bool = false, _ b: UnsafePointer<Double>, transposeB: Bool = false,
+                         into c: UnsafeMutablePointer<Double>, m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta == 0 { c.update(repeating: 0, count: m * n) } else if beta != 1 { for i in 0..<(m * n) { c[i] *= beta } }
+            return
+        }
+        let lda = transposeA ? m : k
+        let ldb = transposeB ? k : n
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
+    }
+
+    /// Sets the number of threads OpenBLAS uses (nil leaves its default).
+    static func setThreads(_ count: Int?) {
+        guard let count, count > 0 else { return }
+        openblas_set_num_threads(Int32(count))
+    }
+}
+
+/// A numerical routine failed (a LAPACK error code, a non-finite statistic).
+public struct NumericalError: LetheError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,38 @@
+import LetheCore
+import LetheIR
+
+/// Condenses a projected layer into the report's per-layer line.
+enum LayerSummaryBuilder {
+    static let spectrumLength = 64
+
+    static func summary(of entry: ProjectionPlan.Entry, statistics: StatisticsSet, patched: Tensor?, model: Model) -> UnlearningReport.Layer {
+        let layer = entry.layer
+        let stats = statistics[layer.name]
+        let retain = entry.retainSpaces.first?.energies.reversed().map { $0 } ?? []
+        let forget = entry.forgetSpaces.first?.energies.reversed().map { $0 } ?? []
+        var change = 0.0
+        if let patched {
+            let old = entry.original.doubleValues(), new = patched.doubleValues()
+            var num = 0.0, den = 0.0
+            for i in 0..<min(old.count, new.count) { num += (new[i] - old[i]) * (new[i] - old[i]); den += old[i] * old[i] }
+            change = den > 0 ? (num / den).squareRoot() : 0
+        }
+        let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
+        return UnlearningReport.Layer(
+            name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,
+            groups: layer.groups, inputDimension: layer.inputDimension, retainRows: stats?.retainRows ?? 0,
+            forgetRows: stats?.forgetRows ?? 0, retainSpectrum: Array(retain.prefix(spectrumLength)),
+            forgetSpectrum: Array(forget.prefix(spectrumLength)), retainRank99: rank(retain, share: 0.99),
+            forgetRank99: rank(forget, share: 0.99), relativeChange: change)
+    }
+
+    /// Leading directions needed to reach `share` of the energy (`spectrum` descending, summing to 1).
+    static func rank(_ spectrum: [Double], share: Double) -> Int {
+        var sum = 0.0
+        for (index, value) in spectrum.enumerated() {
+            sum += value
+            if sum >= share { return index + 1 }
+        }
+        return spectrum.count
+    }
+}

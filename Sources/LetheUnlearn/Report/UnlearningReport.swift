@@ -1,0 +1,82 @@
+/// What an unlearning run did and measured, for `--json` and the HTML report.
+public struct UnlearningReport: Sendable, Codable {
+    public struct Settings: Sendable, Codable {
+        public var forgetClasses: [Int]
+        public var alreadyForgotten: [Int]
+        public var retainClasses: [Int]
+        public var samples: Int
+        public var alphaRetain: Double
+        public var alphaForget: Double
+        public var search: Bool
+        /// nil: every output position.
+        public var positionCap: Int?
+        public var seed: UInt64
+        public var layerPatterns: [String]
+        public var batchSize: Int
+        public var threads: Int?
+        /// Whether statistics were loaded (`--stats`) rather than collected.
+        public var statisticsLoaded: Bool
+    }
+
+    /// Wall-clock seconds per phase.
+    public struct Timings: Sendable, Codable {
+        public var statistics: Double = 0
+        public var decomposition: Double = 0
+        public var search: Double = 0
+        public var projection: Double = 0
+        public var evaluation: Double = 0
+        public var total: Double = 0
+    }
+
+    public struct Layer: Sendable, Codable {
+        public var name: String
+        public var nodes: [String]
+        public var kind: String
+        public var orientation: WeightOrientation
+        public var shape: [Int]
+        public var groups: Int
+        public var inputDimension: Int
+        public var retainRows: Int
+        public var forgetRows: Int
+        /// Leading normalised eigenvalues `s_i` (descending, first group), at most 64.
+        public var retainSpectrum: [Double]
+        public var forgetSpectrum: [Double]
+        /// Directions needed to hold 99% of each side's energy (first group).
+        public var retainRank99: Int
+        public var forgetRank99: Int
+        /// `‖W_new − W‖_F / ‖W‖_F` at the chosen α.
+        public var relativeChange: Double
+    }
+
+    public struct GridPoint: Sendable, Codable {
+        public var alphaRetain: Double
+        public var alphaForget: Double
+        public var retainAccuracy: Double?
+        public var forgetAccuracy: Double?
+        /// `ACC_r · (1 − ACC_f)` on the validation split.
+        public var score: Double
+    }
+
+    public struct Evaluation: Sendable, Codable {
+        public var before: ClassificationMetrics
+        public var after: ClassificationMetrics
+        public var membershipBefore: MembershipInference.Result?
+        public var membershipAfter: MembershipInference.Result?
+    }
+
+    public var settings: Settings
+    public var timings = Timings()
+    public var retainSamples: Int
+    public var forgetSamples: Int
+    /// Held out of the training data for the α search (0 without `--search`).
+    public var validationSamples: Int
+    public var layers: [Layer] = []
+    public var skippedLayers: [LayerDiscovery.Skipped] = []
+    public var grid: [GridPoint] = []
+    public var chosenAlphaRetain: Double
+    public var chosenAlphaForget: Double
+    /// On the test set, when one was given.
+    public var test: Evaluation?
+    /// Notes for the user (honest limits, e.g. a forget accuracy still high).
+    public var notes: [String] = []
+}

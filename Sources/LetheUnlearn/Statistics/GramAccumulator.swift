@@ -1,0 +1,73 @@
+/// Accumulates `G = Σ x xᵀ` over rows `x ∈ R^d`: rows gather in a float32 block, each full block is
+/// reduced with `syrk` and summed into float64.
+final class GramAccumulator {
+    let dimension: Int
+    let blockRows: Int
+    /// Upper triangle of `G`, row-major `d × d`, in float64.
+    private(set) var upper: [Double]
+    private(set) var rowCount = 0
+    private var buffer: UnsafeMutablePointer<Float>?
+    private var filled = 0
+    private var block: UnsafeMutablePointer<Float>?
+
+    /// `maxBlockRows` bounds the float32 block; it shrinks for wide rows to keep the block near 64 MB.
+    init(dimension: Int, maxBlockRows: Int = 4096) {
+        self.dimension = dimension
+        self.blockRows = max(1, min(maxBlockRows, (16 << 20) / max(dimension, 1)))
+        self.upper = [Double](repeating: 0, count: dimension * dimension)
+    }
+
+    deinit {
+        buffer?.deallocate()
+        block?.deallocate()
+    }
+
+    /// Appends one row that `fill` writes (exactly `dimension` floats).
+    @inline(__always)
+    func appendRow(_ fill: (UnsafeMutablePointer<Float>) -> Void) {
+        if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+        fill(buffer! + filled * dimension)
+        filled += 1
+        rowCount += 1
+        if filled == blockRows { flush() }
+    }
+
+    /// Adds `count` contiguous rows straight from the caller's memory (no copy).
+    func add(rows: UnsafePointer<Float>, count: Int) {
+        var start = 0
+        while start < count {
+            let n = min(blockRows, count - start)
+            reduce(rows + start * dimension, count: n)
+            start += n
+        }
+        rowCount += count
+    }
+
+    /// Reduces the partly filled block.
+    func flush() {
+        guard filled > 0, let buffer else { return }
+        reduce(buffer, count: filled)
+        filled = 0
+    }
+
+    /// The symmetric `G` (row-major, both triangles), after flushing.
+    func gram() -> [Double] {
+        flush()
+        var full = upper
+        LinearAlgebra.symmetrizeFromUpper(&full, dimension: dimension)
+        releaseScratch()
+        return full
+    }
+
+    private func reduce(_ rows: UnsafePointer<Float>, count: Int) {
+        if block == nil { block = .allocate(capacity: dimension * dimension) }
+        upper.withUnsafeMutableBufferPointer { g in
+            LinearAlgebra.accumulateGramUpper(rows: rows, count: count, dimension: dimension, block: block!, into: g.baseAddress!)
+        }
+    }
+
+    private func releaseScratch() {
+        buffer?.deallocate(); buffer = nil
+        block?.deallocate(); block = nil
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import LetheCore
+
+/// Receives one tapped activation of a layer's node and turns it into statistics rows.
+///
+/// Taps may fire on the runtime's threads, so every sink serialises its own accumulation.
+final class LayerRowSink: @unchecked Sendable {
+    let layer: WeightLayer
+    let layerIndex: Int
+    let positionCap: Int?
+    let seed: UInt64
+    private let lock = NSLock()
+    private var accumulators: [GramAccumulator]
+    /// Images each use has seen in this pass: the runtime may split a batch into chunks, so the
+    /// sink counts images itself to give every image its own position draw.
+    private var imagesSeen: [Int: Int] = [:]
+    var passTag: UInt64 = 0
+
+    init(layer: WeightLayer, layerIndex: Int, positionCap: Int?, seed: UInt64) {
+        self.layer = layer
+        self.layerIndex = layerIndex
+        self.positionCap = positionCap
+        self.seed = seed
+        self.accumulators = (0..<layer.groups).map { _ in GramAccumulator(dimension: layer.inputDimension) }
+    }
+
+    /// Rows accumulated per group.
+    var rowCount: Int { accumulators.first?.rowCount ?? 0 }
+
+    /// The finished matrices, one per group.
+    func grams() -> [[Double]] {
+        lock.lock(); defer { lock.unlock() }
+        return accumulators.map { $0.gram() }
+    }
+
+    func consume(_ activation: Tensor, use: LayerUse, useIndex: Int) throws {
+        lock.lock(); defer { lock.unlock() }
+        let values = activation.dtype == .float32 ? activation : activation.convertedFloatingPoint(to: .float32)
+        guard values.dtype == .float32 else {
+            throw StatisticsError("layer \(layer.name): node \(use.node) input is \(activation.dtype.shortName), not floating point")
+        }
+        switch use.rows {
+        case .convolution(let geometry): try consumePatches(values, geometry: geometry, use: use, useIndex: useIndex)
+        case .lastAxis: try consumeVectors(values, use: use)
+        case .columns: try consumeColumns(values, use: use)
+        }
+    }
+
+    private func consumeVectors(_ values: Tensor, use: LayerUse) throws {
+        let d = layer.inputDimension
+        guard values.rank >= 1, values.shape.last == d else {
+            throw StatisticsError("layer \(layer.name): node \(use.node) input \(values.shape) does not end in \(d)")
+        }
+        values.withUnsafeBufferPointer(of: Float.self) { p in
+            guard let base = p.baseAddress else { return }
+            accumulators[0].add(rows: base, count: p.count / d)
+        }
+    }
+
+    private func consumeColumns(_ values: Tensor, use: LayerUse) throws {
+        let d = layer.inputDimension
+        guard values.rank == 2, values.shape[0] == d else {
+            throw StatisticsError("layer \(layer.name): node \(use.node) input \(values.shape) is not \(d) × M")
+        }
+        let m = values.shape[1]
+        values.withUnsafeBufferPointer(of: Float.self) { p in
+            for column in 0..<m {
+                accumulators[0].appendRow { row in for i in 0..<d { row[i] = p[i * m + column] } }
+            }
+        }
+    }
+
+    private func consumePatches(_ values: Tensor, geometry: ConvGeometry, use: LayerUse, useIndex: Int) throws {
+        guard values.rank == 3 || values.rank == 4 else {
+            throw StatisticsError("layer \(layer.name): node \(use.node) input \(values.shape) is not NCW or NCHW")
+        }
+        let n = values.shape[0], c = values.shape[1]
+        let h = values.rank == 4 ? values.shape[2] : 1
+        let w = values.shape[values.rank - 1]
+        let patches = PatchRows(channels: c, height: h, width: w, geometry: geometry)
+        guard c % geometry.group == 0, patches.rowLength == layer.inputDimension else {
+            throw StatisticsError("layer \(layer.name): node \(use.node) input has \(c) channels, the weight expects \(layer.inputDimension) values per patch in \(geometry.group) group(s)")
+        }
+        let imageSize = c * h * w
+        let firstImage = imagesSeen[useIndex, default: 0]
+        imagesSeen[useIndex] = firstImage + n
+        values.withUnsafeBufferPointer(of: Float.self) { p in
+            guard let base = p.baseAddress else { return }
+            for image in 0..<n {
+                let imageSeed = SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image))
+                let chosen = PositionSampler.positions(total: patches.positions, cap: positionCap, seed: imageSeed)
+                let source = base + image * imageSize
+                for group in 0..<geometry.group {
+                    let accumulator = accumulators[group]
+                    for position in chosen {
+                        accumulator.appendRow { row in patches.fill(row: row, image: source, group: group, position: position) }
+                    }
+                }
+            }
+        }
+    }
+}

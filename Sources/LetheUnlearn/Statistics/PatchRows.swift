@@ -1,0 +1,96 @@
+/// Receptive-field patches of a convolution's input, one row per output position, flattened in the
+/// weight's order `C, kh, kw` for one group (DESIGN §4). This is statistics bookkeeping on a tapped
+/// activation, not a convolution: no layer arithmetic happens here.
+struct PatchRows {
+    let channels: Int
+    let height: Int
+    let width: Int
+    let geometry: ConvGeometry
+    let pads: [Int]
+    let outputHeight: Int
+    let outputWidth: Int
+
+    /// For an input of `channels × height × width` per image.
+    init(channels: Int, height: Int, width: Int, geometry: ConvGeometry) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.geometry = geometry
+        self.pads = geometry.resolvedPads(height: height, width: width)
+        let size = geometry.outputSize(height: height, width: width)
+        self.outputHeight = size.height
+        self.outputWidth = size.width
+    }
+
+    var positions: Int { outputHeight * outputWidth }
+    var groupChannels: Int { channels / geometry.group }
+    var rowLength: Int { groupChannels * geometry.kernel[0] * geometry.kernel[1] }
+
+    /// Writes the patch of output `position` (row-major over the output map) of `group`, reading the
+    /// image at `image` (`channels × height × width` floats).
+    @inline(__always)
+    func fill(row: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, group: Int, position: Int) {
+        let kh = geometry.kernel[0], kw = geometry.kernel[1]
+        let oy = position / outputWidth, ox = position % outputWidth
+        let y0 = oy * geometry.strides[0] - pads[0], x0 = ox * geometry.strides[1] - pads[1]
+        let dy = geometry.dilations[0], dx = geometry.dilations[1]
+        let plane = height * width
+        var out = row
+        for c in 0..<groupChannels {
+            let source = image + (group * groupChannels + c) * plane
+            for ky in 0..<kh {
+                let y = y0 + ky * dy
+                if y < 0 || y >= height {
+                    out.update(repeating: 0, count: kw)
+                } else {
+                    let line = source + y * width
+                    for kx in 0..<kw {
+                        let x = x0 + kx * dx
+                        out[kx] = (x >= 0 && x < width) ? line[x] : 0
+                    }
+                }
+                out += kw
+            }
+        }
+    }
+}
+
+/// Which output positions of one image feed the statistics: all of them up to `cap`, else `cap` of
+/// them drawn with a generator seeded by the run's seed and the image's identity.
+enum PositionSampler {
+    static func positions(total: Int, cap: Int?, seed: UInt64) -> [Int] {
+        guard let cap, total > cap else { return Array(0..<total) }
+        var generator = SplitMix64(seed: seed)
+        var pool = Array(0..<total)
+        for i in 0..<cap {
+            let j = i + Int(generator.next() % UInt64(total - i))
+            pool.swapAt(i, j)
+        }
+        return pool[0..<cap].sorted()
+    }
+}
+
+/// A small, fast, well-mixed generator whose output depends only on its seed (Swift's default
+/// generator is not seedable).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Mixes several values into one seed.
+    public static func combine(_ values: UInt64...) -> UInt64 {
+        var generator = SplitMix64(seed: 0x5EED)
+        var result: UInt64 = 0
+        for value in values {
+            generator = SplitMix64(seed: generator.next() ^ value)
+            result = generator.next()
+        }
+        return result
+    }
+}

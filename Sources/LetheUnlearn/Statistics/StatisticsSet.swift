@@ -1,0 +1,135 @@
+import LetheCore
+
+/// One weight layer's input statistics: `G = Σ x xᵀ` (float64, not mean-centred) over the retain
+/// rows and over the forget rows, one matrix per convolution group.
+public struct LayerStatistics: Sendable {
+    public var layer: String
+    public var groups: Int
+    public var dimension: Int
+    /// Per group, row-major `d × d`, symmetric.
+    public var retain: [[Double]]
+    public var forget: [[Double]]
+    /// Rows accumulated (per group: every group sees the same positions).
+    public var retainRows: Int
+    public var forgetRows: Int
+
+    public init(layer: String, groups: Int, dimension: Int) {
+        self.layer = layer
+        self.groups = groups
+        self.dimension = dimension
+        let zero = [Double](repeating: 0, count: dimension * dimension)
+        retain = Array(repeating: zero, count: groups)
+        forget = Array(repeating: zero, count: groups)
+        retainRows = 0
+        forgetRows = 0
+    }
+
+    /// Adds another shard's statistics of the same layer (Grams add up exactly).
+    public mutating func add(_ other: LayerStatistics) throws {
+        guard other.groups == groups, other.dimension == dimension else {
+            throw StatisticsError("layer \(layer): statistics of \(other.groups) group(s) of size \(other.dimension) cannot be added to \(groups) of size \(dimension)")
+        }
+        for g in 0..<groups {
+            for i in 0..<retain[g].count {
+                retain[g][i] += other.retain[g][i]
+                forget[g][i] += other.forget[g][i]
+            }
+        }
+        retainRows += other.retainRows
+        forgetRows += other.forgetRows
+    }
+}
+
+/// Statistics of every weight layer, as saved by `lethe stats` and reused by `lethe unlearn --stats`.
+///
+/// File form (safetensors): one F64 tensor `<layer>/retain` and one `<layer>/forget` per layer, of
+/// shape `d × d` (or `groups × d × d`), and row counts in the metadata as `<layer>/retain_rows`,
+/// `<layer>/forget_rows`; `lethe.statistics` marks the file.
+public struct StatisticsSet: Sendable {
+    /// Layers in discovery order.
+    public private(set) var layers: [LayerStatistics]
+
+    public init(layers: [LayerStatistics] = []) { self.layers = layers }
+
+    public subscript(layer: String) -> LayerStatistics? { layers.first { $0.layer == layer } }
+
+    /// Adds a layer, or adds into the layer of the same name.
+    public mutating func merge(_ layer: LayerStatistics) throws {
+        if let index = layers.firstIndex(where: { $0.layer == layer.layer }) {
+            try layers[index].add(layer)
+        } else {
+            layers.append(layer)
+        }
+    }
+
+    /// Adds every layer of `other` (shards of the same model add up).
+    public mutating func merge(_ other: StatisticsSet) throws {
+        for layer in other.layers { try merge(layer) }
+    }
+
+    public static let formatKey = "lethe.statistics"
+    public static let formatVersion = "1"
+
+    /// Tensors and metadata to save.
+    public func fileContents() -> (tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)]) {
+        var tensors: [(name: String, tensor: Tensor)] = []
+        var metadata: [(key: String, value: String)] = [(StatisticsSet.formatKey, StatisticsSet.formatVersion)]
+        for layer in layers {
+            let shape = layer.groups == 1 ? [layer.dimension, layer.dimension] : [layer.groups, layer.dimension, layer.dimension]
+            tensors.append(("\(layer.layer)/retain", Tensor(shape: shape, values: layer.retain.flatMap { $0 })))
+            tensors.append(("\(layer.layer)/forget", Tensor(shape: shape, values: layer.forget.flatMap { $0 })))
+            metadata.append(("\(layer.layer)/retain_rows", String(layer.retainRows)))
+            metadata.append(("\(layer.layer)/forget_rows", String(layer.forgetRows)))
+        }
+        return (tensors, metadata)
+    }
+
+    /// Rebuilds a set from a statistics file's tensors and metadata, validating names, shapes and counts.
+    public init(tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)]) throws {
+        let meta = Dictionary(metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        guard meta[StatisticsSet.formatKey] != nil else {
+            throw StatisticsError("not a Lethe statistics file (no \(StatisticsSet.formatKey) metadata)")
+        }
+        let byName = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        var names: [String] = []
+        for (name, _) in tensors where name.hasSuffix("/retain") {
+            names.append(String(name.dropLast("/retain".count)))
+        }
+        var layers: [LayerStatistics] = []
+        for name in names {
+            guard let retain = byName["\(name)/retain"], let forget = byName["\(name)/forget"] else {
+                throw StatisticsError("layer \(name): missing \(name)/forget")
+            }
+            guard retain.dtype == .float64, forget.dtype == .float64, retain.shape == forget.shape,
+                  retain.rank == 2 || retain.rank == 3, retain.shape[retain.rank - 1] == retain.shape[retain.rank - 2] else {
+                throw StatisticsError("layer \(name): statistics must be F64 of shape d×d or groups×d×d, found \(retain.dtype.shortName) \(retain.shape) and \(forget.dtype.shortName) \(forget.shape)")
+            }
+            let d = retain.shape[retain.rank - 1]
+            let groups = retain.rank == 3 ? retain.shape[0] : 1
+            guard groups >= 1, d >= 1 else { throw StatisticsError("layer \(name): empty statistics \(retain.shape)") }
+            guard let retainRows = meta["\(name)/retain_rows"].flatMap({ Int($0) }), retainRows >= 0,
+                  let forgetRows = meta["\(name)/forget_rows"].flatMap({ Int($0) }), forgetRows >= 0 else {
+                throw StatisticsError("layer \(name): missing or invalid row counts in metadata")
+            }
+            var layer = LayerStatistics(layer: name, groups: groups, dimension: d)
+            let r = retain.doubleValues(), f = forget.doubleValues()
+            guard r.allSatisfy(\.isFinite), f.allSatisfy(\.isFinite) else { throw StatisticsError("layer \(name): non-finite statistics") }
+            let size = d * d
+            for g in 0..<groups {
+                layer.retain[g] = Array(r[(g * size)..<((g + 1) * size)])
+                layer.forget[g] = Array(f[(g * size)..<((g + 1) * size)])
+            }
+            layer.retainRows = retainRows
+            layer.forgetRows = forgetRows
+            layers.append(layer)
+        }
+        self.layers = layers
+    }
+}
+
+/// Statistics that do not fit the model or each other.
+public struct StatisticsError: LetheError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import LetheCore
+import LetheIR
+
+/// Settings of one unlearning run (DESIGN §4 defaults).
+public struct UnlearningConfiguration: Sendable {
+    public var forgetClasses: [Int]
+    /// Classes forgotten by an earlier run: kept out of the retain side.
+    public var alreadyForgotten: [Int] = []
+    /// `S`.
+    public var samples = 900
+    public var alphaRetain = 100.0
+    public var alphaForget = 3.0
+    /// Search the α grid on a validation split instead of using `alphaRetain`/`alphaForget`.
+    public var search = false
+    public var alphaRetainGrid: [Double] = [10, 30, 100, 300, 1000]
+    public var alphaForgetGrid: [Double] = [1, 3, 10, 30, 100]
+    /// Samples per class held out of the training data for the search (at most a tenth of each class).
+    public var validationPerClass = 100
+    public var layerFilter: LayerFilter?
+    /// Output positions per image above which positions are sampled (DESIGN §4); nil = all.
+    public var positionCap: Int? = 1024
+    public var seed: UInt64 = 0
+    /// BLAS threads (nil: the library's default).
+    public var threads: Int?
+    public var batchSize = 64
+    /// Compute membership-inference efficacy before and after (needs a test set).
+    public var membershipInference = true
+    /// Bound on each side of the attacker's training set and on the forget samples it scores.
+    public var membershipMaxPerSide: Int? = 5000
+
+    public init(forgetClasses: [Int]) { self.forgetClasses = forgetClasses }
+}
+
+/// The outcome: patched weights to write back in the original format, the patched model, and the report.
+public struct UnlearningResult: Sendable {
+    /// New tensors keyed by initializer name (or Constant output), each in its original dtype.
+    public var patchedWeights: [String: Tensor]
+    public var model: Model
+    public var statistics: StatisticsSet
+    public var report: UnlearningReport
+}
+
+/// Gradient-free class forgetting (DESIGN §4): statistics of every weight layer's inputs on retain and
+/// forget samples, their eigen-spaces, and an input-side projection of each weight.
+public struct Unlearner: Sendable {
+    public let model: Model
+    public let configuration: UnlearningConfiguration
+    public let layers: [WeightLayer]
+    public let skippedLayers: [LayerDiscovery.Skipped]
+    let makeExecutor: ModelExecutorFactory
+
+    /// `executorFactory` runs models; by default Lethe's interpreter.
+    public init(model: Model, configuration: UnlearningConfiguration, executorFactory: ModelExecutorFactory? = nil) throws {
+        guard !configuration.forgetClasses.isEmpty else { throw UsageError("name at least one class to forget") }
+        guard configuration.alphaRetain > 0, configuration.alphaForget > 0,
+              (configuration.alphaRetainGrid + configuration.alphaForgetGrid).allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw UsageError("α scales must be positive")
+        }
+        guard configuration.batchSize > 0 else { throw UsageError("batch size must be positive") }
+        if let cap = configuration.positionCap, cap <= 0 { throw UsageError("--positions must be positive or 'all'") }
+        self.model = model
+        self.configuration = configuration
+        let found = LayerDiscovery.discover(in: model, filter: configuration.layerFilter)
+        guard !found.layers.isEmpty else {
+            throw UsageError(configuration.layerFilter == nil
+                ? "the model has no Conv, Gemm or MatMul with a constant weight"
+                : "no weight layer matches --layers \(configuration.layerFilter!.patterns.joined(separator: ","))")
+        }
+        layers = found.layers
+        skippedLayers = found.skipped
+        makeExecutor = executorFactory ?? RuntimeExecutor.factory(threads: configuration.threads)
+        LinearAlgebra.setThreads(configuration.threads)
+    }
+
+    /// Statistics of the retain and forget samples chosen from `samples` (for `lethe stats`).
+    public func collectStatistics(samples: SampleSet, progress: UnlearningProgress? = nil) throws -> StatisticsSet {
+        let selection = try select(from: samples, validation: false)
+        return try collect(samples: samples, selection: selection, progress: progress)
+    }
+
+    /// Forgets the configured classes. `statistics` (from `collectStatistics`, possibly summed over
+    /// shards) skips the statistics pass; `test` enables the before/after metrics.
+    public func run(train: SampleSet, test: SampleSet? = nil, statistics: StatisticsSet? = nil,
+                    progress: UnlearningProgress? = nil) throws -> UnlearningResult {
+        let started = Date()
+        var timings = UnlearningReport.Timings()
+        let selection = try select(from: train, validation: configuration.search)
+
+        var phase = Date()
+        let stats = try statistics ?? collect(samples: train, selection: selection, progress: progress)
+        timings.statistics = Date().timeIntervalSince(phase)
+
+        phase = Date()
+        progress?("eigen-decomposition", 0, layers.count)
+        let plan = try ProjectionPlan(model: model, layers: layers, statistics: stats)
+        progress?("eigen-decomposition", layers.count, layers.count)
+        timings.decomposition = Date().timeIntervalSince(phase)
+
+        var grid: [UnlearningReport.GridPoint] = []
+        var alphaRetain = configuration.alphaRetain, alphaForget = configuration.alphaForget
+        if configuration.search {
+            phase = Date()
+            let search = try AlphaSearch(plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
+                                         validation: train.subset(selection.validation), batchSize: configuration.batchSize,
+                                         makeExecutor: makeExecutor)
+            let outcome = try search.run(alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
+                                         progress: progress)
+            grid = outcome.grid
+            alphaRetain = outcome.best.alphaRetain
+            alphaForget = outcome.best.alphaForget
+            timings.search = Date().timeIntervalSince(phase)
+        }
+
+        phase = Date()
+        let weights = plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
+        let patched = model.replacingWeights(weights)
+        timings.projection = Date().timeIntervalSince(phase)
+
+        phase = Date()
+        var evaluation: UnlearningReport.Evaluation?
+        if let test {
+            evaluation = try evaluate(original: model, patched: patched, train: train, test: test, progress: progress)
+        }
+        timings.evaluation = Date().timeIntervalSince(phase)
+        timings.total = Date().timeIntervalSince(started)
+
+        var report = UnlearningReport(
+            settings: settings(retainClasses: selection.retainClasses, statisticsLoaded: statistics != nil),
+            timings: timings, retainSamples: selection.retain.count, forgetSamples: selection.forget.count,
+            validationSamples: selection.validation.count,
+            layers: plan.entries.map { LayerSummaryBuilder.summary(of: $0, statistics: stats, patched: weights[$0.layer.name], model: model) },
+            skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget, test: evaluation)
+        if let forget = evaluation?.after.forgetAccuracy, forget > 0.02 {
+            report.notes.append(String(format: "forget accuracy after unlearning is %.1f%%; classes that share most features with others may not be fully forgotten by this method%@",
+                                       forget * 100, configuration.search ? "" : " (try --search)"))
+        }
+        return UnlearningResult(patchedWeights: weights, model: patched, statistics: stats, report: report)
+    }
+
+    func select(from samples: SampleSet, validation: Bool) throws -> SampleSelection {
+        let selection = try SampleSelection(labels: samples.labels, forgetClasses: Set(configuration.forgetClasses),
+                                            alreadyForgotten: Set(configuration.alreadyForgotten), samples: configuration.samples,
+                                            validationPerClass: validation ? configuration.validationPerClass : 0)
+        guard !selection.forget.isEmpty else { throw UsageError("no samples of the forget classes are left for statistics") }
+        if validation, selection.validation.isEmpty {
+            throw UsageError("the data is too small to hold out a validation split for --search (needs ≥ 10 samples per class)")
+        }
+        return selection
+    }
+
+    func collect(samples: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> StatisticsSet {
+        let collector = StatisticsCollector(layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
+                                            batchSize: configuration.batchSize)
+        return try collector.collect(executor: makeExecutor(model), retain: samples.subset(selection.retain),
+                                     forget: samples.subset(selection.forget), progress: progress)
+    }
+
+    private func evaluate(original: Model, patched: Model, train: SampleSet, test: SampleSet,
+                          progress: UnlearningProgress?) throws -> UnlearningReport.Evaluation {
+        let forget = Set(configuration.forgetClasses)
+        let excluded = forget.union(configuration.alreadyForgotten)
+        var members: SampleSet?
+        var targets: SampleSet?
+        if configuration.membershipInference {
+            var generator = SplitMix64(seed: SplitMix64.combine(configuration.seed, 0x4D454D))
+            let cap = configuration.membershipMaxPerSide ?? Int.max
+            let memberPool = train.labels.indices.filter { !excluded.contains(train.labels[$0]) }
+            let targetPool = train.labels.indices.filter { forget.contains(train.labels[$0]) }
+            let memberCount = min(memberPool.count, test.count, cap)
+            if memberCount > 0, !targetPool.isEmpty {
+                members = train.subset(Array(memberPool.shuffled(using: &generator).prefix(memberCount)).sorted())
+                targets = train.subset(Array(targetPool.shuffled(using: &generator).prefix(cap)).sorted())
+            }
+        }
+        func measure(_ model: Model, _ phase: String) throws -> (ClassificationMetrics, MembershipInference.Result?) {
+            let executor = try makeExecutor(model)
+            let logits = try executor.logits(of: test, batchSize: configuration.batchSize, progress: progress, phase: phase)
+            let metrics = ClassificationMetrics(labels: test.labels, predictions: logits.predictions, forgetClasses: forget)
+            guard let members, let targets else { return (metrics, nil) }
+            let memberProbabilities = try executor.logits(of: members, batchSize: configuration.batchSize).trueLabelProbabilities(members.labels)
+            let targetProbabilities = try executor.logits(of: targets, batchSize: configuration.batchSize).trueLabelProbabilities(targets.labels)
+            let mia = try MembershipInference.efficacy(members: memberProbabilities, nonMembers: logits.trueLabelProbabilities(test.labels),
+                                                       targets: targetProbabilities, seed: configuration.seed,
+                                                       maxPerSide: configuration.membershipMaxPerSide)
+            return (metrics, mia)
+        }
+        let before = try measure(original, "evaluate (original)")
+        let after = try measure(patched, "evaluate (patched)")
+        return UnlearningReport.Evaluation(before: before.0, after: after.0, membershipBefore: before.1, membershipAfter: after.1)
+    }
+
+    private func settings(retainClasses: [Int], statisticsLoaded: Bool) -> UnlearningReport.Settings {
+        UnlearningReport.Settings(
+            forgetClasses: configuration.forgetClasses.sorted(), alreadyForgotten: configuration.alreadyForgotten.sorted(),
+            retainClasses: retainClasses, samples: configuration.samples, alphaRetain: configuration.alphaRetain,
+            alphaForget: configuration.alphaForget, search: configuration.search, positionCap: configuration.positionCap,
+            seed: configuration.seed, layerPatterns: configuration.layerFilter?.patterns ?? [], batchSize: configuration.batchSize,
+            threads: configuration.threads, statisticsLoaded: statisticsLoaded)
+    }
+}

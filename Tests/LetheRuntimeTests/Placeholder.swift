@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheRuntime
-
-final class LetheRuntimeTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

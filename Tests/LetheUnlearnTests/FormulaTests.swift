@@ -1,0 +1,91 @@
+import XCTest
+@testable import LetheUnlearn
+
+final class FormulaTests: XCTestCase {
+    func testScaleAtAlphaOneIsTheEnergy() {
+        for s in [0.0, 0.01, 0.3, 0.9, 1.0] {
+            XCTAssertEqual(FeatureSpace.scale(energy: s, alpha: 1), s, accuracy: 1e-15)
+        }
+    }
+
+    func testScaleTendsToOneOnTheSupport() {
+        XCTAssertEqual(FeatureSpace.scale(energy: 0.01, alpha: 1e9), 1, accuracy: 1e-6)
+        XCTAssertEqual(FeatureSpace.scale(energy: 0, alpha: 1e9), 0)
+        // α·s/((α−1)s+1) at α = 100, s = 0.1 is 10 / 10.9.
+        XCTAssertEqual(FeatureSpace.scale(energy: 0.1, alpha: 100), 10 / 10.9, accuracy: 1e-15)
+        // α below 1 shrinks: α = 0.5, s = 0.5 gives 0.25 / 0.75.
+        XCTAssertEqual(FeatureSpace.scale(energy: 0.5, alpha: 0.5), 1.0 / 3.0, accuracy: 1e-15)
+    }
+
+    func testEnergiesAreNormalisedEigenvalues() throws {
+        // Eigenvalues 1 and 3 → s = 0.25, 0.75.
+        let g = [2.0, 1.0, 1.0, 2.0]
+        let space = try FeatureSpace(gram: g, dimension: 2)
+        XCTAssertEqual(space.energies[0], 0.25, accuracy: 1e-14)
+        XCTAssertEqual(space.energies[1], 0.75, accuracy: 1e-14)
+        // α = 1: M = G / tr(G).
+        let m = space.projector(alpha: 1)
+        for (value, expected) in zip(m, g.map { $0 / 4 }) { XCTAssertEqual(value, expected, accuracy: 1e-14) }
+    }
+
+    /// The projection in factored form agrees with forming M_r, M_f and P explicitly, in both orientations.
+    func testProjectionMatchesExplicitFormula() throws {
+        let d = 7, o = 5
+        let xr = TestSupport.randomValues(30 * d, seed: 1), xf = TestSupport.randomValues(12 * d, seed: 2)
+        let gr = TestSupport.gram(xr, rows: 30, d: d), gf = TestSupport.gram(xf, rows: 12, d: d)
+        let w = TestSupport.randomValues(o * d, seed: 3)
+        let retain = try FeatureSpace(gram: gr, dimension: d), forget = try FeatureSpace(gram: gf, dimension: d)
+        for (ar, af) in [(100.0, 3.0), (10, 1), (1000, 100)] {
+            let mr = retain.projector(alpha: ar), mf = forget.projector(alpha: af)
+            // P = I − (M_f − M_f M_r); W_new = W Pᵀ.
+            let mfmr = TestSupport.multiply(mf, mr, m: d, k: d, n: d)
+            let id = TestSupport.identity(d)
+            let p = (0..<(d * d)).map { id[$0] - (mf[$0] - mfmr[$0]) }
+            let expected = TestSupport.multiply(w, TestSupport.transpose(p, rows: d, columns: d), m: o, k: d, n: d)
+            let got = InputProjection.apply(to: w, outputs: o, retain: retain, alphaRetain: ar, forget: forget, alphaForget: af)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(got, expected), 1e-12)
+            // The d × O form: B_new = P B with B = Wᵀ is W_newᵀ.
+            let b = TestSupport.transpose(w, rows: o, columns: d)
+            let bNew = TestSupport.multiply(p, b, m: d, k: d, n: o)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(TestSupport.transpose(bNew, rows: d, columns: o), got), 1e-12)
+        }
+    }
+
+    /// Identical retain and forget spaces with M_r ≈ I on them: nothing is removed.
+    func testIdenticalSpacesRemoveNothing() throws {
+        let d = 6
+        let x = TestSupport.randomValues(40 * d, seed: 9)
+        let space = try FeatureSpace(gram: TestSupport.gram(x, rows: 40, d: d), dimension: d)
+        let w = TestSupport.randomValues(4 * d, seed: 10)
+        let patched = InputProjection.apply(to: w, outputs: 4, retain: space, alphaRetain: 1e12, forget: space, alphaForget: 3)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(patched, w), 1e-9)
+    }
+
+    /// Orthogonal spaces: the weight loses exactly its forget-space part.
+    func testOrthogonalSpacesRemoveTheForgetSpace() throws {
+        let d = 4
+        // Retain rows span e0, e1; forget rows span e2 only.
+        var xr: [Double] = [], xf: [Double] = []
+        for i in 0..<10 { xr += [Double(i % 3) + 1, Double(i % 2) - 0.5, 0, 0]; xf += [0, 0, Double(i) + 1, 0] }
+        let retain = try FeatureSpace(gram: TestSupport.gram(xr, rows: 10, d: d), dimension: d)
+        let forget = try FeatureSpace(gram: TestSupport.gram(xf, rows: 10, d: d), dimension: d)
+        let w = [1.0, 2, 3, 4, 5, 6, 7, 8]
+        let expected = [1.0, 2, 0, 4, 5, 6, 0, 8]
+        // One direction holds all the forget energy (s = 1 → λ = 1 for every α_f).
+        for af in [1.0, 3, 100] {
+            let patched = InputProjection.apply(to: w, outputs: 2, retain: retain, alphaRetain: 100, forget: forget, alphaForget: af)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(patched, expected), 1e-12)
+        }
+    }
+
+    func testEmptyStatisticsLeaveTheWeight() throws {
+        let zero = try FeatureSpace(gram: [Double](repeating: 0, count: 9), dimension: 3)
+        XCTAssertEqual(zero.energies, [0, 0, 0])
+        let w = [1.0, 2, 3]
+        XCTAssertEqual(InputProjection.apply(to: w, outputs: 1, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3), w)
+    }
+
+    func testNonFiniteStatisticsAreRefused() {
+        XCTAssertThrowsError(try FeatureSpace(gram: [1, .nan, .nan, 1], dimension: 2))
+    }
+}

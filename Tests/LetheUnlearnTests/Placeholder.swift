@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheUnlearn
-
-final class LetheUnlearnTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,0 +1,196 @@
+import Foundation
+import LetheCore
+import LetheIR
+import LetheSafetensors
+import XCTest
+@testable import LetheUnlearn
+
+final class StatisticsTests: XCTestCase {
+    /// Naive patches: pad the image explicitly, then read the window; rows of one group, C·kh·kw order.
+    private func naivePatches(_ image: [Float], channels: Int, height: Int, width: Int, geometry g: ConvGeometry, group: Int) -> [[Float]] {
+        let p = g.resolvedPads(height: height, width: width)
+        let ph = height + p[0] + p[2], pw = width + p[1] + p[3]
+        var padded = [Float](repeating: 0, count: channels * ph * pw)
+        for c in 0..<channels { for y in 0..<height { for x in 0..<width {
+            padded[c * ph * pw + (y + p[0]) * pw + x + p[1]] = image[c * height * width + y * width + x]
+        } } }
+        let oh = (ph - g.dilations[0] * (g.kernel[0] - 1) - 1) / g.strides[0] + 1
+        let ow = (pw - g.dilations[1] * (g.kernel[1] - 1) - 1) / g.strides[1] + 1
+        let cg = channels / g.group
+        var rows: [[Float]] = []
+        for oy in 0..<oh { for ox in 0..<ow {
+            var row: [Float] = []
+            for c in (group * cg)..<((group + 1) * cg) { for ky in 0..<g.kernel[0] { for kx in 0..<g.kernel[1] {
+                row.append(padded[c * ph * pw + (oy * g.strides[0] + ky * g.dilations[0]) * pw + ox * g.strides[1] + kx * g.dilations[1]])
+            } } }
+            rows.append(row)
+        } }
+        return rows
+    }
+
+    private let geometries: [(ConvGeometry, channels: Int, height: Int, width: Int)] = [
+        (ConvGeometry(kernel: [3, 3], pads: [1, 1, 1, 1]), 2, 5, 6),
+        (ConvGeometry(kernel: [3, 2], strides: [2, 1], dilations: [1, 2], pads: [0, 2, 1, 0]), 3, 7, 5),
+        (ConvGeometry(kernel: [3, 3], strides: [2, 2], autoPad: "SAME_UPPER"), 2, 6, 5),
+        (ConvGeometry(kernel: [2, 2], strides: [2, 2], autoPad: "SAME_LOWER"), 1, 5, 5),
+        (ConvGeometry(kernel: [1, 1], autoPad: "VALID", group: 2), 4, 3, 3),
+        (ConvGeometry(kernel: [3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], group: 3), 6, 6, 7),
+    ]
+
+    func testPatchRowsMatchNaiveExtraction() {
+        for (index, (geometry, c, h, w)) in geometries.enumerated() {
+            let image = TestSupport.randomValues(c * h * w, seed: UInt64(index)).map(Float.init)
+            let patches = PatchRows(channels: c, height: h, width: w, geometry: geometry)
+            for group in 0..<geometry.group {
+                let expected = naivePatches(image, channels: c, height: h, width: w, geometry: geometry, group: group)
+                XCTAssertEqual(patches.positions, expected.count, "geometry \(index)")
+                var row = [Float](repeating: .nan, count: patches.rowLength)
+                image.withUnsafeBufferPointer { source in
+                    for position in 0..<patches.positions {
+                        row.withUnsafeMutableBufferPointer { patches.fill(row: $0.baseAddress!, image: source.baseAddress!, group: group, position: position) }
+                        XCTAssertEqual(row, expected[position], "geometry \(index) group \(group) position \(position)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testSamePaddingMatchesOnnxRule() {
+        // ONNX SAME_UPPER, in 5, kernel 3, stride 2: out 3, total pad 2 → 1 before, 1 after.
+        let g = ConvGeometry(kernel: [3, 3], strides: [2, 2], autoPad: "SAME_UPPER")
+        XCTAssertEqual(g.resolvedPads(height: 5, width: 6), [1, 0, 1, 1])
+        XCTAssertEqual(ConvGeometry(kernel: [2, 2], autoPad: "SAME_LOWER").resolvedPads(height: 4, width: 4), [1, 1, 0, 0])
+        XCTAssertEqual(g.outputSize(height: 5, width: 6).height, 3)
+        XCTAssertEqual(g.outputSize(height: 5, width: 6).width, 3)
+    }
+
+    /// The sink (patches, blocks of syrk, float64 sum) matches a naive float64 Gram of the naive rows.
+    func testConvolutionGramMatchesNaive() throws {
+        for (index, (geometry, c, h, w)) in geometries.enumerated() {
+            let n = 3
+            let images = TestSupport.randomValues(n * c * h * w, seed: 100 + UInt64(index)).map(Float.init)
+            let d = (c / geometry.group) * geometry.kernel[0] * geometry.kernel[1]
+            let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [geometry.group * 2, c / geometry.group] + geometry.kernel,
+                                    dtype: .float32, orientation: .outputByInput, groups: geometry.group, inputDimension: d,
+                                    outputDimension: geometry.group * 2,
+                                    uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
+            let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
+            try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
+            let grams = sink.grams()
+            for group in 0..<geometry.group {
+                var rows: [Double] = []
+                for image in 0..<n {
+                    let one = Array(images[(image * c * h * w)..<((image + 1) * c * h * w)])
+                    rows += naivePatches(one, channels: c, height: h, width: w, geometry: geometry, group: group).flatMap { $0.map(Double.init) }
+                }
+                let expected = TestSupport.gram(rows, rows: rows.count / d, d: d)
+                XCTAssertLessThan(TestSupport.maxAbsDifference(grams[group], expected), 1e-4, "geometry \(index) group \(group)")
+                XCTAssertEqual(grams[group], TestSupport.transpose(grams[group], rows: d, columns: d))
+            }
+            XCTAssertEqual(sink.rowCount, n * PatchRows(channels: c, height: h, width: w, geometry: geometry).positions)
+        }
+    }
+
+    /// Many rows across several float32 blocks still sum to the float64 Gram.
+    func testDenseGramAcrossBlocks() throws {
+        let d = 5, rows = 10_000
+        let x = TestSupport.randomValues(rows * d, seed: 7).map(Float.init)
+        let accumulator = GramAccumulator(dimension: d, maxBlockRows: 4096)
+        x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress!, count: rows) }
+        let expected = TestSupport.gram(x.map(Double.init), rows: rows, d: d)
+        let got = accumulator.gram()
+        // float32 blocks: error relative to the row norms, not to a (possibly cancelling) entry.
+        for i in 0..<d { for j in 0..<d {
+            let scale = (expected[i * d + i] * expected[j * d + j]).squareRoot()
+            XCTAssertEqual(got[i * d + j], expected[i * d + j], accuracy: 1e-6 * scale)
+        } }
+
+        // Tokens of a [B, T, d] activation are all rows; columns of a transA Gemm input too.
+        let layer = WeightLayer(name: "b", source: .initializer("b"), shape: [d, 3], dtype: .float32, orientation: .inputByOutput,
+                                groups: 1, inputDimension: d, outputDimension: 3,
+                                uses: [LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis),
+                                       LayerUse(node: "gemm", nodeIndex: 0, isNamed: true, opType: "Gemm", input: 0, rows: .columns)])
+        let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
+        let tokens = Array(x.prefix(2 * 3 * d))
+        try sink.consume(Tensor(shape: [2, 3, d], values: tokens), use: layer.uses[0], useIndex: 0)
+        let columns = TestSupport.transpose(tokens.map(Double.init), rows: 6, columns: d).map(Float.init)
+        try sink.consume(Tensor(shape: [d, 6], values: columns), use: layer.uses[1], useIndex: 1)
+        let twice = TestSupport.gram(tokens.map(Double.init), rows: 6, d: d).map { 2 * $0 }
+        XCTAssertLessThan(TestSupport.maxAbsDifference(sink.grams()[0], twice), 1e-5)
+        XCTAssertEqual(sink.rowCount, 12)
+    }
+
+    func testPositionCapDrawsDistinctRepeatablePositions() {
+        let a = PositionSampler.positions(total: 2000, cap: 1024, seed: 42)
+        XCTAssertEqual(a.count, 1024)
+        XCTAssertEqual(Set(a).count, 1024)
+        XCTAssertTrue(a.allSatisfy { $0 >= 0 && $0 < 2000 })
+        XCTAssertEqual(a, PositionSampler.positions(total: 2000, cap: 1024, seed: 42))
+        XCTAssertNotEqual(a, PositionSampler.positions(total: 2000, cap: 1024, seed: 43))
+        XCTAssertEqual(PositionSampler.positions(total: 900, cap: 1024, seed: 1), Array(0..<900))
+        XCTAssertEqual(PositionSampler.positions(total: 5000, cap: nil, seed: 1).count, 5000)
+    }
+
+    func testStatisticsRoundTripAndAddUp() throws {
+        var a = LayerStatistics(layer: "conv.weight", groups: 2, dimension: 2)
+        a.retain = [[1, 2, 2, 5], [3, 0, 0, 3]]
+        a.forget = [[1, 0, 0, 1], [2, 1, 1, 2]]
+        a.retainRows = 10
+        a.forgetRows = 4
+        var b = LayerStatistics(layer: "fc.weight", groups: 1, dimension: 3)
+        b.retain = [[1, 0, 0, 0, 1, 0, 0, 0, 1]]
+        b.forget = [[2, 0, 0, 0, 2, 0, 0, 0, 2]]
+        b.retainRows = 7
+        b.forgetRows = 3
+        let set = StatisticsSet(layers: [a, b])
+        let contents = set.fileContents()
+        XCTAssertEqual(contents.tensors.map(\.name), ["conv.weight/retain", "conv.weight/forget", "fc.weight/retain", "fc.weight/forget"])
+        XCTAssertEqual(contents.tensors[0].tensor.shape, [2, 2, 2])
+        XCTAssertEqual(contents.tensors[0].tensor.dtype, .float64)
+        XCTAssertEqual(contents.tensors[2].tensor.shape, [3, 3])
+        var loaded = try StatisticsSet(tensors: contents.tensors, metadata: contents.metadata)
+        XCTAssertEqual(loaded.layers.map(\.layer), ["conv.weight", "fc.weight"])
+        XCTAssertEqual(loaded["conv.weight"]?.retain, a.retain)
+        XCTAssertEqual(loaded["fc.weight"]?.forgetRows, 3)
+        try loaded.merge(set)
+        XCTAssertEqual(loaded["conv.weight"]?.retain[1], [6, 0, 0, 6])
+        XCTAssertEqual(loaded["conv.weight"]?.retainRows, 20)
+
+        var wrong = LayerStatistics(layer: "fc.weight", groups: 1, dimension: 2)
+        wrong.retainRows = 1
+        XCTAssertThrowsError(try loaded.merge(wrong))
+        XCTAssertThrowsError(try StatisticsSet(tensors: contents.tensors, metadata: []))
+        XCTAssertThrowsError(try StatisticsSet(tensors: [contents.tensors[0], contents.tensors[1]], metadata: [(StatisticsSet.formatKey, "1")]))
+        let badShape = [("x/retain", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6))),
+                        ("x/forget", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6)))]
+        XCTAssertThrowsError(try StatisticsSet(tensors: badShape, metadata: [(StatisticsSet.formatKey, "1"), ("x/retain_rows", "1"), ("x/forget_rows", "1")]))
+    }
+}
+
+final class StatisticsFileTests: XCTestCase {
+    func testSaveLoadAndAddShards() throws {
+        var layer = LayerStatistics(layer: "blocks.0.fc1.weight", groups: 1, dimension: 2)
+        layer.retain = [[4, 1, 1, 3]]
+        layer.forget = [[1, 0, 0, 2]]
+        layer.retainRows = 12
+        layer.forgetRows = 5
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-stats-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let first = folder.appendingPathComponent("a.safetensors").path, second = folder.appendingPathComponent("b.safetensors").path
+        try StatisticsSet(layers: [layer]).save(to: first)
+        try StatisticsSet(layers: [layer]).save(to: second)
+        let loaded = try StatisticsSet.load(from: first)
+        XCTAssertEqual(loaded["blocks.0.fc1.weight"]?.retain, [[4, 1, 1, 3]])
+        XCTAssertEqual(loaded["blocks.0.fc1.weight"]?.forgetRows, 5)
+        let summed = try StatisticsSet.load(adding: [first, second])
+        XCTAssertEqual(summed["blocks.0.fc1.weight"]?.forget, [[2, 0, 0, 4]])
+        XCTAssertEqual(summed["blocks.0.fc1.weight"]?.retainRows, 24)
+        // A safetensors file that is not a statistics file is refused with its path.
+        let other = folder.appendingPathComponent("c.safetensors").path
+        try SafetensorsFormat.write(Model(graph: Graph(initializers: [Initializer(name: "w", tensor: Tensor(shape: [1], values: [Float(1)]))])), to: other)
+        XCTAssertThrowsError(try StatisticsSet.load(from: other)) { error in
+            XCTAssertTrue(String(describing: error).contains("c.safetensors"))
+        }
+    }
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""PyTorch reference approach to the unlearning method, timed, for comparison with `lethe unlearn`.
+
+This is how the published code works: forward hooks store every layer's input rows as activation
+matrices X (rows × d, float32), `torch.linalg.svd(X)` gives the spaces (σ², V), and the same projection
+as DESIGN.md §4 patches each weight: W_new = W − W (I − M_r) M_f. All rows are kept (no sub-sampling:
+every map of the sample CNN has ≤ 1024 positions), so the result equals Lethe's Gram-based method up to
+float32 rounding; `--max-rows N` mimics the published random row cap instead.
+
+Default run: the sample CNN (samples/fashion_cnn.safetensors + architecture from samples/make_sample.py),
+forgetting class 3 with S = 900 from samples/fashion_train.npz: retain = first 100 of each other class
+(900), forget = all 300 class-3 samples (fewer than S exist). α_r = 100, α_f = 3.
+
+Prints one summary line (and `--json` prints a JSON document instead), e.g.
+  reference_bench: model=fashion_cnn S=900 retain=900 forget=300 layers=4 threads=2 collect=…s svd=…s
+  patch=…s total=…s peak_rss=…MB max_rel_diff_vs_fixture=…
+"""
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_sample_model():
+    spec = importlib.util.spec_from_file_location("make_sample", os.path.join(ROOT, "samples", "make_sample.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from safetensors.torch import load_file
+    model = mod.FashionCNN()
+    missing, unexpected = model.load_state_dict(load_file(os.path.join(ROOT, "samples", "fashion_cnn.safetensors")),
+                                                strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise SystemExit(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")
+    return model.eval()
+
+
+def collect(model, x, batch, max_rows, gen):
+    """Activation matrices (rows × d, float32) of every Conv2d/Linear input, gathered by forward hooks."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    acts = {n: [] for n, _ in layers}
+
+    def hook_for(name):
+        def hook(mod, args):
+            inp = args[0]
+            if isinstance(mod, nn.Conv2d):
+                if mod.groups != 1:
+                    raise NotImplementedError("grouped conv")
+                cols = F.unfold(inp, mod.kernel_size, dilation=mod.dilation, padding=mod.padding, stride=mod.stride)
+                rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+            else:
+                rows = inp.reshape(-1, mod.in_features)
+            acts[name].append(rows.clone())
+        return hook
+
+    handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers]
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            model(x[i:i + batch])
+    for h in handles:
+        h.remove()
+    out = {}
+    for n, parts in acts.items():
+        X = torch.cat(parts)
+        if max_rows and X.shape[0] > max_rows:
+            X = X[torch.randperm(X.shape[0], generator=gen)[:max_rows]]
+        out[n] = X
+    return layers, out
+
+
+def space(X, alpha):
+    """M = V diag(λ) Vᵀ from the SVD of the activation matrix X (σ² are the Gram's eigenvalues)."""
+    _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    s = S.double() ** 2
+    s = s / s.sum()
+    lam = alpha * s / ((alpha - 1) * s + 1)
+    V = Vh.T.double()
+    return (V * lam) @ V.T
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(ROOT, "samples", "fashion_train.npz"))
+    ap.add_argument("--forget", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=900)
+    ap.add_argument("--alpha-retain", type=float, default=100.0)
+    ap.add_argument("--alpha-forget", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--max-rows", type=int, default=0, help="random row cap per layer (0 = all rows)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fixture", default=os.path.join(ROOT, "formats", "models", "unlearn",
+                                                      "fashion_cnn_default.patched.npz"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    t_start = time.perf_counter()
+    model = load_sample_model()
+    d = np.load(args.data)
+    x, y = d["x"], d["y"]
+    keep = [c for c in np.unique(y) if c != args.forget]
+    per = args.samples // len(keep)
+    r_idx = np.concatenate([np.flatnonzero(y == c)[:per] for c in keep])
+    f_idx = np.flatnonzero(y == args.forget)[:args.samples]
+    to_f = lambda a: torch.from_numpy(a.astype(np.float32) / np.float32(255.0)) if a.dtype == np.uint8 \
+        else torch.from_numpy(a.astype(np.float32))
+    xr, xf = to_f(x[r_idx]), to_f(x[f_idx])
+    t_load = time.perf_counter()
+
+    layers, acts_r = collect(model, xr, args.batch, args.max_rows, gen)
+    _, acts_f = collect(model, xf, args.batch, args.max_rows, gen)
+    t_collect = time.perf_counter()
+
+    spaces = {n: (space(acts_r[n], args.alpha_retain), space(acts_f[n], args.alpha_forget)) for n, _ in layers}
+    t_svd = time.perf_counter()
+
+    patched = {}
+    with torch.no_grad():
+        for n, m in layers:
+            Mr, Mf = spaces[n]
+            W = m.weight.detach().double().reshape(m.weight.shape[0], -1)
+            Wn = W - W @ (torch.eye(W.shape[1], dtype=torch.float64) - Mr) @ Mf
+            patched[n + ".weight"] = Wn.reshape(m.weight.shape).float()
+            m.weight.copy_(patched[n + ".weight"])
+    t_patch = time.perf_counter()
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result = {
+        "model": "fashion_cnn", "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
+        "layers": len(layers), "threads": args.threads, "max_rows": args.max_rows or "all",
+        "rows": {n: int(acts_r[n].shape[0] + acts_f[n].shape[0]) for n, _ in layers},
+        "load_s": t_load - t_start, "collect_s": t_collect - t_load, "svd_s": t_svd - t_collect,
+        "patch_s": t_patch - t_svd, "total_s": t_patch - t_start, "unlearn_s": t_patch - t_load,
+        "peak_rss_mb": peak_mb,
+    }
+    if os.path.exists(args.fixture) and args.max_rows == 0 and args.samples == 900 and args.forget == 3:
+        ref = np.load(args.fixture)
+        result["max_rel_diff_vs_fixture"] = max(
+            float(np.abs(patched[k].numpy() - ref[k]).max() / np.abs(ref[k]).max()) for k in patched)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        extra = f" max_rel_diff_vs_fixture={result['max_rel_diff_vs_fixture']:.2e}" \
+            if "max_rel_diff_vs_fixture" in result else ""
+        print(f"reference_bench: model=fashion_cnn S={args.samples} retain={result['retain']} "
+              f"forget={result['forget']} layers={len(layers)} threads={args.threads} "
+              f"collect={result['collect_s']:.2f}s svd={result['svd_s']:.2f}s patch={result['patch_s']:.3f}s "
+              f"unlearn={result['unlearn_s']:.2f}s total={result['total_s']:.2f}s "
+              f"peak_rss={peak_mb:.0f}MB{extra}")
+
+
+if __name__ == "__main__":
+    main()
