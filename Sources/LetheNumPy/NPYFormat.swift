@@ -45,7 +45,11 @@ public enum NPYFormat {
                           storage: TensorStorage(file: mapped, range: start..<(start + data.count)))
         }
         let storage = TensorStorage(uninitializedByteCount: data.count)
-        if data.count > 0 { storage.mutableBytes.copyMemory(from: data) }
+        var copied = 0
+        TensorStreamer.forEachChunk(data, release: mapped != nil) { piece in
+            (storage.mutableBytes.baseAddress! + copied).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+            copied += piece.count
+        }
         return normalize(Tensor(dtype: header.dtype, shape: header.shape, storage: storage), header: header)
     }
 
