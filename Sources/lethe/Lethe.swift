@@ -8,7 +8,7 @@ struct Lethe: ParsableCommand {
         abstract: "Forget classes from trained classifiers, and inspect, convert and patch their checkpoints.",
         discussion: "Exit codes: 0 success, 1 a difference or failed check you asked for, 2 bad input or usage.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Diff.self]
+        subcommands: [Inspect.self, Convert.self, Run.self, Eval.self, Unlearn.self, Stats.self, Diff.self]
     )
 }
 
