@@ -47,9 +47,11 @@ struct Convolution2D {
 
     /// Copies the receptive fields of one image-group into `col` (patchSize rows of `ldc` floats,
     /// `outPlane` of them used), zero where the window hangs over the padding.
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int) {
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channels: Range<Int>? = nil) {
         let oh = outHeight, ow = outWidth
-        for c in 0..<channelsPerGroup {
+        // Small maps make many short rows: plain loops beat memmove/memset calls there.
+        let short = ow < 16
+        for c in channels ?? 0..<channelsPerGroup {
             let plane = x + c * inPlane
             for i in 0..<kh {
                 for j in 0..<kw {
@@ -63,12 +65,18 @@ struct Convolution2D {
                         let line = row + y * ow
                         let ih = y * sh - padTop + i * dh
                         if ih < 0 || ih >= height || high <= low {
-                            line.update(repeating: 0, count: ow)
+                            if short { for k in 0..<ow { line[k] = 0 } } else { line.update(repeating: 0, count: ow) }
+                            continue
+                        }
+                        let source = plane + ih * width + shift
+                        if short {
+                            for k in 0..<low { line[k] = 0 }
+                            for k in low..<high { line[k] = source[k * sw] }
+                            for k in high..<ow { line[k] = 0 }
                             continue
                         }
                         if low > 0 { line.update(repeating: 0, count: low) }
                         if high < ow { (line + high).update(repeating: 0, count: ow - high) }
-                        let source = plane + ih * width + shift
                         if sw == 1 {
                             (line + low).update(from: source + low, count: high - low)
                         } else {
@@ -136,6 +144,8 @@ struct ConvKernel: Kernel {
         let pointwise = conv.isPointwise
         let activation = self.activation
 
+        // Threads left over for the work inside one chunk when chunks run one after another.
+        let innerThreads = parallelChunks ? 1 : threads
         Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
             let columns = perChunk * plane
             let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
@@ -149,14 +159,16 @@ struct ConvKernel: Kernel {
                     let weights = w + g * mg * k
                     let patches: UnsafePointer<Float>
                     if let col {
-                        for image in 0..<count {
-                            let source = x + ((first + image) * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
-                            if pointwise {
-                                for c in 0..<k {
-                                    (col + c * width + image * plane).update(from: source + c * conv.inPlane, count: plane)
+                        let channelsPerGroup = conv.channelsPerGroup
+                        Parallel.forEach(count * channelsPerGroup, threads: innerThreads, grain: 8) { items in
+                            for item in items {
+                                let image = item / channelsPerGroup, channel = item % channelsPerGroup
+                                let source = x + ((first + image) * conv.channels + g * channelsPerGroup) * conv.inPlane
+                                if pointwise {
+                                    (col + channel * width + image * plane).update(from: source + channel * conv.inPlane, count: plane)
+                                } else {
+                                    conv.im2col(source, col + image * plane, ldc: width, channels: channel..<(channel + 1))
                                 }
-                            } else {
-                                conv.im2col(source, col + image * plane, ldc: width)
                             }
                         }
                         patches = UnsafePointer(col)
@@ -168,8 +180,9 @@ struct ConvKernel: Kernel {
                                             a: weights, lda: k, b: patches, ldb: width,
                                             beta: 0, c: target, ldc: width, threads: gemmThreads)
                     // Scatter (when batched) and finish each output row: bias, activation.
-                    for image in 0..<count {
-                        for m in 0..<mg {
+                    Parallel.forEach(count * mg, threads: innerThreads, grain: max(1, 8192 / max(1, plane))) { rows in
+                        for item in rows {
+                            let image = item / mg, m = item % mg
                             let channel = g * mg + m
                             let row = y + ((first + image) * conv.outChannels + channel) * plane
                             if let staging { row.update(from: staging + m * width + image * plane, count: plane) }
