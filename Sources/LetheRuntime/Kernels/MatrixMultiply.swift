@@ -14,6 +14,9 @@ import Glibc
 enum MatrixMultiply {
     private typealias SetThreads = @convention(c) (Int32) -> Void
     private static let setThreadsFunction: SetThreads? = {
+        // oneDNN's ITT tracing hooks cost a few percent on the many small products; they read this
+        // variable when the library first runs, which is after this point.
+        setenv("DNNL_ITT_TASK_LEVEL", "0", 0)
         guard let symbol = dlsym(nil, "omp_set_num_threads") else { return nil }
         return unsafeBitCast(symbol, to: SetThreads.self)
     }()

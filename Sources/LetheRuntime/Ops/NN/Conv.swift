@@ -45,6 +45,40 @@ struct Convolution2D {
         }
     }
 
+    /// For small output maps: per kernel tap and output position, the input offset inside a channel
+    /// plane, or -1 where the window reads padding. Lets im2col run as one flat gather per channel.
+    func gatherTable() -> [Int32] {
+        var table = [Int32](repeating: -1, count: kh * kw * outPlane)
+        for i in 0..<kh {
+            for j in 0..<kw {
+                for y in 0..<outHeight {
+                    let ih = y * sh - padTop + i * dh
+                    guard ih >= 0, ih < height else { continue }
+                    for x in 0..<outWidth {
+                        let iw = x * sw - padLeft + j * dw
+                        guard iw >= 0, iw < width else { continue }
+                        table[((i * kw + j) * outHeight + y) * outWidth + x] = Int32(ih * width + iw)
+                    }
+                }
+            }
+        }
+        return table
+    }
+
+    /// im2col through a `gatherTable()`: rows of channel `c` of one image.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channel c: Int,
+                table: UnsafePointer<Int32>) {
+        let plane = x + c * inPlane, taps = kh * kw, p = outPlane
+        for r in 0..<taps {
+            let row = col + (c * taps + r) * ldc
+            let offsets = table + r * p
+            for k in 0..<p {
+                let offset = Int(offsets[k])
+                row[k] = offset >= 0 ? plane[offset] : 0
+            }
+        }
+    }
+
     /// Copies the receptive fields of one image-group into `col` (patchSize rows of `ldc` floats,
     /// `outPlane` of them used), zero where the window hangs over the padding.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channels: Range<Int>? = nil) {
@@ -146,6 +180,9 @@ struct ConvKernel: Kernel {
 
         // Threads left over for the work inside one chunk when chunks run one after another.
         let innerThreads = parallelChunks ? 1 : threads
+        let table = conv.outWidth < 16 && !pointwise ? conv.gatherTable() : []
+        table.withUnsafeBufferPointer { tableBuffer in
+        let table = tableBuffer.isEmpty ? nil : tableBuffer.baseAddress
         Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
             let columns = perChunk * plane
             let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
@@ -166,6 +203,8 @@ struct ConvKernel: Kernel {
                                 let source = x + ((first + image) * conv.channels + g * channelsPerGroup) * conv.inPlane
                                 if pointwise {
                                     (col + channel * width + image * plane).update(from: source + channel * conv.inPlane, count: plane)
+                                } else if let table {
+                                    conv.im2col(source, col + image * plane, ldc: width, channel: channel, table: table)
                                 } else {
                                     conv.im2col(source, col + image * plane, ldc: width, channels: channel..<(channel + 1))
                                 }
@@ -195,6 +234,7 @@ struct ConvKernel: Kernel {
                     }
                 }
             }
+        }
         }
     }
 
