@@ -78,6 +78,24 @@ final class FormulaTests: XCTestCase {
         }
     }
 
+    /// Fewer rows than dimensions: the space from the rows (an n × n problem) equals the space from G.
+    func testSpaceFromRowsEqualsSpaceFromGram() throws {
+        let d = 12, n = 5
+        let x = TestSupport.randomValues(n * d, seed: 21).map(Float.init)
+        let full = try FeatureSpace(gram: TestSupport.gram(x.map(Double.init), rows: n, d: d), dimension: d)
+        let thin = try FeatureSpace(rows: x, count: n, dimension: d)
+        XCTAssertEqual(thin.rank, n)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(Array(full.energies.suffix(n)), thin.energies), 1e-12)
+        for alpha in [1.0, 3, 100] {
+            XCTAssertLessThan(TestSupport.maxAbsDifference(full.projector(alpha: alpha), thin.projector(alpha: alpha)), 1e-10)
+        }
+        let other = try FeatureSpace(gram: TestSupport.gram(TestSupport.randomValues(30 * d, seed: 22), rows: 30, d: d), dimension: d)
+        let w = TestSupport.randomValues(3 * d, seed: 23)
+        let a = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: full, alphaForget: 3)
+        let b = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: thin, alphaForget: 3)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(a, b), 1e-10)
+    }
+
     func testEmptyStatisticsLeaveTheWeight() throws {
         let zero = try FeatureSpace(gram: [Double](repeating: 0, count: 9), dimension: 3)
         XCTAssertEqual(zero.energies, [0, 0, 0])

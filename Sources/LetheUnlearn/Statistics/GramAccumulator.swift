@@ -6,6 +6,9 @@ final class GramAccumulator {
     /// Upper triangle of `G`, row-major `d × d`, in float64.
     private(set) var upper: [Double]
     private(set) var rowCount = 0
+    /// The rows themselves while there are fewer than `dimension` of them (then `G` has low rank and
+    /// its eigen-decomposition is cheaper from the rows, see `FeatureSpace(rows:)`); nil after.
+    private(set) var keptRows: [Float]? = []
     private var buffer: UnsafeMutablePointer<Float>?
     private var filled = 0
     private var block: UnsafeMutablePointer<Float>?
@@ -26,7 +29,9 @@ final class GramAccumulator {
     @inline(__always)
     func appendRow(_ fill: (UnsafeMutablePointer<Float>) -> Void) {
         if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
-        fill(buffer! + filled * dimension)
+        let row = buffer! + filled * dimension
+        fill(row)
+        keep(row, count: 1)
         filled += 1
         rowCount += 1
         if filled == blockRows { flush() }
@@ -34,6 +39,7 @@ final class GramAccumulator {
 
     /// Adds `count` contiguous rows straight from the caller's memory (no copy).
     func add(rows: UnsafePointer<Float>, count: Int) {
+        keep(rows, count: count)
         var start = 0
         while start < count {
             let n = min(blockRows, count - start)
@@ -41,6 +47,15 @@ final class GramAccumulator {
             start += n
         }
         rowCount += count
+    }
+
+    private func keep(_ rows: UnsafePointer<Float>, count: Int) {
+        guard keptRows != nil else { return }
+        if rowCount + count >= dimension {
+            keptRows = nil
+        } else {
+            keptRows!.append(contentsOf: UnsafeBufferPointer(start: rows, count: count * dimension))
+        }
     }
 
     /// Reduces the partly filled block.
