@@ -162,6 +162,22 @@ final class SafetensorsTests: XCTestCase {
         }
     }
 
+    /// Flipping any byte of a small file fails cleanly or yields a consistent model.
+    func testEveryFlippedByte() throws {
+        let bytes = try TestSupport.bytes(TestSupport.fixture("empty_and_scalar.safetensors"))
+        var accepted = 0
+        for index in 0..<bytes.count {
+            var copy = bytes
+            copy[index] ^= 0x24
+            if let file = try? copy.withUnsafeBytes({ try SafetensorsFormat.read(bytes: $0, path: "flip") }) {
+                accepted += 1
+                let total = file.model.graph.initializers.reduce(0) { $0 + $1.tensor.byteCount }
+                XCTAssertEqual(8 + file.headerLength + total, bytes.count)
+            }
+        }
+        XCTAssertLessThan(accepted, bytes.count)
+    }
+
     func testHostileHeaders() {
         let eight = [UInt8](repeating: 0, count: 8)
         let good = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
