@@ -23,6 +23,12 @@ final class NPZTests: XCTestCase {
             let file = try NPZFormat.read(path: TestSupport.fixture(name))
             try assertMatchesManifest(file, name)
         }
+        let deflated = try NPZFormat.read(path: TestSupport.fixture("deflated.npz")).memberInfo
+        XCTAssertTrue(deflated.allSatisfy(\.isCompressed))
+        XCTAssertEqual(deflated.first?.memberName, "bool.npy")
+        XCTAssertEqual(deflated.first?.arrayName, "bool")
+        XCTAssertEqual(deflated.first?.offset, 0)
+        XCTAssertEqual(deflated.first?.uncompressedSize, 128 + 6)
         let arrays = try NPZFormat.readArrays(path: TestSupport.fixture("data.npz"))
         XCTAssertEqual(arrays.map(\.name), ["x", "y"])
         XCTAssertEqual(arrays[1].tensor.int64Values(), [0, 1, 2, 1, 0])

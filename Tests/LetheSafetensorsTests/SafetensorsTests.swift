@@ -27,6 +27,10 @@ final class SafetensorsTests: XCTestCase {
         let every = try SafetensorsFormat.read(path: TestSupport.fixture("every_dtype.safetensors"))
         XCTAssertEqual(every.model.graph.initializers.count, 18)
         XCTAssertEqual(every.model.graph.initializer(named: "i16")!.int64Values(), [-32768, -2, 3, 32767])
+        let info = every.entryInfo
+        XCTAssertEqual(info.first?.dtype, "U64")
+        XCTAssertEqual(info.first?.fileRange.lowerBound, 8 + every.headerByteCount)
+        XCTAssertEqual(info.last?.fileRange.upperBound, try TestSupport.bytes(TestSupport.fixture("every_dtype.safetensors")).count)
         // Aligned tensors are views of the mapping, not copies.
         XCTAssertNotNil(every.model.graph.initializer(named: "f64")!.storage.mappedFile)
     }
