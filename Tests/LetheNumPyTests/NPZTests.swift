@@ -302,6 +302,23 @@ final class NPZTests: XCTestCase {
         _ = try assertRefused(broken, "bad ZIP64 locator")
     }
 
+    func testPickledMemberRefused() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.runPython("""
+            import numpy as np, sys
+            np.savez(sys.argv[1], w=np.ones(3, dtype=np.float32), o=np.array([{'x': 1}], dtype=object))
+            np.savez_compressed(sys.argv[2], o=np.array([{'x': 1}], dtype=object))
+            """, arguments: ["\(folder)/pickle.npz", "\(folder)/pickle_c.npz"])
+        for name in ["pickle.npz", "pickle_c.npz"] {
+            XCTAssertThrowsError(try NPZFormat.read(path: "\(folder)/\(name)")) { error in
+                guard case NPYError.pickledArray(let member) = (error as! FileError).underlying else {
+                    return XCTFail("\(error)")
+                }
+                XCTAssertEqual(member, "o.npy")
+            }
+        }
+    }
+
     func testEntryCountLimit() throws {
         var limits = Limits.default
         limits.maxZipEntries = 1
