@@ -132,4 +132,32 @@ final class ONNXReaderTests: XCTestCase {
                            try Fixtures.fileBytes(folder + "/" + name + ".onnx"), name)
         }
     }
+
+    /// Standalone `TensorProto` files (as in ONNX test data sets) decode like graph tensors.
+    func testStandaloneTensorProtos() throws {
+        let folder = try Fixtures.makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Python.run("""
+            import sys, onnx
+            for kind in ("raw", "typed"):
+                m = onnx.load(sys.argv[1] + "/dtypes_" + kind + ".onnx")
+                for t in m.graph.initializer:
+                    with open(sys.argv[2] + "/" + t.name + ".pb", "wb") as f:
+                        f.write(t.SerializeToString())
+            """, [Fixtures.folder, folder])
+        var checked = 0
+        for kind in ["raw", "typed"] {
+            for e in try Fixtures.expected("dtypes_" + kind) {
+                let bytes = try Fixtures.fileBytes(folder + "/" + e.name + ".pb")
+                let (name, tensor) = try bytes.withUnsafeBytes { try ONNXFormat.readTensor(bytes: $0) }
+                XCTAssertEqual(name, e.name)
+                XCTAssertEqual(tensor.shape, e.dims, e.name)
+                XCTAssertEqual(Fixtures.bytes(of: tensor), e.bytes, e.name)
+                checked += 1
+            }
+            let strings = try Fixtures.fileBytes(folder + "/strings.pb")
+            XCTAssertThrowsError(try strings.withUnsafeBytes { try ONNXFormat.readTensor(bytes: $0) })
+        }
+        XCTAssertEqual(checked, 44)
+    }
 }
