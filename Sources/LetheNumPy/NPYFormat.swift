@@ -45,7 +45,11 @@ public enum NPYFormat {
                           storage: TensorStorage(file: mapped, range: start..<(start + data.count)))
         }
         let storage = TensorStorage(uninitializedByteCount: data.count)
-        if data.count > 0 { storage.mutableBytes.copyMemory(from: data) }
+        var copied = 0
+        TensorStreamer.forEachChunk(data, release: mapped != nil) { piece in
+            (storage.mutableBytes.baseAddress! + copied).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+            copied += piece.count
+        }
         return normalize(Tensor(dtype: header.dtype, shape: header.shape, storage: storage), header: header)
     }
 
@@ -82,12 +86,15 @@ public enum NPYFormat {
             while written < count {
                 var offset = 0
                 for k in 0..<last { offset += index[k] * strides[k] }
-                var from = src + offset * width
-                var to = dst + written * width
-                for _ in 0..<inner {
-                    to.copyMemory(from: from, byteCount: width)
-                    from += innerStride
-                    to += width
+                let from = src + offset * width
+                let to = dst + written * width
+                switch width {
+                case 1: gather(UInt8.self, from, innerStride, to, inner)
+                case 2: gather(UInt16.self, from, innerStride, to, inner)
+                case 4: gather(UInt32.self, from, innerStride, to, inner)
+                case 8: gather(UInt64.self, from, innerStride, to, inner)
+                default:
+                    for i in 0..<inner { (to + i * width).copyMemory(from: from + i * innerStride, byteCount: width) }
                 }
                 written += inner
                 var k = last - 1
@@ -100,6 +107,16 @@ public enum NPYFormat {
             }
         }
         return Tensor(dtype: tensor.dtype, shape: shape, storage: out)
+    }
+}
+
+/// Copies `count` elements `stride` bytes apart in `source` to consecutive places in `target`.
+@inline(__always)
+private func gather<T: FixedWidthInteger>(_ type: T.Type, _ source: UnsafeRawPointer, _ stride: Int,
+                                          _ target: UnsafeMutableRawPointer, _ count: Int)
+{
+    for i in 0..<count {
+        (target + i * MemoryLayout<T>.size).storeBytes(of: (source + i * stride).loadUnaligned(as: T.self), as: T.self)
     }
 }
 

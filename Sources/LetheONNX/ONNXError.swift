@@ -31,6 +31,10 @@ public enum ONNXError: LetheError {
     /// Something in the IR cannot be written as ONNX.
     case cannotWrite(String)
 
+    private func unit(_ field: String) -> String {
+        field == "raw_data" || field.hasPrefix("external") ? "bytes" : "values"
+    }
+
     public var description: String {
         switch self {
         case .malformedProtobuf(let offset, let reason):
@@ -48,7 +52,7 @@ public enum ONNXError: LetheError {
         case .tensorTooLarge(let tensor, let detail):
             "tensor '\(tensor)': \(detail)"
         case .dataSizeMismatch(let tensor, let field, let expected, let actual):
-            "tensor '\(tensor)': \(field) holds \(actual) but the dims need \(expected)"
+            "tensor '\(tensor)': \(field) holds \(actual) \(unit(field)) but the dims need \(expected)"
         case .missingData(let tensor):
             "tensor '\(tensor)' declares elements but has no data"
         case .unsupportedDataType(let tensor, let code):

@@ -125,15 +125,17 @@ struct PatchPlan {
         }
         guard feasible else { return nil }
 
-        // Every external file the original uses, by the location the model names it with.
+        // Every location the model names external data with (two spellings of one file get a
+        // copy each, so the output resolves both).
         var locations: [String: ExternalSlice] = [:]
         for record in source.records.values {
-            if case .external(let slice) = record.placement { locations[slice.file.path] = slice }
+            if case .external(let slice) = record.placement { locations[slice.location] = slice }
         }
-        for slice in source.carriedExternal.values { locations[slice.file.path] = slice }
+        for slice in source.carriedExternal.values { locations[slice.location] = slice }
         let outputFolder = ONNXFormat.folder(of: outputPath)
         let overwritesOriginal = ONNXFormat.sameFile(outputPath, original.path)
-        for (filePath, slice) in locations.sorted(by: { $0.key < $1.key }) {
+        for (_, slice) in locations.sorted(by: { $0.key < $1.key }) {
+            let filePath = slice.file.path
             let destination = outputFolder + "/" + slice.location
             let patches = externalPatches[filePath] ?? []
             if ONNXFormat.sameFile(destination, filePath) {

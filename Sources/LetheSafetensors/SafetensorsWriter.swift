@@ -137,7 +137,7 @@ extension SafetensorsFormat {
 /// Streams tensor bytes to a file in bounded chunks, releasing mapped pages behind it so a
 /// conversion's resident memory stays near one chunk rather than the whole checkpoint.
 enum TensorStreamer {
-    static let chunk = 64 << 20
+    static let chunk = 16 << 20
 
     static func write(_ tensor: Tensor, to writer: AtomicFileWriter) throws {
         try tensor.withUnsafeBytes { try write($0, to: writer, release: tensor.storage.mappedFile != nil) }

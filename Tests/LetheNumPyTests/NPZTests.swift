@@ -23,6 +23,12 @@ final class NPZTests: XCTestCase {
             let file = try NPZFormat.read(path: TestSupport.fixture(name))
             try assertMatchesManifest(file, name)
         }
+        let deflated = try NPZFormat.read(path: TestSupport.fixture("deflated.npz")).memberInfo
+        XCTAssertTrue(deflated.allSatisfy(\.isCompressed))
+        XCTAssertEqual(deflated.first?.memberName, "bool.npy")
+        XCTAssertEqual(deflated.first?.arrayName, "bool")
+        XCTAssertEqual(deflated.first?.offset, 0)
+        XCTAssertEqual(deflated.first?.uncompressedSize, 128 + 6)
         let arrays = try NPZFormat.readArrays(path: TestSupport.fixture("data.npz"))
         XCTAssertEqual(arrays.map(\.name), ["x", "y"])
         XCTAssertEqual(arrays[1].tensor.int64Values(), [0, 1, 2, 1, 0])
@@ -130,6 +136,15 @@ final class NPZTests: XCTestCase {
             try NPZFormat.write(file.model, to: out, original: file)
             XCTAssertEqual(try TestSupport.bytes(out), try TestSupport.bytes("\(folder)/\(name)"))
         }
+    }
+
+    func testEmptyArchive() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.runPython("import numpy as np, sys; np.savez(sys.argv[1])", arguments: ["\(folder)/numpy.npz"])
+        let file = try NPZFormat.read(path: "\(folder)/numpy.npz")
+        XCTAssertTrue(file.model.graph.initializers.isEmpty)
+        try NPZFormat.writeArrays([], to: "\(folder)/lethe.npz")
+        XCTAssertEqual(try TestSupport.bytes("\(folder)/lethe.npz"), try TestSupport.bytes("\(folder)/numpy.npz"))
     }
 
     func testRefusesBFloat16AndLeavesNoFile() throws {
@@ -271,6 +286,52 @@ final class NPZTests: XCTestCase {
         let second = file.members[1].zip
         for i in 0..<4 { bytes[second.centralOffset + 42 + i] = 0 }
         _ = try assertRefused(bytes, "overlap / name mismatch")
+    }
+
+    /// An archive whose end record defers to ZIP64 records (as writers do past 65,535 members or
+    /// 4 GB) reads the same.
+    func testZip64EndRecords() throws {
+        let bytes = try TestSupport.bytes(TestSupport.fixture("data.npz"))
+        let end = bytes.count - 22
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        func read32(_ offset: Int) -> UInt32 { bytes[offset..<(offset + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        let count = UInt64(bytes[end + 10]) | UInt64(bytes[end + 11]) << 8
+        let size = UInt64(read32(end + 12)), offset = UInt64(read32(end + 16))
+        var record = le(UInt32(0x0606_4B50)) + le(UInt64(44)) + le(UInt16(45)) + le(UInt16(45))
+        record += le(UInt32(0)) + le(UInt32(0)) + le(count) + le(count) + le(size) + le(offset)
+        let locator = le(UInt32(0x0706_4B50)) + le(UInt32(0)) + le(UInt64(end)) + le(UInt32(1))
+        var endRecord = Array(bytes[end...])
+        endRecord.replaceSubrange(8..<20, with: [UInt8](repeating: 0xFF, count: 12))
+        let zip64 = Array(bytes[..<end]) + record + locator + endRecord
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.write(zip64, to: "\(folder)/zip64.npz")
+        let file = try NPZFormat.read(path: "\(folder)/zip64.npz")
+        try assertMatchesManifest(file, "data.npz")
+        // Python agrees the archive is valid.
+        let keys = try TestSupport.runPython("import numpy as np, sys; print(sorted(np.load(sys.argv[1]).keys()))",
+                                             arguments: ["\(folder)/zip64.npz"])
+        XCTAssertEqual(keys.trimmingCharacters(in: .whitespacesAndNewlines), "['x', 'y']")
+        // A locator pointing past itself is refused.
+        var broken = zip64
+        broken.replaceSubrange((end + 56 + 8)..<(end + 56 + 16), with: le(UInt64(bytes.count * 4)))
+        _ = try assertRefused(broken, "bad ZIP64 locator")
+    }
+
+    func testPickledMemberRefused() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.runPython("""
+            import numpy as np, sys
+            np.savez(sys.argv[1], w=np.ones(3, dtype=np.float32), o=np.array([{'x': 1}], dtype=object))
+            np.savez_compressed(sys.argv[2], o=np.array([{'x': 1}], dtype=object))
+            """, arguments: ["\(folder)/pickle.npz", "\(folder)/pickle_c.npz"])
+        for name in ["pickle.npz", "pickle_c.npz"] {
+            XCTAssertThrowsError(try NPZFormat.read(path: "\(folder)/\(name)")) { error in
+                guard case NPYError.pickledArray(let member) = (error as! FileError).underlying else {
+                    return XCTFail("\(error)")
+                }
+                XCTAssertEqual(member, "o.npy")
+            }
+        }
     }
 
     func testEntryCountLimit() throws {

@@ -6,9 +6,10 @@ import LetheIR
 
 final class ONNXReaderTests: XCTestCase {
     /// Every tensor of the fixture decodes to the bytes the reference library decodes.
-    private func assertMatchesReference(_ model: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let onnx = try ONNXFormat.read(path: Fixtures.path(model + ".onnx"))
-        let expected = try Fixtures.expected(model)
+    private func assertMatchesReference(_ model: String, in folder: String = Fixtures.folder,
+                                        file: StaticString = #filePath, line: UInt = #line) throws {
+        let onnx = try ONNXFormat.read(path: folder + "/" + model + ".onnx")
+        let expected = try Fixtures.expected(model, in: folder)
         let actual = Fixtures.tensors(of: onnx.model.graph)
         XCTAssertEqual(actual.count, expected.count, "tensor count of \(model)", file: file, line: line)
         for (a, e) in zip(actual, expected) {
@@ -102,5 +103,61 @@ final class ONNXReaderTests: XCTestCase {
         XCTAssertThrowsError(try bytes.withUnsafeBytes {
             try ONNXFormat.read(bytes: $0, path: "external.onnx", baseFolder: nil)
         })
+    }
+
+    /// The installed reference libraries (onnx, PyTorch's two exporters) make fresh fixtures;
+    /// each reads as the reference decodes it and writes back byte for byte.
+    func testFreshlyGeneratedFixtures() throws {
+        let python = try Python.interpreter()
+        let folder = try Fixtures.makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        // PyTorch is optional for this check: without it only the onnx-made fixtures are compared.
+        let hasTorch = try Python.run("import importlib.util; print(importlib.util.find_spec('torch') is not None)")
+            .contains("True")
+        process.arguments = [Fixtures.packageRoot + "/formats/onnx/make_fixtures.py", folder] + (hasTorch ? [] : ["--no-torch"])
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "make_fixtures.py failed")
+        let outputs = folder + "/out"
+        try FileManager.default.createDirectory(atPath: outputs, withIntermediateDirectories: true)
+        for name in ["dtypes_raw", "dtypes_typed", "rich", "external"] + (hasTorch ? ["torch_script", "torch_dynamo"] : []) {
+            try assertMatchesReference(name, in: folder)
+            let onnx = try ONNXFormat.read(path: folder + "/" + name + ".onnx")
+            try ONNXFormat.write(onnx.model, to: outputs + "/" + name + ".onnx", original: onnx)
+            XCTAssertEqual(try Fixtures.fileBytes(outputs + "/" + name + ".onnx"),
+                           try Fixtures.fileBytes(folder + "/" + name + ".onnx"), name)
+        }
+    }
+
+    /// Standalone `TensorProto` files (as in ONNX test data sets) decode like graph tensors.
+    func testStandaloneTensorProtos() throws {
+        let folder = try Fixtures.makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Python.run("""
+            import sys, onnx
+            for kind in ("raw", "typed"):
+                m = onnx.load(sys.argv[1] + "/dtypes_" + kind + ".onnx")
+                for t in m.graph.initializer:
+                    with open(sys.argv[2] + "/" + t.name + ".pb", "wb") as f:
+                        f.write(t.SerializeToString())
+            """, [Fixtures.folder, folder])
+        var checked = 0
+        for kind in ["raw", "typed"] {
+            for e in try Fixtures.expected("dtypes_" + kind) {
+                let bytes = try Fixtures.fileBytes(folder + "/" + e.name + ".pb")
+                let (name, tensor) = try bytes.withUnsafeBytes { try ONNXFormat.readTensor(bytes: $0) }
+                XCTAssertEqual(name, e.name)
+                XCTAssertEqual(tensor.shape, e.dims, e.name)
+                XCTAssertEqual(Fixtures.bytes(of: tensor), e.bytes, e.name)
+                checked += 1
+            }
+            let strings = try Fixtures.fileBytes(folder + "/strings.pb")
+            XCTAssertThrowsError(try strings.withUnsafeBytes { try ONNXFormat.readTensor(bytes: $0) })
+        }
+        XCTAssertEqual(checked, 44)
     }
 }

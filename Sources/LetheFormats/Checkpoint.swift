@@ -1,0 +1,98 @@
+import LetheCore
+import LetheIR
+import LetheONNX
+import LetheNumPy
+import LetheSafetensors
+
+/// A model file opened in any supported format, remembering where it came from so that writing
+/// it back preserves every byte Lethe did not change.
+public struct Checkpoint: Sendable {
+    public let path: String
+    public let format: CheckpointFormat
+    /// The model as read; for weights-only formats a graph of initializers and no nodes.
+    public var model: Model
+    let source: Source
+
+    enum Source: Sendable {
+        case onnx(ONNXFile)
+        case safetensors(SafetensorsFile)
+        case npz(NPZFile)
+    }
+
+    /// Opens `path`, detecting its format from its content.
+    public static func open(_ path: String, limits: Limits = .default) throws -> Checkpoint {
+        let format = try CheckpointFormat.detect(path: path)
+        return try FileError.wrapping(path) {
+            switch format {
+            case .onnx:
+                let file = try ONNXFormat.read(path: path, limits: limits)
+                return Checkpoint(path: path, format: format, model: file.model, source: .onnx(file))
+            case .safetensors:
+                let file = try SafetensorsFormat.read(path: path, limits: limits)
+                return Checkpoint(path: path, format: format, model: file.model, source: .safetensors(file))
+            case .npz:
+                let file = try NPZFormat.read(path: path, limits: limits)
+                return Checkpoint(path: path, format: format, model: file.model, source: .npz(file))
+            }
+        }
+    }
+
+    /// Writes `model` (by default this checkpoint's own) in this checkpoint's format to `path`,
+    /// keeping every byte of the original that the model did not change.
+    public func write(_ model: Model? = nil, to path: String) throws {
+        let model = model ?? self.model
+        try FileError.wrapping(path) {
+            switch source {
+            case .onnx(let file): try ONNXFormat.write(model, to: path, original: file)
+            case .safetensors(let file): try SafetensorsFormat.write(model, to: path, original: file)
+            case .npz(let file): try NPZFormat.write(model, to: path, original: file)
+            }
+        }
+    }
+
+    /// This checkpoint with the initializers named in `replacements` swapped in (dtype and shape
+    /// must be unchanged; the tensors are converted to the stored dtype otherwise).
+    public func replacingInitializers(_ replacements: [String: Tensor]) -> Model {
+        var model = self.model
+        for index in model.graph.initializers.indices {
+            let name = model.graph.initializers[index].name
+            if let tensor = replacements[name] { model.graph.initializers[index].tensor = tensor }
+        }
+        return model
+    }
+}
+
+/// Writes a model into a format with no original file to preserve (conversion).
+public enum CheckpointWriter {
+    /// Writes `model` as `format` at `path`. Weights-only formats receive the initializers and
+    /// metadata; ONNX needs a graph (see `GraphTemplate`).
+    public static func write(_ model: Model, as format: CheckpointFormat, to path: String) throws {
+        try FileError.wrapping(path) {
+            switch format {
+            case .onnx:
+                guard !model.graph.nodes.isEmpty else {
+                    throw UsageError("an ONNX file needs a graph: pass --graph TEMPLATE.onnx")
+                }
+                try ONNXFormat.write(model, to: path, original: nil)
+            case .safetensors:
+                try SafetensorsFormat.write(model, to: path, original: nil)
+            case .npz:
+                if let refused = model.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
+                    throw UsageError("NumPy has no \(refused.tensor.dtype.rawValue) type ('\(refused.name)'); " +
+                                     "convert with --dtype f32 (or f16) to write npz")
+                }
+                try NPZFormat.write(model, to: path, original: nil)
+            }
+        }
+    }
+}
+
+/// The dtypes NumPy's `.npy` can represent.
+public enum NumPyDTypes {
+    public static func canStore(_ dtype: DType) -> Bool {
+        switch dtype {
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: false
+        default: true
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import LetheCore
+import LetheIR
+
+/// What `lethe convert` was asked to do.
+public struct ConversionRequest: Sendable {
+    public var input: String
+    public var output: String
+    /// An ONNX file whose graph receives the weights when writing ONNX from a weights-only file.
+    public var graphTemplate: String?
+    /// Converts every floating-point tensor to this dtype.
+    public var dtype: DType?
+
+    public init(input: String, output: String, graphTemplate: String? = nil, dtype: DType? = nil) {
+        self.input = input
+        self.output = output
+        self.graphTemplate = graphTemplate
+        self.dtype = dtype
+    }
+}
+
+/// Rewrites or converts checkpoints between formats.
+public enum CheckpointConverter {
+    /// Performs `request`, writing the output atomically. Returns the output's format.
+    @discardableResult
+    public static func convert(_ request: ConversionRequest) throws -> CheckpointFormat {
+        guard let outputFormat = CheckpointFormat.fromExtension(request.output) else {
+            throw UsageError("cannot tell the output format of '\(request.output)': use .onnx, .safetensors or .npz")
+        }
+        try OutputPath.refuseOverwritingInput(request.output, inputs: [request.input, request.graphTemplate].compactMap { $0 })
+        if let dtype = request.dtype, !dtype.isFloatingPoint {
+            throw UsageError("--dtype takes a floating-point type (f32, f16, bf16, f64), not \(dtype.rawValue)")
+        }
+        let source = try Checkpoint.open(request.input)
+        var model = source.model
+        if let dtype = request.dtype { model.graph = model.graph.convertingFloatingPoint(to: dtype) }
+
+        if outputFormat == .onnx {
+            if source.format == .onnx {
+                if let dtype = request.dtype,
+                   source.model.graph.initializers.contains(where: { $0.tensor.dtype.isFloatingPoint && $0.tensor.dtype != dtype }) {
+                    throw UsageError("--dtype on an ONNX graph would change the types its operators were exported with; convert the weights to safetensors or npz instead")
+                }
+                try source.write(model, to: request.output)
+                return outputFormat
+            }
+            guard let templatePath = request.graphTemplate else {
+                throw UsageError("writing ONNX from \(source.format.rawValue) needs --graph TEMPLATE.onnx (the model's graph)")
+            }
+            let template = try Checkpoint.open(templatePath)
+            guard template.format == .onnx else { throw UsageError("--graph must be an ONNX file") }
+            let filled = try FileError.wrapping(request.input) {
+                try GraphTemplate(model: template.model).filled(with: model.graph.initializers, convertDTypes: true)
+            }
+            try template.write(filled, to: request.output)
+            return outputFormat
+        }
+
+        if outputFormat == source.format {
+            try source.write(model, to: request.output)
+            return outputFormat
+        }
+        var weights = model
+        weights.graph = Graph(name: model.graph.name, initializers: model.graph.initializers)
+        if outputFormat == .npz, let bf16 = weights.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
+            throw FileError(path: request.output, underlying: UsageError(
+                "NumPy has no \(bf16.tensor.dtype.rawValue) type ('\(bf16.name)'): pass --dtype f32 (or f16) to convert it"))
+        }
+        try CheckpointWriter.write(weights, as: outputFormat, to: request.output)
+        return outputFormat
+    }
+}
+
+extension Graph {
+    /// This graph with every floating-point initializer (and Constant-node tensor) in `dtype`.
+    public func convertingFloatingPoint(to dtype: DType) -> Graph {
+        var graph = self
+        for index in graph.initializers.indices {
+            graph.initializers[index].tensor = graph.initializers[index].tensor.convertedFloatingPoint(to: dtype)
+        }
+        return graph
+    }
+}
+
+/// Checks on where Lethe may write.
+public enum OutputPath {
+    /// Refuses an output that is one of the inputs (writing over a model needs `--in-place`).
+    public static func refuseOverwritingInput(_ output: String, inputs: [String]) throws {
+        guard let outputReal = realPath(output) else { return }
+        for input in inputs where realPath(input) == outputReal {
+            throw UsageError("'\(output)' is an input; refusing to overwrite it (write elsewhere, or pass --in-place)")
+        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

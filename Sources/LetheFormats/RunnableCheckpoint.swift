@@ -1,0 +1,52 @@
+import LetheCore
+import LetheIR
+
+/// A checkpoint together with a graph that can run it: its own for ONNX, or an ONNX template
+/// paired by name for weights-only files. Patched weights go back into the checkpoint's own file
+/// format, touching nothing else.
+public struct RunnableCheckpoint: Sendable {
+    public let checkpoint: Checkpoint
+    /// The model to run: graph plus this checkpoint's weights.
+    public let model: Model
+    /// Set for weights-only checkpoints.
+    public let template: GraphTemplate?
+
+    /// Opens `path`; weights-only files need `graph` (an ONNX file of the same model).
+    public static func open(_ path: String, graph: String? = nil, limits: Limits = .default) throws -> RunnableCheckpoint {
+        let checkpoint = try Checkpoint.open(path, limits: limits)
+        if checkpoint.format.hasGraph {
+            return RunnableCheckpoint(checkpoint: checkpoint, model: checkpoint.model, template: nil)
+        }
+        guard let graph else {
+            throw FileError(path: path, underlying: UsageError(
+                "\(checkpoint.format.rawValue) holds weights only: pass --graph MODEL.onnx with the model's graph"))
+        }
+        let templateFile = try Checkpoint.open(graph, limits: limits)
+        guard templateFile.format == .onnx else {
+            throw FileError(path: graph, underlying: UsageError("--graph must be an ONNX file"))
+        }
+        let template = GraphTemplate(model: templateFile.model)
+        let model = try FileError.wrapping(path) {
+            try template.filled(with: checkpoint.model.graph.initializers, convertDTypes: true)
+        }
+        return RunnableCheckpoint(checkpoint: checkpoint, model: model, template: template)
+    }
+
+    /// Writes the checkpoint to `path` in its own format with `patched` (keyed by the runnable
+    /// model's initializer names) in place of the originals, each kept in its stored dtype.
+    public func writePatched(_ patched: [String: Tensor], to path: String) throws {
+        var byStoredName: [String: Tensor] = [:]
+        for (name, tensor) in patched {
+            let storedNames = template?.weightNames(forInitializer: name) ?? [name]
+            for stored in storedNames { byStoredName[stored] = tensor }
+        }
+        var model = checkpoint.model
+        for index in model.graph.initializers.indices {
+            let name = model.graph.initializers[index].name
+            guard let tensor = byStoredName[name] else { continue }
+            let stored = model.graph.initializers[index].tensor
+            model.graph.initializers[index].tensor = tensor.dtype == stored.dtype ? tensor : tensor.convertedFloatingPoint(to: stored.dtype)
+        }
+        try checkpoint.write(model, to: path)
+    }
+}

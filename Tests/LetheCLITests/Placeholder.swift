@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheFormats
-
-final class LetheCLITestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}
