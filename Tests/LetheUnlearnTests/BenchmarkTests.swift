@@ -20,13 +20,29 @@ final class BenchmarkTests: XCTestCase {
         var configuration = UnlearningConfiguration(forgetClasses: [3])
         configuration.positionCap = nil
         configuration.batchSize = Int(ProcessInfo.processInfo.environment["LETHE_BENCH_BATCH"] ?? "") ?? 64
-        let started = Date()
-        let result = try Unlearner(model: model, configuration: configuration).run(train: train)
-        let total = Date().timeIntervalSince(started)
-        let t = result.report.timings
-        print(String(format: "lethe_bench: model=fashion_cnn S=900 retain=%d forget=%d layers=%d statistics=%.3fs eigen=%.3fs patch=%.3fs unlearn=%.3fs",
+        // The machine is shared: the best of a few repetitions is the least disturbed.
+        let repetitions = Int(ProcessInfo.processInfo.environment["LETHE_BENCH_REPEAT"] ?? "") ?? 3
+        var forward = Double.infinity
+        let executor = try RuntimeExecutor(model: model, threads: nil)
+        let probe = train.subset(Array(0..<1200))
+        for _ in 0..<repetitions {
+            let start = Date()
+            _ = try executor.logits(of: probe, batchSize: configuration.batchSize)
+            forward = min(forward, Date().timeIntervalSince(start))
+        }
+        print(String(format: "lethe_bench: plain forward of 1200 samples %.3fs", forward))
+        var best: (total: Double, timings: UnlearningReport.Timings)?
+        var result: UnlearningResult!
+        for _ in 0..<repetitions {
+            let started = Date()
+            result = try Unlearner(model: model, configuration: configuration).run(train: train)
+            let total = Date().timeIntervalSince(started)
+            if best == nil || total < best!.total { best = (total, result.report.timings) }
+        }
+        let t = best!.timings
+        print(String(format: "lethe_bench: model=fashion_cnn S=900 retain=%d forget=%d layers=%d statistics=%.3fs eigen=%.3fs patch=%.3fs unlearn=%.3fs (best of %d)",
                      result.report.retainSamples, result.report.forgetSamples, result.report.layers.count,
-                     t.statistics, t.decomposition, t.projection, total))
+                     t.statistics, t.decomposition, t.projection, best!.total, repetitions))
         let expected = Dictionary(try NPZFormat.readArrays(path: root.appendingPathComponent("formats/models/unlearn/fashion_cnn_default.patched.npz").path).map { ($0.name, $0.tensor) },
                                   uniquingKeysWith: { a, _ in a })
         var worst = 0.0

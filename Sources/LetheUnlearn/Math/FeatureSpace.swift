@@ -32,12 +32,7 @@ public struct FeatureSpace: Sendable {
     public init(rows: [Float], count n: Int, dimension d: Int) throws {
         precondition(rows.count == n * d)
         let x = rows.map(Double.init)
-        var k = [Double](repeating: 0, count: n * n)
-        x.withUnsafeBufferPointer { xp in
-            k.withUnsafeMutableBufferPointer { kp in
-                LinearAlgebra.multiply(xp.baseAddress!, xp.baseAddress!, transposeB: true, into: kp.baseAddress!, m: n, n: n, k: d)
-            }
-        }
+        let k = x.withUnsafeBufferPointer { LinearAlgebra.rowGram($0.baseAddress!, rows: n, dimension: d) }
         let (values, v) = try LinearAlgebra.symmetricEigen(k, dimension: n)
         let total = values.reduce(0) { $0 + max($1, 0) }
         // Directions whose σ² is at rounding level of the largest carry no energy worth a vector.
