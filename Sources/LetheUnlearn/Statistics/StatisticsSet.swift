@@ -112,8 +112,16 @@ public struct StatisticsSet: Sendable {
         }
         let byName = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         var names: [String] = []
-        for (name, _) in tensors where name.hasSuffix("/retain") {
-            names.append(String(name.dropLast("/retain".count)))
+        for (name, _) in tensors {
+            if name.hasSuffix("/retain") {
+                names.append(String(name.dropLast("/retain".count)))
+            } else if name.hasSuffix("/forget") {
+                guard byName[String(name.dropLast("/forget".count)) + "/retain"] != nil else {
+                    throw StatisticsError("layer \(name.dropLast("/forget".count)): missing \(name.dropLast("/forget".count))/retain")
+                }
+            } else {
+                throw StatisticsError("tensor \(name) is not a layer's /retain or /forget statistics")
+            }
         }
         var layers: [LayerStatistics] = []
         for name in names {
