@@ -26,6 +26,12 @@ struct ProtoRebuild {
     /// Tensors whose bytes the proto refers to without copying; they must outlive serialization.
     private var keepAlive: [Tensor] = []
 
+    init(source: ONNXSource?, threshold: Int?, dataLocation: String) {
+        self.source = source
+        self.threshold = threshold
+        self.dataLocation = dataLocation
+    }
+
     static func write(_ model: Model, to path: String, original: ONNXSource?, overwritesOriginal: Bool,
                       options: ONNXWriteOptions, inlineLimit: Int = protobufLimit) throws {
         var threshold = options.externalDataThreshold
