@@ -4,10 +4,10 @@
 Lethe runs through `lethe run MODEL --input IN.npz --output OUT.npz --threads T`. One process call also
 pays for start-up, model loading and npz I/O, so throughput is measured differentially: the time of a
 run on 64·(R+1) images minus the time of a run on 64 images, over 64·R images (best of 3 each).
-The session splits inputs into chunks of at most 256 images (SessionOptions.maxChunk), so Lethe runs
-batches of 256 where ONNX Runtime gets 64 per call. ONNX Runtime is timed in-process over R calls of
-batch 64 after a warm-up call. Peak RSS is the child process's ru_maxrss (the whole `lethe run` on
-64·(R+1) images; the ONNX Runtime worker with its model and batch).
+The session splits inputs into chunks of at most 64 images (SessionOptions.maxChunk), so both
+runtimes compute batches of 64. ONNX Runtime is timed in-process over R calls of
+batch 64 after a warm-up call. Peak RSS is VmHWM: of the whole `lethe run` on 64·(R+1) images
+(sampled every 5 ms), and of the Python process running ONNX Runtime (interpreter, NumPy and ORT included).
 
 Usage: bench.py LETHE_BINARY MODELS_DIR [--threads T] [--rounds R]
 """
@@ -24,16 +24,32 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def peak_rss_mb(pid):
+    """VmHWM of a running process (its own peak; ru_maxrss of a forked child also counts the
+    parent's memory at fork time, which here is a Python process holding ONNX Runtime)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def run_child(argv):
-    """Runs argv, returns (seconds, peak RSS in MB)."""
+    """Runs argv, returns (seconds, peak RSS in MB sampled every 5 ms, stdout)."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, peak_rss_mb(process.pid))
+        time.sleep(0.005)
     elapsed = time.perf_counter() - start
     out, err = process.communicate()
-    if status != 0:
+    if process.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{err.decode()}")
-    return elapsed, usage.ru_maxrss / 1024, out
+    return elapsed, peak, out
 
 
 def ort_worker(model, batch_file, threads, rounds):
@@ -49,7 +65,7 @@ def ort_worker(model, batch_file, threads, rounds):
     for _ in range(rounds):
         session.run(None, {name: x})
     elapsed = time.perf_counter() - start
-    print(json.dumps({"images_per_second": rounds * x.shape[0] / elapsed}))
+    print(json.dumps({"images_per_second": rounds * x.shape[0] / elapsed, "peak_rss_mb": peak_rss_mb(os.getpid())}))
 
 
 def main():
@@ -99,7 +115,8 @@ def main():
         lethe_rate = 64 * args.rounds / max(1e-9, timings["large"] - timings["small"])
         _, ort_rss, out = run_child([sys.executable, __file__, args.lethe, args.models, "--threads", str(args.threads),
                                      "--rounds", str(args.rounds), "--ort-worker", model, os.path.join(work, "batch.npz")])
-        ort_rate = json.loads(out.decode().strip().splitlines()[-1])["images_per_second"]
+        report = json.loads(out.decode().strip().splitlines()[-1])
+        ort_rate, ort_rss = report["images_per_second"], report["peak_rss_mb"]
         print(f"{label:<12} {lethe_rate:>12.1f} {ort_rate:>10.1f} {lethe_rate / ort_rate:>6.2f} {peak:>13.0f} {ort_rss:>11.0f}")
 
 

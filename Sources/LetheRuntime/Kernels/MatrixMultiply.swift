@@ -1,3 +1,4 @@
+import CBLAS
 import CDNNL
 import LetheCore
 #if canImport(Glibc)
@@ -57,10 +58,25 @@ enum MatrixMultiply {
         single(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
+    /// OpenBLAS runs single-threaded: the runtime parallelises around it.
+    private static let openBLASConfigured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
     private static func single(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                                _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         guard m > 0, n > 0 else { return }
+        if m * n * k <= 1 << 20 {
+            // Small products (attention heads, late feature maps) go to OpenBLAS: oneDNN 2.6 keeps
+            // memory for every small call it serves (≈ 20 kB each, never returned), which grew a ViT
+            // run by ~100 MB per batch.
+            _ = openBLASConfigured
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
         setThreadsFunction?(1)
         let status = dnnl_sgemm(transposeA ? 84 : 78, transposeB ? 84 : 78,
                                 dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k), alpha,

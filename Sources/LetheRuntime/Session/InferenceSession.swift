@@ -10,7 +10,7 @@ public struct SessionOptions: Sendable {
     public var maxChunk: Int?
 
     /// `threads` defaults to every core.
-    public init(threads: Int? = nil, maxChunk: Int? = 256) {
+    public init(threads: Int? = nil, maxChunk: Int? = 64) {
         self.threads = max(1, threads ?? Parallel.defaultThreads)
         self.maxChunk = maxChunk
     }
