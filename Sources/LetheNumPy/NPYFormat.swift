@@ -86,12 +86,15 @@ public enum NPYFormat {
             while written < count {
                 var offset = 0
                 for k in 0..<last { offset += index[k] * strides[k] }
-                var from = src + offset * width
-                var to = dst + written * width
-                for _ in 0..<inner {
-                    to.copyMemory(from: from, byteCount: width)
-                    from += innerStride
-                    to += width
+                let from = src + offset * width
+                let to = dst + written * width
+                switch width {
+                case 1: gather(UInt8.self, from, innerStride, to, inner)
+                case 2: gather(UInt16.self, from, innerStride, to, inner)
+                case 4: gather(UInt32.self, from, innerStride, to, inner)
+                case 8: gather(UInt64.self, from, innerStride, to, inner)
+                default:
+                    for i in 0..<inner { (to + i * width).copyMemory(from: from + i * innerStride, byteCount: width) }
                 }
                 written += inner
                 var k = last - 1
@@ -104,6 +107,16 @@ public enum NPYFormat {
             }
         }
         return Tensor(dtype: tensor.dtype, shape: shape, storage: out)
+    }
+}
+
+/// Copies `count` elements `stride` bytes apart in `source` to consecutive places in `target`.
+@inline(__always)
+private func gather<T: FixedWidthInteger>(_ type: T.Type, _ source: UnsafeRawPointer, _ stride: Int,
+                                          _ target: UnsafeMutableRawPointer, _ count: Int)
+{
+    for i in 0..<count {
+        (target + i * MemoryLayout<T>.size).storeBytes(of: (source + i * stride).loadUnaligned(as: T.self), as: T.self)
     }
 }
 

@@ -115,3 +115,27 @@ public enum NPZFormat {
         return NPYFormat.normalize(tensor, header: parsed)
     }
 }
+
+extension NPZFile {
+    /// A member of the archive as stored (for `inspect`).
+    public struct MemberInfo: Sendable {
+        /// The zip member name (`NAME.npy`).
+        public let memberName: String
+        /// The initializer name (without `.npy`).
+        public let arrayName: String
+        public let isCompressed: Bool
+        public let compressedSize: Int
+        public let uncompressedSize: Int
+        /// Where the member's local header starts in the file.
+        public let offset: Int
+    }
+
+    /// Members in archive order, as read.
+    public var memberInfo: [MemberInfo] {
+        members.map {
+            MemberInfo(memberName: $0.zip.name, arrayName: $0.arrayName, isCompressed: $0.zip.method == 8,
+                       compressedSize: $0.zip.compressedSize, uncompressedSize: $0.zip.uncompressedSize,
+                       offset: $0.zip.localHeaderOffset)
+        }
+    }
+}

@@ -213,49 +213,13 @@ struct ONNXReader {
 
     /// Decodes a graph tensor; nil for element types Lethe carries without representing.
     private mutating func decodeTensor(_ proto: Onnx_TensorProto, path: ProtoPath, label: String) throws -> Tensor? {
-        guard proto.dims.count <= limits.maxRank else {
-            throw ONNXError.rankTooLarge(tensor: label, rank: proto.dims.count, limit: limits.maxRank)
-        }
-        var shape: [Int] = []
-        shape.reserveCapacity(proto.dims.count)
-        for (index, dim) in proto.dims.enumerated() {
-            guard dim >= 0 else { throw ONNXError.negativeDimension(tensor: label, index: index, value: dim) }
-            guard dim <= Int64(Int.max) else {
-                throw ONNXError.tensorTooLarge(tensor: label, detail: "dimension \(index) is \(dim)")
-            }
-            shape.append(Int(dim))
-        }
-        if proto.dataType == ONNXDataType.undefined {
-            throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
-        }
-        guard let dtype = ONNXDataType.dtype(onnx: proto.dataType) else {
-            if Onnx_TensorProto.DataType(rawValue: Int(proto.dataType)) == nil {
-                throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
-            }
+        guard let layout = try TensorLayout(proto, label: label, limits: limits) else {
             if proto.hasDataLocation, proto.dataLocation == .external {
                 carriedExternal[path] = try externalSlice(proto, label: label, byteCount: nil)
             }
             return nil
         }
-        if proto.hasSegment { throw ONNXError.segmentedTensor(tensor: label) }
-        var elements = 1
-        for dim in shape {
-            let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
-            guard !overflow else {
-                throw ONNXError.tensorTooLarge(tensor: label, detail: "element count of \(shape) overflows")
-            }
-            elements = product
-        }
-        guard elements <= limits.maxElements else {
-            throw LimitError(what: "element count of tensor '\(label)'", value: elements, limit: limits.maxElements)
-        }
-        guard let byteCount = Tensor.byteCount(dtype: dtype, shape: shape) else {
-            throw ONNXError.tensorTooLarge(tensor: label, detail: "byte size of \(dtype.shortName) \(shape) overflows")
-        }
-        guard byteCount <= limits.maxTensorBytes else {
-            throw LimitError(what: "size of tensor '\(label)'", value: byteCount, limit: limits.maxTensorBytes)
-        }
-
+        let (dtype, shape, elements, byteCount) = (layout.dtype, layout.shape, layout.elements, layout.byteCount)
         let placement: TensorPlacement
         let tensor: Tensor
         if proto.hasDataLocation, proto.dataLocation == .external {
@@ -366,5 +330,92 @@ struct ONNXReader {
         }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+}
+
+/// A tensor's dtype and shape, validated against `Limits` before anything is allocated.
+struct TensorLayout {
+    let dtype: DType
+    let shape: [Int]
+    let elements: Int
+    let byteCount: Int
+
+    /// nil for element types Lethe carries without representing; throws for invalid ones.
+    init?(_ proto: Onnx_TensorProto, label: String, limits: Limits) throws {
+        guard proto.dims.count <= limits.maxRank else {
+            throw ONNXError.rankTooLarge(tensor: label, rank: proto.dims.count, limit: limits.maxRank)
+        }
+        var shape: [Int] = []
+        shape.reserveCapacity(proto.dims.count)
+        for (index, dim) in proto.dims.enumerated() {
+            guard dim >= 0 else { throw ONNXError.negativeDimension(tensor: label, index: index, value: dim) }
+            shape.append(Int(dim))
+        }
+        if proto.dataType == ONNXDataType.undefined {
+            throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
+        }
+        guard let dtype = ONNXDataType.dtype(onnx: proto.dataType) else {
+            if Onnx_TensorProto.DataType(rawValue: Int(proto.dataType)) == nil {
+                throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
+            }
+            return nil
+        }
+        if proto.hasSegment { throw ONNXError.segmentedTensor(tensor: label) }
+        var elements = 1
+        for dim in shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
+            guard !overflow else {
+                throw ONNXError.tensorTooLarge(tensor: label, detail: "element count of \(shape) overflows")
+            }
+            elements = product
+        }
+        guard elements <= limits.maxElements else {
+            throw LimitError(what: "element count of tensor '\(label)'", value: elements, limit: limits.maxElements)
+        }
+        guard let byteCount = Tensor.byteCount(dtype: dtype, shape: shape) else {
+            throw ONNXError.tensorTooLarge(tensor: label, detail: "byte size of \(dtype.shortName) \(shape) overflows")
+        }
+        guard byteCount <= limits.maxTensorBytes else {
+            throw LimitError(what: "size of tensor '\(label)'", value: byteCount, limit: limits.maxTensorBytes)
+        }
+        self.dtype = dtype
+        self.shape = shape
+        self.elements = elements
+        self.byteCount = byteCount
+    }
+}
+
+extension ONNXFormat {
+    /// Decodes one serialized `TensorProto`, such as the `input_0.pb` files of ONNX test data
+    /// sets. The bytes are copied; external data and the kinds Lethe does not represent are refused.
+    public static func readTensor(bytes: UnsafeRawBufferPointer, limits: Limits = .default) throws -> (name: String, tensor: Tensor) {
+        var options = BinaryDecodingOptions()
+        options.messageDepthLimit = limits.maxNestingDepth
+        let proto: Onnx_TensorProto
+        do {
+            proto = try Onnx_TensorProto(serializedBytes: Array(bytes), extensions: nil, partial: true, options: options)
+        } catch {
+            throw ONNXError.protobufDecoding(String(describing: error))
+        }
+        let label = proto.name.isEmpty ? "tensor" : proto.name
+        guard let layout = try TensorLayout(proto, label: label, limits: limits) else {
+            throw ONNXError.unsupportedDataType(tensor: label, code: proto.dataType)
+        }
+        if proto.hasDataLocation, proto.dataLocation == .external {
+            throw ONNXError.externalData(tensor: label, reason: "is not supported for a standalone tensor")
+        }
+        if proto.hasRawData {
+            guard proto.rawData.count == layout.byteCount else {
+                throw ONNXError.dataSizeMismatch(tensor: label, field: "raw_data", expected: layout.byteCount,
+                                                 actual: proto.rawData.count)
+            }
+            let tensor = proto.rawData.withUnsafeBytes {
+                Tensor(dtype: layout.dtype, shape: layout.shape, copying: $0)
+            }
+            return (proto.name, tensor)
+        }
+        let tensor = try TypedData.decode(proto, dtype: layout.dtype, shape: layout.shape, elements: layout.elements,
+                                          label: label)
+        return (proto.name, tensor)
     }
 }

@@ -8,6 +8,16 @@ struct ProtoRebuild {
     /// Headroom for everything but tensor data when judging protobuf's 2 GB limit.
     static let protobufLimit = Int(Int32.max) - (64 << 20)
 
+    /// IR version and default-domain opset for models that declare none (ONNX 1.16 / opset 21,
+    /// which current onnxruntime loads).
+    static let defaultIRVersion: Int64 = 10
+    static var defaultOpset: Onnx_OperatorSetIdProto {
+        var opset = Onnx_OperatorSetIdProto()
+        opset.domain = ""
+        opset.version = 21
+        return opset
+    }
+
     let source: ONNXSource?
     /// Initializers of at least this many bytes go to the data file; nil keeps original placement.
     let threshold: Int?
@@ -16,10 +26,16 @@ struct ProtoRebuild {
     /// Tensors whose bytes the proto refers to without copying; they must outlive serialization.
     private var keepAlive: [Tensor] = []
 
+    init(source: ONNXSource?, threshold: Int?, dataLocation: String) {
+        self.source = source
+        self.threshold = threshold
+        self.dataLocation = dataLocation
+    }
+
     static func write(_ model: Model, to path: String, original: ONNXSource?, overwritesOriginal: Bool,
-                      options: ONNXWriteOptions) throws {
+                      options: ONNXWriteOptions, inlineLimit: Int = protobufLimit) throws {
         var threshold = options.externalDataThreshold
-        if inlineBytes(model.graph, original: original, threshold: threshold) > protobufLimit {
+        if inlineBytes(model.graph, original: original, threshold: threshold) > inlineLimit {
             threshold = min(threshold ?? 1024, 1024)
         }
         var builder = ProtoRebuild(source: original, threshold: threshold,
@@ -90,11 +106,16 @@ struct ProtoRebuild {
     mutating func buildModel(_ model: Model) throws -> Onnx_ModelProto {
         var proto = source?.proto ?? Onnx_ModelProto()
         proto.irVersion = Int64(model.irVersion)
+        if source == nil {
+            // A model from a weights-only format has no IR version or opsets; ONNX needs both.
+            if model.irVersion <= 0 { proto.irVersion = ProtoRebuild.defaultIRVersion }
+            if model.opsets.isEmpty { proto.opsetImport = [ProtoRebuild.defaultOpset] }
+        }
         if model.producerName != proto.producerName || proto.hasProducerName { proto.producerName = model.producerName }
         if model.producerVersion != proto.producerVersion || proto.hasProducerVersion { proto.producerVersion = model.producerVersion }
         if model.docString != proto.docString || proto.hasDocString { proto.docString = model.docString }
         let originalOpsets = source?.model.opsets ?? []
-        if !model.opsets.elementsEqual(originalOpsets, by: { $0.domain == $1.domain && $0.version == $1.version }) {
+        if source != nil || !model.opsets.isEmpty, !model.opsets.elementsEqual(originalOpsets, by: { $0.domain == $1.domain && $0.version == $1.version }) {
             proto.opsetImport = model.opsets.map { opset in
                 var entry = Onnx_OperatorSetIdProto()
                 entry.domain = opset.domain

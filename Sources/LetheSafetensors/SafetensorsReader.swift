@@ -237,3 +237,26 @@ public enum SafetensorsFormat {
         }
     }
 }
+
+extension SafetensorsFile {
+    /// A header entry as the file declares it (for `inspect`).
+    public struct EntryInfo: Sendable {
+        public let name: String
+        /// The safetensors dtype name (`F32`, `BF16`, …).
+        public let dtype: String
+        public let shape: [Int]
+        /// Byte offsets in the file (not relative to the data section).
+        public let fileRange: Range<Int>
+    }
+
+    /// Entries in data-offset order, as read.
+    public var entryInfo: [EntryInfo] {
+        entries.map {
+            EntryInfo(name: $0.name, dtype: $0.dtypeName, shape: $0.shape,
+                      fileRange: (dataStart + $0.begin)..<(dataStart + $0.end))
+        }
+    }
+
+    /// Bytes of the JSON header (with its padding), not counting the 8-byte length.
+    public var headerByteCount: Int { headerLength }
+}

@@ -23,6 +23,12 @@ final class NPZTests: XCTestCase {
             let file = try NPZFormat.read(path: TestSupport.fixture(name))
             try assertMatchesManifest(file, name)
         }
+        let deflated = try NPZFormat.read(path: TestSupport.fixture("deflated.npz")).memberInfo
+        XCTAssertTrue(deflated.allSatisfy(\.isCompressed))
+        XCTAssertEqual(deflated.first?.memberName, "bool.npy")
+        XCTAssertEqual(deflated.first?.arrayName, "bool")
+        XCTAssertEqual(deflated.first?.offset, 0)
+        XCTAssertEqual(deflated.first?.uncompressedSize, 128 + 6)
         let arrays = try NPZFormat.readArrays(path: TestSupport.fixture("data.npz"))
         XCTAssertEqual(arrays.map(\.name), ["x", "y"])
         XCTAssertEqual(arrays[1].tensor.int64Values(), [0, 1, 2, 1, 0])
@@ -300,6 +306,23 @@ final class NPZTests: XCTestCase {
         var broken = zip64
         broken.replaceSubrange((end + 56 + 8)..<(end + 56 + 16), with: le(UInt64(bytes.count * 4)))
         _ = try assertRefused(broken, "bad ZIP64 locator")
+    }
+
+    func testPickledMemberRefused() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.runPython("""
+            import numpy as np, sys
+            np.savez(sys.argv[1], w=np.ones(3, dtype=np.float32), o=np.array([{'x': 1}], dtype=object))
+            np.savez_compressed(sys.argv[2], o=np.array([{'x': 1}], dtype=object))
+            """, arguments: ["\(folder)/pickle.npz", "\(folder)/pickle_c.npz"])
+        for name in ["pickle.npz", "pickle_c.npz"] {
+            XCTAssertThrowsError(try NPZFormat.read(path: "\(folder)/\(name)")) { error in
+                guard case NPYError.pickledArray(let member) = (error as! FileError).underlying else {
+                    return XCTFail("\(error)")
+                }
+                XCTAssertEqual(member, "o.npy")
+            }
+        }
     }
 
     func testEntryCountLimit() throws {

@@ -66,6 +66,41 @@ final class ONNXHostileInputTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: folder + "/out.onnx.data")
     }
 
+    /// A longer read-only corruption campaign (flips, deletions, insertions), run when
+    /// `LETHE_ONNX_FUZZ` gives an iteration count.
+    func testLongCorruptionCampaign() throws {
+        guard let count = ProcessInfo.processInfo.environment["LETHE_ONNX_FUZZ"].flatMap({ Int($0) }) else {
+            throw XCTSkip("set LETHE_ONNX_FUZZ=<iterations> to run")
+        }
+        var generator = SplitMix64(seed: 7)
+        var accepted = 0
+        let names = ["rich", "dtypes_raw", "dtypes_typed", "torch_script", "torch_dynamo", "external"]
+        let inputs = try names.map { try Fixtures.fileBytes(Fixtures.path($0 + ".onnx")) }
+        for _ in 0..<count {
+            var bytes = inputs[Int(generator.next() % UInt64(inputs.count))]
+            for _ in 0..<Int(generator.next() % 4 + 1) {
+                let position = Int(generator.next() % UInt64(bytes.count))
+                switch generator.next() % 4 {
+                case 0: bytes.remove(at: position)
+                case 1: bytes.insert(UInt8(truncatingIfNeeded: generator.next()), at: position)
+                case 2: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+                default: bytes[position] ^= UInt8(1) << UInt8(generator.next() % 8)
+                }
+            }
+            do {
+                let onnx = try bytes.withUnsafeBytes {
+                    try ONNXFormat.read(bytes: $0, path: "fuzz.onnx", baseFolder: Fixtures.folder)
+                }
+                var builder = ProtoRebuild(source: onnx.source, threshold: nil, dataLocation: "x.data")
+                _ = try builder.buildModel(onnx.model).serializedBytes() as [UInt8]
+                accepted += 1
+            } catch {
+                assertCleanError(error, "corruption")
+            }
+        }
+        print("ONNX fuzz: \(count) corrupted files, \(accepted) still read")
+    }
+
     /// A minimal valid model with one float initializer, as a proto to corrupt.
     private func model(_ configure: (inout Onnx_TensorProto) -> Void) throws -> [UInt8] {
         var tensor = Onnx_TensorProto()

@@ -269,4 +269,34 @@ final class ONNXWriterTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/joined.onnx.data"))
         XCTAssertEqual(try runWithONNXRuntime(folder + "/joined.onnx", input: "x", shape: [2, 1, 4, 4]), expected)
     }
+
+    /// Past protobuf's 2 GB limit every initializer of 1 KiB or more moves to external data; the
+    /// limit is lowered here so the rule can be seen on a small model.
+    func testModelsOverTheProtobufLimitGetExternalData() throws {
+        let onnx = try ONNXFormat.read(path: Fixtures.path("torch_script.onnx"))
+        var model = onnx.model
+        model.graph.initializers.append(Initializer(name: "big", tensor: Tensor(zeros: .float32, shape: [1024])))
+        let output = folder + "/large.onnx"
+        try ProtoRebuild.write(model, to: output, original: onnx.source, overwritesOriginal: false,
+                               options: ONNXWriteOptions(), inlineLimit: 2048)
+        let reread = try ONNXFormat.read(path: output)
+        let big = try XCTUnwrap(reread.model.graph.initializer(named: "big"))
+        XCTAssertEqual(big.storage.mappedFile?.path.hasSuffix("large.onnx.data"), true)
+        XCTAssertEqual(big.floatValues(), [Float](repeating: 0, count: 1024))
+        let biasFile = reread.model.graph.initializer(named: "fc.bias")?.storage.mappedFile?.path ?? ""
+        XCTAssertFalse(biasFile.hasSuffix(".data"), "small initializers stay inline")
+        let expected = try runWithONNXRuntime(Fixtures.path("torch_script.onnx"), input: "x", shape: [2, 1, 4, 4])
+        XCTAssertEqual(try runWithONNXRuntime(output, input: "x", shape: [2, 1, 4, 4]), expected)
+    }
+
+    /// A weights-only model (no IR version, no opsets) still becomes a valid ONNX file.
+    func testWeightsOnlyModelGetsDefaultVersions() throws {
+        let graph = Graph(name: "weights", initializers: [Initializer(name: "w", tensor: Tensor(shape: [2], values: [Float(1), 2]))])
+        let output = folder + "/weights.onnx"
+        try ONNXFormat.write(Model(graph: graph), to: output, original: nil)
+        let reread = try ONNXFormat.read(path: output)
+        XCTAssertEqual(reread.model.irVersion, 10)
+        XCTAssertEqual(reread.model.onnxOpset, 21)
+        XCTAssertEqual(try referenceValues(output)["w"], [1, 2])
+    }
 }

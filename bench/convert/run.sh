@@ -35,26 +35,30 @@ big="$work/big.safetensors"
 if [ ! -f "$big" ]; then "$python" "$here/make_big.py" "$big" "$total_mb"; fi
 ls -l "$big"
 
-# Runs a command under /usr/bin/time -v; prints "seconds peak_kb".
+# Runs a command under /usr/bin/time -v; prints "wall_seconds peak_kb cpu_seconds".
 measure() {
     local log="$work/time.log"
     sync
     /usr/bin/time -v "$@" 2>"$log" >/dev/null || { cat "$log"; exit 1; }
-    local wall rss
+    local wall rss cpu
     wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
     rss=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
-    echo "$wall $rss"
+    cpu=$(awk -F': ' '/User time|System time/ { total += $2 } END { print total }' "$log")
+    echo "$wall $rss $cpu"
 }
 
 # Warm the page cache so both sides read from memory, not disk.
 cat "$big" >/dev/null
 
-printf "%-28s %10s %12s %10s %12s %8s %8s\n" "step" "lethe s" "lethe MB" "python s" "python MB" "time x" "mem x"
+printf "%-27s %8s %8s %8s | %8s %8s %8s | %7s %7s %7s\n" "step" "wall s" "cpu s" "peak MB" \
+    "wall s" "cpu s" "peak MB" "wall x" "cpu x" "mem x"
+printf "%-27s %26s | %26s |\n" "" "Lethe" "NumPy + safetensors"
 row() {
     local name="$1" l p
     l=($2); p=($3)
-    awk -v n="$name" -v lt="${l[0]}" -v lr="${l[1]}" -v pt="${p[0]}" -v pr="${p[1]}" 'BEGIN {
-        printf "%-28s %10.2f %12.0f %10.2f %12.0f %8.2f %8.2f\n", n, lt, lr/1024, pt, pr/1024, pt/lt, pr/lr }'
+    awk -v n="$name" -v lt="${l[0]}" -v lr="${l[1]}" -v lc="${l[2]}" -v pt="${p[0]}" -v pr="${p[1]}" -v pc="${p[2]}" 'BEGIN {
+        printf "%-27s %8.2f %8.2f %8.0f | %8.2f %8.2f %8.0f | %7.2f %7.2f %7.2f\n",
+            n, lt, lc, lr/1024, pt, pc, pr/1024, pt/lt, pc/lc, pr/lr }'
 }
 
 l1=$(measure "${convert[@]}" "$big" "$work/lethe.npz")
@@ -72,5 +76,6 @@ import json,struct,sys
 f=open(sys.argv[1],'rb'); n=struct.unpack('<Q',f.read(8))[0]; h=json.loads(f.read(n)); h.pop('__metadata__',None)
 print(max(v['data_offsets'][1]-v['data_offsets'][0] for v in h.values()))" "$big")
 echo "largest tensor: $((largest / 1048576)) MB; goal: Lethe peak < 1.2 x largest + constant"
+echo "(x = Python / Lethe; Lethe fsyncs its output before renaming it into place, Python leaves it in the page cache)"
 "$python" "$here/check_same.py" "$big" "$work/lethe.npz" "$work/lethe.safetensors" "$work/lethe-from-numpy.safetensors"
 if [ -z "${KEEP:-}" ]; then rm -f "$work"/lethe*.npz "$work"/python*.npz "$work"/lethe*.safetensors "$work"/python*.safetensors; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the ONNX conformance fixtures Lethe's tests read.
 
-Usage: make_fixtures.py [OUTPUT_FOLDER]   (default: formats/onnx/fixtures beside this script)
+Usage: make_fixtures.py [--no-torch] [OUTPUT_FOLDER]   (default: formats/onnx/fixtures beside this script)
 
 Every model is built with the reference `onnx` package (and two with PyTorch's exporters) and
 passes onnx.checker. Beside each model, `<name>.expected.json` lists every graph tensor as the
@@ -17,7 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "fixtures")
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+OUT = os.path.abspath(ARGS[0]) if ARGS else os.path.join(HERE, "fixtures")
 RNG = np.random.default_rng(1234)
 
 # (name, ONNX type, values) for every type Lethe represents. Values stay tiny.

@@ -86,6 +86,9 @@ struct IdentityKernel: Kernel {
     let maskOutput: Bool
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
+        if inputs.count > 2, let training = inputs[2], training.elementCount == 1, training.int64Values()[0] != 0 {
+            throw RuntimeError("Dropout in training mode is not supported (inference only)")
+        }
         if maskOutput { return [x, Tensor(shape: x.shape, values: [Bool](repeating: true, count: x.elementCount))] }
         return [x]
     }

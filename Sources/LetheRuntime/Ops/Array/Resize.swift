@@ -26,6 +26,7 @@ struct ResizeKernel: Kernel {
         attributeScales = try request.floats("scales")
         if try request.string("keep_aspect_ratio_policy", "stretch") != "stretch" { throw Unsupported("keep_aspect_ratio_policy") }
         if request.node.attribute("axes") != nil { throw Unsupported("Resize axes attribute") }
+        if try request.int("antialias", 0) != 0 { throw Unsupported("antialias=1") }
         excludeOutside = try request.int("exclude_outside", 0) != 0
         if excludeOutside { throw Unsupported("exclude_outside=1") }
     }
@@ -59,7 +60,9 @@ struct ResizeKernel: Kernel {
             let inSize = x.shape[axis], outSize = outShape[axis], scale = axisScale[axis]
             var l = [Int](repeating: 0, count: outSize), h = l, w = [Float](repeating: 0, count: outSize)
             for o in 0..<outSize {
-                let coordinate = sourceCoordinate(o, scale: scale, inSize: inSize, outSize: outSize)
+                // ONNX measures the resized length as in·scale (unrounded) when scales are given.
+                let resizedLength = sizes == nil ? Float(inSize) * scale : Float(outSize)
+                let coordinate = sourceCoordinate(o, scale: scale, inSize: inSize, resizedLength: resizedLength)
                 if linear {
                     let c = min(max(coordinate, 0), Float(inSize - 1))
                     let f = Int(c.rounded(.down))
@@ -124,15 +127,15 @@ struct ResizeKernel: Kernel {
         return [out]
     }
 
-    private func sourceCoordinate(_ o: Int, scale: Float, inSize: Int, outSize: Int) -> Float {
+    private func sourceCoordinate(_ o: Int, scale: Float, inSize: Int, resizedLength: Float) -> Float {
         let x = Float(o)
         switch coordinateMode {
         case "asymmetric": return x / scale
-        case "align_corners": return outSize == 1 ? 0 : x * Float(inSize - 1) / Float(outSize - 1)
-        case "pytorch_half_pixel": return outSize > 1 ? (x + 0.5) / scale - 0.5 : 0
+        case "align_corners": return resizedLength == 1 ? 0 : x * Float(inSize - 1) / (resizedLength - 1)
+        case "pytorch_half_pixel": return resizedLength > 1 ? (x + 0.5) / scale - 0.5 : 0
         case "tf_half_pixel_for_nn": return (x + 0.5) / scale
         case "half_pixel_symmetric":
-            let adjustment = Float(outSize) / (scale * Float(inSize))
+            let adjustment = resizedLength.rounded(.down) / (scale * Float(inSize))
             let center = Float(inSize) / 2
             let offset = center * (1 - adjustment)
             return offset + (x + 0.5) / scale - 0.5

@@ -109,7 +109,9 @@ enum Activation: Sendable, Equatable {
 struct ActivationKernel: Kernel {
     let activation: Activation
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try requireFloat(inputs.required(0))
+        let x = try inputs.required(0)
+        if case .clip = activation, x.dtype != .float32 { return try DynamicClipKernel().run(inputs, context) }
+        _ = try requireFloat(x)
         let y = try Tensor.uninitialized(.float32, x.shape)
         let n = x.elementCount
         let source = x.floats, target = y.mutableFloats

@@ -38,7 +38,7 @@ enum ArithmeticOp: Sendable {
         case (.uint16, .uint16): return try integer(a, b, UInt16.self, t)
         case (.uint32, .uint32): return try integer(a, b, UInt32.self, t)
         case (.uint64, .uint64): return try integer(a, b, UInt64.self, t)
-        case (let x, let y) where x.isInteger && y.isInteger && isPow:
+        case (let x, let y) where x.isInteger && y.isNumeric && isPow:
             let result = try ArithmeticOp.pow.apply(a.asFloat32(), b.asFloat32(), context)
             return try castTensor(result, to: a.dtype)
         default:

@@ -13,7 +13,7 @@ struct EinsumKernel: Kernel {
         if let arrow = equation.firstRange(of: "->") {
             sides = [String(equation[..<arrow.lowerBound]), String(equation[arrow.upperBound...])]
         }
-        guard !sides[0].isEmpty else { throw Unsupported("Einsum equation '\(equation)'") }
+
         // "." marks the three-dot ellipsis; keep one symbol for it.
         func labels(_ text: String) -> [Character] {
             var result: [Character] = []

@@ -46,7 +46,9 @@ struct ConvTransposeKernel: Kernel {
             if target == nil && (autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") { target = input * s[axis] }
             if let target {
                 let total = full - target
-                begin[axis] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                // Floor division: a negative total (output larger than the full transpose) pads the end.
+                let half = total >= 0 ? total / 2 : -((-total + 1) / 2)
+                begin[axis] = autoPad == "SAME_UPPER" ? half : total - half
                 out[axis] = target
             } else {
                 let p = pads ?? Array(repeating: 0, count: 2 * rank)

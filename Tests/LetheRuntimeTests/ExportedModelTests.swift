@@ -1,0 +1,109 @@
+import LetheCore
+import LetheFormats
+import LetheIR
+import LetheNumPy
+import LetheONNX
+import XCTest
+@testable import LetheRuntime
+
+/// Real PyTorch exports (both exporters) against ONNX Runtime's outputs.
+final class ExportedModelTests: XCTestCase {
+    static let modelsFolder = packageRoot + "/formats/models"
+
+    private func arrays(_ path: String) throws -> [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: try NPZFormat.readArrays(path: path).map { ($0.name, $0.tensor) })
+    }
+
+    func testEveryExportMatchesOnnxRuntime() throws {
+        let names = ["resnet_ts", "resnet_dynamo", "vgg_ts", "vgg_dynamo", "vit_ts", "vit_dynamo"]
+        for name in names {
+            let path = "\(Self.modelsFolder)/\(name).onnx"
+            let model = try ONNXFormat.read(path: path).model
+            let inputs = try arrays("\(Self.modelsFolder)/\(name).inputs.npz")
+            let expected = try arrays("\(Self.modelsFolder)/\(name).expected.npz")
+            for threads in [1, 2] {
+                let session = try InferenceSession(model: model, options: .init(threads: threads))
+                XCTAssertEqual(session.inputNames, ["input"], name)
+                let outputs = try session.run(inputs)
+                for (output, reference) in expected {
+                    guard let actual = outputs[output] else { XCTFail("\(name): no output \(output)"); continue }
+                    XCTAssertEqual(actual.shape, reference.shape, name)
+                    let error = relativeError(actual.floatValues(), reference.floatValues())
+                    XCTAssertLessThanOrEqual(error, 1e-4, "\(name) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testSampleCNNMatchesOnnxRuntimeRunNow() throws {
+        let python = try referencePython()
+        let folder = FileManagerless.temporaryFolder()
+        let script = """
+        import sys, numpy as np, onnxruntime as ort
+        data = np.load(sys.argv[1])
+        x = data['x'][:100]
+        x = (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+        x = x.reshape(-1, 1, 28, 28)
+        out = {'input': x}
+        for name in ['fashion_cnn.onnx', 'fashion_cnn_dynamo.onnx']:
+            options = ort.SessionOptions(); options.intra_op_num_threads = 1
+            s = ort.InferenceSession(sys.argv[2] + '/' + name, options, providers=['CPUExecutionProvider'])
+            out[name] = s.run(None, {s.get_inputs()[0].name: x})[0]
+        np.savez(sys.argv[3], **out)
+        """
+        let scriptPath = folder + "/reference.py", outPath = folder + "/reference.npz"
+        try writeText(script, to: scriptPath)
+        try runProcess(python, [scriptPath, packageRoot + "/samples/fashion_test.npz", packageRoot + "/samples", outPath])
+        let reference = try arrays(outPath)
+        let input = try XCTUnwrap(reference["input"])
+        for name in ["fashion_cnn.onnx", "fashion_cnn_dynamo.onnx"] {
+            let model = try ONNXFormat.read(path: packageRoot + "/samples/" + name).model
+            let session = try InferenceSession(model: model)
+            let outputs = try session.run([session.inputNames[0]: input])
+            let actual = try XCTUnwrap(outputs[session.outputNames[0]])
+            let expected = try XCTUnwrap(reference[name])
+            XCTAssertEqual(actual.shape, [100, 10])
+            XCTAssertLessThanOrEqual(relativeError(actual.floatValues(), expected.floatValues()), 1e-4, name)
+        }
+    }
+}
+
+/// The Python interpreter with the reference libraries, per the project's test convention.
+func referencePython() throws -> String {
+    let environment = ProcessEnvironment.value("LETHE_PYTHON") ?? packageRoot + "/.build/venv/bin/python3"
+    if access(environment, X_OK) == 0 { return environment }
+    if ProcessEnvironment.value("CI") != nil { throw RuntimeError("LETHE_PYTHON (\(environment)) is not executable") }
+    throw XCTSkip("no reference Python at \(environment); set LETHE_PYTHON")
+}
+
+enum ProcessEnvironment {
+    static func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+}
+
+enum FileManagerless {
+    static func temporaryFolder() -> String {
+        var template = Array("/tmp/lethe-runtime-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+}
+
+func writeText(_ text: String, to path: String) throws {
+    guard let file = fopen(path, "w") else { throw RuntimeError("cannot write \(path)") }
+    defer { fclose(file) }
+    fputs(text, file)
+}
+
+/// Runs `executable` with `arguments`, failing on a non-zero exit.
+func runProcess(_ executable: String, _ arguments: [String]) throws {
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, executable, nil, nil, argv, environ) == 0 else { throw RuntimeError("cannot start \(executable)") }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    guard status == 0 else { throw RuntimeError("\(executable) \(arguments.first ?? "") exited with status \(status)") }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
