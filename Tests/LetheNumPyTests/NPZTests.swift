@@ -138,6 +138,15 @@ final class NPZTests: XCTestCase {
         }
     }
 
+    func testEmptyArchive() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try TestSupport.runPython("import numpy as np, sys; np.savez(sys.argv[1])", arguments: ["\(folder)/numpy.npz"])
+        let file = try NPZFormat.read(path: "\(folder)/numpy.npz")
+        XCTAssertTrue(file.model.graph.initializers.isEmpty)
+        try NPZFormat.writeArrays([], to: "\(folder)/lethe.npz")
+        XCTAssertEqual(try TestSupport.bytes("\(folder)/lethe.npz"), try TestSupport.bytes("\(folder)/numpy.npz"))
+    }
+
     func testRefusesBFloat16AndLeavesNoFile() throws {
         let folder = try TestSupport.temporaryDirectory()
         let out = "\(folder)/bf16.npz"

@@ -122,6 +122,18 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(reread.model.metadata.map(\.key), model.metadata.map(\.key))
     }
 
+    func testEmptyFileMatchesReference() throws {
+        let folder = try TestSupport.temporaryDirectory()
+        try SafetensorsFormat.write(Model(graph: Graph()), to: "\(folder)/empty.safetensors")
+        let bytes = try TestSupport.bytes("\(folder)/empty.safetensors")
+        XCTAssertEqual(bytes, [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32])
+        let file = try bytes.withUnsafeBytes { try SafetensorsFormat.read(bytes: $0, path: "empty") }
+        XCTAssertTrue(file.model.graph.initializers.isEmpty)
+        try SafetensorsFormat.write(Model(graph: Graph(), metadata: [("framework", "pt")]), to: "\(folder)/meta.safetensors")
+        XCTAssertEqual(String(decoding: try TestSupport.bytes("\(folder)/meta.safetensors").dropFirst(8), as: UTF8.self),
+                       #"{"__metadata__":{"framework":"pt"}}     "#)
+    }
+
     func testReadFromBytesAndComplex128Refused() throws {
         let bytes = try TestSupport.bytes(TestSupport.fixture("model.safetensors"))
         let file = try bytes.withUnsafeBytes { try SafetensorsFormat.read(bytes: $0, path: "mem") }

@@ -1,3 +1,5 @@
+import LetheCore
+import LetheIR
 import XCTest
 @testable import LetheUnlearn
 
@@ -78,6 +80,24 @@ final class FormulaTests: XCTestCase {
         }
     }
 
+    /// Fewer rows than dimensions: the space from the rows (an n × n problem) equals the space from G.
+    func testSpaceFromRowsEqualsSpaceFromGram() throws {
+        let d = 12, n = 5
+        let x = TestSupport.randomValues(n * d, seed: 21).map(Float.init)
+        let full = try FeatureSpace(gram: TestSupport.gram(x.map(Double.init), rows: n, d: d), dimension: d)
+        let thin = try FeatureSpace(rows: x, count: n, dimension: d)
+        XCTAssertEqual(thin.rank, n)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(Array(full.energies.suffix(n)), thin.energies), 1e-12)
+        for alpha in [1.0, 3, 100] {
+            XCTAssertLessThan(TestSupport.maxAbsDifference(full.projector(alpha: alpha), thin.projector(alpha: alpha)), 1e-10)
+        }
+        let other = try FeatureSpace(gram: TestSupport.gram(TestSupport.randomValues(30 * d, seed: 22), rows: 30, d: d), dimension: d)
+        let w = TestSupport.randomValues(3 * d, seed: 23)
+        let a = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: full, alphaForget: 3)
+        let b = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: thin, alphaForget: 3)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(a, b), 1e-10)
+    }
+
     func testEmptyStatisticsLeaveTheWeight() throws {
         let zero = try FeatureSpace(gram: [Double](repeating: 0, count: 9), dimension: 3)
         XCTAssertEqual(zero.energies, [0, 0, 0])
@@ -87,5 +107,40 @@ final class FormulaTests: XCTestCase {
 
     func testNonFiniteStatisticsAreRefused() {
         XCTAssertThrowsError(try FeatureSpace(gram: [1, .nan, .nan, 1], dimension: 2))
+    }
+}
+
+final class ProjectionPlanTests: XCTestCase {
+    /// A grouped convolution is projected group by group with each group's own spaces, and a float16
+    /// weight comes back as float16 (rounded to nearest even) with its shape.
+    func testGroupedHalfPrecisionConvolution() throws {
+        let o = 4, cPerGroup = 3, groups = 2, d = cPerGroup * 2 * 2
+        let values = TestSupport.randomValues(o * d, seed: 31)
+        let weight = Tensor(shape: [o, cPerGroup, 2, 2], values: values.map { Float16(Float($0)) })
+        let graph = Graph(nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "k"], outputs: ["y"], attributes: [("group", .int(groups))])],
+                          initializers: [Initializer(name: "k", tensor: weight), Initializer(name: "other", tensor: Tensor(shape: [1], values: [Float(5)]))])
+        let model = Model(graph: graph)
+        let layers = LayerDiscovery.discover(in: model).layers
+        XCTAssertEqual(layers.first?.groups, 2)
+        var stats = LayerStatistics(layer: "k", groups: groups, dimension: d)
+        for g in 0..<groups {
+            stats.retain[g] = TestSupport.gram(TestSupport.randomValues(20 * d, seed: 40 + UInt64(g)), rows: 20, d: d)
+            stats.forget[g] = TestSupport.gram(TestSupport.randomValues(6 * d, seed: 50 + UInt64(g)), rows: 6, d: d)
+        }
+        let plan = try ProjectionPlan(model: model, layers: layers, statistics: StatisticsSet(layers: [stats]))
+        let patched = try XCTUnwrap(plan.patchedWeights(alphaRetain: 100, alphaForget: 3)["k"])
+        XCTAssertEqual(patched.dtype, .float16)
+        XCTAssertEqual(patched.shape, weight.shape)
+        let stored = weight.doubleValues()
+        let got = patched.doubleValues()
+        let rows = o / groups
+        for g in 0..<groups {
+            let slice = Array(stored[(g * rows * d)..<((g + 1) * rows * d)])
+            let expected = InputProjection.apply(to: slice, outputs: rows, retain: try FeatureSpace(gram: stats.retain[g], dimension: d), alphaRetain: 100,
+                                                 forget: try FeatureSpace(gram: stats.forget[g], dimension: d), alphaForget: 3)
+            let rounded = expected.map { Double(Float(Float16(Float($0)))) }
+            XCTAssertEqual(Array(got[(g * rows * d)..<((g + 1) * rows * d)]), rounded, "group \(g)")
+        }
+        XCTAssertEqual(model.replacingWeights(["k": patched]).graph.initializer(named: "other")?.floatValues(), [5])
     }
 }

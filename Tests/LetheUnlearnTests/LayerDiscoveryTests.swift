@@ -80,6 +80,17 @@ final class LayerDiscoveryTests: XCTestCase {
         XCTAssertTrue(LayerFilter.match("blocks.*.fc?.weight", "blocks.1.fc2.weight"))
         XCTAssertFalse(LayerFilter.match("blocks.*.fc?.weight", "blocks.1.attn.q.weight"))
 
+        // A weight tied to an embedding (Gather) is not a layer: patching would change the embedding.
+        let tied = Graph(nodes: [
+            Node(name: "embed", opType: "Gather", inputs: ["w", "ids"], outputs: ["tokens"]),
+            Node(name: "t", opType: "Transpose", inputs: ["w"], outputs: ["wt"]),
+            Node(name: "head", opType: "MatMul", inputs: ["h", "wt"], outputs: ["logits"]),
+        ], initializers: [Initializer(name: "w", tensor: w)])
+        let tiedFound = LayerDiscovery.discover(in: Model(graph: tied))
+        XCTAssertTrue(tiedFound.layers.isEmpty)
+        XCTAssertEqual(tiedFound.skipped.first?.node, "head")
+        XCTAssertTrue(tiedFound.skipped.first?.reason.contains("Gather node embed") ?? false)
+
         // Patches are written back to initializers and Constant nodes alike.
         let patched = Model(graph: graph).replacingWeights(["c": Tensor(shape: [3, 4], values: [Float](repeating: 2, count: 12)),
                                                              "k": Tensor(zeros: .float32, shape: [2, 4, 3, 3])])

@@ -76,7 +76,7 @@ final class StatisticsTests: XCTestCase {
                                     uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
             let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
             try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
-            let grams = sink.grams()
+            let grams = sink.grams().grams
             for group in 0..<geometry.group {
                 var rows: [Double] = []
                 for image in 0..<n {
@@ -116,7 +116,7 @@ final class StatisticsTests: XCTestCase {
         let columns = TestSupport.transpose(tokens.map(Double.init), rows: 6, columns: d).map(Float.init)
         try sink.consume(Tensor(shape: [d, 6], values: columns), use: layer.uses[1], useIndex: 1)
         let twice = TestSupport.gram(tokens.map(Double.init), rows: 6, d: d).map { 2 * $0 }
-        XCTAssertLessThan(TestSupport.maxAbsDifference(sink.grams()[0], twice), 1e-5)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(sink.grams().grams[0], twice), 1e-5)
         XCTAssertEqual(sink.rowCount, 12)
     }
 

@@ -127,6 +127,25 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertTrue(ReportHTML.render(report).contains("α search"))
     }
 
+    func testAccuracyMetricsByHand() {
+        let metrics = ClassificationMetrics(labels: [0, 0, 1, 2, 2], predictions: [0, 1, 1, 2, 0], forgetClasses: [2])
+        XCTAssertEqual(metrics.accuracy, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(metrics.retainAccuracy ?? 0, 2.0 / 3.0, accuracy: 1e-12)
+        XCTAssertEqual(metrics.forgetAccuracy ?? 0, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(metrics.perClass, ["0": 0.5, "1": 1, "2": 0.5])
+        XCTAssertEqual(metrics.confusion, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+        XCTAssertEqual(metrics.searchScore, 2.0 / 3.0 * 0.5, accuracy: 1e-12)
+        let stray = ClassificationMetrics(labels: [1_000_000_000], predictions: [0], forgetClasses: [])
+        XCTAssertEqual(stray.confusion, [])
+        XCTAssertEqual(stray.accuracy, 0)
+        // Softmax probabilities of the true label, and rows that already are probabilities.
+        let logits = LogitTable(rows: 2, classes: 2, values: [0, Float(log(3.0)), 0.25, 0.75])
+        let p = logits.trueLabelProbabilities([1, 1])
+        XCTAssertEqual(p[0], 0.75, accuracy: 1e-6)
+        XCTAssertEqual(p[1], 0.75, accuracy: 1e-6)
+        XCTAssertEqual(logits.predictions, [1, 1])
+    }
+
     func testSampleSelectionFollowsTheDesign() throws {
         // Classes 0..3 with 20 samples each, interleaved.
         let labels = (0..<80).map { $0 % 4 }

@@ -21,6 +21,7 @@ public enum LayerDiscovery {
         var layers: [String: WeightLayer] = [:]
         var skipped: [Skipped] = []
         var rejected = Set<String>()
+        var chains: [String: Set<String>] = [:]
 
         for (nodeIndex, node) in graph.nodes.enumerated() where node.domain.isEmpty || node.domain == "ai.onnx" {
             guard ["Conv", "Gemm", "MatMul"].contains(node.opType), node.inputs.count >= 2 else { continue }
@@ -37,6 +38,7 @@ public enum LayerDiscovery {
             case .failure(let reason):
                 skipped.append(Skipped(node: label, reason: reason.text))
             case .success(var layer):
+                chains[layer.name, default: []].formUnion(constant.chain)
                 layer.uses[0].node = label
                 layer.uses[0].nodeIndex = nodeIndex
                 layer.uses[0].isNamed = !node.name.isEmpty
@@ -57,9 +59,31 @@ public enum LayerDiscovery {
                 }
             }
         }
-        var result = order.compactMap { layers[$0] }
+        var result: [WeightLayer] = []
+        for name in order {
+            guard let layer = layers[name] else { continue }
+            if let reader = otherReader(of: chains[name] ?? [], layer: layer, graph: graph) {
+                skipped.append(Skipped(node: layer.nodeNames.joined(separator: ", "),
+                                       reason: "weight \(name) is also read by \(reader) (a tied weight); patching it would change that node too"))
+                continue
+            }
+            result.append(layer)
+        }
         if let filter { result = result.filter { filter.matches($0) } }
         return (result, skipped)
+    }
+
+    /// A node other than the layer's own uses and its Identity/Transpose chain that reads the weight.
+    private static func otherReader(of chain: Set<String>, layer: WeightLayer, graph: Graph) -> String? {
+        let uses = Set(layer.uses.map(\.nodeIndex))
+        for (index, node) in graph.nodes.enumerated() where !uses.contains(index) {
+            let readsWeight = node.inputs.contains { chain.contains($0) }
+            let isChainLink = node.outputs.contains { chain.contains($0) } && ["Identity", "Transpose"].contains(node.opType)
+            if readsWeight && !isChainLink {
+                return node.name.isEmpty ? "a \(node.opType) node" : "\(node.opType) node \(node.name)"
+            }
+        }
+        return nil
     }
 
     /// The stored tensor of a layer's weight.
@@ -78,14 +102,18 @@ public enum LayerDiscovery {
         var tensor: Tensor
         /// True when an odd number of 2-D Transposes sit between the stored tensor and the node.
         var transposed: Bool
+        /// Values from the node's input back to the stored tensor (Identity/Transpose outputs and the source).
+        var chain: [String]
     }
 
     static func resolveConstant(_ value: String, graph: Graph, producers: [String: Int], initializers: [String: Tensor]) -> Constant? {
         var name = value
         var transposed = false
+        var chain: [String] = []
         for _ in 0..<64 {
+            chain.append(name)
             if let tensor = initializers[name], producers[name] == nil {
-                return tensor.dtype.isFloatingPoint ? Constant(source: .initializer(name), tensor: tensor, transposed: transposed) : nil
+                return tensor.dtype.isFloatingPoint ? Constant(source: .initializer(name), tensor: tensor, transposed: transposed, chain: chain) : nil
             }
             guard let index = producers[name] else { return nil }
             let node = graph.nodes[index]
@@ -103,7 +131,7 @@ public enum LayerDiscovery {
                 name = input
             case "Constant":
                 guard let tensor = node.attribute("value")?.tensorValue, tensor.dtype.isFloatingPoint else { return nil }
-                return Constant(source: .constantNode(index: index, output: name), tensor: tensor, transposed: transposed)
+                return Constant(source: .constantNode(index: index, output: name), tensor: tensor, transposed: transposed, chain: chain)
             default:
                 return nil
             }

@@ -4,7 +4,10 @@
 /// (DESIGN §4), which is what makes the α search cheap.
 public struct FeatureSpace: Sendable {
     public let dimension: Int
-    /// Column `j` (row-major `d × d`) is the eigenvector of `energies[j]`.
+    /// Eigenvectors held: `dimension`, or fewer when the space came from fewer rows than dimensions
+    /// (the remaining eigenvalues are exactly zero and contribute nothing to `M`).
+    public let rank: Int
+    /// Column `j` (row-major `d × rank`) is the eigenvector of `energies[j]`.
     let vectors: [Double]
     /// `s_i = σ_i² / Σ_j σ_j²`, ascending; rounding's tiny negative eigenvalues are clamped to 0.
     public let energies: [Double]
@@ -17,8 +20,44 @@ public struct FeatureSpace: Sendable {
         let clamped = values.map { max($0, 0) }
         let total = clamped.reduce(0, +)
         self.dimension = dimension
+        self.rank = dimension
         self.vectors = vectors
         self.energies = total > 0 ? clamped.map { $0 / total } : clamped.map { _ in 0 }
+    }
+
+    /// The same space from the rows themselves when there are fewer rows `n` than dimensions (a dense
+    /// layer seeing one vector per image): `X Xᵀ = V Σ² Vᵀ` is only `n × n`, and `U = Xᵀ V Σ⁻¹`.
+    /// `G = XᵀX` has the same non-zero eigenpairs, so this is the decomposition of `G` at a fraction
+    /// of the cost.
+    public init(rows: [Float], count n: Int, dimension d: Int) throws {
+        precondition(rows.count == n * d)
+        let x = rows.map(Double.init)
+        let k = x.withUnsafeBufferPointer { LinearAlgebra.rowGram($0.baseAddress!, rows: n, dimension: d) }
+        let (values, v) = try LinearAlgebra.symmetricEigen(k, dimension: n)
+        let total = values.reduce(0) { $0 + max($1, 0) }
+        // Directions whose σ² is at rounding level of the largest carry no energy worth a vector.
+        let floor = (values.last ?? 0) * Double(n) * 1e-15
+        let kept = (0..<n).filter { values[$0] > floor }
+        var scaled = [Double](repeating: 0, count: n * kept.count)
+        for (column, j) in kept.enumerated() {
+            let inverse = 1 / values[j].squareRoot()
+            for i in 0..<n { scaled[i * kept.count + column] = v[i * n + j] * inverse }
+        }
+        var u = [Double](repeating: 0, count: d * kept.count)
+        if !kept.isEmpty {
+            x.withUnsafeBufferPointer { xp in
+                scaled.withUnsafeBufferPointer { sp in
+                    u.withUnsafeMutableBufferPointer { up in
+                        LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, sp.baseAddress!, into: up.baseAddress!,
+                                               m: d, n: kept.count, k: n)
+                    }
+                }
+            }
+        }
+        self.dimension = d
+        self.rank = kept.count
+        self.vectors = u
+        self.energies = kept.map { total > 0 ? values[$0] / total : 0 }
     }
 
     /// `λ_i = α·s_i / ((α − 1)·s_i + 1)`: 0 ≤ λ_i ≤ 1, equal to `s_i` at α = 1 and tending to 1 on the
@@ -34,15 +73,16 @@ public struct FeatureSpace: Sendable {
 
     /// `M = U diag(λ) Uᵀ` (row-major `d × d`); the projection never forms it, tests and reports do.
     public func projector(alpha: Double) -> [Double] {
-        let d = dimension
+        let d = dimension, r = rank
         let lambda = scales(alpha: alpha)
         var scaled = vectors
-        for i in 0..<d { for j in 0..<d { scaled[i * d + j] *= lambda[j] } }
+        for i in 0..<d { for j in 0..<r { scaled[i * r + j] *= lambda[j] } }
         var m = [Double](repeating: 0, count: d * d)
+        guard r > 0 else { return m }
         scaled.withUnsafeBufferPointer { s in
             vectors.withUnsafeBufferPointer { u in
                 m.withUnsafeMutableBufferPointer { out in
-                    LinearAlgebra.multiply(s.baseAddress!, u.baseAddress!, transposeB: true, into: out.baseAddress!, m: d, n: d, k: d)
+                    LinearAlgebra.multiply(s.baseAddress!, u.baseAddress!, transposeB: true, into: out.baseAddress!, m: d, n: d, k: r)
                 }
             }
         }
@@ -53,17 +93,17 @@ public struct FeatureSpace: Sendable {
     /// column multiplied by `columnWeight(λ)`, plus k. Directions below the threshold change the
     /// product by less than the threshold in operator norm.
     func weightedBasis(alpha: Double, threshold: Double, columnWeight: (Double) -> Double) -> (basis: [Double], plain: [Double], rank: Int) {
-        let d = dimension
+        let d = dimension, r = rank
         let lambda = scales(alpha: alpha)
-        let kept = (0..<d).filter { lambda[$0] >= threshold }
+        let kept = (0..<r).filter { lambda[$0] >= threshold }
         let k = kept.count
         var basis = [Double](repeating: 0, count: d * k)
         var plain = [Double](repeating: 0, count: d * k)
         for (column, j) in kept.enumerated() {
             let weight = columnWeight(lambda[j])
             for i in 0..<d {
-                plain[i * k + column] = vectors[i * d + j]
-                basis[i * k + column] = vectors[i * d + j] * weight
+                plain[i * k + column] = vectors[i * r + j]
+                basis[i * k + column] = vectors[i * r + j] * weight
             }
         }
         return (basis, plain, k)

@@ -18,6 +18,17 @@ enum LinearAlgebra {
         }
     }
 
+    /// `X Xᵀ` (`n × n`, both triangles) of `n` rows of `d` doubles, on `dsyrk`.
+    static func rowGram(_ x: UnsafePointer<Double>, rows n: Int, dimension d: Int) -> [Double] {
+        var k = [Double](repeating: 0, count: n * n)
+        guard n > 0, d > 0 else { return k }
+        k.withUnsafeMutableBufferPointer { kp in
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(d), 1, x, blasint(d), 0, kp.baseAddress, blasint(n))
+        }
+        symmetrizeFromUpper(&k, dimension: n)
+        return k
+    }
+
     /// Copies the upper triangle onto the lower one.
     static func symmetrizeFromUpper(_ matrix: inout [Double], dimension d: Int) {
         matrix.withUnsafeMutableBufferPointer { m in

@@ -12,18 +12,20 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
     public var retainAccuracy: Double?
     /// `ACC_f`: accuracy over samples of forget classes (nil when there are none).
     public var forgetAccuracy: Double?
-    /// `confusion[true][predicted]`, square over `max(label, prediction) + 1` classes.
+    /// `confusion[true][predicted]`, square over `max(label, prediction) + 1` classes (empty when labels
+    /// run past `maxConfusionClasses`, so a stray label cannot demand a huge table).
     public var confusion: [[Int]]
 
     public init(labels: [Int], predictions: [Int], forgetClasses: Set<Int>) {
         precondition(labels.count == predictions.count)
-        let classes = max((labels.max() ?? -1), (predictions.max() ?? -1)) + 1
+        let largest = max((labels.max() ?? -1), (predictions.max() ?? -1))
+        let classes = largest < ClassificationMetrics.maxConfusionClasses ? largest + 1 : 0
         var confusion = Array(repeating: Array(repeating: 0, count: max(classes, 0)), count: max(classes, 0))
         var correct = 0, retainCorrect = 0, retainTotal = 0, forgetCorrect = 0, forgetTotal = 0
         var classCorrect: [Int: Int] = [:], classTotal: [Int: Int] = [:]
         for (label, prediction) in zip(labels, predictions) {
             let hit = label == prediction
-            if label >= 0, prediction >= 0 { confusion[label][prediction] += 1 }
+            if label >= 0, prediction >= 0, label < classes, prediction < classes { confusion[label][prediction] += 1 }
             classTotal[label, default: 0] += 1
             if hit { correct += 1; classCorrect[label, default: 0] += 1 }
             if forgetClasses.contains(label) {
@@ -42,6 +44,8 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
         forgetAccuracy = forgetTotal > 0 ? Double(forgetCorrect) / Double(forgetTotal) : nil
         self.confusion = confusion
     }
+
+    public static let maxConfusionClasses = 4096
 
     /// `ACC_r · (1 − ACC_f)`, the α search's objective.
     public var searchScore: Double {

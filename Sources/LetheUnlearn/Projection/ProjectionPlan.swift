@@ -30,8 +30,8 @@ public struct ProjectionPlan: Sendable {
             guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
                 throw StatisticsError("weight \(layer.name) is not in the model")
             }
-            let retain = try stats.retain.map { try FeatureSpace(gram: $0, dimension: stats.dimension) }
-            let forget = try stats.forget.map { try FeatureSpace(gram: $0, dimension: stats.dimension) }
+            let retain = try statistics.spaces(of: stats, forget: false)
+            let forget = try statistics.spaces(of: stats, forget: true)
             entries.append(Entry(layer: layer, original: tensor, weights: ProjectionPlan.groupWeights(tensor, layer: layer),
                                  retainSpaces: retain, forgetSpaces: forget))
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Accumulates `G = Σ x xᵀ` over rows `x ∈ R^d`: rows gather in a float32 block, each full block is
 /// reduced with `syrk` and summed into float64.
 final class GramAccumulator {
@@ -6,6 +8,9 @@ final class GramAccumulator {
     /// Upper triangle of `G`, row-major `d × d`, in float64.
     private(set) var upper: [Double]
     private(set) var rowCount = 0
+    /// The rows themselves while there are fewer than `dimension` of them (then `G` has low rank and
+    /// its eigen-decomposition is cheaper from the rows, see `FeatureSpace(rows:)`); nil after.
+    private(set) var keptRows: [Float]? = []
     private var buffer: UnsafeMutablePointer<Float>?
     private var filled = 0
     private var block: UnsafeMutablePointer<Float>?
@@ -26,14 +31,49 @@ final class GramAccumulator {
     @inline(__always)
     func appendRow(_ fill: (UnsafeMutablePointer<Float>) -> Void) {
         if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
-        fill(buffer! + filled * dimension)
+        let row = buffer! + filled * dimension
+        fill(row)
+        keep(row, count: 1)
         filled += 1
         rowCount += 1
         if filled == blockRows { flush() }
     }
 
+    /// Appends `count` rows, `fill(index, row)` writing row `index` (0..<count); rows are filled in
+    /// parallel chunks straight into the block, since a tap's body runs while the other cores wait.
+    func appendRows(_ count: Int, fill: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        var done = 0
+        while done < count {
+            if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+            let n = min(blockRows - filled, count - done)
+            let base = buffer! + filled * dimension
+            let first = done
+            let parts = n * dimension >= 1 << 15 ? min(n, GramAccumulator.workers * 4) : 1
+            if parts == 1 {
+                for r in 0..<n { fill(first + r, base + r * dimension) }
+            } else {
+                let d = dimension
+                withoutActuallyEscaping(fill) { fill in
+                    let shared = UnsafeSendable((fill, base))
+                    DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        let (fill, base) = shared.value
+                        for r in (n * part / parts)..<(n * (part + 1) / parts) { fill(first + r, base + r * d) }
+                    }
+                }
+            }
+            keep(base, count: n)
+            filled += n
+            rowCount += n
+            done += n
+            if filled == blockRows { flush() }
+        }
+    }
+
+    private static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
     /// Adds `count` contiguous rows straight from the caller's memory (no copy).
     func add(rows: UnsafePointer<Float>, count: Int) {
+        keep(rows, count: count)
         var start = 0
         while start < count {
             let n = min(blockRows, count - start)
@@ -41,6 +81,15 @@ final class GramAccumulator {
             start += n
         }
         rowCount += count
+    }
+
+    private func keep(_ rows: UnsafePointer<Float>, count: Int) {
+        guard keptRows != nil else { return }
+        if rowCount + count >= dimension {
+            keptRows = nil
+        } else {
+            keptRows!.append(contentsOf: UnsafeBufferPointer(start: rows, count: count * dimension))
+        }
     }
 
     /// Reduces the partly filled block.
@@ -70,4 +119,11 @@ final class GramAccumulator {
         buffer?.deallocate(); buffer = nil
         block?.deallocate(); block = nil
     }
+}
+
+
+/// Hands a value to `concurrentPerform`'s workers; the callers guarantee the writes are disjoint.
+private struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -27,10 +27,10 @@ final class LayerRowSink: @unchecked Sendable {
     /// Rows accumulated per group.
     var rowCount: Int { accumulators.first?.rowCount ?? 0 }
 
-    /// The finished matrices, one per group.
-    func grams() -> [[Double]] {
+    /// The finished matrices, one per group, and the rows when there were fewer than `d`.
+    func grams() -> (grams: [[Double]], rows: [[Float]?]) {
         lock.lock(); defer { lock.unlock() }
-        return accumulators.map { $0.gram() }
+        return (accumulators.map { $0.gram() }, accumulators.map { $0.rowCount > 0 ? $0.keptRows : nil })
     }
 
     func consume(_ activation: Tensor, use: LayerUse, useIndex: Int) throws {
@@ -84,17 +84,18 @@ final class LayerRowSink: @unchecked Sendable {
         let imageSize = c * h * w
         let firstImage = imagesSeen[useIndex, default: 0]
         imagesSeen[useIndex] = firstImage + n
+        let chosen = (0..<n).map { image in
+            PositionSampler.positions(total: patches.positions, cap: positionCap,
+                                      seed: SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image)))
+        }
+        let perImage = chosen.first?.count ?? 0
+        guard perImage > 0 else { return }
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
-            for image in 0..<n {
-                let imageSeed = SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image))
-                let chosen = PositionSampler.positions(total: patches.positions, cap: positionCap, seed: imageSeed)
-                let source = base + image * imageSize
-                for group in 0..<geometry.group {
-                    let accumulator = accumulators[group]
-                    for position in chosen {
-                        accumulator.appendRow { row in patches.fill(row: row, image: source, group: group, position: position) }
-                    }
+            for group in 0..<geometry.group {
+                accumulators[group].appendRows(n * perImage) { index, row in
+                    let image = index / perImage
+                    patches.fill(row: row, image: base + image * imageSize, group: group, position: chosen[image][index % perImage])
                 }
             }
         }

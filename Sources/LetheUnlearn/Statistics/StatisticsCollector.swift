@@ -24,8 +24,10 @@ public struct StatisticsCollector: Sendable {
         for (index, layer) in layers.enumerated() {
             var statistics = LayerStatistics(layer: layer.name, groups: layer.groups, dimension: layer.inputDimension)
             statistics.retain = retainGrams[index].grams
+            statistics.retainRowData = retainGrams[index].rowData
             statistics.retainRows = retainGrams[index].rows
             statistics.forget = forgetGrams[index].grams
+            statistics.forgetRowData = forgetGrams[index].rowData
             statistics.forgetRows = forgetGrams[index].rows
             try set.merge(statistics)
         }
@@ -33,7 +35,7 @@ public struct StatisticsCollector: Sendable {
     }
 
     private func pass(executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-                      progress: UnlearningProgress?) throws -> [(grams: [[Double]], rows: Int)] {
+                      progress: UnlearningProgress?) throws -> [(grams: [[Double]], rowData: [[Float]?], rows: Int)] {
         let sinks = layers.enumerated().map { LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed) }
         var taps: [InputTap] = []
         for sink in sinks {
@@ -51,6 +53,9 @@ public struct StatisticsCollector: Sendable {
             start = end
             progress?(phase, start, samples.count)
         }
-        return sinks.map { ($0.grams(), $0.rowCount) }
+        return sinks.map { sink in
+            let finished = sink.grams()
+            return (finished.grams, finished.rows, sink.rowCount)
+        }
     }
 }

@@ -12,6 +12,10 @@ public struct LayerStatistics: Sendable {
     /// Rows accumulated (per group: every group sees the same positions).
     public var retainRows: Int
     public var forgetRows: Int
+    /// Per group, the rows themselves when there were fewer than `dimension` (kept in memory only, not
+    /// saved: they make the eigen-decomposition cheaper, `G` stays the statistic).
+    var retainRowData: [[Float]?] = []
+    var forgetRowData: [[Float]?] = []
 
     public init(layer: String, groups: Int, dimension: Int) {
         self.layer = layer
@@ -29,6 +33,8 @@ public struct LayerStatistics: Sendable {
         guard other.groups == groups, other.dimension == dimension else {
             throw StatisticsError("layer \(layer): statistics of \(other.groups) group(s) of size \(other.dimension) cannot be added to \(groups) of size \(dimension)")
         }
+        retainRowData = []
+        forgetRowData = []
         for g in 0..<groups {
             for i in 0..<retain[g].count {
                 retain[g][i] += other.retain[g][i]
@@ -52,6 +58,20 @@ public struct StatisticsSet: Sendable {
     public init(layers: [LayerStatistics] = []) { self.layers = layers }
 
     public subscript(layer: String) -> LayerStatistics? { layers.first { $0.layer == layer } }
+
+    /// The eigen-spaces of one side's statistics, per group: from the kept rows when there were fewer
+    /// rows than dimensions, else from `G`.
+    func spaces(of layer: LayerStatistics, forget: Bool) throws -> [FeatureSpace] {
+        let grams = forget ? layer.forget : layer.retain
+        let rows = forget ? layer.forgetRowData : layer.retainRowData
+        let count = forget ? layer.forgetRows : layer.retainRows
+        return try (0..<layer.groups).map { g in
+            if g < rows.count, let data = rows[g], count > 0, data.count == count * layer.dimension {
+                return try FeatureSpace(rows: data, count: count, dimension: layer.dimension)
+            }
+            return try FeatureSpace(gram: grams[g], dimension: layer.dimension)
+        }
+    }
 
     /// Adds a layer, or adds into the layer of the same name.
     public mutating func merge(_ layer: LayerStatistics) throws {
@@ -92,8 +112,16 @@ public struct StatisticsSet: Sendable {
         }
         let byName = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         var names: [String] = []
-        for (name, _) in tensors where name.hasSuffix("/retain") {
-            names.append(String(name.dropLast("/retain".count)))
+        for (name, _) in tensors {
+            if name.hasSuffix("/retain") {
+                names.append(String(name.dropLast("/retain".count)))
+            } else if name.hasSuffix("/forget") {
+                guard byName[String(name.dropLast("/forget".count)) + "/retain"] != nil else {
+                    throw StatisticsError("layer \(name.dropLast("/forget".count)): missing \(name.dropLast("/forget".count))/retain")
+                }
+            } else {
+                throw StatisticsError("tensor \(name) is not a layer's /retain or /forget statistics")
+            }
         }
         var layers: [LayerStatistics] = []
         for name in names {
