@@ -35,6 +35,33 @@ final class ExportedModelTests: XCTestCase {
         }
     }
 
+    func testTapsOnEveryWeightLayerLeaveOutputsUnchanged() throws {
+        for name in ["resnet_ts", "resnet_dynamo", "vit_ts", "vit_dynamo"] {
+            let model = try ONNXFormat.read(path: "\(Self.modelsFolder)/\(name).onnx").model
+            let inputs = try arrays("\(Self.modelsFolder)/\(name).inputs.npz")
+            let session = try InferenceSession(model: model, options: .init(threads: 2))
+            let plain = try session.run(inputs)["logits"]!
+            let layers = model.graph.nodes.enumerated().filter { ["Conv", "Gemm", "MatMul"].contains($0.element.opType) }
+            let recorder = TapRecorder()
+            let taps = layers.map { index, _ in
+                ActivationTap(nodeIndex: index, port: .input(0)) { [recorder] t in _ = recorder.record(index, t) }
+            }
+            let tapped = try session.run(inputs, taps: taps)["logits"]!
+            XCTAssertTrue(tapped.isBitwiseEqual(to: plain), name)
+            XCTAssertEqual(recorder.count, layers.count, name)
+            // The first layer's input is the model input itself.
+            XCTAssertTrue(recorder.tensor(for: layers[0].offset)?.isBitwiseEqual(to: inputs["input"]!) ?? false, name)
+            // Every Gemm/MatMul tap has the weight's input size as its last axis.
+            for (index, node) in layers where node.opType != "Conv" {
+                guard let seen = recorder.tensor(for: index) else { XCTFail("\(name): no tap for node \(index)"); continue }
+                if let weight = model.graph.initializer(named: node.inputs[1]) {
+                    let inner = node.opType == "Gemm" && node.attribute("transB")?.intValue == 1 ? weight.shape[1] : weight.shape[0]
+                    XCTAssertEqual(seen.shape.last, inner, "\(name) node \(index)")
+                }
+            }
+        }
+    }
+
     func testSampleCNNMatchesOnnxRuntimeRunNow() throws {
         let python = try referencePython()
         let folder = FileManagerless.temporaryFolder()

@@ -7,7 +7,11 @@ import XCTest
 /// Collects what a tap sees, across threads.
 final class TapRecorder: Sendable {
     private let seen = Mutex<[Tensor]>([])
+    private let byNode = Mutex<[Int: Tensor]>([:])
     var tensors: [Tensor] { seen.withLock { $0 } }
+    var count: Int { byNode.withLock { $0.count } }
+    func record(_ node: Int, _ tensor: Tensor) -> Bool { byNode.withLock { $0.updateValue(tensor, forKey: node) == nil } }
+    func tensor(for node: Int) -> Tensor? { byNode.withLock { $0[node] } }
     func tap(_ node: String, _ port: ActivationTap.Port) -> ActivationTap {
         ActivationTap(node: node, port: port) { [self] tensor in seen.withLock { $0.append(tensor) } }
     }

@@ -16,17 +16,23 @@ extension Tensor {
 
     /// An uninitialised tensor (every element must be written).
     static func uninitialized(_ dtype: DType, _ shape: [Int]) throws -> Tensor {
-        guard let bytes = Tensor.byteCount(dtype: dtype, shape: shape), shape.allSatisfy({ $0 >= 0 }) else {
-            throw RuntimeError("tensor of shape \(shape) is too large")
-        }
+        let bytes = try checkedByteCount(dtype, shape)
         return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(uninitializedByteCount: bytes))
     }
 
     static func zeros(_ dtype: DType, _ shape: [Int]) throws -> Tensor {
-        guard Tensor.byteCount(dtype: dtype, shape: shape) != nil else {
-            throw RuntimeError("tensor of shape \(shape) is too large")
-        }
+        _ = try checkedByteCount(dtype, shape)
         return Tensor(zeros: dtype, shape: shape)
+    }
+
+    /// Bytes for `shape`, refusing negative dimensions, overflow and sizes beyond the memory limit.
+    static func checkedByteCount(_ dtype: DType, _ shape: [Int]) throws -> Int {
+        guard shape.allSatisfy({ $0 >= 0 }), let bytes = Tensor.byteCount(dtype: dtype, shape: shape) else {
+            throw RuntimeError("tensor of shape \(shape) is too large or has a negative dimension")
+        }
+        let limit = Limits.default.maxTensorBytes
+        guard bytes <= limit else { throw LimitError(what: "bytes of a \(shape) \(dtype) tensor", value: bytes, limit: limit) }
+        return bytes
     }
 
     /// This tensor as float32 (the compute type), converting other numeric dtypes.

@@ -32,7 +32,7 @@ enum OperatorRegistry {
             "MatMul": { try MatMulKernel($0) },
             "Einsum": { try EinsumKernel($0) },
             "PRelu": makePRelu,
-            "Add": { _ in ArithmeticKernel(op: .add) },
+            "Add": { ArithmeticKernel(op: .add, activation: $0.activation) },
             "Sub": { _ in ArithmeticKernel(op: .sub) },
             "Mul": { _ in ArithmeticKernel(op: .mul) },
             "Div": { _ in ArithmeticKernel(op: .div) },

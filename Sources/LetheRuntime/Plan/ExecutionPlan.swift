@@ -28,6 +28,7 @@ final class ExecutionPlan: @unchecked Sendable {
         try graph.sortTopologically()
         graph.foldConstants(context: context)
         graph.foldBatchNormIntoConv()
+        graph.fuseErfGelu()
         graph.fuseEpilogues()
         graph.removeDeadNodes()
 

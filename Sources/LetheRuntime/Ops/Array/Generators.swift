@@ -28,7 +28,7 @@ struct ConstantOfShapeKernel: Kernel {
     }
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let shape = try inputs.required(0).intValues()
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw RuntimeError("ConstantOfShape with negative dimension \(shape)") }
+        _ = try Tensor.checkedByteCount(value.dtype, shape)
         let out = try Tensor.uninitialized(value.dtype, shape)
         let size = value.dtype.byteSize
         let target = UnsafeMutableRawPointer(mutating: out.storage.base)
@@ -43,14 +43,16 @@ struct RangeKernel: Kernel {
         if start.dtype.isInteger {
             let s = start.int64Values()[0], l = limit.int64Values()[0], d = delta.int64Values()[0]
             guard d != 0 else { throw RuntimeError("Range delta 0") }
-            let count = max(0, Int((Double(l - s) / Double(d)).rounded(.up)))
-            guard count <= 1 << 31 else { throw RuntimeError("Range of \(count) elements") }
+            let steps = ((Double(l) - Double(s)) / Double(d)).rounded(.up)
+            guard steps < Double(1 << 31) else { throw RuntimeError("Range of \(steps) elements") }
+            let count = max(0, Int(steps))
             return [try castInt64((0..<count).map { s + Int64($0) * d }, shape: [count], to: start.dtype)]
         }
         let s = start.doubleValues()[0], l = limit.doubleValues()[0], d = delta.doubleValues()[0]
         guard d != 0 else { throw RuntimeError("Range delta 0") }
-        let count = max(0, Int(((l - s) / d).rounded(.up)))
-        guard count <= 1 << 31 else { throw RuntimeError("Range of \(count) elements") }
+        let steps = ((l - s) / d).rounded(.up)
+        guard steps.isFinite, steps < Double(1 << 31) else { throw RuntimeError("Range of \(steps) elements") }
+        let count = max(0, Int(steps))
         if start.dtype == .float64 { return [Tensor(shape: [count], values: (0..<count).map { s + Double($0) * d })] }
         let fs = Float(s), fd = Float(d)
         return [Tensor(shape: [count], values: (0..<count).map { fs + Float($0) * fd })]

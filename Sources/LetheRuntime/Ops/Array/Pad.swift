@@ -33,6 +33,7 @@ struct PadKernel: Kernel {
                 pads = given
             }
         }
+        guard pads.allSatisfy({ abs($0) < 1 << 40 }) else { throw RuntimeError("Pad amounts \(pads) out of range") }
         let shape = (0..<rank).map { x.shape[$0] + pads[$0] + pads[$0 + rank] }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw RuntimeError("Pad crops below zero") }
         let out = try Tensor.uninitialized(x.dtype, shape)

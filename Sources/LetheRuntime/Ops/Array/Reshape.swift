@@ -20,6 +20,8 @@ struct ReshapeKernel: Kernel {
                 throw RuntimeError("Reshape to \(requested) has a negative dimension")
             }
         }
+        // Refuse shapes whose element count overflows before multiplying them out.
+        _ = try Tensor.checkedByteCount(.uint8, shape.enumerated().map { $0.offset == inferred ? 1 : $0.element })
         if let inferred {
             let known = shape.enumerated().filter { $0.offset != inferred }.reduce(1) { $0 * $1.element }
             guard known > 0, x.elementCount % known == 0 else {

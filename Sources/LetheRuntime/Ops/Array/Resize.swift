@@ -41,6 +41,10 @@ struct ResizeKernel: Kernel {
             if let s = inputs.optional(3), s.elementCount > 0 { sizes = try s.intValues() }
         }
         let rank = x.rank
+        if let scales, !scales.allSatisfy({ $0.isFinite && $0 > 0 && $0 < 1e6 }) {
+            throw RuntimeError("Resize scales \(scales) must be positive and finite")
+        }
+        if let sizes, !sizes.allSatisfy({ $0 >= 0 && $0 < 1 << 32 }) { throw RuntimeError("Resize sizes \(sizes) out of range") }
         var outShape = x.shape
         var axisScale = [Float](repeating: 1, count: rank)
         if let sizes {

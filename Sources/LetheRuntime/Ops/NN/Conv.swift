@@ -45,11 +45,47 @@ struct Convolution2D {
         }
     }
 
+    /// For small output maps: per kernel tap and output position, the input offset inside a channel
+    /// plane, or -1 where the window reads padding. Lets im2col run as one flat gather per channel.
+    func gatherTable() -> [Int32] {
+        var table = [Int32](repeating: -1, count: kh * kw * outPlane)
+        for i in 0..<kh {
+            for j in 0..<kw {
+                for y in 0..<outHeight {
+                    let ih = y * sh - padTop + i * dh
+                    guard ih >= 0, ih < height else { continue }
+                    for x in 0..<outWidth {
+                        let iw = x * sw - padLeft + j * dw
+                        guard iw >= 0, iw < width else { continue }
+                        table[((i * kw + j) * outHeight + y) * outWidth + x] = Int32(ih * width + iw)
+                    }
+                }
+            }
+        }
+        return table
+    }
+
+    /// im2col through a `gatherTable()`: rows of channel `c` of one image.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channel c: Int,
+                table: UnsafePointer<Int32>) {
+        let plane = x + c * inPlane, taps = kh * kw, p = outPlane
+        for r in 0..<taps {
+            let row = col + (c * taps + r) * ldc
+            let offsets = table + r * p
+            for k in 0..<p {
+                let offset = Int(offsets[k])
+                row[k] = offset >= 0 ? plane[offset] : 0
+            }
+        }
+    }
+
     /// Copies the receptive fields of one image-group into `col` (patchSize rows of `ldc` floats,
     /// `outPlane` of them used), zero where the window hangs over the padding.
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int) {
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channels: Range<Int>? = nil) {
         let oh = outHeight, ow = outWidth
-        for c in 0..<channelsPerGroup {
+        // Small maps make many short rows: plain loops beat memmove/memset calls there.
+        let short = ow < 16
+        for c in channels ?? 0..<channelsPerGroup {
             let plane = x + c * inPlane
             for i in 0..<kh {
                 for j in 0..<kw {
@@ -63,12 +99,18 @@ struct Convolution2D {
                         let line = row + y * ow
                         let ih = y * sh - padTop + i * dh
                         if ih < 0 || ih >= height || high <= low {
-                            line.update(repeating: 0, count: ow)
+                            if short { for k in 0..<ow { line[k] = 0 } } else { line.update(repeating: 0, count: ow) }
+                            continue
+                        }
+                        let source = plane + ih * width + shift
+                        if short {
+                            for k in 0..<low { line[k] = 0 }
+                            for k in low..<high { line[k] = source[k * sw] }
+                            for k in high..<ow { line[k] = 0 }
                             continue
                         }
                         if low > 0 { line.update(repeating: 0, count: low) }
                         if high < ow { (line + high).update(repeating: 0, count: ow - high) }
-                        let source = plane + ih * width + shift
                         if sw == 1 {
                             (line + low).update(from: source + low, count: high - low)
                         } else {
@@ -136,6 +178,11 @@ struct ConvKernel: Kernel {
         let pointwise = conv.isPointwise
         let activation = self.activation
 
+        // Threads left over for the work inside one chunk when chunks run one after another.
+        let innerThreads = parallelChunks ? 1 : threads
+        let table = conv.outWidth < 16 && !pointwise ? conv.gatherTable() : []
+        table.withUnsafeBufferPointer { tableBuffer in
+        let table = tableBuffer.isEmpty ? nil : tableBuffer.baseAddress
         Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
             let columns = perChunk * plane
             let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
@@ -149,14 +196,18 @@ struct ConvKernel: Kernel {
                     let weights = w + g * mg * k
                     let patches: UnsafePointer<Float>
                     if let col {
-                        for image in 0..<count {
-                            let source = x + ((first + image) * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
-                            if pointwise {
-                                for c in 0..<k {
-                                    (col + c * width + image * plane).update(from: source + c * conv.inPlane, count: plane)
+                        let channelsPerGroup = conv.channelsPerGroup
+                        Parallel.forEach(count * channelsPerGroup, threads: innerThreads, grain: 8) { items in
+                            for item in items {
+                                let image = item / channelsPerGroup, channel = item % channelsPerGroup
+                                let source = x + ((first + image) * conv.channels + g * channelsPerGroup) * conv.inPlane
+                                if pointwise {
+                                    (col + channel * width + image * plane).update(from: source + channel * conv.inPlane, count: plane)
+                                } else if let table {
+                                    conv.im2col(source, col + image * plane, ldc: width, channel: channel, table: table)
+                                } else {
+                                    conv.im2col(source, col + image * plane, ldc: width, channels: channel..<(channel + 1))
                                 }
-                            } else {
-                                conv.im2col(source, col + image * plane, ldc: width)
                             }
                         }
                         patches = UnsafePointer(col)
@@ -168,8 +219,9 @@ struct ConvKernel: Kernel {
                                             a: weights, lda: k, b: patches, ldb: width,
                                             beta: 0, c: target, ldc: width, threads: gemmThreads)
                     // Scatter (when batched) and finish each output row: bias, activation.
-                    for image in 0..<count {
-                        for m in 0..<mg {
+                    Parallel.forEach(count * mg, threads: innerThreads, grain: max(1, 8192 / max(1, plane))) { rows in
+                        for item in rows {
+                            let image = item / mg, m = item % mg
                             let channel = g * mg + m
                             let row = y + ((first + image) * conv.outChannels + channel) * plane
                             if let staging { row.update(from: staging + m * width + image * plane, count: plane) }
@@ -182,6 +234,7 @@ struct ConvKernel: Kernel {
                     }
                 }
             }
+        }
         }
     }
 

@@ -42,9 +42,35 @@ struct PoolKernel: Kernel {
             for plane in range {
                 let input = px + plane * height * width, output = py + plane * oh * ow
                 for oy in 0..<oh {
+                    // The common 2×2 stride-2 max pool over whole windows, without the general loop.
+                    if isMax && kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && pt == 0 && pl == 0
+                        && 2 * oy + 1 < height && 2 * ow <= width {
+                        let top = input + 2 * oy * width, bottom = top + width, line = output + oy * ow
+                        for ox in 0..<ow {
+                            let a = Swift.max(top[2 * ox], top[2 * ox + 1]), b = Swift.max(bottom[2 * ox], bottom[2 * ox + 1])
+                            line[ox] = Swift.max(a, b)
+                        }
+                        continue
+                    }
                     for ox in 0..<ow {
                         let y0 = oy * sh - pt, x0 = ox * sw - pl
                         var best = -Float.infinity, sum: Float = 0, count = 0
+                        if dh == 1 && dw == 1 {
+                            // Clip the window to the image once instead of testing every tap.
+                            let yStart = max(y0, 0), yEnd = min(y0 + kh, height)
+                            let xStart = max(x0, 0), xEnd = min(x0 + kw, width)
+                            if yStart < yEnd && xStart < xEnd {
+                                for iy in yStart..<yEnd {
+                                    let line = input + iy * width
+                                    if isMax {
+                                        for ix in xStart..<xEnd { let v = line[ix]; if v > best || v.isNaN { best = v } }
+                                    } else {
+                                        for ix in xStart..<xEnd { sum += line[ix] }
+                                    }
+                                }
+                                count = (yEnd - yStart) * (xEnd - xStart)
+                            }
+                        } else {
                         for i in 0..<kh {
                             let iy = y0 + i * dh
                             if iy < 0 || iy >= height { continue }
@@ -55,6 +81,7 @@ struct PoolKernel: Kernel {
                                 if isMax { if v > best || v.isNaN { best = v } } else { sum += v }
                                 count += 1
                             }
+                        }
                         }
                         if isMax {
                             output[oy * ow + ox] = best

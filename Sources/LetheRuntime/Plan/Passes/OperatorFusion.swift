@@ -40,7 +40,7 @@ extension WorkingGraph {
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where Activation.opTypes.contains(entry.node.opType) {
             guard let input = entry.node.inputs.first, let target = producer[input], !removed.contains(target),
-                  ["Conv", "Gemm", "MatMul"].contains(entries[target].node.opType),
+                  ["Conv", "Gemm", "MatMul", "Add"].contains(entries[target].node.opType),
                   entries[target].activation == nil, isInternal(input, uses: uses),
                   let activation = try? Activation.from(request(for: entry)) else { continue }
             if entries[target].node.opType == "MatMul" {
