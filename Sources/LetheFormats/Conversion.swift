@@ -9,12 +9,15 @@ public struct ConversionRequest: Sendable {
     public var graphTemplate: String?
     /// Converts every floating-point tensor to this dtype.
     public var dtype: DType?
+    /// Allows `output` to be `input`, replacing it only once the new file is complete.
+    public var inPlace: Bool
 
-    public init(input: String, output: String, graphTemplate: String? = nil, dtype: DType? = nil) {
+    public init(input: String, output: String, graphTemplate: String? = nil, dtype: DType? = nil, inPlace: Bool = false) {
         self.input = input
         self.output = output
         self.graphTemplate = graphTemplate
         self.dtype = dtype
+        self.inPlace = inPlace
     }
 }
 
@@ -26,7 +29,9 @@ public enum CheckpointConverter {
         guard let outputFormat = CheckpointFormat.fromExtension(request.output) else {
             throw UsageError("cannot tell the output format of '\(request.output)': use .onnx, .safetensors or .npz")
         }
-        try OutputPath.refuseOverwritingInput(request.output, inputs: [request.input, request.graphTemplate].compactMap { $0 })
+        let backup = try OutputPath.prepare(request.output, inputs: [request.input, request.graphTemplate].compactMap { $0 },
+                                            inPlace: request.inPlace)
+        defer { backup?.release() }
         if let dtype = request.dtype, !dtype.isFloatingPoint {
             throw UsageError("--dtype takes a floating-point type (f32, f16, bf16, f64), not \(dtype.rawValue)")
         }
@@ -83,6 +88,17 @@ extension Graph {
 
 /// Checks on where Lethe may write.
 public enum OutputPath {
+    /// Refuses an output that is an input unless `inPlace`; with `inPlace`, keeps a backup (a hard
+    /// link to the old file) until the caller releases it after the new file is complete.
+    public static func prepare(_ output: String, inputs: [String], inPlace: Bool) throws -> InPlaceBackup? {
+        guard inPlace else {
+            try refuseOverwritingInput(output, inputs: inputs)
+            return nil
+        }
+        guard let outputReal = realPath(output), inputs.contains(where: { realPath($0) == outputReal }) else { return nil }
+        return try InPlaceBackup(path: outputReal)
+    }
+
     /// Refuses an output that is one of the inputs (writing over a model needs `--in-place`).
     public static func refuseOverwritingInput(_ output: String, inputs: [String]) throws {
         guard let outputReal = realPath(output) else { return }
@@ -96,6 +112,26 @@ public enum OutputPath {
         defer { free(resolved) }
         return String(cString: resolved)
     }
+}
+
+/// A second name for a file about to be replaced, so the old contents survive until the new file is
+/// complete and renamed into place.
+public final class InPlaceBackup: @unchecked Sendable {
+    public let path: String
+    public let backupPath: String
+
+    init(path: String) throws {
+        self.path = path
+        backupPath = path + ".lethe-backup"
+        unlink(backupPath)
+        guard link(path, backupPath) == 0 else {
+            throw FileError(path: path, underlying: SystemError("keep a backup at \(backupPath)", code: errno))
+        }
+    }
+
+    /// Drops the backup; call once the new file is in place (also on failure: the old file is
+    /// still at `path`, since outputs are only renamed into place when complete).
+    public func release() { unlink(backupPath) }
 }
 
 #if canImport(Glibc)

@@ -55,3 +55,31 @@ final class BenchmarkTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4)
     }
 }
+
+/// Forgets each class of the sample model in turn and prints test ACC_r / ACC_f before and after.
+/// Runs only with LETHE_BENCH=classes (LETHE_BENCH_SEARCH=1 adds the α search).
+final class EveryClassTests: XCTestCase {
+    func testEveryClassOfTheSampleModel() throws {
+        guard ProcessInfo.processInfo.environment["LETHE_BENCH"] == "classes" else { throw XCTSkip("set LETHE_BENCH=classes") }
+        let root = TestSupport.packageRoot
+        let model = try ONNXFormat.read(path: root.appendingPathComponent("samples/fashion_cnn.onnx").path).model
+        func load(_ name: String) throws -> SampleSet {
+            let data = Dictionary(try NPZFormat.readArrays(path: root.appendingPathComponent("samples/\(name)").path).map { ($0.name, $0.tensor) },
+                                  uniquingKeysWith: { a, _ in a })
+            let x = try XCTUnwrap(data["x"])
+            return SampleSet(inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
+                             labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
+        }
+        let train = try load("fashion_train.npz"), test = try load("fashion_test.npz")
+        for forget in 0..<10 {
+            var configuration = UnlearningConfiguration(forgetClasses: [forget])
+            configuration.search = ProcessInfo.processInfo.environment["LETHE_BENCH_SEARCH"] == "1"
+            let result = try Unlearner(model: model, configuration: configuration).run(train: train, test: test)
+            let t = try XCTUnwrap(result.report.test)
+            print(String(format: "every_class: forget=%d alpha=(%g,%g) ACC_r %.3f→%.3f ACC_f %.3f→%.3f MIA %.3f→%.3f time=%.2fs",
+                         forget, result.report.chosenAlphaRetain, result.report.chosenAlphaForget,
+                         t.before.retainAccuracy ?? 0, t.after.retainAccuracy ?? 0, t.before.forgetAccuracy ?? 0, t.after.forgetAccuracy ?? 0,
+                         t.membershipBefore?.efficacy ?? -1, t.membershipAfter?.efficacy ?? -1, result.report.timings.total))
+        }
+    }
+}

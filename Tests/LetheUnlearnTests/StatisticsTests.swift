@@ -91,6 +91,35 @@ final class StatisticsTests: XCTestCase {
         }
     }
 
+    /// Above the cap, each image contributes `cap` seeded positions, the same ones on a rerun.
+    func testCappedPositionsGram() throws {
+        let geometry = ConvGeometry(kernel: [3, 3], pads: [1, 1, 1, 1])
+        let (n, c, h, w, cap) = (4, 2, 5, 6, 10)
+        let d = c * 9
+        let images = TestSupport.randomValues(n * c * h * w, seed: 77).map(Float.init)
+        let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [2, c, 3, 3], dtype: .float32, orientation: .outputByInput,
+                                groups: 1, inputDimension: d, outputDimension: 2,
+                                uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
+        func run() throws -> (gram: [Double], rows: Int) {
+            let sink = LayerRowSink(layer: layer, layerIndex: 3, positionCap: cap, seed: 9)
+            sink.passTag = 1
+            // Two chunks of two images: the sink numbers images itself.
+            try sink.consume(Tensor(shape: [2, c, h, w], values: Array(images[0..<(2 * c * h * w)])), use: layer.uses[0], useIndex: 0)
+            try sink.consume(Tensor(shape: [2, c, h, w], values: Array(images[(2 * c * h * w)...])), use: layer.uses[0], useIndex: 0)
+            return (sink.grams().grams[0], sink.rowCount)
+        }
+        let first = try run()
+        XCTAssertEqual(first.rows, n * cap)
+        XCTAssertEqual(first.gram, try run().gram)
+        var rows: [Double] = []
+        for image in 0..<n {
+            let all = naivePatches(Array(images[(image * c * h * w)..<((image + 1) * c * h * w)]), channels: c, height: h, width: w, geometry: geometry, group: 0)
+            let chosen = PositionSampler.positions(total: h * w, cap: cap, seed: SplitMix64.combine(9, 1, 3, 0, UInt64(image)))
+            rows += chosen.flatMap { all[$0].map(Double.init) }
+        }
+        XCTAssertLessThan(TestSupport.maxAbsDifference(first.gram, TestSupport.gram(rows, rows: n * cap, d: d)), 1e-4)
+    }
+
     /// Many rows across several float32 blocks still sum to the float64 Gram.
     func testDenseGramAcrossBlocks() throws {
         let d = 5, rows = 10_000

@@ -7,8 +7,13 @@ public struct FeatureSpace: Sendable {
     /// Eigenvectors held: `dimension`, or fewer when the space came from fewer rows than dimensions
     /// (the remaining eigenvalues are exactly zero and contribute nothing to `M`).
     public let rank: Int
-    /// Column `j` (row-major `d × rank`) is the eigenvector of `energies[j]`.
+    /// Column `j` (row-major `d × rank`) is the eigenvector of `energies[j]`; empty for a space kept
+    /// as rows, whose eigenvectors are `Xᵀ C` and never formed (see `init(rows:)`).
     let vectors: [Double]
+    /// For a space from rows: `X` (`rowCount × d`) and `C = V Σ⁻¹` (`rowCount × rank`).
+    private let rows: [Double]
+    private let rowCount: Int
+    private let coefficients: [Double]
     /// `s_i = σ_i² / Σ_j σ_j²`, ascending; rounding's tiny negative eigenvalues are clamped to 0.
     public let energies: [Double]
 
@@ -22,6 +27,9 @@ public struct FeatureSpace: Sendable {
         self.dimension = dimension
         self.rank = dimension
         self.vectors = vectors
+        self.rows = []
+        self.rowCount = 0
+        self.coefficients = []
         self.energies = total > 0 ? clamped.map { $0 / total } : clamped.map { _ in 0 }
     }
 
@@ -43,20 +51,12 @@ public struct FeatureSpace: Sendable {
             let inverse = 1 / values[j].squareRoot()
             for i in 0..<n { scaled[i * kept.count + column] = v[i * n + j] * inverse }
         }
-        var u = [Double](repeating: 0, count: d * kept.count)
-        if !kept.isEmpty {
-            x.withUnsafeBufferPointer { xp in
-                scaled.withUnsafeBufferPointer { sp in
-                    u.withUnsafeMutableBufferPointer { up in
-                        LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, sp.baseAddress!, into: up.baseAddress!,
-                                               m: d, n: kept.count, k: n)
-                    }
-                }
-            }
-        }
         self.dimension = d
         self.rank = kept.count
-        self.vectors = u
+        self.vectors = []
+        self.rows = x
+        self.rowCount = n
+        self.coefficients = scaled
         self.energies = kept.map { total > 0 ? values[$0] / total : 0 }
     }
 
@@ -75,6 +75,7 @@ public struct FeatureSpace: Sendable {
     public func projector(alpha: Double) -> [Double] {
         let d = dimension, r = rank
         let lambda = scales(alpha: alpha)
+        let vectors = explicitVectors()
         var scaled = vectors
         for i in 0..<d { for j in 0..<r { scaled[i * r + j] *= lambda[j] } }
         var m = [Double](repeating: 0, count: d * d)
@@ -89,23 +90,66 @@ public struct FeatureSpace: Sendable {
         return m
     }
 
-    /// Eigen-directions whose scale is at least `threshold`, as a `d × k` row-major basis with each
-    /// column multiplied by `columnWeight(λ)`, plus k. Directions below the threshold change the
-    /// product by less than the threshold in operator norm.
-    func weightedBasis(alpha: Double, threshold: Double, columnWeight: (Double) -> Double) -> (basis: [Double], plain: [Double], rank: Int) {
-        let d = dimension, r = rank
-        let lambda = scales(alpha: alpha)
-        let kept = (0..<r).filter { lambda[$0] >= threshold }
-        let k = kept.count
-        var basis = [Double](repeating: 0, count: d * k)
-        var plain = [Double](repeating: 0, count: d * k)
-        for (column, j) in kept.enumerated() {
-            let weight = columnWeight(lambda[j])
-            for i in 0..<d {
-                plain[i * k + column] = vectors[i * r + j]
-                basis[i * k + column] = vectors[i * r + j] * weight
+    /// `U` (`d × rank`), forming `Xᵀ C` for a space kept as rows.
+    func explicitVectors() -> [Double] {
+        guard vectors.isEmpty, rank > 0 else { return vectors }
+        var u = [Double](repeating: 0, count: dimension * rank)
+        rows.withUnsafeBufferPointer { xp in
+            coefficients.withUnsafeBufferPointer { cp in
+                u.withUnsafeMutableBufferPointer { up in
+                    LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, cp.baseAddress!, into: up.baseAddress!, m: dimension, n: rank, k: rowCount)
+                }
             }
         }
-        return (basis, plain, k)
+        return u
+    }
+
+    /// The directions whose scale `λ` reaches `threshold`, their scales, and a basis of them: `U_k`
+    /// (`d × k`), or for a space kept as rows `C_k` (`n × k`, with `U_k = Xᵀ C_k`).
+    private func kept(alpha: Double, threshold: Double) -> (scales: [Double], basis: [Double], k: Int) {
+        let lambda = scales(alpha: alpha)
+        let columns = (0..<rank).filter { lambda[$0] >= threshold }
+        let k = columns.count
+        let source = vectors.isEmpty ? coefficients : vectors
+        let height = vectors.isEmpty ? rowCount : dimension
+        var basis = [Double](repeating: 0, count: height * k)
+        for (column, j) in columns.enumerated() { for i in 0..<height { basis[i * k + column] = source[i * rank + j] } }
+        return (columns.map { lambda[$0] }, basis, k)
+    }
+
+    /// `W M = (W U_k) Λ_k U_kᵀ` subtracted from `result`: `result −= W M` for `W` of `outputs × d`.
+    /// For a space kept as rows, `W U_k = (W Xᵀ) C_k` and `(·) U_kᵀ = ((·) C_kᵀ) X`, so nothing
+    /// `d × rank` is formed.
+    func subtractProjection(of w: [Double], outputs o: Int, alpha: Double, threshold: Double, from result: inout [Double]) {
+        let (lambda, basis, k) = kept(alpha: alpha, threshold: threshold)
+        guard k > 0, o > 0 else { return }
+        let d = dimension
+        var coordinates = [Double](repeating: 0, count: o * k)
+        if vectors.isEmpty {
+            let n = rowCount
+            var wx = [Double](repeating: 0, count: o * n)
+            Self.gemm(w, rows, transposeB: true, into: &wx, m: o, n: n, k: d)
+            Self.gemm(wx, basis, into: &coordinates, m: o, n: k, k: n)
+            for i in 0..<o { for j in 0..<k { coordinates[i * k + j] *= lambda[j] } }
+            var back = [Double](repeating: 0, count: o * n)
+            Self.gemm(coordinates, basis, transposeB: true, into: &back, m: o, n: n, k: k)
+            Self.gemm(back, rows, into: &result, m: o, n: d, k: n, alpha: -1, beta: 1)
+        } else {
+            Self.gemm(w, basis, into: &coordinates, m: o, n: k, k: d)
+            for i in 0..<o { for j in 0..<k { coordinates[i * k + j] *= lambda[j] } }
+            Self.gemm(coordinates, basis, transposeB: true, into: &result, m: o, n: d, k: k, alpha: -1, beta: 1)
+        }
+    }
+
+    private static func gemm(_ a: [Double], _ b: [Double], transposeB: Bool = false, into c: inout [Double],
+                             m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    LinearAlgebra.multiply(ap.baseAddress!, bp.baseAddress!, transposeB: transposeB, into: cp.baseAddress!,
+                                           m: m, n: n, k: k, alpha: alpha, beta: beta)
+                }
+            }
+        }
     }
 }

@@ -14,34 +14,11 @@ enum InputProjection {
         precondition(forget.dimension == d && weight.count == outputs * d)
         guard outputs > 0, d > 0 else { return weight }
 
-        // R = W − (W U_r) Λ_r U_rᵀ
+        // R = W − W M_r, then W_new = W − R M_f.
         var residual = weight
-        let r = retain.weightedBasis(alpha: alphaRetain, threshold: negligibleScale) { $0 }
-        if r.rank > 0 {
-            var wu = [Double](repeating: 0, count: outputs * r.rank)
-            multiply(weight, r.plain, into: &wu, m: outputs, n: r.rank, k: d)
-            multiply(wu, r.basis, transposeB: true, into: &residual, m: outputs, n: d, k: r.rank, alpha: -1, beta: 1)
-        }
-        // W_new = W − (R U_f) Λ_f U_fᵀ
+        retain.subtractProjection(of: weight, outputs: outputs, alpha: alphaRetain, threshold: negligibleScale, from: &residual)
         var result = weight
-        let f = forget.weightedBasis(alpha: alphaForget, threshold: negligibleScale) { $0 }
-        if f.rank > 0 {
-            var ru = [Double](repeating: 0, count: outputs * f.rank)
-            multiply(residual, f.plain, into: &ru, m: outputs, n: f.rank, k: d)
-            multiply(ru, f.basis, transposeB: true, into: &result, m: outputs, n: d, k: f.rank, alpha: -1, beta: 1)
-        }
+        forget.subtractProjection(of: residual, outputs: outputs, alpha: alphaForget, threshold: negligibleScale, from: &result)
         return result
-    }
-
-    private static func multiply(_ a: [Double], _ b: [Double], transposeB: Bool = false, into c: inout [Double],
-                                 m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer { cp in
-                    LinearAlgebra.multiply(ap.baseAddress!, bp.baseAddress!, transposeB: transposeB, into: cp.baseAddress!,
-                                           m: m, n: n, k: k, alpha: alpha, beta: beta)
-                }
-            }
-        }
     }
 }

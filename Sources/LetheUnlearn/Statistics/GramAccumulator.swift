@@ -71,16 +71,28 @@ final class GramAccumulator {
 
     private static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Adds `count` contiguous rows straight from the caller's memory (no copy).
+    /// Adds `count` contiguous rows: whole blocks straight from the caller's memory, the rest gathered
+    /// into the block so that every `syrk` and float64 sum covers a full block (one batch of a dense
+    /// layer is only a few rows).
     func add(rows: UnsafePointer<Float>, count: Int) {
-        keep(rows, count: count)
         var start = 0
         while start < count {
-            let n = min(blockRows, count - start)
-            reduce(rows + start * dimension, count: n)
+            if filled == 0, count - start >= blockRows {
+                keep(rows + start * dimension, count: blockRows)
+                reduce(rows + start * dimension, count: blockRows)
+                rowCount += blockRows
+                start += blockRows
+                continue
+            }
+            if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+            let n = min(blockRows - filled, count - start)
+            (buffer! + filled * dimension).update(from: rows + start * dimension, count: n * dimension)
+            keep(rows + start * dimension, count: n)
+            filled += n
+            rowCount += n
             start += n
+            if filled == blockRows { flush() }
         }
-        rowCount += count
     }
 
     private func keep(_ rows: UnsafePointer<Float>, count: Int) {

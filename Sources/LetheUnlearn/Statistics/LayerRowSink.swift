@@ -84,18 +84,27 @@ final class LayerRowSink: @unchecked Sendable {
         let imageSize = c * h * w
         let firstImage = imagesSeen[useIndex, default: 0]
         imagesSeen[useIndex] = firstImage + n
-        let chosen = (0..<n).map { image in
-            PositionSampler.positions(total: patches.positions, cap: positionCap,
-                                      seed: SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image)))
-        }
-        let perImage = chosen.first?.count ?? 0
+        // Every image gets the same number of positions; flat, so the parallel fill touches no array objects.
+        let sampled = positionCap.map { patches.positions > $0 } ?? false
+        let perImage = sampled ? positionCap! : patches.positions
         guard perImage > 0 else { return }
+        var chosen: [Int] = []
+        if sampled {
+            chosen.reserveCapacity(n * perImage)
+            for image in 0..<n {
+                chosen += PositionSampler.positions(total: patches.positions, cap: positionCap,
+                                                    seed: SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image)))
+            }
+        }
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
-            for group in 0..<geometry.group {
-                accumulators[group].appendRows(n * perImage) { index, row in
-                    let image = index / perImage
-                    patches.fill(row: row, image: base + image * imageSize, group: group, position: chosen[image][index % perImage])
+            chosen.withUnsafeBufferPointer { positions in
+                for group in 0..<geometry.group {
+                    accumulators[group].appendRows(n * perImage) { index, row in
+                        let image = index / perImage
+                        let position = sampled ? positions[index] : index - image * perImage
+                        patches.fill(row: row, image: base + image * imageSize, group: group, position: position)
+                    }
                 }
             }
         }

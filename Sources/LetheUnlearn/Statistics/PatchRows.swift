@@ -9,6 +9,8 @@ struct PatchRows {
     let pads: [Int]
     let outputHeight: Int
     let outputWidth: Int
+    // The window as scalars: the fill loop runs once per row and must not touch arrays.
+    private let kh, kw, strideY, strideX, dilationY, dilationX, padTop, padLeft, groupChannels: Int
 
     /// For an input of `channels × height × width` per image.
     init(channels: Int, height: Int, width: Int, geometry: ConvGeometry) {
@@ -20,22 +22,42 @@ struct PatchRows {
         let size = geometry.outputSize(height: height, width: width)
         self.outputHeight = size.height
         self.outputWidth = size.width
+        kh = geometry.kernel[0]
+        kw = geometry.kernel[1]
+        strideY = geometry.strides[0]
+        strideX = geometry.strides[1]
+        dilationY = geometry.dilations[0]
+        dilationX = geometry.dilations[1]
+        padTop = pads[0]
+        padLeft = pads[1]
+        groupChannels = channels / max(geometry.group, 1)
     }
 
     var positions: Int { outputHeight * outputWidth }
-    var groupChannels: Int { channels / geometry.group }
-    var rowLength: Int { groupChannels * geometry.kernel[0] * geometry.kernel[1] }
+    var rowLength: Int { groupChannels * kh * kw }
 
     /// Writes the patch of output `position` (row-major over the output map) of `group`, reading the
     /// image at `image` (`channels × height × width` floats).
     @inline(__always)
     func fill(row: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, group: Int, position: Int) {
-        let kh = geometry.kernel[0], kw = geometry.kernel[1]
         let oy = position / outputWidth, ox = position % outputWidth
-        let y0 = oy * geometry.strides[0] - pads[0], x0 = ox * geometry.strides[1] - pads[1]
-        let dy = geometry.dilations[0], dx = geometry.dilations[1]
+        let y0 = oy * strideY - padTop, x0 = ox * strideX - padLeft
+        let dy = dilationY, dx = dilationX
         let plane = height * width
         var out = row
+        let inside = y0 >= 0 && y0 + (kh - 1) * dy < height && x0 >= 0 && x0 + (kw - 1) * dx < width
+        if inside {
+            // Most windows lie inside the map: no bounds test per value.
+            for c in 0..<groupChannels {
+                let source = image + (group * groupChannels + c) * plane + y0 * width + x0
+                for ky in 0..<kh {
+                    let line = source + ky * dy * width
+                    for kx in 0..<kw { out[kx] = line[kx * dx] }
+                    out += kw
+                }
+            }
+            return
+        }
         for c in 0..<groupChannels {
             let source = image + (group * groupChannels + c) * plane
             for ky in 0..<kh {

@@ -22,8 +22,12 @@ struct Convert: ParsableCommand {
     @Option(help: "Convert floating-point tensors to f32, f16 or bf16.", transform: parseDType)
     var dtype: DType?
 
+    @Flag(help: "Allow OUT to be IN: the file is replaced only once the new one is complete.")
+    var inPlace = false
+
     func run() throws {
-        let format = try CheckpointConverter.convert(ConversionRequest(input: input, output: output, graphTemplate: graph, dtype: dtype))
+        let format = try CheckpointConverter.convert(ConversionRequest(input: input, output: output, graphTemplate: graph,
+                                                                       dtype: dtype, inPlace: inPlace))
         Terminal.note("wrote \(output) (\(format.rawValue))")
     }
 }

@@ -41,6 +41,9 @@ struct Unlearn: ParsableCommand {
     @Flag(help: "Print the report as one JSON document instead of text.")
     var json = false
 
+    @Flag(help: "Allow -o to be MODEL: the file is replaced only once the patched one is complete.")
+    var inPlace = false
+
     func validate() throws {
         if alphaRetain <= 0 || alphaForget <= 0 { throw ValidationError("α scales must be positive") }
     }
@@ -53,7 +56,9 @@ struct Unlearn: ParsableCommand {
         if CheckpointFormat.fromExtension(output) != runnable.checkpoint.format {
             throw UsageError("the output keeps the model's format: name it .\(runnable.checkpoint.format.rawValue)")
         }
-        try OutputPath.refuseOverwritingInput(output, inputs: [model, choice.data] + [modelOptions.graph, test, report].compactMap { $0 })
+        try OutputPath.refuseOverwritingInput(output, inputs: [choice.data] + [modelOptions.graph, test, report].compactMap { $0 })
+        let backup = try OutputPath.prepare(output, inputs: [model], inPlace: inPlace)
+        defer { backup?.release() }
         let train = try preprocessing.samples(choice.data, for: runnable.model)
         let testSet = try test.map { try preprocessing.samples($0, for: runnable.model) }
         var configuration = choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch)

@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+
+/// `lethe unlearn` through every format: the same patched values, only weight tensors touched,
+/// and the patched ONNX runs in ONNX Runtime with the accuracy Lethe reports.
+final class UnlearnCommandTests: XCTestCase {
+    func testUnlearnGivesTheSamePatchInEveryFormat() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let common = ["--data", CLI.sample("fashion_train.npz"), "--forget", "3", "--samples", "300"]
+        let onnx = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx")] + common
+                               + ["-o", "\(folder)/u.onnx", "--test", CLI.sample("fashion_test.npz"), "--json"])
+        XCTAssertEqual(onnx.status, 0, onnx.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(onnx.stdout.utf8)) as! [String: Any]
+        let test = report["test"] as! [String: Any]
+        let after = test["after"] as! [String: Any]
+        let before = test["before"] as! [String: Any]
+        XCTAssertLessThan(after["forgetAccuracy"] as! Double, 0.15, "class 3 mostly forgotten")
+        XCTAssertGreaterThan(after["retainAccuracy"] as! Double, (before["retainAccuracy"] as! Double) - 0.03)
+
+        for (sample, name) in [("fashion_cnn.safetensors", "u.safetensors"), ("fashion_cnn.npz", "u.npz")] {
+            let result = try CLI.run(["unlearn", CLI.sample(sample), "--graph", CLI.sample("fashion_cnn.onnx")] + common
+                                     + ["-o", "\(folder)/\(name)"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let same = try CLI.run(["diff", "\(folder)/u.onnx", "\(folder)/\(name)"])
+            XCTAssertEqual(same.status, 0, "\(name): \(same.stdout)")
+        }
+
+        // Only the four weight matrices change; biases and BatchNorm stay bit for bit.
+        let diff = try CLI.run(["diff", CLI.sample("fashion_cnn.onnx"), "\(folder)/u.onnx", "--json"])
+        XCTAssertEqual(diff.status, 1)
+        let changes = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as! [String: Any]
+        let changed = (changes["changed"] as! [[String: Any]]).map { $0["name"] as! String }.sorted()
+        XCTAssertEqual(changed, ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"])
+        XCTAssertEqual((changes["graphDifferences"] as! [String]), [])
+
+        // ONNX Runtime runs the patched file and agrees with Lethe's own evaluation.
+        let ours = try CLI.run(["eval", "\(folder)/u.onnx", "--data", CLI.sample("fashion_test.npz"), "--json"])
+        XCTAssertEqual(ours.status, 0, ours.stderr)
+        let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
+        XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
+        let ort = try CLI.python("""
+            import sys, numpy as np, onnx, onnxruntime as ort
+            onnx.checker.check_model(onnx.load(sys.argv[1]))
+            d = np.load(sys.argv[2])
+            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            p = s.run(None, {"input": d["x"].astype(np.float32) / np.float32(255)})[0].argmax(1)
+            print(float((p == d["y"]).mean()))
+            """, ["\(folder)/u.onnx", CLI.sample("fashion_test.npz")])
+        XCTAssertEqual(Double(ort.trimmingCharacters(in: .whitespacesAndNewlines))!, ourAccuracy, accuracy: 0.0015)
+    }
+
+    func testStatisticsFilesAddUp() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let model = CLI.sample("fashion_cnn.onnx")
+        let args = ["--data", CLI.sample("fashion_train.npz"), "--forget", "5", "--samples", "90", "--layers", "fc2,conv1"]
+        let stats = try CLI.run(["stats", model] + args + ["-o", "\(folder)/s.safetensors"])
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        let direct = try CLI.run(["unlearn", model] + args + ["-o", "\(folder)/a.onnx"])
+        XCTAssertEqual(direct.status, 0, direct.stderr)
+        let fromFile = try CLI.run(["unlearn", model] + args + ["--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"])
+        XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
+        XCTAssertEqual(try CLI.run(["diff", "\(folder)/a.onnx", "\(folder)/b.onnx"]).status, 0)
+        let bad = try CLI.run(["unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))
+    }
+}

@@ -1,6 +1,0 @@
-import XCTest
-@testable import LetheFormats
-
-final class LetheFormatsTestsPlaceholderTests: XCTestCase {
-    func testBuilds() {}
-}
