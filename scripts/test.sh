@@ -8,3 +8,5 @@ if [ -x formats/onnx-backend/fetch.sh ]; then formats/onnx-backend/fetch.sh; fi
 export LETHE_PYTHON="$PWD/.build/venv/bin/python3"
 swift build --build-tests
 swift test "$@"
+# The runtime and unlearning tests again under the thread sanitizer (separate build in .build/tsan).
+scripts/tsan.sh
