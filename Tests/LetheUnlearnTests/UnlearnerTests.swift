@@ -127,6 +127,30 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertTrue(ReportHTML.render(report).contains("α search"))
     }
 
+    /// Two passes are the method run again on the once-patched model, nothing else.
+    func testSecondPassRunsTheMethodOnThePatchedModel() throws {
+        var configuration = UnlearningConfiguration(forgetClasses: [2])
+        configuration.samples = 60
+        configuration.membershipInference = false
+        let factory: ModelExecutorFactory = { try LinearExecutor(model: $0) }
+        let train = samples(perClass: 50, seed: 4)
+        let once = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(train: train)
+        let byHand = try Unlearner(model: once.model, configuration: configuration, executorFactory: factory).run(train: train)
+
+        configuration.passes = 2
+        let twice = try Unlearner(model: model(), configuration: configuration, executorFactory: factory)
+            .run(train: train, test: samples(perClass: 20, seed: 5))
+        let got = try XCTUnwrap(twice.patchedWeights["fc"]).doubleValues()
+        XCTAssertEqual(got, byHand.patchedWeights["fc"]?.doubleValues())
+        XCTAssertNotEqual(got, once.patchedWeights["fc"]?.doubleValues())
+        XCTAssertEqual(twice.report.settings.passes, 2)
+        XCTAssertTrue(twice.report.notes.contains { $0.hasPrefix("pass 2: α_r = 100, α_f = 3") }, "\(twice.report.notes)")
+        // Before/after compare the original with the final model.
+        XCTAssertEqual(twice.report.test?.before.forgetAccuracy ?? 0, 1, accuracy: 0.05)
+        configuration.passes = 0
+        XCTAssertThrowsError(try Unlearner(model: model(), configuration: configuration, executorFactory: factory))
+    }
+
     func testAccuracyMetricsByHand() {
         let metrics = ClassificationMetrics(labels: [0, 0, 1, 2, 2], predictions: [0, 1, 1, 2, 0], forgetClasses: [2])
         XCTAssertEqual(metrics.accuracy, 0.6, accuracy: 1e-12)

@@ -37,6 +37,7 @@ public enum ReportHTML {
             ("seed", String(s.seed)),
             ("layers projected", String(report.layers.count) + (report.skippedLayers.isEmpty ? "" : " (\(report.skippedLayers.count) skipped)")),
             ("statistics", s.statisticsLoaded ? "loaded from file" : "collected"),
+            ("passes", s.passes == 1 ? "1 (the published method)" : "\(s.passes), each on the previous pass's model"),
             ("time (s): statistics / eigen / search / projection / evaluation / total",
              [t.statistics, t.decomposition, t.search, t.projection, t.evaluation, t.total].map { String(format: "%.2f", $0) }.joined(separator: " / ")),
         ]

@@ -16,6 +16,9 @@ public struct UnlearningReport: Sendable, Codable {
         public var threads: Int?
         /// Whether statistics were loaded (`--stats`) rather than collected.
         public var statisticsLoaded: Bool
+        /// Passes of the method (the grid, spectra and chosen α are the first pass's; later passes
+        /// add a note each).
+        public var passes: Int = 1
     }
 
     /// Wall-clock seconds per phase.

@@ -29,6 +29,9 @@ struct Unlearn: ParsableCommand {
     @Flag(help: "Search the α grid on a validation split held out of --data.")
     var search = false
 
+    @Option(help: "Run the method this many times, each pass on the model the previous one patched (1: the published method).")
+    var passes = 1
+
     @Option(help: "Statistics files from `lethe stats` to use instead of a statistics pass (they add up).")
     var stats: [String] = []
 
@@ -46,6 +49,7 @@ struct Unlearn: ParsableCommand {
 
     func validate() throws {
         if alphaRetain <= 0 || alphaForget <= 0 { throw ValidationError("α scales must be positive") }
+        if passes < 1 || passes > 10 { throw ValidationError("--passes takes 1 to 10") }
     }
 
     func run() throws {
@@ -65,6 +69,7 @@ struct Unlearn: ParsableCommand {
         configuration.alphaRetain = alphaRetain
         configuration.alphaForget = alphaForget
         configuration.search = search
+        configuration.passes = passes
         let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
         let statistics = stats.isEmpty ? nil : try StatisticsSet.load(adding: stats)
         let progress = PhaseProgress()
