@@ -8,3 +8,4 @@ if [ -x formats/onnx-backend/fetch.sh ]; then formats/onnx-backend/fetch.sh; fi
 export LETHE_PYTHON="$PWD/.build/venv/bin/python3"
 swift build --build-tests
 swift test "$@"
+if [ -z "${LETHE_SKIP_FUZZ:-}" ]; then scripts/fuzz.sh "${LETHE_FUZZ_SECONDS:-20}"; fi  # libFuzzer + ASan, ~1 min (scripts/fuzz.sh)
