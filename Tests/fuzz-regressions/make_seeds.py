@@ -130,6 +130,21 @@ def graph_seeds():
     put("graph", "conv-channel-mismatch.reject", model_bytes(small_model(
         [conv], [vi("x", [1, 3, 8, 8])], [vi("z", None)], [weight])))
 
+    # Dropout whose training_mode is a float8 initializer (it used to trap reading it as an integer).
+    mode = TensorProto(name="t", data_type=TensorProto.FLOAT8E5M2, dims=[])
+    mode.raw_data = b"\x00"
+    dropout = helper.make_node("Dropout", ["x", "r", "t"], ["z"])
+    ratio = helper.make_tensor("r", TensorProto.FLOAT, [], [0.5])
+    put("graph", "dropout-float8-training-mode-initializer.reject", model_bytes(small_model(
+        [dropout], [vi("x", [2, 3])], [vi("z", None)], [ratio, mode])))
+
+    # ConstantOfShape whose fill value is complex.
+    value = helper.make_tensor("value", TensorProto.COMPLEX64, [1], [1 + 2j])
+    shape = helper.make_tensor("s", TensorProto.INT64, [1], [4])
+    fill = helper.make_node("ConstantOfShape", ["s"], ["z"], value=value)
+    put("graph", "constant-of-shape-complex-value.reject", model_bytes(small_model(
+        [fill], [], [vi("z", None)], [shape])))
+
     # A cycle: z depends on itself.
     cycle = [helper.make_node("Add", ["x", "z"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
     put("graph", "cycle.reject", model_bytes(small_model(cycle, [vi("x", [2])], [vi("z", [2])])))
