@@ -12,7 +12,7 @@
 #
 # Environment: FUZZ_JOBS (targets at once, default 2, at most 2), FUZZ_RSS_MB (default 2048),
 # FUZZ_MALLOC_MB (largest single allocation, default 1024), FUZZ_TIMEOUT (seconds per input, default 30),
-# FUZZ_OUT (default .build/fuzz).
+# FUZZ_OUT (default .build/fuzz), LETHE_MAX_TENSOR_BYTES (the runtime's tensor cap, default 64M).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -70,6 +70,9 @@ for target in "${targets[@]}"; do
     esac
 done
 
+# The runtime's cap on one tensor (the readers get FuzzTarget.limits): a fuzzed graph may ask
+# ConstantOfShape or Expand for gigabytes a real machine could give; refusing them is what is tested.
+export LETHE_MAX_TENSOR_BYTES=${LETHE_MAX_TENSOR_BYTES:-64M}
 # Swift's own crash backtracer reads the stack in a way AddressSanitizer reports as a bug of its own.
 export SWIFT_BACKTRACE=enable=no
 

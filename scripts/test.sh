@@ -8,4 +8,6 @@ if [ -x formats/onnx-backend/fetch.sh ]; then formats/onnx-backend/fetch.sh; fi
 export LETHE_PYTHON="$PWD/.build/venv/bin/python3"
 swift build --build-tests
 swift test "$@"
+# The runtime and unlearning tests again under the thread sanitizer (separate build in .build/tsan).
+scripts/tsan.sh
 if [ -z "${LETHE_SKIP_FUZZ:-}" ]; then scripts/fuzz.sh "${LETHE_FUZZ_SECONDS:-20}"; fi  # libFuzzer + ASan, ~1 min (scripts/fuzz.sh)

@@ -25,7 +25,30 @@ public struct Limits: Sendable {
         self.maxElements = maxElements
     }
 
-    public static let `default` = Limits()
+    /// The limits every reader and the runtime use unless given others: `Limits()`, with the tensor
+    /// caps lowered by `LETHE_MAX_TENSOR_BYTES` (bytes, or with a K/M/G suffix) when it is set, so a
+    /// pipeline can state how much memory one tensor of an untrusted file may take.
+    public static let `default`: Limits = {
+        var limits = Limits()
+        if let text = getenv("LETHE_MAX_TENSOR_BYTES").map({ String(cString: $0) }), let bytes = parseByteCount(text) {
+            limits.maxTensorBytes = bytes
+            limits.maxElements = min(limits.maxElements, bytes)
+        }
+        return limits
+    }()
+
+    /// `1234`, `64K`, `512M`, `2G` (powers of 1024); nil when malformed or not positive.
+    public static func parseByteCount(_ text: String) -> Int? {
+        var digits = text.filter { !$0.isWhitespace }.uppercased()
+        var scale = 1
+        if let last = digits.last, let shift = ["K": 10, "M": 20, "G": 30, "T": 40][String(last)] {
+            scale = 1 << shift
+            digits.removeLast()
+        }
+        guard let value = Int(digits), value > 0 else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : bytes
+    }
 
     /// Physical memory of this machine, the natural cap on any single tensor.
     public static var physicalMemory: Int {

@@ -53,6 +53,13 @@ public struct Tensor: @unchecked Sendable {
         try body(storage.bytes)
     }
 
+    /// The storage, when this tensor is its only holder and it is allocated memory: what a buffer
+    /// pool may take back and hand to the next tensor of the same byte size.
+    public mutating func uniquelyHeldAllocation() -> TensorStorage? {
+        guard isKnownUniquelyReferenced(&storage), storage.isAllocated else { return nil }
+        return storage
+    }
+
     /// Writable bytes, copying first if the storage is shared or read-only.
     public mutating func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
         if !isKnownUniquelyReferenced(&storage) || !storage.isWritable {

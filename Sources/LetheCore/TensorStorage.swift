@@ -64,6 +64,12 @@ public final class TensorStorage: @unchecked Sendable {
         if case .allocated = owner { UnsafeMutableRawPointer(mutating: base).deallocate() }
     }
 
+    /// Whether the bytes are memory Lethe allocated (not a mapped file, not empty).
+    public var isAllocated: Bool {
+        if case .allocated = owner { return true }
+        return false
+    }
+
     /// The file this storage points into, if any.
     public var mappedFile: MappedFile? {
         if case .mapped(let file) = owner { return file }

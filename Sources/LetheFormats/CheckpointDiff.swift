@@ -13,10 +13,26 @@ public struct CheckpointDiff: Codable, Sendable {
         public var fractionChanged: Double?
     }
 
+    /// How far values may differ and still count as equal, as NumPy's `allclose` has it:
+    /// `|a − b| ≤ absolute + relative · |b|` for every element. Zero by default (bit for bit).
+    public struct Tolerance: Codable, Sendable {
+        public var relative: Double
+        public var absolute: Double
+        public init(relative: Double = 0, absolute: Double = 0) {
+            self.relative = relative
+            self.absolute = absolute
+        }
+        public static let exact = Tolerance()
+        var isExact: Bool { relative == 0 && absolute == 0 }
+    }
+
     public var onlyInFirst: [String] = []
     public var onlyInSecond: [String] = []
     public var changed: [ChangedTensor] = []
     public var unchangedCount = 0
+    /// Tensors whose values differ, but all within the tolerance (counted as equal).
+    public var closeCount = 0
+    public var tolerance: Tolerance
     /// Node, attribute, input/output and metadata differences, one line each.
     public var graphDifferences: [String] = []
 
@@ -26,7 +42,8 @@ public struct CheckpointDiff: Codable, Sendable {
 
     /// Compares `first` with `second`. Graphs are compared only when both have nodes, so that a
     /// weights file and its ONNX model can be compared by weights alone.
-    public init(_ first: Model, _ second: Model) {
+    public init(_ first: Model, _ second: Model, tolerance: Tolerance = .exact) {
+        self.tolerance = tolerance
         let a = Dictionary(first.graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { x, _ in x })
         let b = Dictionary(second.graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { x, _ in x })
         onlyInFirst = first.graph.initializers.map(\.name).filter { b[$0] == nil }
@@ -34,7 +51,11 @@ public struct CheckpointDiff: Codable, Sendable {
         for initializer in first.graph.initializers {
             guard let other = b[initializer.name] else { continue }
             if let change = CheckpointDiff.compare(initializer.name, initializer.tensor, other) {
-                changed.append(change)
+                if CheckpointDiff.isWithin(tolerance, initializer.tensor, other, change) {
+                    closeCount += 1
+                } else {
+                    changed.append(change)
+                }
             } else {
                 unchangedCount += 1
             }
@@ -68,6 +89,17 @@ public struct CheckpointDiff: Codable, Sendable {
         }
         return ChangedTensor(name: name, maxAbsoluteDifference: maxAbs, maxRelativeDifference: maxRel,
                              fractionChanged: Double(changedCount) / Double(max(1, x.count)))
+    }
+
+    /// Whether a value change stays inside the tolerance everywhere (type and byte-only changes never do).
+    static func isWithin(_ tolerance: Tolerance, _ a: Tensor, _ b: Tensor, _ change: ChangedTensor) -> Bool {
+        guard !tolerance.isExact, change.typeChange == nil, change.maxAbsoluteDifference != nil else { return false }
+        let x = a.doubleValues(), y = b.doubleValues()
+        for i in 0..<x.count where x[i] != y[i] {
+            if x[i].isNaN && y[i].isNaN { continue }
+            if !(abs(x[i] - y[i]) <= tolerance.absolute + tolerance.relative * abs(y[i])) { return false }
+        }
+        return true
     }
 
     static func byteFractionChanged(_ a: Tensor, _ b: Tensor) -> Double {
@@ -135,7 +167,8 @@ public struct CheckpointDiff: Codable, Sendable {
 
     /// The human-readable form `lethe diff` prints.
     public func render(firstName: String, secondName: String) -> String {
-        if isEqual { return "same: \(unchangedCount) tensors identical" + (graphDifferences.isEmpty ? "" : "") }
+        let close = closeCount > 0 ? ", \(closeCount) within tolerance" : ""
+        if isEqual { return "same: \(unchangedCount) tensors identical\(close)" }
         var lines: [String] = []
         for name in onlyInFirst { lines.append("only in \(firstName): \(name)") }
         for name in onlyInSecond { lines.append("only in \(secondName): \(name)") }
@@ -150,7 +183,7 @@ public struct CheckpointDiff: Codable, Sendable {
             }
         }
         lines.append(contentsOf: graphDifferences.map { "graph: \($0)" })
-        lines.append("\(changed.count) changed, \(onlyInFirst.count + onlyInSecond.count) unmatched, \(unchangedCount) identical tensors")
+        lines.append("\(changed.count) changed, \(onlyInFirst.count + onlyInSecond.count) unmatched, \(unchangedCount) identical tensors\(close)")
         return lines.joined(separator: "\n")
     }
 }

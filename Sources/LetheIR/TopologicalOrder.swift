@@ -30,7 +30,7 @@ extension Graph {
         for (index, node) in nodes.enumerated() {
             for input in Set(node.inputs) where !available.contains(input) {
                 guard producer[input] != nil else {
-                    throw GraphStructureError("node '\(node.name)' (\(node.opType)) reads '\(input)', which nothing produces")
+                    throw GraphStructureError("\(describe(node, index)) reads '\(input)', which nothing produces")
                 }
                 pending[index] += 1
                 consumers[input, default: []].append(index)
@@ -53,9 +53,14 @@ extension Graph {
             ready.sort(by: >)
         }
         guard order.count == nodes.count else {
-            let stuck = (0..<nodes.count).first { pending[$0] > 0 }.map { nodes[$0].name } ?? "?"
-            throw GraphStructureError("graph has a cycle (through node '\(stuck)')")
+            let stuck = (0..<nodes.count).first { pending[$0] > 0 }.map { describe(nodes[$0], $0) } ?? "?"
+            throw GraphStructureError("graph has a cycle (through \(stuck))")
         }
         return order
     }
+}
+
+/// A node as messages name it: by name, or by position when the exporter left the name empty.
+func describe(_ node: Node, _ index: Int) -> String {
+    node.name.isEmpty ? "node #\(index) (\(node.opType))" : "node '\(node.name)' (\(node.opType))"
 }

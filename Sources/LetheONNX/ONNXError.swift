@@ -28,6 +28,10 @@ public enum ONNXError: LetheError {
     /// A `location` that is absolute, uses `..`, or resolves outside the model's folder.
     case unsafeExternalLocation(tensor: String, location: String, reason: String)
     case externalDataOutOfRange(tensor: String, location: String, offset: Int, length: Int, fileSize: Int)
+    /// The bytes decode as protobuf but hold no model (an empty file decodes as an empty message).
+    case notAModel(reason: String)
+    /// Two initializers of one graph share a name (`onnx.checker` refuses this too).
+    case duplicateInitializer(name: String)
     /// Something in the IR cannot be written as ONNX.
     case cannotWrite(String)
 
@@ -65,6 +69,10 @@ public enum ONNXError: LetheError {
             "tensor '\(tensor)': external data location '\(location)' refused: \(reason)"
         case .externalDataOutOfRange(let tensor, let location, let offset, let length, let fileSize):
             "tensor '\(tensor)': external data \(offset)+\(length) lies beyond the end of '\(location)' (\(fileSize) bytes)"
+        case .notAModel(let reason):
+            "not an ONNX model: \(reason)"
+        case .duplicateInitializer(let name):
+            "initializer name '\(name)' appears more than once in one graph"
         case .cannotWrite(let reason):
             "cannot write ONNX: \(reason)"
         }

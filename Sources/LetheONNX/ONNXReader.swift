@@ -64,6 +64,9 @@ struct ONNXReader {
             throw ONNXError.protobufDecoding(String(describing: error))
         }
         scan.stripped = []
+        guard proto.hasGraph else {
+            throw ONNXError.notAModel(reason: bytes.isEmpty ? "the file is empty" : "ModelProto has no graph (field 7)")
+        }
         let rawData = scan.rawData
         let graph = try mapGraph(proto.graph, path: .mainGraph, depth: 1)
         let model = Model(
@@ -88,6 +91,10 @@ struct ONNXReader {
         }
         var initializers: [Initializer] = []
         var indices: [Int] = []
+        var seen = Set<String>()
+        for tensor in proto.initializer where !tensor.name.isEmpty {
+            guard seen.insert(tensor.name).inserted else { throw ONNXError.duplicateInitializer(name: tensor.name) }
+        }
         for (index, tensor) in proto.initializer.enumerated() {
             let label = tensor.name.isEmpty ? "initializer \(index)" : tensor.name
             if let decoded = try decodeTensor(tensor, path: path.appending(5, index), label: label) {
@@ -315,7 +322,26 @@ struct ONNXReader {
         }
         let base = resolvedBase!
         let joined = baseFolder.hasSuffix("/") ? baseFolder + location : baseFolder + "/" + location
-        let resolved = try ONNXReader.realPath(joined)
+        guard let pointer = realpath(joined, nil) else {
+            let code = errno
+            let reason = code == ENOENT ? "does not exist" : "cannot be resolved (\(String(cString: strerror(code))))"
+            throw ONNXError.externalData(tensor: tensor, reason: "data file '\(location)' \(reason)")
+        }
+        let resolved = String(cString: pointer)
+        free(pointer)
+        // A second name for the same inode may sit anywhere on the file system, so a hard-linked data
+        // file could be outside the folder whatever its path says; a device or FIFO could hang the read.
+        var status = stat()
+        if stat(resolved, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFREG else {
+                throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "not a regular file")
+            }
+            guard status.st_nlink <= 1 else {
+                throw ONNXError.unsafeExternalLocation(
+                    tensor: tensor, location: location,
+                    reason: "the file has \(status.st_nlink) hard links, so it may also live outside the model's folder (copy it to load)")
+            }
+        }
         let prefix = base.hasSuffix("/") ? base : base + "/"
         guard resolved.hasPrefix(prefix) else {
             throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location,

@@ -61,7 +61,12 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(direct.status, 0, direct.stderr)
         let fromFile = try CLI.run(["unlearn", model] + args + ["--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
-        XCTAssertEqual(try CLI.run(["diff", "\(folder)/a.onnx", "\(folder)/b.onnx"]).status, 0)
+        // The direct run decomposes the few forget rows themselves, the file holds only their Gram:
+        // the same spaces up to rounding, so the patches agree to float32 precision, not bit for bit.
+        let same = try CLI.run(["diff", "\(folder)/a.onnx", "\(folder)/b.onnx", "--rtol", "1e-4", "--atol", "1e-7"])
+        XCTAssertEqual(same.status, 0, same.stdout)
+        let original = try CLI.run(["diff", model, "\(folder)/b.onnx", "--rtol", "1e-4", "--atol", "1e-7"])
+        XCTAssertEqual(original.status, 1, "the patch is far outside the tolerance")
         let bad = try CLI.run(["unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))

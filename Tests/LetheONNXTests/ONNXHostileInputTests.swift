@@ -222,7 +222,7 @@ final class ONNXHostileInputTests: XCTestCase {
         assertFails(try externalModel(location: "sub/../../x"), as: ONNXError.self, containing: "'..'")
         assertFails(try externalModel(location: "link.bin"), as: ONNXError.self, containing: "outside")
         assertFails(try externalModel(location: "dir/secret.bin"), as: ONNXError.self, containing: "outside")
-        assertFails(try externalModel(location: "missing.bin"), as: SystemError.self, containing: "missing.bin")
+        assertFails(try externalModel(location: "missing.bin"), as: ONNXError.self, containing: "'missing.bin' does not exist")
         assertFails(try externalModel(location: "ok.bin", offset: 4), as: ONNXError.self, containing: "beyond the end")
         assertFails(try externalModel(location: "ok.bin", offset: Int.max), as: ONNXError.self, containing: "beyond the end")
         assertFails(try externalModel(location: "ok.bin", length: 4), as: ONNXError.self, containing: "external data length")

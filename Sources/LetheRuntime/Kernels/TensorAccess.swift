@@ -17,7 +17,8 @@ extension Tensor {
     /// An uninitialised tensor (every element must be written).
     static func uninitialized(_ dtype: DType, _ shape: [Int]) throws -> Tensor {
         let bytes = try checkedByteCount(dtype, shape)
-        return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(uninitializedByteCount: bytes))
+        let storage = BufferPool.current?.take(bytes) ?? TensorStorage(uninitializedByteCount: bytes)
+        return Tensor(dtype: dtype, shape: shape, storage: storage)
     }
 
     static func zeros(_ dtype: DType, _ shape: [Int]) throws -> Tensor {

@@ -21,6 +21,8 @@ final class ExecutionPlan: @unchecked Sendable {
     let outputs: [(name: String, slot: Int)]
     /// Slots of the values taps asked for.
     let slotsByValue: [String: Int]
+    /// Released intermediates, reused by later steps and runs.
+    let pool = BufferPool()
 
     /// Rewrites and plans `model`, keeping every value in `required` visible.
     init(model: Model, required: Set<String>, context: ExecutionContext) throws {
@@ -93,6 +95,14 @@ final class ExecutionPlan: @unchecked Sendable {
     /// Runs the plan. `taps` maps slots to callbacks, called as soon as the value exists.
     func execute(_ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
                  context: ExecutionContext) throws -> [String: Tensor] {
+        defer { pool.endRun() }
+        return try BufferPool.$current.withValue(pool) {
+            try executeSteps(feeds, taps: taps, context: context)
+        }
+    }
+
+    private func executeSteps(_ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
+                              context: ExecutionContext) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotCount)
         for (slot, tensor) in constants { values[slot] = tensor }
         for (info, slot) in inputs {
@@ -107,10 +117,10 @@ final class ExecutionPlan: @unchecked Sendable {
         }
         for slot in taps.keys where values[slot] != nil { try notify(slot) }
         for step in steps {
-            let arguments = step.inputs.map { $0.flatMap { values[$0] } }
+            // The arguments live only for the call, so a released input can be the slot's last holder.
             let results: [Tensor]
             do {
-                results = try step.kernel.run(arguments, context)
+                results = try step.kernel.run(step.inputs.map { $0.flatMap { values[$0] } }, context)
             } catch let error as RuntimeError {
                 throw error.at(step.name.isEmpty ? step.opType : step.name)
             }
@@ -122,7 +132,7 @@ final class ExecutionPlan: @unchecked Sendable {
                 values[slot] = results[index]
                 if taps[slot] != nil { try notify(slot) }
             }
-            for slot in step.release { values[slot] = nil }
+            for slot in step.release { pool.recycle(&values[slot]) }
         }
         var result: [String: Tensor] = [:]
         for (name, slot) in outputs {

@@ -15,7 +15,7 @@ public struct UnsupportedOperatorError: LetheError {
             self.reason = reason
         }
         public var description: String {
-            "\(opType) node '\(node)': \(reason)"
+            node.isEmpty ? "\(opType) node (unnamed): \(reason)" : "\(opType) node '\(node)': \(reason)"
         }
     }
 

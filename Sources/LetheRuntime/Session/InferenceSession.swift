@@ -62,6 +62,9 @@ public final class InferenceSession: @unchecked Sendable {
         return try plan.execute(feeds, taps: slotCallbacks, context: context)
     }
 
+    /// The plan already made for `required` tapped values, if any.
+    func cachedPlan(for required: Set<String>) -> ExecutionPlan? { plans.withLock { $0[required] } }
+
     private func plan(for required: Set<String>) throws -> ExecutionPlan {
         if let existing = plans.withLock({ $0[required] }) { return existing }
         let plan = try ExecutionPlan(model: model, required: required, context: context)

@@ -24,7 +24,7 @@ func constantValue(_ node: Node) throws -> Tensor {
 struct ConstantOfShapeKernel: Kernel {
     let value: Tensor
     init(_ request: KernelRequest) throws {
-        value = try request.node.attribute("value")?.tensorValue ?? Tensor(shape: [1], values: [Float(0)])
+        value = request.node.attribute("value")?.tensorValue ?? Tensor(shape: [1], values: [Float(0)])
         guard value.elementCount == 1 else { throw Unsupported("ConstantOfShape value with \(value.elementCount) elements") }
         guard value.dtype.isNumeric else { throw Unsupported("ConstantOfShape value of element type \(value.dtype)") }
     }

@@ -1,0 +1,46 @@
+import LetheCore
+import LetheIR
+import XCTest
+@testable import LetheRuntime
+
+/// The plan's buffer pool reuses released intermediates, and never one that a tap or an output
+/// still holds.
+final class BufferPoolTests: XCTestCase {
+    /// x → Neg → Abs → Neg → Abs → Neg → y, every intermediate the same size.
+    private func chain() -> Model {
+        var g = GraphBuilder()
+        g.input("x", [nil, 64])
+        let ops = ["Neg", "Abs", "Neg", "Abs", "Neg"]
+        for (index, op) in ops.enumerated() {
+            g.node(op, [index == 0 ? "x" : "v\(index - 1)"], [index == ops.count - 1 ? "y" : "v\(index)"], name: "n\(index)")
+        }
+        g.output("y")
+        return g.model
+    }
+
+    func testReleasedBuffersAreReusedAndHeldOnesAreNot() throws {
+        let session = try InferenceSession(model: chain(), options: .init(threads: 1))
+        let x = randomTensor([3, 64], seed: 11)
+        let expected = x.floatValues().map { -abs($0) }
+        let first = try session.run(["x": x])["y"]!
+        XCTAssertEqual(first.floatValues(), expected)
+        let plan = try XCTUnwrap(session.cachedPlan(for: []))
+        XCTAssertGreaterThan(plan.pool.freeCount, 0, "released intermediates wait for the next run")
+
+        // The first output is the caller's: later runs must not write into it.
+        let second = try session.run(["x": randomTensor([3, 64], seed: 12)])["y"]!
+        XCTAssertEqual(first.floatValues(), expected)
+        XCTAssertNotEqual(second.floatValues(), expected)
+
+        // A tap that keeps its tensor keeps its values, although same-sized buffers are reused after it.
+        let recorder = TapRecorder()
+        _ = try session.run(["x": x], taps: [recorder.tap("n2", .input(0))])
+        XCTAssertEqual(recorder.tensors.count, 1)
+        XCTAssertEqual(recorder.tensors[0].floatValues(), x.floatValues().map { abs($0) })
+
+        // A different batch size drops the old sizes at the end of its run.
+        _ = try session.run(["x": randomTensor([5, 64], seed: 13)])
+        let sizes = Set(plan.pool.freeSizes)
+        XCTAssertEqual(sizes, [5 * 64 * 4])
+    }
+}
