@@ -94,7 +94,7 @@ def onnx_seeds():
     put("onnx", "external-data-absolute-path.reject", model_bytes(small_model(
         [], [], [helper.make_tensor_value_info("w", TensorProto.FLOAT, None)], [outside])))
 
-    put("onnx", "empty-file-is-an-empty-model.accept", b"")
+    put("onnx", "empty-file.reject", b"")
     add = helper.make_node("Add", ["x", "y"], ["z"])
     vi = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", 3])
     put("onnx", "small-add.accept", model_bytes(small_model([add], [vi("x"), vi("y")], [vi("z")])))
