@@ -145,6 +145,19 @@ def graph_seeds():
     put("graph", "constant-of-shape-complex-value.reject", model_bytes(small_model(
         [fill], [], [vi("z", None)], [shape])))
 
+    # Operators that take an axis, on a scalar (which has none; they used to index its empty shape).
+    scalar = helper.make_tensor("c", TensorProto.FLOAT, [], [2.0])
+    index = helper.make_tensor("i", TensorProto.INT64, [], [0])
+    for name, node, extra in (
+            ("gather", helper.make_node("Gather", ["c", "i"], ["z"]), [index]),
+            ("concat", helper.make_node("Concat", ["c", "c"], ["z"], axis=0), []),
+            ("softmax", helper.make_node("Softmax", ["c"], ["z"], axis=0), []),
+            ("argmax", helper.make_node("ArgMax", ["c"], ["z"], axis=0), []),
+            ("split", helper.make_node("Split", ["c"], ["z", "w"], axis=0, num_outputs=2), [])):
+        outputs = [vi(output, None) for output in node.output]
+        put("graph", f"{name}-of-a-scalar.reject", model_bytes(small_model(
+            [node], [], outputs, [scalar] + extra, opset=18)))
+
     # A cycle: z depends on itself.
     cycle = [helper.make_node("Add", ["x", "z"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
     put("graph", "cycle.reject", model_bytes(small_model(cycle, [vi("x", [2])], [vi("z", [2])])))
