@@ -151,7 +151,6 @@ def graph_seeds():
     for name, node, extra in (
             ("gather", helper.make_node("Gather", ["c", "i"], ["z"]), [index]),
             ("concat", helper.make_node("Concat", ["c", "c"], ["z"], axis=0), []),
-            ("softmax", helper.make_node("Softmax", ["c"], ["z"], axis=0), []),
             ("argmax", helper.make_node("ArgMax", ["c"], ["z"], axis=0), []),
             ("split", helper.make_node("Split", ["c"], ["z", "w"], axis=0, num_outputs=2), [])):
         outputs = [vi(output, None) for output in node.output]
