@@ -45,6 +45,22 @@ let package = Package(
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),
         .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn"]),
         .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats"]),
+
+        // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
+        .target(name: "LetheFuzzHarness", dependencies: [
+            "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime",
+        ], path: "Fuzz/Harness"),
+        .testTarget(name: "LetheFuzzRegressionTests", dependencies: ["LetheFuzzHarness"]),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer executables have no `main` (libFuzzer supplies it), so they link only with
+// `--sanitize fuzzer`; scripts/fuzz.sh sets LETHE_FUZZ to declare them, in its own scratch path.
+if Context.environment["LETHE_FUZZ"] != nil {
+    for (name, folder) in [("fuzz-onnx", "ONNX"), ("fuzz-safetensors", "Safetensors"), ("fuzz-npy", "NPY"),
+                           ("fuzz-npz", "NPZ"), ("fuzz-graph", "Graph")] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["LetheFuzzHarness"], path: "Fuzz/\(folder)"))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

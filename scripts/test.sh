@@ -10,3 +10,4 @@ swift build --build-tests
 swift test "$@"
 # The runtime and unlearning tests again under the thread sanitizer (separate build in .build/tsan).
 scripts/tsan.sh
+if [ -z "${LETHE_SKIP_FUZZ:-}" ]; then scripts/fuzz.sh "${LETHE_FUZZ_SECONDS:-15}"; fi  # libFuzzer + ASan, ~1 min (scripts/fuzz.sh)

@@ -66,10 +66,11 @@ func contiguousStrides(_ shape: [Int]) -> [Int] {
     return strides
 }
 
-/// Resolves a possibly negative axis against `rank`.
+/// Resolves a possibly negative axis against `rank`. A scalar has no axis: callers index the
+/// shape with the result.
 func normalizeAxis(_ axis: Int, rank: Int) throws -> Int {
     let resolved = axis < 0 ? axis + rank : axis
-    guard resolved >= 0, resolved < max(rank, 1) || (rank == 0 && resolved == 0) else {
+    guard resolved >= 0, resolved < rank else {
         throw RuntimeError("axis \(axis) is out of range for rank \(rank)")
     }
     return resolved

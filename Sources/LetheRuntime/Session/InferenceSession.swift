@@ -113,6 +113,10 @@ public final class InferenceSession: @unchecked Sendable {
                 }
                 tensor = try castTensor(tensor, to: dtype == .float32 ? .float32 : dtype)
             }
+            // Kernels compute in float32 and read integers as Int64; float8 and complex have neither.
+            guard tensor.dtype.isNumeric else {
+                throw RuntimeError("input '\(info.name)' has element type \(tensor.dtype), which the runtime cannot compute with")
+            }
             if let shape = info.shape {
                 guard shape.count == tensor.rank else {
                     throw RuntimeError("input '\(info.name)' must have rank \(shape.count), got shape \(tensor.shape)")
@@ -177,8 +181,15 @@ public final class InferenceSession: @unchecked Sendable {
         let graph = model.graph
         let opset = model.onnxOpset ?? 21
         var constants: [String: Tensor] = [:]
-        for initializer in graph.initializers { constants[initializer.name] = initializer.tensor }
+        for initializer in graph.initializers where initializer.tensor.dtype.isNumeric {
+            constants[initializer.name] = initializer.tensor
+        }
         var issues: [UnsupportedOperatorError.Issue] = []
+        let consumed = Set(graph.nodes.flatMap(\.inputs))
+        for initializer in graph.initializers where consumed.contains(initializer.name) && !initializer.tensor.dtype.isNumeric {
+            issues.append(.init(node: initializer.name, opType: "initializer",
+                                reason: "element type \(initializer.tensor.dtype) is not supported"))
+        }
         for node in graph.nodes {
             if node.opType == "Constant", let value = try? constantValue(node) {
                 for output in node.outputs { constants[output] = value }

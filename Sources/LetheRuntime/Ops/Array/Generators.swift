@@ -11,6 +11,7 @@ func makeConstant(_ request: KernelRequest) throws -> any Kernel {
 func constantValue(_ node: Node) throws -> Tensor {
     guard let (name, attribute) = node.attributes.first else { throw Unsupported("Constant without a value") }
     switch (name, attribute) {
+    case ("value", .tensor(let t)) where !t.dtype.isNumeric: throw Unsupported("Constant of element type \(t.dtype)")
     case ("value", .tensor(let t)): return t.dtype == .float16 || t.dtype == .bfloat16 ? t.asFloat32() : t
     case ("value_float", .float(let v)): return Tensor(scalar: v)
     case ("value_floats", .floats(let v)): return Tensor(shape: [v.count], values: v)
@@ -25,6 +26,7 @@ struct ConstantOfShapeKernel: Kernel {
     init(_ request: KernelRequest) throws {
         value = request.node.attribute("value")?.tensorValue ?? Tensor(shape: [1], values: [Float(0)])
         guard value.elementCount == 1 else { throw Unsupported("ConstantOfShape value with \(value.elementCount) elements") }
+        guard value.dtype.isNumeric else { throw Unsupported("ConstantOfShape value of element type \(value.dtype)") }
     }
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let shape = try inputs.required(0).intValues()

@@ -1,0 +1,7 @@
+import LetheFuzzHarness
+
+/// libFuzzer entry (built by scripts/fuzz.sh with `-sanitize=fuzzer,address`; libFuzzer supplies `main`).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSafetensors(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.safetensors.fuzz(data, size)
+}
