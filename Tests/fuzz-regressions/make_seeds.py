@@ -157,6 +157,12 @@ def graph_seeds():
         put("graph", f"{name}-of-a-scalar.reject", model_bytes(small_model(
             [node], [], outputs, [scalar] + extra, opset=18)))
 
+    # ConvTranspose whose output_shape has fewer values than spatial axes (it used to index past them).
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1, 2, 3, 3], [0.5] * 18)
+    transpose = helper.make_node("ConvTranspose", ["x", "w"], ["z"], output_shape=[10], strides=[3, 2])
+    put("graph", "convtranspose-short-output-shape.reject", model_bytes(small_model(
+        [transpose], [vi("x", [1, 1, 3, 3])], [vi("z", None)], [weight])))
+
     # A cycle: z depends on itself.
     cycle = [helper.make_node("Add", ["x", "z"], ["y"]), helper.make_node("Relu", ["y"], ["z"])]
     put("graph", "cycle.reject", model_bytes(small_model(cycle, [vi("x", [2])], [vi("z", [2])])))

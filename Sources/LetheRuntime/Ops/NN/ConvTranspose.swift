@@ -38,7 +38,9 @@ struct ConvTransposeKernel: Kernel {
         let d = dilations ?? Array(repeating: 1, count: rank)
         let op = outputPadding ?? Array(repeating: 0, count: rank)
         var begin = [Int](repeating: 0, count: rank), out = begin
-        guard s.count == rank, d.count == rank, op.count == rank else { throw RuntimeError("ConvTranspose attribute lengths do not match rank \(rank)") }
+        guard s.count == rank, d.count == rank, op.count == rank, (outputShape?.count ?? rank) >= rank else {
+            throw RuntimeError("ConvTranspose attribute lengths do not match rank \(rank)")
+        }
         for axis in 0..<rank {
             let input = x.shape[axis + 2]
             let full = s[axis] * (input - 1) + op[axis] + (kernel[axis] - 1) * d[axis] + 1
