@@ -22,6 +22,7 @@ public struct CheckpointDiff: Codable, Sendable {
             self.relative = relative
             self.absolute = absolute
         }
+        /// Bit for bit: any changed element is a change.
         public static let exact = Tolerance()
         var isExact: Bool { relative == 0 && absolute == 0 }
     }
@@ -32,6 +33,7 @@ public struct CheckpointDiff: Codable, Sendable {
     public var unchangedCount = 0
     /// Tensors whose values differ, but all within the tolerance (counted as equal).
     public var closeCount = 0
+    /// The tolerance the comparison used.
     public var tolerance: Tolerance
     /// Node, attribute, input/output and metadata differences, one line each.
     public var graphDifferences: [String] = []
