@@ -11,7 +11,7 @@ final class FuzzTests: XCTestCase {
     }
 
     func testMutatedArchivesAndArrays() throws {
-        var random = SplitMix(seed: 0x1E7E)
+        var random = SplitMix64(seed: 0x1E7E)
         let folder = try TestSupport.temporaryDirectory()
         let path = "\(folder)/fuzz.npz"
         let sources = try ["data.npz", "deflated.npz", "stored.npz"].map { try TestSupport.bytes(TestSupport.fixture($0)) }
@@ -20,7 +20,7 @@ final class FuzzTests: XCTestCase {
         }
         var accepted = 0
         for _ in 0..<iterations {
-            var bytes = sources[random.next(sources.count)]
+            var bytes = sources[random.next(below: sources.count)]
             mutate(&bytes, &random)
             try TestSupport.write(bytes, to: path)
             if let file = try? NPZFormat.read(path: path) {
@@ -30,7 +30,7 @@ final class FuzzTests: XCTestCase {
                                    Tensor.byteCount(dtype: initializer.tensor.dtype, shape: initializer.tensor.shape))
                 }
             }
-            var array = arrays[random.next(arrays.count)]
+            var array = arrays[random.next(below: arrays.count)]
             mutate(&array, &random)
             _ = try? array.withUnsafeBytes { try NPYFormat.parse($0, name: "fuzz") }
         }
@@ -38,30 +38,16 @@ final class FuzzTests: XCTestCase {
     }
 
     /// Overwrites 1–4 bytes, biased towards headers and the end records, or cuts the tail.
-    private func mutate(_ bytes: inout [UInt8], _ random: inout SplitMix) {
+    private func mutate(_ bytes: inout [UInt8], _ random: inout SplitMix64) {
         guard !bytes.isEmpty else { return }
-        for _ in 0...random.next(4) {
-            let region = random.next(3)
-            let index = region == 0 ? random.next(min(bytes.count, 128))
-                : region == 1 ? bytes.count - 1 - random.next(min(bytes.count, 256))
-                : random.next(bytes.count)
-            let values: [UInt8] = [0, 0xFF, 0x7F, 0x80, UInt8(truncatingIfNeeded: random.next(256))]
-            bytes[index] = values[random.next(values.count)]
+        for _ in 0...random.next(below: 4) {
+            let region = random.next(below: 3)
+            let index = region == 0 ? random.next(below: min(bytes.count, 128))
+                : region == 1 ? bytes.count - 1 - random.next(below: min(bytes.count, 256))
+                : random.next(below: bytes.count)
+            let values: [UInt8] = [0, 0xFF, 0x7F, 0x80, UInt8(truncatingIfNeeded: random.next(below: 256))]
+            bytes[index] = values[random.next(below: values.count)]
         }
-        if random.next(8) == 0 { bytes.removeLast(random.next(bytes.count)) }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so failures reproduce.
-struct SplitMix {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next(_ bound: Int) -> Int {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return bound <= 1 ? 0 : Int(z % UInt64(bound))
+        if random.next(below: 8) == 0 { bytes.removeLast(random.next(below: bytes.count)) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LetheCore
 import XCTest
 @testable import LetheUnlearn
 

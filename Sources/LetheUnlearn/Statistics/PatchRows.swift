@@ -1,3 +1,5 @@
+import LetheCore
+
 /// Receptive-field patches of a convolution's input, one row per output position, flattened in the
 /// weight's order `C, kh, kw` for one group (DESIGN §4). This is statistics bookkeeping on a tapped
 /// activation, not a convolution: no layer arithmetic happens here.
@@ -89,30 +91,5 @@ enum PositionSampler {
             pool.swapAt(i, j)
         }
         return pool[0..<cap].sorted()
-    }
-}
-
-/// A small, fast, well-mixed generator whose output depends only on its seed (Swift's default
-/// generator is not seedable).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Mixes several values into one seed.
-    public static func combine(_ values: UInt64...) -> UInt64 {
-        var generator = SplitMix64(seed: 0x5EED)
-        var result: UInt64 = 0
-        for value in values {
-            generator = SplitMix64(seed: generator.next() ^ value)
-            result = generator.next()
-        }
-        return result
     }
 }
