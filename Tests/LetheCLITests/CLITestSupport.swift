@@ -24,11 +24,27 @@ enum CLI {
         packageRoot.appendingPathComponent("samples").appendingPathComponent(name).path
     }
 
+    /// Runs `lethe` with `arguments`; `folder` is its working directory, `environment` adds to the
+    /// test's own, and `addressSpaceKiB` runs it under `ulimit -v` (so an oversized allocation
+    /// kills it instead of passing unnoticed).
     @discardableResult
-    static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+    static func run(_ arguments: [String], in folder: String? = nil, environment: [String: String] = [:],
+                    addressSpaceKiB: Int? = nil) throws -> CommandResult {
+        guard let addressSpaceKiB else { return try capture(executable.path, arguments, in: folder, environment: environment) }
+        return try capture("/bin/bash", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", executable.path] + arguments,
+                           in: folder, environment: environment)
+    }
+
+    /// Runs a program to its end and returns its exit status and what it printed.
+    private static func capture(_ program: String, _ arguments: [String], in folder: String? = nil,
+                                environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
+        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -60,21 +76,12 @@ enum CLI {
 
     /// Runs a Python snippet and returns its stdout.
     static func python(_ script: String, _ arguments: [String] = []) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try python())
-        process.arguments = ["-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "python", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)])
+        let result = try capture(try python(), ["-c", script] + arguments)
+        guard result.status == 0 else {
+            throw NSError(domain: "python", code: Int(result.status),
+                          userInfo: [NSLocalizedDescriptionKey: result.stderr])
         }
-        return String(decoding: data, as: UTF8.self)
+        return result.stdout
     }
 }
 

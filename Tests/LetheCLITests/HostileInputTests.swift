@@ -1,4 +1,5 @@
 import Foundation
+import LetheCore
 import XCTest
 
 /// Every file of the hostile corpus (`Tests/hostile`, made by `make_corpus.py`) through `lethe`:
@@ -20,22 +21,7 @@ final class HostileInputTests: XCTestCase {
 
     /// Runs `lethe` in `folder` under the memory bound.
     private func runBounded(_ arguments: [String], in folder: String) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "ulimit -v \(Self.addressSpaceKiB); exec \"$0\" \"$@\"", CLI.executable.path] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        var environment = ProcessInfo.processInfo.environment
-        environment["LETHE_MAX_TENSOR_BYTES"] = "64M"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                             stderr: String(decoding: stderr, as: UTF8.self))
+        try CLI.run(arguments, in: folder, environment: ["LETHE_MAX_TENSOR_BYTES": "64M"], addressSpaceKiB: Self.addressSpaceKiB)
     }
 
     /// Checks one refused run: exit 2, a single `lethe: <file>: …` line, the folder as it was.
@@ -95,7 +81,7 @@ final class HostileInputTests: XCTestCase {
             let folder = try CLI.temporaryFolder()
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let name = "broken." + (sample as NSString).pathExtension
-            var generator = SplitMix(seed: 42)
+            var generator = SplitMix64(seed: 42)
             let cuts = (0..<24).map { _ in Int(generator.next() % UInt64(original.count)) } + [0, 1, 7, 8, original.count - 1]
             for cut in cuts {
                 try original.prefix(cut).write(to: URL(fileURLWithPath: "\(folder)/\(name)"))
@@ -136,18 +122,5 @@ final class HostileInputTests: XCTestCase {
         try FileManager.default.removeItem(atPath: "\(folder)/not_there.bin")
         try Data(count: 64).write(to: URL(fileURLWithPath: "\(folder)/not_there.bin"))
         XCTAssertEqual(try runBounded(["inspect", "linked.onnx"], in: folder).status, 0)
-    }
-}
-
-/// A small deterministic generator, so the cut points are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
