@@ -52,8 +52,8 @@ public struct CheckpointDiff: Codable, Sendable {
         onlyInSecond = second.graph.initializers.map(\.name).filter { a[$0] == nil }
         for initializer in first.graph.initializers {
             guard let other = b[initializer.name] else { continue }
-            if let change = CheckpointDiff.compare(initializer.name, initializer.tensor, other) {
-                if CheckpointDiff.isWithin(tolerance, initializer.tensor, other, change) {
+            if let (change, isClose) = CheckpointDiff.compare(initializer.name, initializer.tensor, other, tolerance) {
+                if isClose {
                     closeCount += 1
                 } else {
                     changed.append(change)
@@ -67,41 +67,34 @@ public struct CheckpointDiff: Codable, Sendable {
         }
     }
 
-    static func compare(_ name: String, _ a: Tensor, _ b: Tensor) -> ChangedTensor? {
+    /// nil when `a` and `b` are bitwise equal; otherwise the change, and whether every value stays
+    /// inside a non-exact `tolerance` (type and non-numeric byte changes never do).
+    static func compare(_ name: String, _ a: Tensor, _ b: Tensor, _ tolerance: Tolerance) -> (ChangedTensor, isClose: Bool)? {
         if a.dtype != b.dtype || a.shape != b.shape {
-            return ChangedTensor(name: name, typeChange: "\(a.dtype.shortName) \(a.shape) → \(b.dtype.shortName) \(b.shape)")
+            return (ChangedTensor(name: name, typeChange: "\(a.dtype.shortName) \(a.shape) → \(b.dtype.shortName) \(b.shape)"), false)
         }
         if a.isBitwiseEqual(to: b) { return nil }
         guard a.dtype.isNumeric, a.dtype != .bool else {
-            return ChangedTensor(name: name, fractionChanged: byteFractionChanged(a, b))
+            return (ChangedTensor(name: name, fractionChanged: byteFractionChanged(a, b)), false)
         }
         let x = a.doubleValues(), y = b.doubleValues()
         var maxAbs = 0.0, maxRel = 0.0, changedCount = 0
+        var isClose = !tolerance.isExact
         for i in 0..<x.count where x[i] != y[i] && !(x[i].isNaN && y[i].isNaN) {
             changedCount += 1
             let diff = abs(x[i] - y[i])
             maxAbs = max(maxAbs, diff.isNaN ? .infinity : diff)
             let scale = max(abs(x[i]), abs(y[i]))
             if scale > 0 { maxRel = max(maxRel, diff / scale) }
+            if !(diff <= tolerance.absolute + tolerance.relative * abs(y[i])) { isClose = false }
         }
         if changedCount == 0 {
             // Same values, different bytes (signed zeros, NaN payloads): still a change.
-            return ChangedTensor(name: name, maxAbsoluteDifference: 0, maxRelativeDifference: 0,
-                                 fractionChanged: byteFractionChanged(a, b))
+            return (ChangedTensor(name: name, maxAbsoluteDifference: 0, maxRelativeDifference: 0,
+                                  fractionChanged: byteFractionChanged(a, b)), isClose)
         }
-        return ChangedTensor(name: name, maxAbsoluteDifference: maxAbs, maxRelativeDifference: maxRel,
-                             fractionChanged: Double(changedCount) / Double(max(1, x.count)))
-    }
-
-    /// Whether a value change stays inside the tolerance everywhere (type and byte-only changes never do).
-    static func isWithin(_ tolerance: Tolerance, _ a: Tensor, _ b: Tensor, _ change: ChangedTensor) -> Bool {
-        guard !tolerance.isExact, change.typeChange == nil, change.maxAbsoluteDifference != nil else { return false }
-        let x = a.doubleValues(), y = b.doubleValues()
-        for i in 0..<x.count where x[i] != y[i] {
-            if x[i].isNaN && y[i].isNaN { continue }
-            if !(abs(x[i] - y[i]) <= tolerance.absolute + tolerance.relative * abs(y[i])) { return false }
-        }
-        return true
+        return (ChangedTensor(name: name, maxAbsoluteDifference: maxAbs, maxRelativeDifference: maxRel,
+                              fractionChanged: Double(changedCount) / Double(max(1, x.count))), isClose)
     }
 
     static func byteFractionChanged(_ a: Tensor, _ b: Tensor) -> Double {
