@@ -2,9 +2,28 @@ import Foundation
 import LetheCore
 import LetheIR
 
+/// Which method forgets.
+public enum UnlearningMethod: String, Sendable, Codable, CaseIterable {
+    /// Guarded erasure of the forget classes from the layers' inputs, then a closed-form repair of the
+    /// classifier layer (DESIGN §4b); every choice made on a validation split.
+    case erase
+    /// The published projection (DESIGN §4), bit for bit.
+    case published
+}
+
 /// Settings of one unlearning run (DESIGN §4 defaults).
 public struct UnlearningConfiguration: Sendable {
     public var forgetClasses: [Int]
+    public var method: UnlearningMethod = .erase
+    /// Erasure method: how many weight layers before the head are erased (nil: all of them).
+    public var erasureDepth: Int?
+    /// Erasure method: relative ridge of each layer's refit.
+    public var erasureRidge = GuardedRefit.defaultRidge
+    /// Erasure method: the head repair's candidate ridges (relative) and logit margins.
+    public var repairRidges: [Double] = [1e-4, 1e-2, 1]
+    public var repairMargins: [Double] = [1, 3]
+    /// The selection rule's bound on validation ACC_f.
+    public var forgetTarget = 0.01
     /// Classes forgotten by an earlier run: kept out of the retain side.
     public var alreadyForgotten: [Int] = []
     /// `S`.
@@ -88,6 +107,12 @@ public struct Unlearner: Sendable {
     /// shards) skips the statistics pass; `test` enables the before/after metrics.
     public func run(train: SampleSet, test: SampleSet? = nil, statistics: StatisticsSet? = nil,
                     progress: UnlearningProgress? = nil) throws -> UnlearningResult {
+        if configuration.method == .erase {
+            guard statistics == nil else {
+                throw UsageError("statistics files serve the published method (--method published): the erasure method measures each layer on the model with the layers before it already erased")
+            }
+            return try runErasure(train: train, test: test, progress: progress)
+        }
         let started = Date()
         var timings = UnlearningReport.Timings()
         let selection = try select(from: train, validation: configuration.search)
@@ -163,6 +188,54 @@ public struct Unlearner: Sendable {
         return UnlearningResult(patchedWeights: weights, model: patched, statistics: stats, report: report)
     }
 
+    private func runErasure(train: SampleSet, test: SampleSet?, progress: UnlearningProgress?) throws -> UnlearningResult {
+        let started = Date()
+        var timings = UnlearningReport.Timings()
+        let selection = try select(from: train, validation: true)
+        let allLayers = configuration.layerFilter == nil ? layers : LayerDiscovery.discover(in: model).layers
+        let method = try ErasureMethod(model: model, layers: layers, allLayers: allLayers, configuration: configuration,
+                                       makeExecutor: makeExecutor)
+        let outcome = try method.run(train: train, selection: selection, progress: progress)
+        timings.statistics = outcome.erasureSeconds
+        timings.search = outcome.repairSeconds
+
+        var phase = Date()
+        var evaluation: UnlearningReport.Evaluation?
+        if let test {
+            evaluation = try evaluate(original: model, patched: outcome.model, train: train, test: test, progress: progress)
+        }
+        timings.evaluation = Date().timeIntervalSince(phase)
+        phase = Date()
+        timings.total = Date().timeIntervalSince(started)
+
+        let summaries = (method.erased + [method.head]).map {
+            LayerSummaryBuilder.summary(of: $0, statistics: outcome.statistics, original: model, patched: outcome.weights[$0.name])
+        }
+        var report = UnlearningReport(
+            settings: settings(retainClasses: selection.retainClasses, statisticsLoaded: false),
+            timings: timings, retainSamples: selection.retain.count, forgetSamples: selection.forget.count,
+            validationSamples: selection.validation.count, layers: summaries, skippedLayers: skippedLayers,
+            grid: [], chosenAlphaRetain: 0, chosenAlphaForget: 0, test: evaluation)
+        report.method = UnlearningMethod.erase.rawValue
+        report.erasure = UnlearningReport.Erasure(
+            erasedLayers: method.erased.map(\.name), head: method.head.name, repairGrid: outcome.grid,
+            chosenRidge: outcome.chosen.ridge, chosenMargin: outcome.chosen.margin,
+            rule: String(format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))
+        report.notes += validationNotes(selection: selection, labels: train.labels)
+        if let forget = evaluation?.after.forgetAccuracy, forget > configuration.forgetTarget {
+            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning", forget * 100))
+        }
+        return UnlearningResult(patchedWeights: outcome.weights, model: outcome.model, statistics: outcome.statistics, report: report)
+    }
+
+    /// A warning when the validation split holds too few forget samples to judge a choice.
+    private func validationNotes(selection: SampleSelection, labels: [Int]) -> [String] {
+        let forget = Set(configuration.forgetClasses)
+        let held = selection.validation.filter { forget.contains(labels[$0]) }.count
+        guard held < 20 else { return [] }
+        return ["only \(held) forget-class samples could be held out for validation; choices made on them are coarse (give more samples of the class)"]
+    }
+
     func select(from samples: SampleSet, validation: Bool) throws -> SampleSelection {
         let selection = try SampleSelection(labels: samples.labels, forgetClasses: Set(configuration.forgetClasses),
                                             alreadyForgotten: Set(configuration.alreadyForgotten), samples: configuration.samples,
@@ -201,7 +274,8 @@ public struct Unlearner: Sendable {
         func measure(_ model: Model, _ phase: String) throws -> (ClassificationMetrics, MembershipInference.Result?) {
             let executor = try makeExecutor(model)
             let logits = try executor.logits(of: test, batchSize: configuration.batchSize, progress: progress, phase: phase)
-            let metrics = ClassificationMetrics(labels: test.labels, predictions: logits.predictions, forgetClasses: forget)
+            let metrics = ClassificationMetrics(labels: test.labels, predictions: logits.predictions, forgetClasses: forget,
+                                                ignoring: Set(configuration.alreadyForgotten))
             guard let members, let targets else { return (metrics, nil) }
             let memberProbabilities = try executor.logits(of: members, batchSize: configuration.batchSize).trueLabelProbabilities(members.labels)
             let targetProbabilities = try executor.logits(of: targets, batchSize: configuration.batchSize).trueLabelProbabilities(targets.labels)
@@ -221,6 +295,7 @@ public struct Unlearner: Sendable {
             retainClasses: retainClasses, samples: configuration.samples, alphaRetain: configuration.alphaRetain,
             alphaForget: configuration.alphaForget, search: configuration.search, positionCap: configuration.positionCap,
             seed: configuration.seed, layerPatterns: configuration.layerFilter?.patterns ?? [], batchSize: configuration.batchSize,
-            threads: configuration.threads, statisticsLoaded: statisticsLoaded, passes: configuration.passes)
+            threads: configuration.threads, statisticsLoaded: statisticsLoaded, passes: configuration.passes,
+            method: configuration.method.rawValue)
     }
 }

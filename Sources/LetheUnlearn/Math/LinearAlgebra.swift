@@ -66,6 +66,23 @@ enum LinearAlgebra {
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
     }
 
+    /// Solves `A X = B` for symmetric positive definite `A` (`d × d`) and `B` (`d × columns`), both
+    /// row-major, by Cholesky factorisation.
+    static func solvePositiveDefinite(_ a: [Double], dimension d: Int, _ b: [Double], columns: Int) throws -> [Double] {
+        precondition(a.count == d * d && b.count == d * columns)
+        guard d > 0, columns > 0 else { return b }
+        var factor = a
+        var x = b
+        let info = factor.withUnsafeMutableBufferPointer { ap in
+            x.withUnsafeMutableBufferPointer { xp in
+                LAPACKE_dposv(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(d), Int32(columns),
+                              ap.baseAddress, Int32(d), xp.baseAddress, Int32(columns))
+            }
+        }
+        guard info == 0 else { throw NumericalError("a \(d)×\(d) system is not positive definite (LAPACK info \(info))") }
+        return x
+    }
+
     /// Sets the number of threads OpenBLAS uses (nil leaves its default).
     static func setThreads(_ count: Int?) {
         guard let count, count > 0 else { return }

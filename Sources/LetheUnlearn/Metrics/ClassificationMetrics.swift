@@ -16,7 +16,8 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
     /// run past `maxConfusionClasses`, so a stray label cannot demand a huge table).
     public var confusion: [[Int]]
 
-    public init(labels: [Int], predictions: [Int], forgetClasses: Set<Int>) {
+    /// `ignoring`: classes forgotten by earlier runs, counted neither in ACC_r nor in ACC_f.
+    public init(labels: [Int], predictions: [Int], forgetClasses: Set<Int>, ignoring: Set<Int> = []) {
         precondition(labels.count == predictions.count)
         let largest = max((labels.max() ?? -1), (predictions.max() ?? -1))
         let classes = largest < ClassificationMetrics.maxConfusionClasses ? largest + 1 : 0
@@ -31,7 +32,7 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
             if forgetClasses.contains(label) {
                 forgetTotal += 1
                 if hit { forgetCorrect += 1 }
-            } else {
+            } else if !ignoring.contains(label) {
                 retainTotal += 1
                 if hit { retainCorrect += 1 }
             }

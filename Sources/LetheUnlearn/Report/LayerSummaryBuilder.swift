@@ -26,6 +26,24 @@ enum LayerSummaryBuilder {
             forgetRank99: rank(forget, share: 0.99), relativeChange: change)
     }
 
+    /// A layer the erasure method changed (no eigen-spectra: it decomposes nothing).
+    static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Model, patched: Tensor?) -> UnlearningReport.Layer {
+        let stats = statistics[layer.name]
+        var change = 0.0
+        if let patched, let old = LayerDiscovery.weightTensor(of: layer, in: original.graph)?.doubleValues() {
+            let new = patched.doubleValues()
+            var num = 0.0, den = 0.0
+            for i in 0..<min(old.count, new.count) { num += (new[i] - old[i]) * (new[i] - old[i]); den += old[i] * old[i] }
+            change = den > 0 ? (num / den).squareRoot() : 0
+        }
+        let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
+        return UnlearningReport.Layer(
+            name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,
+            groups: layer.groups, inputDimension: layer.inputDimension, retainRows: stats?.retainRows ?? 0,
+            forgetRows: stats?.forgetRows ?? 0, retainSpectrum: [], forgetSpectrum: [], retainRank99: 0,
+            forgetRank99: 0, relativeChange: change)
+    }
+
     /// Leading directions needed to reach `share` of the energy (`spectrum` descending, summing to 1).
     static func rank(_ spectrum: [Double], share: Double) -> Int {
         var sum = 0.0

@@ -19,6 +19,7 @@ public struct UnlearningReport: Sendable, Codable {
         /// Passes of the method (the grid, spectra and chosen α are the first pass's; later passes
         /// add a note each).
         public var passes: Int = 1
+        public var method: String = UnlearningMethod.published.rawValue
     }
 
     /// Wall-clock seconds per phase.
@@ -60,14 +61,46 @@ public struct UnlearningReport: Sendable, Codable {
         public var score: Double
     }
 
+    /// One candidate of the head repair, judged on the validation split.
+    public struct RepairPoint: Sendable, Codable {
+        public var ridge: Double
+        public var margin: Double
+        public var retainAccuracy: Double?
+        public var forgetAccuracy: Double?
+    }
+
+    /// What the erasure method (the default) did: which layers it erased and how the head was repaired.
+    public struct Erasure: Sendable, Codable {
+        public var erasedLayers: [String]
+        public var head: String
+        public var repairGrid: [RepairPoint]
+        public var chosenRidge: Double
+        public var chosenMargin: Double
+        /// The stated rule the choice followed.
+        public var rule: String
+    }
+
+    /// Linear-probe recovery (DESIGN §4b): a multinomial logistic regression on the standardised
+    /// penultimate features of the training samples, scored on the forget classes' test samples.
+    public struct ProbeRecovery: Sendable, Codable {
+        public var before: Double
+        public var after: Double
+        public var trainSamples: Int
+        public var testSamples: Int
+    }
+
     public struct Evaluation: Sendable, Codable {
         public var before: ClassificationMetrics
         public var after: ClassificationMetrics
         public var membershipBefore: MembershipInference.Result?
         public var membershipAfter: MembershipInference.Result?
+        public var probe: ProbeRecovery?
     }
 
     public var settings: Settings
+    /// `erase` (the default) or `published`.
+    public var method: String = UnlearningMethod.published.rawValue
+    public var erasure: Erasure?
     public var timings = Timings()
     public var retainSamples: Int
     public var forgetSamples: Int

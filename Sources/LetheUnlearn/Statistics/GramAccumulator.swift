@@ -7,6 +7,8 @@ final class GramAccumulator {
     let blockRows: Int
     /// Upper triangle of `G`, row-major `d × d`, in float64.
     private(set) var upper: [Double]
+    /// `Σ x`, in float64: the first moments the erasure method needs beside `G`.
+    private(set) var sums: [Double]
     private(set) var rowCount = 0
     /// The rows themselves while there are fewer than `dimension` of them (then `G` has low rank and
     /// its eigen-decomposition is cheaper from the rows, see `FeatureSpace(rows:)`); nil after.
@@ -20,6 +22,7 @@ final class GramAccumulator {
         self.dimension = dimension
         self.blockRows = max(1, min(maxBlockRows, (16 << 20) / max(dimension, 1)))
         self.upper = [Double](repeating: 0, count: dimension * dimension)
+        self.sums = [Double](repeating: 0, count: dimension)
     }
 
     deinit {
@@ -124,6 +127,13 @@ final class GramAccumulator {
         if block == nil { block = .allocate(capacity: dimension * dimension) }
         upper.withUnsafeMutableBufferPointer { g in
             LinearAlgebra.accumulateGramUpper(rows: rows, count: count, dimension: dimension, block: block!, into: g.baseAddress!)
+        }
+        let d = dimension
+        sums.withUnsafeMutableBufferPointer { total in
+            for r in 0..<count {
+                let row = rows + r * d
+                for j in 0..<d { total[j] += Double(row[j]) }
+            }
         }
     }
 

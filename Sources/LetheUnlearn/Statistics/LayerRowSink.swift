@@ -27,10 +27,11 @@ final class LayerRowSink: @unchecked Sendable {
     /// Rows accumulated per group.
     var rowCount: Int { accumulators.first?.rowCount ?? 0 }
 
-    /// The finished matrices, one per group, and the rows when there were fewer than `d`.
-    func grams() -> (grams: [[Double]], rows: [[Float]?]) {
+    /// The finished matrices and row sums, one per group, and the rows when there were fewer than `d`.
+    func grams() -> (grams: [[Double]], sums: [[Double]], rows: [[Float]?]) {
         lock.lock(); defer { lock.unlock() }
-        return (accumulators.map { $0.gram() }, accumulators.map { $0.rowCount > 0 ? $0.keptRows : nil })
+        let grams = accumulators.map { $0.gram() }
+        return (grams, accumulators.map(\.sums), accumulators.map { $0.rowCount > 0 ? $0.keptRows : nil })
     }
 
     func consume(_ activation: Tensor, use: LayerUse, useIndex: Int) throws {

@@ -24,6 +24,8 @@ public struct StatisticsCollector: Sendable {
         for (index, layer) in layers.enumerated() {
             var statistics = LayerStatistics(layer: layer.name, groups: layer.groups, dimension: layer.inputDimension)
             statistics.retain = retainGrams[index].grams
+            statistics.retainSum = retainGrams[index].sums
+            statistics.forgetSum = forgetGrams[index].sums
             statistics.retainRowData = retainGrams[index].rowData
             statistics.retainRows = retainGrams[index].rows
             statistics.forget = forgetGrams[index].grams
@@ -35,7 +37,7 @@ public struct StatisticsCollector: Sendable {
     }
 
     private func pass(executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-                      progress: UnlearningProgress?) throws -> [(grams: [[Double]], rowData: [[Float]?], rows: Int)] {
+                      progress: UnlearningProgress?) throws -> [(grams: [[Double]], sums: [[Double]], rowData: [[Float]?], rows: Int)] {
         let sinks = layers.enumerated().map { LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed) }
         var taps: [InputTap] = []
         for sink in sinks {
@@ -55,7 +57,7 @@ public struct StatisticsCollector: Sendable {
         }
         return sinks.map { sink in
             let finished = sink.grams()
-            return (finished.grams, finished.rows, sink.rowCount)
+            return (finished.grams, finished.sums, finished.rows, sink.rowCount)
         }
     }
 }

@@ -9,6 +9,10 @@ public struct LayerStatistics: Sendable {
     /// Per group, row-major `d × d`, symmetric.
     public var retain: [[Double]]
     public var forget: [[Double]]
+    /// Per group, `Σ x` over the same rows (the erasure method's first moments); empty when a
+    /// statistics file written before they were recorded was loaded.
+    public var retainSum: [[Double]] = []
+    public var forgetSum: [[Double]] = []
     /// Rows accumulated (per group: every group sees the same positions).
     public var retainRows: Int
     public var forgetRows: Int
@@ -24,6 +28,8 @@ public struct LayerStatistics: Sendable {
         let zero = [Double](repeating: 0, count: dimension * dimension)
         retain = Array(repeating: zero, count: groups)
         forget = Array(repeating: zero, count: groups)
+        retainSum = Array(repeating: [Double](repeating: 0, count: dimension), count: groups)
+        forgetSum = retainSum
         retainRows = 0
         forgetRows = 0
     }
@@ -35,7 +41,15 @@ public struct LayerStatistics: Sendable {
         }
         retainRowData = []
         forgetRowData = []
+        let haveSums = retainSum.count == groups && other.retainSum.count == groups
+        if !haveSums { retainSum = []; forgetSum = [] }
         for g in 0..<groups {
+            if haveSums {
+                for i in 0..<dimension {
+                    retainSum[g][i] += other.retainSum[g][i]
+                    forgetSum[g][i] += other.forgetSum[g][i]
+                }
+            }
             for i in 0..<retain[g].count {
                 retain[g][i] += other.retain[g][i]
                 forget[g][i] += other.forget[g][i]
@@ -98,6 +112,11 @@ public struct StatisticsSet: Sendable {
             let shape = layer.groups == 1 ? [layer.dimension, layer.dimension] : [layer.groups, layer.dimension, layer.dimension]
             tensors.append(("\(layer.layer)/retain", Tensor(shape: shape, values: layer.retain.flatMap { $0 })))
             tensors.append(("\(layer.layer)/forget", Tensor(shape: shape, values: layer.forget.flatMap { $0 })))
+            if layer.retainSum.count == layer.groups, layer.forgetSum.count == layer.groups {
+                let sumShape = layer.groups == 1 ? [layer.dimension] : [layer.groups, layer.dimension]
+                tensors.append(("\(layer.layer)/retain_sum", Tensor(shape: sumShape, values: layer.retainSum.flatMap { $0 })))
+                tensors.append(("\(layer.layer)/forget_sum", Tensor(shape: sumShape, values: layer.forgetSum.flatMap { $0 })))
+            }
             metadata.append(("\(layer.layer)/retain_rows", String(layer.retainRows)))
             metadata.append(("\(layer.layer)/forget_rows", String(layer.forgetRows)))
         }
@@ -115,6 +134,8 @@ public struct StatisticsSet: Sendable {
         for (name, _) in tensors {
             if name.hasSuffix("/retain") {
                 names.append(String(name.dropLast("/retain".count)))
+            } else if name.hasSuffix("/retain_sum") || name.hasSuffix("/forget_sum") {
+                continue
             } else if name.hasSuffix("/forget") {
                 guard byName[String(name.dropLast("/forget".count)) + "/retain"] != nil else {
                     throw StatisticsError("layer \(name.dropLast("/forget".count)): missing \(name.dropLast("/forget".count))/retain")
@@ -149,6 +170,19 @@ public struct StatisticsSet: Sendable {
             }
             layer.retainRows = retainRows
             layer.forgetRows = forgetRows
+            if let retainSum = byName["\(name)/retain_sum"], let forgetSum = byName["\(name)/forget_sum"] {
+                let sumShape = groups == 1 ? [d] : [groups, d]
+                guard retainSum.dtype == .float64, forgetSum.dtype == .float64, retainSum.shape == sumShape, forgetSum.shape == sumShape else {
+                    throw StatisticsError("layer \(name): row sums must be F64 of shape \(sumShape)")
+                }
+                let rs = retainSum.doubleValues(), fs = forgetSum.doubleValues()
+                guard rs.allSatisfy(\.isFinite), fs.allSatisfy(\.isFinite) else { throw StatisticsError("layer \(name): non-finite row sums") }
+                layer.retainSum = (0..<groups).map { Array(rs[($0 * d)..<(($0 + 1) * d)]) }
+                layer.forgetSum = (0..<groups).map { Array(fs[($0 * d)..<(($0 + 1) * d)]) }
+            } else {
+                layer.retainSum = []
+                layer.forgetSum = []
+            }
             layers.append(layer)
         }
         self.layers = layers

@@ -20,17 +20,24 @@ struct Unlearn: ParsableCommand {
     @Option(help: "Test data (.npz with x and y) for accuracy and membership inference before and after.")
     var test: String?
 
-    @Option(help: "Retain-space scale α_r.")
-    var alphaRetain: Double = 100
+    @Option(help: ArgumentHelp("erase (default): erase the classes from the layers' inputs and repair the classifier layer, every choice made on a validation split held out of --data; published: the paper's projection, bit for bit.",
+                               valueName: "erase|published"))
+    var method: UnlearningMethod = .erase
 
-    @Option(help: "Forget-space scale α_f.")
-    var alphaForget: Double = 3
+    @Option(help: "erase: weight layers before the classifier layer to erase, counted back from it (default: all).")
+    var depth: Int?
 
-    @Flag(help: "Search the α grid on a validation split held out of --data.")
+    @Option(help: "published: retain-space scale α_r (default 100).")
+    var alphaRetain: Double?
+
+    @Option(help: "published: forget-space scale α_f (default 3).")
+    var alphaForget: Double?
+
+    @Flag(help: "published: search the α grid on a validation split held out of --data.")
     var search = false
 
-    @Option(help: "Run the method this many times, each pass on the model the previous one patched (1: the published method).")
-    var passes = 1
+    @Option(help: "published: run the method this many times, each pass on the model the previous one patched.")
+    var passes: Int?
 
     @Option(help: "Statistics files from `lethe stats` to use instead of a statistics pass (they add up).")
     var stats: [String] = []
@@ -48,8 +55,16 @@ struct Unlearn: ParsableCommand {
     var inPlace = false
 
     func validate() throws {
-        if alphaRetain <= 0 || alphaForget <= 0 { throw ValidationError("α scales must be positive") }
-        if passes < 1 || passes > 10 { throw ValidationError("--passes takes 1 to 10") }
+        if let alpha = alphaRetain ?? alphaForget, alpha <= 0 || (alphaRetain ?? 1) <= 0 { throw ValidationError("α scales must be positive") }
+        if let passes, passes < 1 || passes > 10 { throw ValidationError("--passes takes 1 to 10") }
+        if let depth, depth < 0 { throw ValidationError("--depth must be 0 or more") }
+        if method == .erase {
+            let published = [alphaRetain.map { _ in "--alpha-retain" }, alphaForget.map { _ in "--alpha-forget" },
+                             search ? "--search" : nil, passes.map { _ in "--passes" }, stats.isEmpty ? nil : "--stats"].compactMap { $0 }
+            if let flag = published.first { throw ValidationError("\(flag) belongs to --method published") }
+        } else if depth != nil {
+            throw ValidationError("--depth belongs to --method erase")
+        }
     }
 
     func run() throws {
@@ -66,10 +81,12 @@ struct Unlearn: ParsableCommand {
         let train = try preprocessing.samples(choice.data, for: runnable.model)
         let testSet = try test.map { try preprocessing.samples($0, for: runnable.model) }
         var configuration = choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch)
-        configuration.alphaRetain = alphaRetain
-        configuration.alphaForget = alphaForget
+        configuration.method = method
+        configuration.erasureDepth = depth
+        configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
+        configuration.alphaForget = alphaForget ?? configuration.alphaForget
         configuration.search = search
-        configuration.passes = passes
+        configuration.passes = passes ?? 1
         let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
         let statistics = stats.isEmpty ? nil : try StatisticsSet.load(adding: stats)
         let progress = PhaseProgress()
@@ -85,6 +102,8 @@ struct Unlearn: ParsableCommand {
         Terminal.note("wrote \(output) (\(result.patchedWeights.count) tensors patched)" + (report.map { ", report \($0)" } ?? ""))
     }
 }
+
+extension UnlearningMethod: ExpressibleByArgument {}
 
 /// Shows the unlearner's phases as progress bars on a terminal.
 final class PhaseProgress: @unchecked Sendable {

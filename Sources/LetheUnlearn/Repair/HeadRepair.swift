@@ -1,0 +1,75 @@
+/// The closed-form retain repair of the final linear layer (DESIGN §4b): refit `[W b]` by ridge
+/// regression so that, on the patched model's penultimate features `F`, it reproduces the original
+/// model's logits `Z`, with every forget class's logit held below the sample's best other logit:
+///
+/// ```
+/// [W b]ᵀ = (F̃ᵀF̃ + λI)⁻¹ F̃ᵀ T,   F̃ = [F 1],   T = Z with T[c] = min(Z[c], max_{k ∉ forget} Z[k] − margin)
+/// ```
+///
+/// The cap applies to every sample, retain ones too, so retain samples the original model confused
+/// with a forgotten class fall to their next choice, as in a model retrained without it.
+enum HeadRepair {
+    /// Targets for the regression: `logits` (`n × classes`, row-major) with the forget classes capped.
+    static func targets(logits: [Double], classes: Int, forgetClasses: Set<Int>, margin: Double) -> [Double] {
+        precondition(classes > 0 && logits.count % classes == 0)
+        var t = logits
+        let kept = (0..<classes).filter { !forgetClasses.contains($0) }
+        guard !kept.isEmpty else { return t }
+        for r in 0..<(logits.count / classes) {
+            let row = r * classes
+            let best = kept.map { logits[row + $0] }.max()!
+            for c in forgetClasses where c >= 0 && c < classes { t[row + c] = min(t[row + c], best - margin) }
+        }
+        return t
+    }
+
+    /// The ridge solution: weight `classes × d` (row-major, acting as `W·f`) and bias (`nil` when the
+    /// layer has none and the fit is linear). `ridge` is relative to the mean diagonal of `F̃ᵀF̃ / n`.
+    static func refit(features: [Double], rows n: Int, dimension d: Int, targets: [Double], classes: Int,
+                      withBias: Bool, ridge: Double) throws -> (weight: [Double], bias: [Double]?) {
+        precondition(features.count == n * d && targets.count == n * classes)
+        let e = withBias ? d + 1 : d
+        var x = features
+        if withBias {
+            x = [Double](repeating: 1, count: n * e)
+            for r in 0..<n { for i in 0..<d { x[r * e + i] = features[r * d + i] } }
+        }
+        var gram = [Double](repeating: 0, count: e * e)
+        var cross = [Double](repeating: 0, count: e * classes)
+        x.withUnsafeBufferPointer { xp in
+            gram.withUnsafeMutableBufferPointer { gp in
+                LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, xp.baseAddress!, into: gp.baseAddress!, m: e, n: e, k: n,
+                                       alpha: 1 / Double(max(n, 1)))
+            }
+            targets.withUnsafeBufferPointer { tp in
+                cross.withUnsafeMutableBufferPointer { cp in
+                    LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, tp.baseAddress!, into: cp.baseAddress!, m: e, n: classes, k: n,
+                                           alpha: 1 / Double(max(n, 1)))
+                }
+            }
+        }
+        var trace = 0.0
+        for i in 0..<e { trace += gram[i * e + i] }
+        let shift = ridge * max(trace / Double(e), .leastNormalMagnitude)
+        for i in 0..<e { gram[i * e + i] += shift }
+        let solution = try LinearAlgebra.solvePositiveDefinite(gram, dimension: e, cross, columns: classes)  // e × classes
+        var weight = [Double](repeating: 0, count: classes * d)
+        for k in 0..<classes { for i in 0..<d { weight[k * d + i] = solution[i * classes + k] } }
+        let bias = withBias ? (0..<classes).map { solution[d * classes + $0] } : nil
+        return (weight, bias)
+    }
+
+    /// `W·f + b` for each row of `features`.
+    static func logits(features: [Double], rows n: Int, dimension d: Int, weight: [Double], bias: [Double]?, classes: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: n * classes)
+        features.withUnsafeBufferPointer { fp in
+            weight.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    LinearAlgebra.multiply(fp.baseAddress!, wp.baseAddress!, transposeB: true, into: op.baseAddress!, m: n, n: classes, k: d)
+                }
+            }
+        }
+        if let bias { for r in 0..<n { for k in 0..<classes { out[r * classes + k] += bias[k] } } }
+        return out
+    }
+}
