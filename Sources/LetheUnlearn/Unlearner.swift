@@ -11,12 +11,25 @@ public enum UnlearningMethod: String, Sendable, Codable, CaseIterable {
     case published
 }
 
+/// Where the erasure method moves the forget classes' mean at each layer's input.
+public enum ErasureTarget: String, Sendable, Codable, CaseIterable {
+    /// The mean of the retain rows (LEACE's guard of "forget class or not").
+    case retainMean = "retain-mean"
+    /// The mean of the rows of each forget sample's runner-up class in the original model: where a
+    /// model that never learnt the class would tend to put it.
+    case neighbours
+}
+
 /// Settings of one unlearning run (DESIGN §4 defaults).
 public struct UnlearningConfiguration: Sendable {
     public var forgetClasses: [Int]
     public var method: UnlearningMethod = .erase
     /// Erasure method: how many weight layers before the head are erased (nil: all of them).
     public var erasureDepth: Int?
+    /// Erasure method: where the forget rows' mean is moved at each layer.
+    public var erasureTarget: ErasureTarget = .neighbours
+    /// Erasure method: forget-specific directions erased beside the mean difference, per layer.
+    public var erasureExtraDirections = 0
     /// Erasure method: relative ridge of each layer's refit.
     public var erasureRidge = GuardedRefit.defaultRidge
     /// Erasure method: the head repair's candidate ridges (relative) and logit margins.
@@ -49,6 +62,10 @@ public struct UnlearningConfiguration: Sendable {
     public var batchSize = 64
     /// Compute membership-inference efficacy before and after (needs a test set).
     public var membershipInference = true
+    /// Measure probe recovery before and after (needs a test set).
+    public var probe = true
+    /// Training samples the probe is fitted on (drawn with the seed when --data holds more).
+    public var probeMaxSamples = 10_000
     /// Bound on each side of the attacker's training set and on the forget samples it scores.
     public var membershipMaxPerSide: Int? = 5000
 
@@ -286,7 +303,42 @@ public struct Unlearner: Sendable {
         }
         let before = try measure(original, "evaluate (original)")
         let after = try measure(patched, "evaluate (patched)")
-        return UnlearningReport.Evaluation(before: before.0, after: after.0, membershipBefore: before.1, membershipAfter: after.1)
+        let probe = configuration.probe ? try probeRecovery(original: original, patched: patched, train: train, test: test, progress: progress) : nil
+        return UnlearningReport.Evaluation(before: before.0, after: after.0, membershipBefore: before.1, membershipAfter: after.1,
+                                           probe: probe)
+    }
+
+    /// Probe recovery before and after (DESIGN §4b): a linear probe fitted on the penultimate
+    /// features of the training samples (every class, the forgotten ones too), scored on the forget
+    /// classes' test samples. nil when the model has no dense classifier layer to read them at.
+    private func probeRecovery(original: Model, patched: Model, train: SampleSet, test: SampleSet,
+                               progress: UnlearningProgress?) throws -> UnlearningReport.ProbeRecovery? {
+        let allLayers = configuration.layerFilter == nil ? layers : LayerDiscovery.discover(in: model).layers
+        guard let head = allLayers.last, !head.isConvolution, head.uses.count == 1,
+              let collector = try? FeatureCollector(layer: head, batchSize: configuration.batchSize) else { return nil }
+        let forget = Set(configuration.forgetClasses)
+        let classes = head.outputDimension
+        guard classes > 1, train.labels.allSatisfy({ $0 >= 0 && $0 < classes }) else { return nil }
+        var generator = SplitMix64(seed: SplitMix64.combine(configuration.seed, 0x50524F4245))
+        let fitIndices = train.count > configuration.probeMaxSamples
+            ? Array(train.labels.indices.shuffled(using: &generator).prefix(configuration.probeMaxSamples)).sorted()
+            : Array(train.labels.indices)
+        let fit = train.subset(fitIndices)
+        let targets = test.subset(test.labels.indices.filter { forget.contains(test.labels[$0]) })
+        guard targets.count > 0 else { return nil }
+        func recovery(_ model: Model, _ phase: String) throws -> Double? {
+            progress?(phase, 0, 1)
+            let executor = try makeExecutor(model)
+            let features = try collector.features(of: fit, executor: executor)
+            let scored = try collector.features(of: targets, executor: executor)
+            guard features.rows == fit.count, scored.rows == targets.count else { return nil }
+            let probe = LinearProbe(features: features.values, labels: fit.labels, dimension: head.inputDimension, classes: classes)
+            let predictions = probe.predict(scored.values)
+            progress?(phase, 1, 1)
+            return Double(zip(predictions, targets.labels).filter { $0 == $1 }.count) / Double(targets.count)
+        }
+        guard let before = try recovery(original, "probe (original)"), let after = try recovery(patched, "probe (patched)") else { return nil }
+        return UnlearningReport.ProbeRecovery(before: before, after: after, trainSamples: fit.count, testSamples: targets.count)
     }
 
     private func settings(retainClasses: [Int], statisticsLoaded: Bool) -> UnlearningReport.Settings {

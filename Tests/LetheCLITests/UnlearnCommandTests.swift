@@ -7,7 +7,7 @@ final class UnlearnCommandTests: XCTestCase {
     func testUnlearnGivesTheSamePatchInEveryFormat() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let common = ["--data", CLI.sample("fashion_train.npz"), "--forget", "3", "--samples", "300"]
+        let common = ["--method", "published", "--data", CLI.sample("fashion_train.npz"), "--forget", "3", "--samples", "300"]
         let onnx = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx")] + common
                                + ["-o", "\(folder)/u.onnx", "--test", CLI.sample("fashion_test.npz"), "--json"])
         XCTAssertEqual(onnx.status, 0, onnx.stderr)
@@ -56,7 +56,7 @@ final class UnlearnCommandTests: XCTestCase {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let result = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
-                                  "--test", CLI.sample("fashion_test.npz"), "--forget", "4", "--search", "--passes", "2",
+                                  "--test", CLI.sample("fashion_test.npz"), "--forget", "4", "--method", "published", "--search", "--passes", "2",
                                   "-o", "\(folder)/u.onnx", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
@@ -74,9 +74,9 @@ final class UnlearnCommandTests: XCTestCase {
         let args = ["--data", CLI.sample("fashion_train.npz"), "--forget", "5", "--samples", "90", "--layers", "fc2,conv1"]
         let stats = try CLI.run(["stats", model] + args + ["-o", "\(folder)/s.safetensors"])
         XCTAssertEqual(stats.status, 0, stats.stderr)
-        let direct = try CLI.run(["unlearn", model] + args + ["-o", "\(folder)/a.onnx"])
+        let direct = try CLI.run(["unlearn", model, "--method", "published"] + args + ["-o", "\(folder)/a.onnx"])
         XCTAssertEqual(direct.status, 0, direct.stderr)
-        let fromFile = try CLI.run(["unlearn", model] + args + ["--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"])
+        let fromFile = try CLI.run(["unlearn", model, "--method", "published"] + args + ["--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
         // The direct run decomposes the few forget rows themselves, the file holds only their Gram:
         // the same spaces up to rounding, so the patches agree to float32 precision, not bit for bit.

@@ -18,6 +18,7 @@ final class BenchmarkTests: XCTestCase {
         let train = SampleSet(inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
                               labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
         var configuration = UnlearningConfiguration(forgetClasses: [3])
+        configuration.method = .published
         configuration.positionCap = nil
         configuration.batchSize = Int(ProcessInfo.processInfo.environment["LETHE_BENCH_BATCH"] ?? "") ?? 64
         // The machine is shared: the best of a few repetitions is the least disturbed.
@@ -77,6 +78,7 @@ final class EveryClassTests: XCTestCase {
             var met = false
             for (search, passes) in [(false, 1), (true, 1), (true, 2)] where !met {
                 var configuration = UnlearningConfiguration(forgetClasses: [forget])
+                configuration.method = .published
                 configuration.search = search
                 configuration.passes = passes
                 let result = try Unlearner(model: model, configuration: configuration).run(train: train, test: test)

@@ -95,6 +95,7 @@ final class ReferenceFixtureTests: XCTestCase {
     func testForgettingAClassOfTheSampleModel() throws {
         let model = try ONNXFormat.read(path: path("samples/fashion_cnn.onnx")).model
         var configuration = UnlearningConfiguration(forgetClasses: [7])
+        configuration.method = .published
         configuration.membershipMaxPerSide = 300
         let unlearner = try Unlearner(model: model, configuration: configuration)
         let result = try unlearner.run(train: samples("samples/fashion_train.npz"), test: samples("samples/fashion_test.npz"))

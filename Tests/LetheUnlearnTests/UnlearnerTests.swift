@@ -60,6 +60,7 @@ final class UnlearnerTests: XCTestCase {
 
     func testForgettingAClassOfALinearModel() throws {
         var configuration = UnlearningConfiguration(forgetClasses: [2])
+        configuration.method = .published
         configuration.samples = 60
         configuration.batchSize = 16
         configuration.membershipMaxPerSide = 60
@@ -109,6 +110,7 @@ final class UnlearnerTests: XCTestCase {
 
     func testSearchPicksTheBestValidationScore() throws {
         var configuration = UnlearningConfiguration(forgetClasses: [2])
+        configuration.method = .published
         configuration.samples = 60
         configuration.search = true
         configuration.validationPerClass = 10
@@ -130,6 +132,7 @@ final class UnlearnerTests: XCTestCase {
     /// Two passes are the method run again on the once-patched model, nothing else.
     func testSecondPassRunsTheMethodOnThePatchedModel() throws {
         var configuration = UnlearningConfiguration(forgetClasses: [2])
+        configuration.method = .published
         configuration.samples = 60
         configuration.membershipInference = false
         let factory: ModelExecutorFactory = { try LinearExecutor(model: $0) }

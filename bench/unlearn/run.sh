@@ -25,7 +25,7 @@ measure() {
 
 for samples in 900 ${EXTRA_SAMPLES:-}; do
     read -r lethe_s lethe_kb < <(measure .build/release/lethe unlearn samples/fashion_cnn.onnx \
-        --data samples/fashion_train.npz --forget 3 --samples "$samples" --threads "$THREADS" -o "$out/forgot.onnx")
+        --data samples/fashion_train.npz --forget 3 --samples "$samples" --threads "$THREADS" --method published -o "$out/forgot.onnx")
     ref_line=$("$PYTHON" bench/unlearn/reference_bench.py --threads "$THREADS" --samples "$samples" --json)
     read -r ref_s ref_kb < <(echo "$ref_line" | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["total_s"], int(d["peak_rss_mb"]*1024))')
     "$PYTHON" - "$lethe_s" "$lethe_kb" "$ref_s" "$ref_kb" "$samples" <<'PY'

@@ -49,6 +49,8 @@ struct ErasureMethod {
     func run(train: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> Outcome {
         let retain = train.subset(selection.retain)
         let forget = train.subset(selection.forget)
+        let neighbours = configuration.erasureTarget == .neighbours
+            ? try train.subset(neighbourSamples(train: train, selection: selection)) : nil
         var current = model
         var weights: [String: Tensor] = [:]
         var statistics = StatisticsSet()
@@ -57,10 +59,16 @@ struct ErasureMethod {
             progress?("erasure", index, erased.count)
             let collector = StatisticsCollector(layers: [layer], positionCap: configuration.positionCap, seed: configuration.seed,
                                                 batchSize: configuration.batchSize)
-            let stats = try collector.collect(executor: makeExecutor(current), retain: retain, forget: forget)
+            let executor = try makeExecutor(current)
+            let stats = try collector.collect(executor: executor, retain: retain, forget: forget)
             guard let layerStats = stats[layer.name] else { continue }
             try statistics.merge(layerStats)
-            let patched = try erase(layer, statistics: layerStats, in: current)
+            var target: [[Double]]?
+            if let neighbours, let side = try collector.collect(executor: executor, retain: neighbours, forget: neighbours.subset([]))[layer.name],
+               side.retainRows > 0 {
+                target = side.retainSum.map { $0.map { $0 / Double(side.retainRows) } }
+            }
+            let patched = try erase(layer, statistics: layerStats, target: target, in: current)
             weights.merge(patched) { $1 }
             current = current.replacingWeights(patched)
         }
@@ -77,7 +85,8 @@ struct ErasureMethod {
 
     /// The guarded refit of one layer from its statistics on the current model: per group, the
     /// concept direction is the difference of the forget and retain rows' means.
-    func erase(_ layer: WeightLayer, statistics: LayerStatistics, in model: Model) throws -> [String: Tensor] {
+    /// `target`: per group, the mean the forget rows are moved to (default: the retain rows' mean).
+    func erase(_ layer: WeightLayer, statistics: LayerStatistics, target: [[Double]]? = nil, in model: Model) throws -> [String: Tensor] {
         guard statistics.retainRows > 0, statistics.forgetRows > 0,
               statistics.retainSum.count == layer.groups, statistics.forgetSum.count == layer.groups else { return [:] }
         guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
@@ -92,18 +101,47 @@ struct ErasureMethod {
         var newBias: [Double] = []
         for g in 0..<layer.groups {
             let direction = (0..<d).map {
-                statistics.forgetSum[g][$0] / Double(statistics.forgetRows) - statistics.retainSum[g][$0] / Double(statistics.retainRows)
+                statistics.forgetSum[g][$0] / Double(statistics.forgetRows)
+                    - (target?[g][$0] ?? statistics.retainSum[g][$0] / Double(statistics.retainRows))
             }
+            let extra = try ConceptDirections.forgetSpecific(statistics: statistics, group: g, count: configuration.erasureExtraDirections)
             let groupBias = biasValues.map { Array($0[(g * rowsPerGroup)..<((g + 1) * rowsPerGroup)]) }
             let refit = try GuardedRefit.apply(weight: groups[g], bias: groupBias, outputs: rowsPerGroup, dimension: d,
                                                gram: statistics.retain[g], sum: statistics.retainSum[g], rows: statistics.retainRows,
-                                               directions: [direction], ridge: configuration.erasureRidge)
+                                               directions: [direction] + extra, ridge: configuration.erasureRidge)
             newGroups.append(refit.weight)
             newBias += refit.bias ?? []
         }
         var result = [layer.name: tensor.replacingValues(with: ProjectionPlan.storedOrder(newGroups, layer: layer))]
         if let bias { result[bias.source.name] = bias.tensor.replacingValues(with: newBias) }
         return result
+    }
+
+    /// Where a model that never learnt the forget classes would put their samples, approximated by
+    /// the original model's runner-up: for every forget sample, one training sample (not held out for
+    /// validation) of its best retained class, taken in turn within each class.
+    func neighbourSamples(train: SampleSet, selection: SampleSelection) throws -> [Int] {
+        let excluded = Set(configuration.forgetClasses).union(configuration.alreadyForgotten)
+        let forget = train.subset(selection.forget)
+        let logits = try makeExecutor(model).logits(of: forget, batchSize: configuration.batchSize)
+        let held = Set(selection.validation)
+        var pools: [Int: [Int]] = [:]
+        for (index, label) in train.labels.enumerated() where !excluded.contains(label) && !held.contains(index) {
+            pools[label, default: []].append(index)
+        }
+        var next: [Int: Int] = [:]
+        var chosen: [Int] = []
+        for r in 0..<logits.rows {
+            var best = -1
+            for k in 0..<logits.classes where !excluded.contains(k) && pools[k] != nil {
+                if best < 0 || logits.values[r * logits.classes + k] > logits.values[r * logits.classes + best] { best = k }
+            }
+            guard best >= 0, let pool = pools[best] else { continue }
+            let position = next[best, default: 0]
+            chosen.append(pool[position % pool.count])
+            next[best] = position + 1
+        }
+        return chosen.sorted()
     }
 
     /// Refits the head on the patched model's features for every ridge × margin pair and keeps the one

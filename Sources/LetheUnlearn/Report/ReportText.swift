@@ -36,8 +36,15 @@ extension UnlearningReport {
         var lines: [String] = []
         let forget = settings.forgetClasses.map(String.init).joined(separator: ",")
         lines.append("forget classes \(forget); \(retainSamples) retain and \(forgetSamples) forget samples; \(layers.count) layers patched")
-        lines.append(String(format: "α_r = %g, α_f = %g%@", chosenAlphaRetain, chosenAlphaForget,
-                            grid.isEmpty ? "" : " (chosen from \(grid.count) grid points on \(validationSamples) validation samples)"))
+        for skipped in skippedLayers { lines.append("skipped \(skipped.node): \(skipped.reason)") }
+        if let erasure {
+            lines.append("method erase: \(erasure.erasedLayers.count) layers erased, head \(erasure.head) repaired " +
+                         String(format: "(ridge %g, margin %g, chosen from %d candidates on %d validation samples: %@)",
+                                erasure.chosenRidge, erasure.chosenMargin, erasure.repairGrid.count, validationSamples, erasure.rule))
+        } else {
+            lines.append(String(format: "method published: α_r = %g, α_f = %g%@", chosenAlphaRetain, chosenAlphaForget,
+                                grid.isEmpty ? "" : " (chosen from \(grid.count) grid points on \(validationSamples) validation samples)"))
+        }
         if let test {
             func percent(_ value: Double?) -> String { value.map { String(format: "%6.2f%%", $0 * 100) } ?? "     —" }
             lines.append("")
@@ -47,6 +54,9 @@ extension UnlearningReport {
             lines.append("overall         \(percent(test.before.accuracy))  \(percent(test.after.accuracy))")
             if let before = test.membershipBefore, let after = test.membershipAfter {
                 lines.append("MIA efficacy    \(percent(before.efficacy))  \(percent(after.efficacy))")
+            }
+            if let probe = test.probe {
+                lines.append("probe recovery  \(percent(probe.before))  \(percent(probe.after))")
             }
             let forgotten = Set(settings.forgetClasses)
             for id in test.before.classIDs {
