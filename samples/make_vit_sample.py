@@ -195,6 +195,10 @@ def lethe_checks(onnx_path, lethe):
             entry["layers"] = [{"name": l["name"], "kind": l["kind"], "shape": l["shape"], "nodes": l["nodes"]}
                                for l in rep["layers"]]
             entry["skippedLayers"] = rep.get("skippedLayers", [])
+            erasure = rep.get("erasure") or {}
+            if erasure:  # the erase method's own per-depth choices (layers it considered and left)
+                entry["erasureSkipped"] = [sk for d in erasure.get("depths", []) for sk in d.get("skipped", [])]
+                entry["erasureHead"] = erasure.get("head")
             entry["notes"] = rep.get("notes", [])
             entry["tensorsPatched"] = un.stderr.strip().splitlines()[-1:] if un.stderr.strip() else []
         else:
@@ -229,7 +233,8 @@ def print_lethe(report):
         e = report.get(key)
         if e and "layers" in e:
             print(f"{key} ({e.get('method')}): {len(e['layers'])} layers:", " ".join(l["name"] for l in e["layers"]),
-                  "| skipped:", json.dumps(e["skippedLayers"]))
+                  "| skipped:", json.dumps(e["skippedLayers"]),
+                  "| erasure skipped:" if "erasureSkipped" in e else "", json.dumps(e.get("erasureSkipped", "")))
         elif e:
             print(f"{key}: exit {e['exit']}: {e.get('stderr')}")
 
