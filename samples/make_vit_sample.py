@@ -234,7 +234,7 @@ def print_lethe(report):
         if e and "layers" in e:
             print(f"{key} ({e.get('method')}): {len(e['layers'])} layers:", " ".join(l["name"] for l in e["layers"]),
                   "| skipped:", json.dumps(e["skippedLayers"]),
-                  "| erasure skipped:" if "erasureSkipped" in e else "", json.dumps(e.get("erasureSkipped", "")))
+                  f"| erasure skipped: {json.dumps(e['erasureSkipped'])}" if "erasureSkipped" in e else "")
         elif e:
             print(f"{key}: exit {e['exit']}: {e.get('stderr')}")
 
