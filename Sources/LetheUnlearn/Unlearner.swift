@@ -35,8 +35,18 @@ public struct UnlearningConfiguration: Sendable {
     /// Erasure method: the head repair's candidate ridges (relative) and logit margins.
     public var repairRidges: [Double] = [1e-4, 1e-2, 1]
     public var repairMargins: [Double] = [1, 3]
+    /// Erasure method: after the repair, a forgotten class stays at least this far (in logits) below
+    /// every fitted sample's best other class.
+    public var repairFloor = 1.0
+    /// Erasure method: training samples the head repair is fitted on, at most.
+    public var repairMaxSamples = 20_000
     /// The selection rule's bound on validation ACC_f.
     public var forgetTarget = 0.01
+    /// Erasure method: validation ACC_r an erasure depth may lose against the original model.
+    public var retainBudget = 0.0
+    /// Erasure method: a layer whose guarded refit would move more than this share of its retain
+    /// outputs' energy is left alone (the first layers, whose few input dimensions all carry the class).
+    public var erasureDistortionCap = 0.05
     /// Classes forgotten by an earlier run: kept out of the retain side.
     public var alreadyForgotten: [Int] = []
     /// `S`.
@@ -117,7 +127,9 @@ public struct Unlearner: Sendable {
     /// Statistics of the retain and forget samples chosen from `samples` (for `lethe stats`).
     public func collectStatistics(samples: SampleSet, progress: UnlearningProgress? = nil) throws -> StatisticsSet {
         let selection = try select(from: samples, validation: false)
-        return try collect(samples: samples, selection: selection, progress: progress)
+        var statistics = try collect(samples: samples, selection: selection, progress: progress)
+        statistics.provenance = StatisticsProvenance(model: model, layers: layers, configuration: configuration)
+        return statistics
     }
 
     /// Forgets the configured classes. `statistics` (from `collectStatistics`, possibly summed over
@@ -134,6 +146,10 @@ public struct Unlearner: Sendable {
         var timings = UnlearningReport.Timings()
         let selection = try select(from: train, validation: configuration.search)
 
+        if let recorded = statistics?.provenance,
+           let reason = recorded.mismatch(with: StatisticsProvenance(model: model, layers: layers, configuration: configuration)) {
+            throw StatisticsError("the statistics \(reason)")
+        }
         var phase = Date()
         let stats = try statistics ?? collect(samples: train, selection: selection, progress: progress)
         timings.statistics = Date().timeIntervalSince(phase)
@@ -148,9 +164,10 @@ public struct Unlearner: Sendable {
         var alphaRetain = configuration.alphaRetain, alphaForget = configuration.alphaForget
         if configuration.search {
             phase = Date()
-            let search = try AlphaSearch(plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
+            var search = try AlphaSearch(plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
                                          validation: train.subset(selection.validation), batchSize: configuration.batchSize,
                                          makeExecutor: makeExecutor)
+            search.ignoring = Set(configuration.alreadyForgotten)
             let outcome = try search.run(alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
                                          progress: progress)
             grid = outcome.grid
@@ -199,8 +216,8 @@ public struct Unlearner: Sendable {
             skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget, test: evaluation)
         report.notes.append(contentsOf: notes)
         if let forget = evaluation?.after.forgetAccuracy, forget > 0.02 {
-            report.notes.append(String(format: "forget accuracy after unlearning is %.1f%%; classes that share most features with others may not be fully forgotten by this method%@",
-                                       forget * 100, configuration.search ? (configuration.passes == 1 ? " (try --passes 2)" : "") : " (try --search, then --search --passes 2)"))
+            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, --method erase, chooses its settings on a validation split)",
+                                       forget * 100))
         }
         return UnlearningResult(patchedWeights: weights, model: patched, statistics: stats, report: report)
     }
@@ -225,7 +242,7 @@ public struct Unlearner: Sendable {
         phase = Date()
         timings.total = Date().timeIntervalSince(started)
 
-        let summaries = (method.erased + [method.head]).map {
+        let summaries = (outcome.erased + [method.head]).map {
             LayerSummaryBuilder.summary(of: $0, statistics: outcome.statistics, original: model, patched: outcome.weights[$0.name])
         }
         var report = UnlearningReport(
@@ -235,7 +252,8 @@ public struct Unlearner: Sendable {
             grid: [], chosenAlphaRetain: 0, chosenAlphaForget: 0, test: evaluation)
         report.method = UnlearningMethod.erase.rawValue
         report.erasure = UnlearningReport.Erasure(
-            erasedLayers: method.erased.map(\.name), head: method.head.name, repairGrid: outcome.grid,
+            erasedLayers: outcome.erased.map(\.name), head: method.head.name, depths: outcome.depths,
+            originalValidationRetainAccuracy: outcome.originalValidationRetainAccuracy, repairGrid: outcome.grid,
             chosenRidge: outcome.chosen.ridge, chosenMargin: outcome.chosen.margin,
             rule: String(format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))
         report.notes += validationNotes(selection: selection, labels: train.labels)

@@ -84,6 +84,13 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(same.status, 0, same.stdout)
         let original = try CLI.run(["diff", model, "\(folder)/b.onnx", "--rtol", "1e-4", "--atol", "1e-7"])
         XCTAssertEqual(original.status, 1, "the patch is far outside the tolerance")
+        // The file records what it was collected for: another class is refused, nothing is written.
+        let otherClass = try CLI.run(["unlearn", model, "--method", "published", "--data", CLI.sample("fashion_train.npz"),
+                                      "--forget", "4", "--samples", "90", "--layers", "fc2,conv1",
+                                      "--stats", "\(folder)/s.safetensors", "-o", "\(folder)/d.onnx"])
+        XCTAssertEqual(otherClass.status, 2)
+        XCTAssertTrue(otherClass.stderr.contains("forget class(es) 5, this run forgets 4"), otherClass.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/d.onnx"))
         let bad = try CLI.run(["unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))

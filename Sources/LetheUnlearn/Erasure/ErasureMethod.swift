@@ -10,8 +10,8 @@ struct ErasureMethod {
     let model: Model
     /// The classifier's final dense layer.
     let head: WeightLayer
-    /// Layers erased, in graph order.
-    let erased: [WeightLayer]
+    /// The layers before the head that may be erased, in graph order; a depth `k` erases the last `k`.
+    let candidates: [WeightLayer]
     let configuration: UnlearningConfiguration
     let makeExecutor: ModelExecutorFactory
 
@@ -21,6 +21,12 @@ struct ErasureMethod {
         var grid: [UnlearningReport.RepairPoint]
         var chosen: UnlearningReport.RepairPoint
         var statistics: StatisticsSet
+        var erased: [WeightLayer]
+        /// Layers whose erasure would have moved more than the cap of their retain outputs.
+        var skipped: [UnlearningReport.SkippedErasure]
+        /// Every depth tried, in order, with its validation accuracies.
+        var depths: [UnlearningReport.DepthPoint] = []
+        var originalValidationRetainAccuracy: Double?
         var erasureSeconds: Double
         var repairSeconds: Double
     }
@@ -40,23 +46,76 @@ struct ErasureMethod {
         }
         self.model = model
         self.head = head
-        let before = layers.filter { $0.name != head.name }
-        if let depth = configuration.erasureDepth { erased = Array(before.suffix(depth)) } else { erased = before }
+        candidates = layers.filter { $0.name != head.name }
         self.configuration = configuration
         self.makeExecutor = makeExecutor
     }
 
+    /// The depths tried when none is given: every erasable layer, then the last half, then half again,
+    /// down to 1, then 0 (the head repair alone).
+    func depthLadder() -> [Int] {
+        if let depth = configuration.erasureDepth { return [min(depth, candidates.count)] }
+        var ladder = [candidates.count]
+        var depth = candidates.count / 2
+        while depth > 0 { if depth != ladder.last { ladder.append(depth) }; depth /= 2 }
+        return ladder.last == 0 ? ladder : ladder + [0]
+    }
+
+    /// Runs the depths of `depthLadder()` from the deepest and keeps the first whose validation ACC_f
+    /// is within the target and whose validation ACC_r is within `retainBudget` of the original
+    /// model's; when none qualifies, the selection rule picks among them.
     func run(train: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> Outcome {
-        let retain = train.subset(selection.retain)
-        let forget = train.subset(selection.forget)
+        let ladder = depthLadder()
+        let validation = train.subset(selection.validation)
+        let forgetClasses = Set(configuration.forgetClasses), excluded = Set(configuration.alreadyForgotten)
+        let originalLogits = try makeExecutor(model).logits(of: validation, batchSize: configuration.batchSize)
+        let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: originalLogits.predictions,
+                                                   forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
             ? try train.subset(neighbourSamples(train: train, selection: selection)) : nil
+        var outcomes: [Outcome] = []
+        var points: [UnlearningReport.DepthPoint] = []
+        for depth in ladder {
+            // A shallower depth that only drops layers the deeper run skipped would repeat it.
+            if let last = outcomes.last,
+               Set(candidates.suffix(depth).map(\.name)).subtracting(last.skipped.map(\.layer)) == Set(last.erased.map(\.name)) {
+                continue
+            }
+            let outcome = try run(depth: depth, neighbours: neighbours, train: train, selection: selection, progress: progress)
+            let point = UnlearningReport.DepthPoint(depth: depth, layers: outcome.erased.map(\.name), skipped: outcome.skipped,
+                                                    retainAccuracy: outcome.chosen.retainAccuracy, forgetAccuracy: outcome.chosen.forgetAccuracy)
+            outcomes.append(outcome)
+            points.append(point)
+            if (point.forgetAccuracy ?? 0) <= configuration.forgetTarget,
+               (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget {
+                break
+            }
+        }
+        let qualifying = points.firstIndex { ($0.forgetAccuracy ?? 0) <= configuration.forgetTarget &&
+            ($0.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget }
+        let best = qualifying ?? SelectionRule(forgetTarget: configuration.forgetTarget).choose(points.map { ($0.retainAccuracy, $0.forgetAccuracy) })
+        var chosen = outcomes[best]
+        chosen.depths = points
+        chosen.originalValidationRetainAccuracy = originalRetain
+        chosen.erasureSeconds = outcomes.reduce(0) { $0 + $1.erasureSeconds }
+        chosen.repairSeconds = outcomes.reduce(0) { $0 + $1.repairSeconds }
+        return chosen
+    }
+
+    /// Erases the last `depth` candidate layers, one at a time, then repairs the head.
+    func run(depth: Int, neighbours: SampleSet?, train: SampleSet, selection: SampleSelection,
+             progress: UnlearningProgress?) throws -> Outcome {
+        let erased = Array(candidates.suffix(depth))
+        let retain = train.subset(selection.retain)
+        let forget = train.subset(selection.forget)
         var current = model
         var weights: [String: Tensor] = [:]
         var statistics = StatisticsSet()
+        var skipped: [UnlearningReport.SkippedErasure] = []
+        var done: [WeightLayer] = []
         let started = Date()
         for (index, layer) in erased.enumerated() {
-            progress?("erasure", index, erased.count)
+            progress?("erasure (depth \(depth))", index, erased.count)
             let collector = StatisticsCollector(layers: [layer], positionCap: configuration.positionCap, seed: configuration.seed,
                                                 batchSize: configuration.batchSize)
             let executor = try makeExecutor(current)
@@ -68,11 +127,16 @@ struct ErasureMethod {
                side.retainRows > 0 {
                 target = side.retainSum.map { $0.map { $0 / Double(side.retainRows) } }
             }
-            let patched = try erase(layer, statistics: layerStats, target: target, in: current)
+            let (patched, distortion) = try erase(layer, statistics: layerStats, target: target, in: current)
+            guard distortion <= configuration.erasureDistortionCap else {
+                skipped.append(UnlearningReport.SkippedErasure(layer: layer.name, distortion: distortion))
+                continue
+            }
             weights.merge(patched) { $1 }
             current = current.replacingWeights(patched)
+            done.append(layer)
         }
-        progress?("erasure", erased.count, erased.count)
+        progress?("erasure (depth \(depth))", erased.count, erased.count)
         let erasureSeconds = Date().timeIntervalSince(started)
 
         let repairStarted = Date()
@@ -80,15 +144,17 @@ struct ErasureMethod {
         weights.merge(repair.weights) { $1 }
         current = current.replacingWeights(repair.weights)
         return Outcome(weights: weights, model: current, grid: repair.grid, chosen: repair.chosen, statistics: statistics,
-                       erasureSeconds: erasureSeconds, repairSeconds: Date().timeIntervalSince(repairStarted))
+                       erased: done, skipped: skipped, erasureSeconds: erasureSeconds, repairSeconds: Date().timeIntervalSince(repairStarted))
     }
 
     /// The guarded refit of one layer from its statistics on the current model: per group, the
     /// concept direction is the difference of the forget and retain rows' means.
     /// `target`: per group, the mean the forget rows are moved to (default: the retain rows' mean).
-    func erase(_ layer: WeightLayer, statistics: LayerStatistics, target: [[Double]]? = nil, in model: Model) throws -> [String: Tensor] {
+    /// Returns the patched tensors and the largest retain distortion over the groups.
+    func erase(_ layer: WeightLayer, statistics: LayerStatistics, target: [[Double]]? = nil,
+               in model: Model) throws -> (tensors: [String: Tensor], distortion: Double) {
         guard statistics.retainRows > 0, statistics.forgetRows > 0,
-              statistics.retainSum.count == layer.groups, statistics.forgetSum.count == layer.groups else { return [:] }
+              statistics.retainSum.count == layer.groups, statistics.forgetSum.count == layer.groups else { return ([:], 0) }
         guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
             throw StatisticsError("weight \(layer.name) is not in the model")
         }
@@ -99,6 +165,7 @@ struct ErasureMethod {
         let d = layer.inputDimension
         var newGroups: [[Double]] = []
         var newBias: [Double] = []
+        var distortion = 0.0
         for g in 0..<layer.groups {
             let direction = (0..<d).map {
                 statistics.forgetSum[g][$0] / Double(statistics.forgetRows)
@@ -110,11 +177,12 @@ struct ErasureMethod {
                                                gram: statistics.retain[g], sum: statistics.retainSum[g], rows: statistics.retainRows,
                                                directions: [direction] + extra, ridge: configuration.erasureRidge)
             newGroups.append(refit.weight)
+            distortion = max(distortion, refit.distortion)
             newBias += refit.bias ?? []
         }
         var result = [layer.name: tensor.replacingValues(with: ProjectionPlan.storedOrder(newGroups, layer: layer))]
         if let bias { result[bias.source.name] = bias.tensor.replacingValues(with: newBias) }
-        return result
+        return (result, distortion)
     }
 
     /// Where a model that never learnt the forget classes would put their samples, approximated by
@@ -144,6 +212,17 @@ struct ErasureMethod {
         return chosen.sorted()
     }
 
+    /// The samples the head repair is fitted on: every training sample not held out for validation
+    /// (a linear fit of the head is cheap and gains from every sample), at most
+    /// `repairMaxSamples`, drawn with the seed.
+    func repairSamples(train: SampleSet, selection: SampleSelection) -> [Int] {
+        let held = Set(selection.validation)
+        let pool = train.labels.indices.filter { !held.contains($0) }
+        guard pool.count > configuration.repairMaxSamples else { return pool }
+        var generator = SplitMix64(seed: SplitMix64.combine(configuration.seed, 0x5245504149))
+        return Array(pool.shuffled(using: &generator).prefix(configuration.repairMaxSamples)).sorted()
+    }
+
     /// Refits the head on the patched model's features for every ridge × margin pair and keeps the one
     /// the selection rule prefers on the validation split.
     func repairHead(original: Model, patched: Model, train: SampleSet, selection: SampleSelection,
@@ -156,7 +235,7 @@ struct ErasureMethod {
         let b0 = bias?.tensor.doubleValues()
         let classes = head.outputDimension, d = head.inputDimension
         let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
-        let fit = train.subset((selection.retain + selection.forget).sorted())
+        let fit = train.subset(repairSamples(train: train, selection: selection))
         progress?("head repair", 0, 3)
         let originalFeatures = try collector.features(of: fit, executor: makeExecutor(original))
         let patchedExecutor = try makeExecutor(patched)
@@ -177,8 +256,12 @@ struct ErasureMethod {
         for margin in configuration.repairMargins {
             let targets = HeadRepair.targets(logits: originalLogits, classes: classes, forgetClasses: forgetClasses.union(excluded), margin: margin)
             for ridge in configuration.repairRidges {
-                let solution = try HeadRepair.refit(features: features.values, rows: features.rows, dimension: d, targets: targets,
-                                                    classes: classes, withBias: bias != nil, ridge: ridge)
+                var solution = try HeadRepair.refit(features: features.values, rows: features.rows, dimension: d, targets: targets,
+                                                    classes: classes, withBias: bias != nil, ridge: ridge, prior: (w0, b0))
+                solution.bias = solution.bias.map {
+                    HeadRepair.loweringForgetBias($0, weight: solution.weight, features: features.values, rows: features.rows, dimension: d,
+                                                  classes: classes, forgetClasses: forgetClasses.union(excluded), floor: configuration.repairFloor)
+                }
                 let logits = HeadRepair.logits(features: validationFeatures.values, rows: validationFeatures.rows, dimension: d,
                                                weight: solution.weight, bias: solution.bias, classes: classes)
                 let table = LogitTable(rows: validation.count, classes: classes, values: logits.map(Float.init))

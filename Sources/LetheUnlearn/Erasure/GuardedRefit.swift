@@ -9,7 +9,8 @@
 /// With `D = μ_forget − μ_retain` this is a linear guard in LEACE's sense (Belrose et al. 2023): the
 /// layer's output has the same mean on forget and retain rows, so no linear probe of it beats a
 /// constant at telling them apart; among all such guards it is the one that changes the retain
-/// outputs least (LEACE minimises the change in the whitened input instead).
+/// outputs least (LEACE minimises the change in the whitened input instead). It also returns the
+/// retain distortion `tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ)`: the share of the retain outputs' energy it moves.
 enum GuardedRefit {
     /// Relative ridge added to `G̃`'s diagonal (times its mean diagonal) so that directions the retain
     /// rows never visit stay solvable.
@@ -20,10 +21,10 @@ enum GuardedRefit {
     /// `rows` their count; `directions` are the columns of `D`, each of `d` values.
     static func apply(weight: [Double], bias: [Double]?, outputs o: Int, dimension d: Int,
                       gram: [Double], sum: [Double], rows n: Int, directions: [[Double]],
-                      ridge: Double = defaultRidge) throws -> (weight: [Double], bias: [Double]?) {
+                      ridge: Double = defaultRidge) throws -> (weight: [Double], bias: [Double]?, distortion: Double) {
         precondition(weight.count == o * d && gram.count == d * d && sum.count == d)
         let k = directions.count
-        guard k > 0, n > 0, o > 0 else { return (weight, bias) }
+        guard k > 0, n > 0, o > 0 else { return (weight, bias, 0) }
         let augmented = bias != nil
         let e = augmented ? d + 1 : d
         // G̃ / n, with the ridge.
@@ -51,7 +52,7 @@ enum GuardedRefit {
         let y = try LinearAlgebra.solvePositiveDefinite(g, dimension: e, dTilde, columns: k)
         var kMatrix = [Double](repeating: 0, count: k * k)
         for a in 0..<k { for b in 0..<k { var s = 0.0; for i in 0..<e { s += dTilde[i * k + a] * y[i * k + b] }; kMatrix[a * k + b] = s } }
-        guard kMatrix.allSatisfy(\.isFinite), (0..<k).allSatisfy({ kMatrix[$0 * k + $0] > 0 }) else { return (weight, bias) }
+        guard kMatrix.allSatisfy(\.isFinite), (0..<k).allSatisfy({ kMatrix[$0 * k + $0] > 0 }) else { return (weight, bias, 0) }
 
         // W̃ (o × e), C = W̃ D̃ (o × k), then [Ŵ b̂] = W̃ − C K⁻¹ Yᵀ.
         var wTilde = [Double](repeating: 0, count: o * e)
@@ -76,10 +77,27 @@ enum GuardedRefit {
                 }
             }
         }
+        // Retain distortion: tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ), the share of the retain outputs' energy the refit moves.
+        var original = [Double](repeating: 0, count: o * e)
+        for r in 0..<o {
+            for i in 0..<d { original[r * e + i] = weight[r * d + i] }
+            if let bias { original[r * e + d] = bias[r] }
+        }
+        let change = zip(wTilde, original).map { $0 - $1 }
+        let distortion = quadraticTrace(change, g, rows: o, width: e) / max(quadraticTrace(original, g, rows: o, width: e), .leastNormalMagnitude)
         var newWeight = [Double](repeating: 0, count: o * d)
         for r in 0..<o { for i in 0..<d { newWeight[r * d + i] = wTilde[r * e + i] } }
         let newBias = bias.map { _ in (0..<o).map { wTilde[$0 * e + d] } }
-        return (newWeight, newBias)
+        return (newWeight, newBias, distortion)
+    }
+
+    /// `tr(A G Aᵀ)` for `A` of `rows × width`.
+    private static func quadraticTrace(_ a: [Double], _ g: [Double], rows: Int, width e: Int) -> Double {
+        var ag = [Double](repeating: 0, count: rows * e)
+        multiply(a, g, into: &ag, m: rows, n: e, k: e)
+        var total = 0.0
+        for i in 0..<(rows * e) { total += ag[i] * a[i] }
+        return total
     }
 
     private static func multiply(_ a: [Double], _ b: [Double], into c: inout [Double], m: Int, n: Int, k: Int) {

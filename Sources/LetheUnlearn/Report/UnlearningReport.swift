@@ -69,10 +69,30 @@ public struct UnlearningReport: Sendable, Codable {
         public var forgetAccuracy: Double?
     }
 
+    /// A layer the erasure left alone: erasing it would have moved this share of its retain outputs' energy.
+    public struct SkippedErasure: Sendable, Codable {
+        public var layer: String
+        public var distortion: Double
+    }
+
+    /// One erasure depth the default method tried, judged on the validation split (after its head repair).
+    public struct DepthPoint: Sendable, Codable {
+        public var depth: Int
+        /// Layers erased at this depth, and those left alone because their erasure moved too much.
+        public var layers: [String]
+        public var skipped: [SkippedErasure]
+        public var retainAccuracy: Double?
+        public var forgetAccuracy: Double?
+    }
+
     /// What the erasure method (the default) did: which layers it erased and how the head was repaired.
     public struct Erasure: Sendable, Codable {
         public var erasedLayers: [String]
         public var head: String
+        /// Depths tried, in order; the chosen one erased `erasedLayers`.
+        public var depths: [DepthPoint]
+        /// The original model's validation ACC_r, the reference of the retain budget.
+        public var originalValidationRetainAccuracy: Double?
         public var repairGrid: [RepairPoint]
         public var chosenRidge: Double
         public var chosenMargin: Double

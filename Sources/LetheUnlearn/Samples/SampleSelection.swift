@@ -7,7 +7,8 @@ import LetheCore
 ///   the statistics did not see — and never on the test set.
 /// - Retain: the first `S / (number of retain classes)` remaining samples of each retain class; classes
 ///   being forgotten now or earlier (`alreadyForgotten`) are never retain classes.
-/// - Forget: the first `S` remaining samples of the forget classes together (all of them if fewer).
+/// - Forget: `S` remaining samples of the forget classes (all of them if fewer), an equal share per
+///   class, each class's first in file order.
 ///
 /// File order makes the choice repeatable without a seed; shuffle the data file to choose differently.
 public struct SampleSelection: Sendable {
@@ -43,9 +44,18 @@ public struct SampleSelection: Sendable {
         guard !retainClasses.isEmpty else { throw UsageError("no class is left to retain") }
         let perClass = max(1, samples / retainClasses.count)
         retain = retainClasses.flatMap { (byClass[$0] ?? []).prefix(perClass) }
-        let heldOut = Set(validation)
-        let forgetPool = labels.indices.filter { forgetClasses.contains(labels[$0]) && !heldOut.contains($0) }
-        forget = Array(forgetPool.prefix(samples))
+        // Per forget class, an equal share of S in file order, so that a class-sorted file cannot leave
+        // one class out; a class with fewer samples gives its unused share to the classes after it.
+        var forget: [Int] = []
+        var remaining = samples
+        let sortedForget = forgetClasses.sorted()
+        for (position, label) in sortedForget.enumerated() {
+            let share = remaining / (sortedForget.count - position)
+            let taken = Array((byClass[label] ?? []).prefix(share))
+            forget += taken
+            remaining -= taken.count
+        }
+        self.forget = forget.sorted()
         self.validation = validation.sorted()
         self.retainClasses = retainClasses
     }

@@ -8,6 +8,8 @@ struct AlphaSearch {
     let plan: ProjectionPlan
     let model: Model
     let forgetClasses: Set<Int>
+    /// Classes forgotten earlier: in neither ACC_r nor ACC_f.
+    var ignoring: Set<Int> = []
     let validation: SampleSet
     let batchSize: Int
     let makeExecutor: ModelExecutorFactory
@@ -48,7 +50,8 @@ struct AlphaSearch {
         let weights = plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
         let executor = try makeExecutor(model.replacingWeights(weights))
         let logits = try executor.logits(of: validation, batchSize: batchSize)
-        let metrics = ClassificationMetrics(labels: validation.labels, predictions: logits.predictions, forgetClasses: forgetClasses)
+        let metrics = ClassificationMetrics(labels: validation.labels, predictions: logits.predictions, forgetClasses: forgetClasses,
+                                            ignoring: ignoring)
         return UnlearningReport.GridPoint(alphaRetain: alphaRetain, alphaForget: alphaForget, retainAccuracy: metrics.retainAccuracy,
                                           forgetAccuracy: metrics.forgetAccuracy, score: metrics.searchScore)
     }

@@ -68,6 +68,8 @@ public struct LayerStatistics: Sendable {
 public struct StatisticsSet: Sendable {
     /// Layers in discovery order.
     public private(set) var layers: [LayerStatistics]
+    /// What the statistics were collected from (nil for files written before it was recorded).
+    public var provenance: StatisticsProvenance?
 
     public init(layers: [LayerStatistics] = []) { self.layers = layers }
 
@@ -98,6 +100,10 @@ public struct StatisticsSet: Sendable {
 
     /// Adds every layer of `other` (shards of the same model add up).
     public mutating func merge(_ other: StatisticsSet) throws {
+        if let mine = provenance, let theirs = other.provenance, let reason = theirs.mismatch(with: mine) {
+            throw StatisticsError("statistics \(reason) than the files before them")
+        }
+        if layers.isEmpty { provenance = other.provenance }
         for layer in other.layers { try merge(layer) }
     }
 
@@ -108,6 +114,7 @@ public struct StatisticsSet: Sendable {
     public func fileContents() -> (tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)]) {
         var tensors: [(name: String, tensor: Tensor)] = []
         var metadata: [(key: String, value: String)] = [(StatisticsSet.formatKey, StatisticsSet.formatVersion)]
+        metadata += provenance?.metadata ?? []
         for layer in layers {
             let shape = layer.groups == 1 ? [layer.dimension, layer.dimension] : [layer.groups, layer.dimension, layer.dimension]
             tensors.append(("\(layer.layer)/retain", Tensor(shape: shape, values: layer.retain.flatMap { $0 })))
@@ -129,6 +136,7 @@ public struct StatisticsSet: Sendable {
         guard meta[StatisticsSet.formatKey] != nil else {
             throw StatisticsError("not a Lethe statistics file (no \(StatisticsSet.formatKey) metadata)")
         }
+        provenance = try StatisticsProvenance(metadata: meta)
         let byName = Dictionary(tensors.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         var names: [String] = []
         for (name, _) in tensors {
