@@ -50,6 +50,57 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(Double(ort.trimmingCharacters(in: .whitespacesAndNewlines))!, ourAccuracy, accuracy: 0.0015)
     }
 
+    /// The default command (the erasure method): the class is forgotten, retain accuracy is kept, the
+    /// probe recovers less of the class, only the erased layers' weights and biases and the head change,
+    /// and ONNX Runtime agrees with Lethe on the written file.
+    func testDefaultMethodForgetsAndKeepsRetainAccuracy() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let result = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+                                  "--test", CLI.sample("fashion_test.npz"), "--forget", "7", "-o", "\(folder)/u.onnx", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(report["method"] as? String, "erase")
+        let test = report["test"] as! [String: Any]
+        let before = test["before"] as! [String: Any], after = test["after"] as! [String: Any]
+        XCTAssertLessThan(after["forgetAccuracy"] as! Double, 0.01)
+        XCTAssertGreaterThanOrEqual(after["retainAccuracy"] as! Double, (before["retainAccuracy"] as! Double) - 0.005)
+        let probe = test["probe"] as! [String: Any]
+        XCTAssertLessThan(probe["after"] as! Double, probe["before"] as! Double)
+        let erasure = report["erasure"] as! [String: Any]
+        let erased = erasure["erasedLayers"] as! [String]
+        XCTAssertFalse(erased.isEmpty)
+        XCTAssertEqual(erasure["head"] as? String, "fc2.weight")
+
+        let diff = try CLI.run(["diff", CLI.sample("fashion_cnn.onnx"), "\(folder)/u.onnx", "--json"])
+        XCTAssertEqual(diff.status, 1)
+        let changes = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as! [String: Any]
+        let changed = Set((changes["changed"] as! [[String: Any]]).map { $0["name"] as! String })
+        let allowed = Set((erased + ["fc2.weight"]).flatMap { [$0, $0.replacingOccurrences(of: ".weight", with: ".bias")] })
+        XCTAssertTrue(changed.isSubset(of: allowed), "changed \(changed.sorted())")
+        XCTAssertTrue(changed.contains("fc2.weight"))
+        XCTAssertFalse(changed.contains { $0.hasPrefix("bn") }, "normalisation layers stay as they were")
+
+        let ours = try CLI.run(["eval", "\(folder)/u.onnx", "--data", CLI.sample("fashion_test.npz"), "--json"])
+        let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
+        XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
+        let ort = try CLI.python("""
+            import sys, numpy as np, onnx, onnxruntime as ort
+            onnx.checker.check_model(onnx.load(sys.argv[1]))
+            d = np.load(sys.argv[2])
+            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            p = s.run(None, {"input": d["x"].astype(np.float32) / np.float32(255)})[0].argmax(1)
+            print(float((p == d["y"]).mean()))
+            """, ["\(folder)/u.onnx", CLI.sample("fashion_test.npz")])
+        XCTAssertEqual(Double(ort.trimmingCharacters(in: .whitespacesAndNewlines))!, ourAccuracy, accuracy: 0.0015)
+
+        // The published method's options are refused with the default method.
+        let mixed = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+                                 "--forget", "7", "--alpha-retain", "30", "-o", "\(folder)/v.onnx"])
+        XCTAssertEqual(mixed.status, 2)
+        XCTAssertTrue(mixed.stderr.contains("--alpha-retain belongs to --method published"), mixed.stderr)
+    }
+
     /// Coats (class 4) share most features with pullovers and shirts: one pass, even with the α
     /// search, leaves ACC_f at 5%. A second pass on the patched model meets the goal.
     func testAHardClassIsForgottenWithASecondPass() throws {

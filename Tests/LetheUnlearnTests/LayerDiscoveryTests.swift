@@ -99,3 +99,23 @@ final class LayerDiscoveryTests: XCTestCase {
         XCTAssertEqual(patched.graph.initializer(named: "w")?.floatValues().first, 1)
     }
 }
+
+/// Weights Lethe finds but does not project are listed with the reason, never dropped silently.
+final class SkippedLayerTests: XCTestCase {
+    func testWeightsBehindCastOrOnTheLeftAreListed() {
+        let w = Tensor(shape: [4, 3], values: [Float](repeating: 1, count: 12))
+        let graph = Graph(nodes: [
+            Node(name: "cast", opType: "Cast", inputs: ["w"], outputs: ["w32"], attributes: [("to", .int(1))]),
+            Node(name: "mm_cast", opType: "MatMul", inputs: ["x", "w32"], outputs: ["y1"]),
+            Node(name: "mm_left", opType: "MatMul", inputs: ["w", "x2"], outputs: ["y2"]),
+            Node(name: "mm_data", opType: "MatMul", inputs: ["y1", "y2"], outputs: ["y3"]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float32), ValueInfo(name: "x2", dtype: .float32)],
+           outputs: [ValueInfo(name: "y3", dtype: .float32)], initializers: [Initializer(name: "w", tensor: w)])
+        let found = LayerDiscovery.discover(in: Model(graph: graph))
+        XCTAssertTrue(found.layers.isEmpty)
+        let reasons = Dictionary(uniqueKeysWithValues: found.skipped.map { ($0.node, $0.reason) })
+        XCTAssertEqual(reasons["mm_cast"], "weight w reaches the node through Cast (only Identity and 2-D Transpose are followed)")
+        XCTAssertEqual(reasons["mm_left"], "the constant w is the left operand (input 0); only a constant right operand is projected")
+        XCTAssertNil(reasons["mm_data"], "a product of two activations is no weight layer")
+    }
+}

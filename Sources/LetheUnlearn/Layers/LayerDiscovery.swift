@@ -26,7 +26,12 @@ public enum LayerDiscovery {
         for (nodeIndex, node) in graph.nodes.enumerated() where node.domain.isEmpty || node.domain == "ai.onnx" {
             guard ["Conv", "Gemm", "MatMul"].contains(node.opType), node.inputs.count >= 2 else { continue }
             let label = node.name.isEmpty ? "\(node.opType) → \(node.outputs.first ?? "?")" : node.name
-            guard let constant = resolveConstant(node.inputs[1], graph: graph, producers: producers, initializers: initializers) else { continue }
+            guard let constant = resolveConstant(node.inputs[1], graph: graph, producers: producers, initializers: initializers) else {
+                if let reason = unprojectableWeight(node, graph: graph, producers: producers, initializers: initializers) {
+                    skipped.append(Skipped(node: label, reason: reason))
+                }
+                continue
+            }
             guard !rejected.contains(constant.source.name) else { continue }
             let candidate: Result<WeightLayer, Reason>
             switch node.opType {
@@ -71,6 +76,39 @@ public enum LayerDiscovery {
         }
         if let filter { result = result.filter { filter.matches($0) } }
         return (result, skipped)
+    }
+
+    static let weightTransforms: Set<String> = ["Identity", "Transpose", "Cast", "CastLike", "Reshape", "DequantizeLinear",
+                                                "Slice", "Squeeze", "Unsqueeze", "Flatten"]
+
+    /// Why a node whose weight input is not a plain constant still holds a stored weight Lethe leaves
+    /// alone: the weight comes through another operation (Cast, Reshape, DequantizeLinear…), or the
+    /// constant is the product's left operand. nil when no stored weight is involved.
+    static func unprojectableWeight(_ node: Node, graph: Graph, producers: [String: Int], initializers: [String: Tensor]) -> String? {
+        func storedOrigin(_ value: String) -> (origin: String, through: [String])? {
+            var name = value
+            var through: [String] = []
+            for _ in 0..<16 {
+                if initializers[name] != nil, producers[name] == nil { return (name, through) }
+                guard let index = producers[name] else { return nil }
+                let producer = graph.nodes[index]
+                if producer.opType == "Constant" { return (producer.outputs.first ?? name, through) }
+                // Only operations that reshape or re-encode one tensor: their first input is the weight.
+                guard weightTransforms.contains(producer.opType), let input = producer.inputs.first, !input.isEmpty else { return nil }
+                through.append(producer.opType)
+                name = input
+            }
+            return nil
+        }
+        if let weight = storedOrigin(node.inputs[1]), !weight.through.isEmpty {
+            let ops = weight.through.filter { !["Identity", "Transpose"].contains($0) }
+            let shown = ops.isEmpty ? weight.through : ops
+            return "weight \(weight.origin) reaches the node through \(shown.joined(separator: ", ")) (only Identity and 2-D Transpose are followed)"
+        }
+        if node.opType != "Conv", let left = storedOrigin(node.inputs[0]), storedOrigin(node.inputs[1]) == nil {
+            return "the constant \(left.origin) is the left operand (input 0); only a constant right operand is projected"
+        }
+        return nil
     }
 
     /// A node other than the layer's own uses and its Identity/Transpose chain that reads the weight.

@@ -1,17 +1,28 @@
 import LetheCore
 
 /// Kernel size, strides, dilations and padding of a convolution or pooling window, and the output
-/// size they give for an input size.
-struct SpatialGeometry: Sendable {
-    enum AutoPad: String, Sendable { case notSet = "NOTSET", valid = "VALID", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER" }
+/// size they give for an input size. The one place these rules live: the interpreter runs windows
+/// with it and Unlearn cuts statistics rows with it.
+public struct SpatialGeometry: Sendable {
+    public enum AutoPad: String, Sendable { case notSet = "NOTSET", valid = "VALID", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER" }
 
-    var kernel: [Int]
-    var strides: [Int]
-    var dilations: [Int]
+    public var kernel: [Int]
+    public var strides: [Int]
+    public var dilations: [Int]
     /// Begin pads then end pads, as ONNX lists them.
-    var pads: [Int]
-    var autoPad: AutoPad
-    var ceilMode: Bool
+    public var pads: [Int]
+    public var autoPad: AutoPad
+    public var ceilMode: Bool
+
+    /// A window given directly (lengths must match `kernel`'s).
+    public init(kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], autoPad: AutoPad, ceilMode: Bool = false) {
+        self.kernel = kernel
+        self.strides = strides
+        self.dilations = dilations
+        self.pads = pads
+        self.autoPad = autoPad
+        self.ceilMode = ceilMode
+    }
 
     /// Reads the attributes; `kernel` comes from the weight for Conv and from `kernel_shape` for pools.
     init(_ request: KernelRequest, kernel: [Int]?) throws {
@@ -48,7 +59,7 @@ struct SpatialGeometry: Sendable {
     }
 
     /// Pads (begin, end) and output size per spatial axis for an input of `input` spatial size.
-    func resolve(_ input: [Int]) throws -> (begin: [Int], end: [Int], output: [Int]) {
+    public func resolve(_ input: [Int]) throws -> (begin: [Int], end: [Int], output: [Int]) {
         let rank = input.count
         var begin = [Int](repeating: 0, count: rank), end = begin, output = begin
         for axis in 0..<rank {
