@@ -28,8 +28,6 @@ public struct UnlearningConfiguration: Sendable {
     public var erasureDepth: Int?
     /// Erasure method: where the forget rows' mean is moved at each layer.
     public var erasureTarget: ErasureTarget = .neighbours
-    /// Erasure method: forget-specific directions erased beside the mean difference, per layer.
-    public var erasureExtraDirections = 0
     /// Erasure method: relative ridge of each layer's refit.
     public var erasureRidge = GuardedRefit.defaultRidge
     /// Erasure method: the head repair's candidate ridges (relative) and logit margins.

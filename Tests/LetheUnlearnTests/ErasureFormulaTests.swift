@@ -120,24 +120,6 @@ final class ErasureFormulaTests: XCTestCase {
         XCTAssertEqual(rule.choose([(0.9, 0.0), (0.9, 0.0)]), 0)
     }
 
-    /// The forget-specific directions are where forget rows carry energy that retain rows lack.
-    func testConceptDirectionsFindTheForgetOnlyAxis() throws {
-        var statistics = LayerStatistics(layer: "w", groups: 1, dimension: 3)
-        statistics.retain[0] = [4, 0, 0,
-                                0, 4, 0,
-                                0, 0, 0.01]
-        statistics.forget[0] = [1, 0, 0,
-                                0, 1, 0,
-                                0, 0, 5]
-        statistics.retainRows = 4
-        statistics.forgetRows = 4
-        let directions = try ConceptDirections.forgetSpecific(statistics: statistics, group: 0, count: 1)
-        XCTAssertEqual(directions.count, 1)
-        let v = directions[0]
-        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        XCTAssertEqual(abs(v[2]) / norm, 1, accuracy: 1e-9)
-    }
-
     /// The probe agrees with scikit-learn's LogisticRegression(C=1) on a real-ish problem.
     func testLinearProbeAgreesWithScikitLearn() throws {
         let python = try TestSupport.requirePython()

@@ -171,11 +171,10 @@ struct ErasureMethod {
                 statistics.forgetSum[g][$0] / Double(statistics.forgetRows)
                     - (target?[g][$0] ?? statistics.retainSum[g][$0] / Double(statistics.retainRows))
             }
-            let extra = try ConceptDirections.forgetSpecific(statistics: statistics, group: g, count: configuration.erasureExtraDirections)
             let groupBias = biasValues.map { Array($0[(g * rowsPerGroup)..<((g + 1) * rowsPerGroup)]) }
             let refit = try GuardedRefit.apply(weight: groups[g], bias: groupBias, outputs: rowsPerGroup, dimension: d,
                                                gram: statistics.retain[g], sum: statistics.retainSum[g], rows: statistics.retainRows,
-                                               directions: [direction] + extra, ridge: configuration.erasureRidge)
+                                               directions: [direction], ridge: configuration.erasureRidge)
             newGroups.append(refit.weight)
             distortion = max(distortion, refit.distortion)
             newBias += refit.bias ?? []

@@ -66,24 +66,6 @@ enum LinearAlgebra {
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
     }
 
-    /// The generalized symmetric eigenproblem `A v = λ B v` with `B` positive definite: eigenvalues
-    /// ascending and the matrix whose column `j` is the (B-normalised) eigenvector of eigenvalue `j`.
-    static func generalizedSymmetricEigen(_ a: [Double], _ b: [Double], dimension d: Int) throws -> (values: [Double], vectors: [Double]) {
-        guard d > 0 else { return ([], []) }
-        var a = a, b = b
-        var w = [Double](repeating: 0, count: d)
-        let info = a.withUnsafeMutableBufferPointer { ap in
-            b.withUnsafeMutableBufferPointer { bp in
-                w.withUnsafeMutableBufferPointer { wp in
-                    LAPACKE_dsygvd(LAPACK_ROW_MAJOR, 1, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
-                                   Int32(d), ap.baseAddress, Int32(d), bp.baseAddress, Int32(d), wp.baseAddress)
-                }
-            }
-        }
-        guard info == 0 else { throw NumericalError("generalized eigen-decomposition of a \(d)×\(d) statistics pair failed (LAPACK info \(info))") }
-        return (w, a)
-    }
-
     /// Solves `A X = B` for symmetric positive definite `A` (`d × d`) and `B` (`d × columns`), both
     /// row-major, by Cholesky factorisation.
     static func solvePositiveDefinite(_ a: [Double], dimension d: Int, _ b: [Double], columns: Int) throws -> [Double] {

@@ -20,6 +20,7 @@ public enum ReportHTML {
         for note in report.notes { html += "<p class=\"note\">\(escape(note))</p>\n" }
         if let test = report.test { html += metricsSection(test) }
         if !report.grid.isEmpty { html += gridSection(report) }
+        if let erasure = report.erasure { html += erasureSection(erasure) }
         html += layersSection(report)
         html += "</body></html>\n"
         return html
@@ -32,7 +33,10 @@ public enum ReportHTML {
             ("forget classes", s.forgetClasses.map(String.init).joined(separator: ", ")),
             ("already forgotten", s.alreadyForgotten.isEmpty ? "—" : s.alreadyForgotten.map(String.init).joined(separator: ", ")),
             ("samples (retain / forget / validation)", "\(report.retainSamples) / \(report.forgetSamples) / \(report.validationSamples)"),
-            ("α retain, α forget", "\(number(report.chosenAlphaRetain)), \(number(report.chosenAlphaForget))" + (s.search ? " (searched)" : "")),
+            ("method", report.method),
+            report.erasure == nil
+                ? ("α retain, α forget", "\(number(report.chosenAlphaRetain)), \(number(report.chosenAlphaForget))" + (s.search ? " (searched)" : ""))
+                : ("head repair (ridge, margin)", "\(number(report.erasure!.chosenRidge)), \(number(report.erasure!.chosenMargin))"),
             ("positions per image", s.positionCap.map(String.init) ?? "all"),
             ("seed", String(s.seed)),
             ("layers projected", String(report.layers.count) + (report.skippedLayers.isEmpty ? "" : " (\(report.skippedLayers.count) skipped)")),
@@ -51,9 +55,31 @@ public enum ReportHTML {
         html += "<tr><th class=\"l\">ACC<sub>r</sub> (retain classes)</th><td>\(pct(test.before.retainAccuracy))</td><td>\(pct(test.after.retainAccuracy))</td></tr>"
         html += "<tr><th class=\"l\">ACC<sub>f</sub> (forget classes)</th><td>\(pct(test.before.forgetAccuracy))</td><td>\(pct(test.after.forgetAccuracy))</td></tr>"
         html += "<tr><th class=\"l\">membership-inference efficacy</th><td>\(pct(test.membershipBefore?.efficacy))</td><td>\(pct(test.membershipAfter?.efficacy))</td></tr>"
+        if let probe = test.probe {
+            html += "<tr><th class=\"l\">probe recovery (linear probe on the penultimate features)</th><td>\(pct(probe.before))</td><td>\(pct(probe.after))</td></tr>"
+        }
         html += "</table>\n"
         html += perClassChart(before: test.before, after: test.after)
         return html
+    }
+
+    /// The erasure method's choices: the depths tried and the head-repair candidates, on the validation split.
+    private static func erasureSection(_ erasure: UnlearningReport.Erasure) -> String {
+        func pct(_ value: Double?) -> String { value.map { String(format: "%.2f%%", $0 * 100) } ?? "—" }
+        var html = "<h2>Erasure</h2>\n<p>Rule: \(escape(erasure.rule)); an erasure depth is kept when its validation ACC<sub>r</sub> "
+        html += "reaches the original model's (\(pct(erasure.originalValidationRetainAccuracy))). Erased: "
+        html += erasure.erasedLayers.isEmpty ? "none (head repair only)" : escape(erasure.erasedLayers.joined(separator: ", "))
+        html += "; head: \(escape(erasure.head)).</p>\n<table><tr><th>depth</th><th class=\"l\">left alone (retain distortion)</th><th>validation ACC<sub>r</sub></th><th>validation ACC<sub>f</sub></th></tr>"
+        for point in erasure.depths {
+            let skipped = point.skipped.map { "\($0.layer) (\(String(format: "%.1f%%", $0.distortion * 100)))" }.joined(separator: ", ")
+            html += "<tr><td>\(point.depth)</td><td class=\"l\">\(escape(skipped.isEmpty ? "—" : skipped))</td><td>\(pct(point.retainAccuracy))</td><td>\(pct(point.forgetAccuracy))</td></tr>"
+        }
+        html += "</table>\n<table><tr><th>ridge</th><th>margin</th><th>validation ACC<sub>r</sub></th><th>validation ACC<sub>f</sub></th></tr>"
+        for point in erasure.repairGrid {
+            let chosen = point.ridge == erasure.chosenRidge && point.margin == erasure.chosenMargin
+            html += "<tr\(chosen ? " style=\"font-weight:bold\"" : "")><td>\(number(point.ridge))</td><td>\(number(point.margin))</td><td>\(pct(point.retainAccuracy))</td><td>\(pct(point.forgetAccuracy))</td></tr>"
+        }
+        return html + "</table>\n"
     }
 
     /// Grouped bars: per-class accuracy before (grey) and after (blue).

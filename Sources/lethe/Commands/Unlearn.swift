@@ -27,12 +27,6 @@ struct Unlearn: ParsableCommand {
     @Option(help: "erase: weight layers before the classifier layer to erase, counted back from it (default: all).")
     var depth: Int?
 
-    @Option(help: .hidden)
-    var extraDirections: Int?
-
-    @Option(help: .hidden)
-    var erasureTarget: String?
-
     @Option(help: "published: retain-space scale α_r (default 100).")
     var alphaRetain: Double?
 
@@ -89,8 +83,6 @@ struct Unlearn: ParsableCommand {
         var configuration = choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch)
         configuration.method = method
         configuration.erasureDepth = depth
-        if let extraDirections { configuration.erasureExtraDirections = extraDirections }
-        if let erasureTarget, let target = ErasureTarget(rawValue: erasureTarget) { configuration.erasureTarget = target }
         configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
         configuration.alphaForget = alphaForget ?? configuration.alphaForget
         configuration.search = search
