@@ -171,19 +171,32 @@ final class StatisticsTests: XCTestCase {
         b.forget = [[2, 0, 0, 0, 2, 0, 0, 0, 2]]
         b.retainRows = 7
         b.forgetRows = 3
+        a.retainSum = [[1, 2], [3, 4]]
+        a.forgetSum = [[0, 1], [1, 0]]
+        b.retainSum = [[1, 1, 1]]
+        b.forgetSum = [[2, 2, 2]]
         let set = StatisticsSet(layers: [a, b])
         let contents = set.fileContents()
-        XCTAssertEqual(contents.tensors.map(\.name), ["conv.weight/retain", "conv.weight/forget", "fc.weight/retain", "fc.weight/forget"])
+        XCTAssertEqual(contents.tensors.map(\.name), ["conv.weight/retain", "conv.weight/forget", "conv.weight/retain_sum", "conv.weight/forget_sum",
+                                                      "fc.weight/retain", "fc.weight/forget", "fc.weight/retain_sum", "fc.weight/forget_sum"])
         XCTAssertEqual(contents.tensors[0].tensor.shape, [2, 2, 2])
         XCTAssertEqual(contents.tensors[0].tensor.dtype, .float64)
-        XCTAssertEqual(contents.tensors[2].tensor.shape, [3, 3])
+        XCTAssertEqual(contents.tensors[2].tensor.shape, [2, 2])
+        XCTAssertEqual(contents.tensors[4].tensor.shape, [3, 3])
+        XCTAssertEqual(contents.tensors[6].tensor.shape, [3])
         var loaded = try StatisticsSet(tensors: contents.tensors, metadata: contents.metadata)
         XCTAssertEqual(loaded.layers.map(\.layer), ["conv.weight", "fc.weight"])
         XCTAssertEqual(loaded["conv.weight"]?.retain, a.retain)
+        XCTAssertEqual(loaded["conv.weight"]?.retainSum, a.retainSum)
+        XCTAssertEqual(loaded["fc.weight"]?.forgetSum, b.forgetSum)
         XCTAssertEqual(loaded["fc.weight"]?.forgetRows, 3)
         try loaded.merge(set)
         XCTAssertEqual(loaded["conv.weight"]?.retain[1], [6, 0, 0, 6])
+        XCTAssertEqual(loaded["conv.weight"]?.retainSum[1], [6, 8])
         XCTAssertEqual(loaded["conv.weight"]?.retainRows, 20)
+        // A file written before row sums were recorded still loads, without them.
+        let old = contents.tensors.filter { !$0.name.hasSuffix("_sum") }
+        XCTAssertEqual(try StatisticsSet(tensors: old, metadata: contents.metadata)["fc.weight"]?.retainSum, [])
 
         var wrong = LayerStatistics(layer: "fc.weight", groups: 1, dimension: 2)
         wrong.retainRows = 1
