@@ -39,15 +39,7 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(ours.status, 0, ours.stderr)
         let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
         XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
-        let ort = try CLI.python("""
-            import sys, numpy as np, onnx, onnxruntime as ort
-            onnx.checker.check_model(onnx.load(sys.argv[1]))
-            d = np.load(sys.argv[2])
-            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-            p = s.run(None, {"input": d["x"].astype(np.float32) / np.float32(255)})[0].argmax(1)
-            print(float((p == d["y"]).mean()))
-            """, ["\(folder)/u.onnx", CLI.sample("fashion_test.npz")])
-        XCTAssertEqual(Double(ort.trimmingCharacters(in: .whitespacesAndNewlines))!, ourAccuracy, accuracy: 0.0015)
+        XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), ourAccuracy, accuracy: 0.0015)
     }
 
     /// The default command (the erasure method): the class is forgotten, retain accuracy is kept, the
@@ -84,15 +76,7 @@ final class UnlearnCommandTests: XCTestCase {
         let ours = try CLI.run(["eval", "\(folder)/u.onnx", "--data", CLI.sample("fashion_test.npz"), "--json"])
         let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
         XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
-        let ort = try CLI.python("""
-            import sys, numpy as np, onnx, onnxruntime as ort
-            onnx.checker.check_model(onnx.load(sys.argv[1]))
-            d = np.load(sys.argv[2])
-            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-            p = s.run(None, {"input": d["x"].astype(np.float32) / np.float32(255)})[0].argmax(1)
-            print(float((p == d["y"]).mean()))
-            """, ["\(folder)/u.onnx", CLI.sample("fashion_test.npz")])
-        XCTAssertEqual(Double(ort.trimmingCharacters(in: .whitespacesAndNewlines))!, ourAccuracy, accuracy: 0.0015)
+        XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), ourAccuracy, accuracy: 0.0015)
 
         // The published method's options are refused with the default method.
         let mixed = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
@@ -145,5 +129,18 @@ final class UnlearnCommandTests: XCTestCase {
         let bad = try CLI.run(["unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))
+    }
+
+    /// ONNX Runtime's accuracy on the sample test set, after `onnx.checker` accepts the file.
+    private func onnxRuntimeAccuracy(_ model: String) throws -> Double {
+        let output = try CLI.python("""
+            import sys, numpy as np, onnx, onnxruntime as ort
+            onnx.checker.check_model(onnx.load(sys.argv[1]))
+            d = np.load(sys.argv[2])
+            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            p = s.run(None, {"input": d["x"].astype(np.float32) / np.float32(255)})[0].argmax(1)
+            print(float((p == d["y"]).mean()))
+            """, [model, CLI.sample("fashion_test.npz")])
+        return Double(output.trimmingCharacters(in: .whitespacesAndNewlines))!
     }
 }

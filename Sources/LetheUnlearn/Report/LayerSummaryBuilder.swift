@@ -10,13 +10,7 @@ enum LayerSummaryBuilder {
         let stats = statistics[layer.name]
         let retain = entry.retainSpaces.first?.energies.reversed().map { $0 } ?? []
         let forget = entry.forgetSpaces.first?.energies.reversed().map { $0 } ?? []
-        var change = 0.0
-        if let patched {
-            let old = entry.original.doubleValues(), new = patched.doubleValues()
-            var num = 0.0, den = 0.0
-            for i in 0..<min(old.count, new.count) { num += (new[i] - old[i]) * (new[i] - old[i]); den += old[i] * old[i] }
-            change = den > 0 ? (num / den).squareRoot() : 0
-        }
+        let change = patched.map { relativeChange(from: entry.original, to: $0) } ?? 0
         let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
         return UnlearningReport.Layer(
             name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,
@@ -30,18 +24,21 @@ enum LayerSummaryBuilder {
     static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Model, patched: Tensor?) -> UnlearningReport.Layer {
         let stats = statistics[layer.name]
         var change = 0.0
-        if let patched, let old = LayerDiscovery.weightTensor(of: layer, in: original.graph)?.doubleValues() {
-            let new = patched.doubleValues()
-            var num = 0.0, den = 0.0
-            for i in 0..<min(old.count, new.count) { num += (new[i] - old[i]) * (new[i] - old[i]); den += old[i] * old[i] }
-            change = den > 0 ? (num / den).squareRoot() : 0
-        }
+        if let patched, let old = LayerDiscovery.weightTensor(of: layer, in: original.graph) { change = relativeChange(from: old, to: patched) }
         let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
         return UnlearningReport.Layer(
             name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,
             groups: layer.groups, inputDimension: layer.inputDimension, retainRows: stats?.retainRows ?? 0,
             forgetRows: stats?.forgetRows ?? 0, retainSpectrum: [], forgetSpectrum: [], retainRank99: 0,
             forgetRank99: 0, relativeChange: change)
+    }
+
+    /// `‖new − old‖_F / ‖old‖_F`.
+    static func relativeChange(from old: Tensor, to new: Tensor) -> Double {
+        let a = old.doubleValues(), b = new.doubleValues()
+        var num = 0.0, den = 0.0
+        for i in 0..<min(a.count, b.count) { num += (b[i] - a[i]) * (b[i] - a[i]); den += a[i] * a[i] }
+        return den > 0 ? (num / den).squareRoot() : 0
     }
 
     /// Leading directions needed to reach `share` of the energy (`spectrum` descending, summing to 1).

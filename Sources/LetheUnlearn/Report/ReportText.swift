@@ -66,8 +66,13 @@ extension UnlearningReport {
             }
         }
         lines.append("")
-        lines.append(String(format: "time %.2fs (statistics %.2fs, eigen %.2fs, search %.2fs, projection %.2fs, evaluation %.2fs)",
-                            timings.total, timings.statistics, timings.decomposition, timings.search, timings.projection, timings.evaluation))
+        if erasure != nil {
+            lines.append(String(format: "time %.2fs (erasure %.2fs, head repair %.2fs, evaluation %.2fs)",
+                                timings.total, timings.statistics, timings.search, timings.evaluation))
+        } else {
+            lines.append(String(format: "time %.2fs (statistics %.2fs, eigen %.2fs, search %.2fs, projection %.2fs, evaluation %.2fs)",
+                                timings.total, timings.statistics, timings.decomposition, timings.search, timings.projection, timings.evaluation))
+        }
         lines.append(contentsOf: notes.map { "note: \($0)" })
         return lines.joined(separator: "\n")
     }

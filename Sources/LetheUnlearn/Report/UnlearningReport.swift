@@ -22,7 +22,8 @@ public struct UnlearningReport: Sendable, Codable {
         public var method: String = UnlearningMethod.published.rawValue
     }
 
-    /// Wall-clock seconds per phase.
+    /// Wall-clock seconds per phase. The erasure method reports its layer erasures as `statistics` and
+    /// its head repair as `search`.
     public struct Timings: Sendable, Codable {
         public var statistics: Double = 0
         public var decomposition: Double = 0
