@@ -186,7 +186,47 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertTrue(held.validation.contains(79))
         XCTAssertTrue(Set(held.validation).isDisjoint(with: held.retain + held.forget))
         XCTAssertEqual(held.forget.count, 18)
+        // Several forget classes in a class-sorted file: each gets its share, none is left out.
+        let sorted = (0..<80).map { $0 / 20 }
+        let two = try SampleSelection(labels: sorted, forgetClasses: [1, 2], samples: 10)
+        XCTAssertEqual(two.forget, Array(20..<25) + Array(40..<45))
+        let short = try SampleSelection(labels: sorted, forgetClasses: [1, 2], samples: 30)
+        XCTAssertEqual(short.forget, Array(20..<35) + Array(40..<55))
         XCTAssertThrowsError(try SampleSelection(labels: labels, forgetClasses: [7]))
         XCTAssertThrowsError(try SampleSelection(labels: labels, forgetClasses: [0, 1, 2, 3]))
+    }
+
+    /// The default method on a model that is only a head: no layer to erase, so the ladder ends at the
+    /// head repair, chosen on the validation split; the class is forgotten and the report says how.
+    func testErasureMethodOnAHeadOnlyModel() throws {
+        var configuration = UnlearningConfiguration(forgetClasses: [2])
+        configuration.samples = 60
+        configuration.batchSize = 16
+        configuration.membershipMaxPerSide = 60
+        let unlearner = try Unlearner(model: model(), configuration: configuration) { try LinearExecutor(model: $0) }
+        let train = samples(perClass: 50, seed: 1), test = samples(perClass: 40, seed: 2)
+        let result = try unlearner.run(train: train, test: test)
+        let report = result.report
+        XCTAssertEqual(report.method, "erase")
+        let erasure = try XCTUnwrap(report.erasure)
+        XCTAssertEqual(erasure.head, "fc")
+        XCTAssertEqual(erasure.erasedLayers, [])
+        XCTAssertEqual(erasure.depths.map(\.depth), [0])
+        XCTAssertEqual(erasure.repairGrid.count, configuration.repairRidges.count * configuration.repairMargins.count)
+        XCTAssertEqual(report.validationSamples, 15, "a tenth of each class is held out")
+        let evaluation = try XCTUnwrap(report.test)
+        XCTAssertEqual(evaluation.after.forgetAccuracy ?? 1, 0, accuracy: 0.02)
+        XCTAssertGreaterThanOrEqual(evaluation.after.retainAccuracy ?? 0, (evaluation.before.retainAccuracy ?? 1) - 0.02)
+        XCTAssertNotNil(evaluation.probe)
+        XCTAssertNotNil(result.patchedWeights["fc"])
+        XCTAssertThrowsError(try unlearner.run(train: train, statistics: result.statistics), "statistics files serve the published method")
+    }
+
+    /// Classes forgotten earlier count in neither ACC_r nor ACC_f.
+    func testAlreadyForgottenClassesAreOutOfTheAccuracies() {
+        let metrics = ClassificationMetrics(labels: [0, 0, 1, 2, 2], predictions: [0, 1, 1, 0, 0], forgetClasses: [1], ignoring: [2])
+        XCTAssertEqual(metrics.retainAccuracy, 0.5)
+        XCTAssertEqual(metrics.forgetAccuracy, 1)
+        XCTAssertEqual(metrics.accuracy, 0.4)
     }
 }
