@@ -73,6 +73,7 @@ struct ErasureMethod {
                                                    forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
             ? try train.subset(neighbourSamples(train: train, selection: selection)) : nil
+        let original = try originalHead(train: train, selection: selection)
         var outcomes: [Outcome] = []
         var points: [UnlearningReport.DepthPoint] = []
         for depth in ladder {
@@ -81,7 +82,7 @@ struct ErasureMethod {
                Set(candidates.suffix(depth).map(\.name)).subtracting(last.skipped.map(\.layer)) == Set(last.erased.map(\.name)) {
                 continue
             }
-            let outcome = try run(depth: depth, neighbours: neighbours, train: train, selection: selection, progress: progress)
+            let outcome = try run(depth: depth, neighbours: neighbours, original: original, train: train, selection: selection, progress: progress)
             let point = UnlearningReport.DepthPoint(depth: depth, layers: outcome.erased.map(\.name), skipped: outcome.skipped,
                                                     retainAccuracy: outcome.chosen.retainAccuracy, forgetAccuracy: outcome.chosen.forgetAccuracy)
             outcomes.append(outcome)
@@ -103,7 +104,7 @@ struct ErasureMethod {
     }
 
     /// Erases the last `depth` candidate layers, one at a time, then repairs the head.
-    func run(depth: Int, neighbours: SampleSet?, train: SampleSet, selection: SampleSelection,
+    func run(depth: Int, neighbours: SampleSet?, original: OriginalHead, train: SampleSet, selection: SampleSelection,
              progress: UnlearningProgress?) throws -> Outcome {
         let erased = Array(candidates.suffix(depth))
         let retain = train.subset(selection.retain)
@@ -140,7 +141,7 @@ struct ErasureMethod {
         let erasureSeconds = Date().timeIntervalSince(started)
 
         let repairStarted = Date()
-        let repair = try repairHead(original: model, patched: current, train: train, selection: selection, progress: progress)
+        let repair = try repairHead(original: original, patched: current, train: train, selection: selection, progress: progress)
         weights.merge(repair.weights) { $1 }
         current = current.replacingWeights(repair.weights)
         return Outcome(weights: weights, model: current, grid: repair.grid, chosen: repair.chosen, statistics: statistics,
@@ -224,19 +225,41 @@ struct ErasureMethod {
 
     /// Refits the head on the patched model's features for every ridge × margin pair and keeps the one
     /// the selection rule prefers on the validation split.
-    func repairHead(original: Model, patched: Model, train: SampleSet, selection: SampleSelection,
-                    progress: UnlearningProgress?) throws -> (weights: [String: Tensor], grid: [UnlearningReport.RepairPoint], chosen: UnlearningReport.RepairPoint) {
-        guard let tensor = LayerDiscovery.weightTensor(of: head, in: original.graph) else {
+    /// The original head and its logits on the repair samples: the same for every depth tried.
+    struct OriginalHead {
+        var tensor: Tensor
+        var bias: LayerBias?
+        var weight: [Double]
+        var biasValues: [Double]?
+        /// Row-major `repair samples × classes`.
+        var logits: [Double]
+    }
+
+    func originalHead(train: SampleSet, selection: SampleSelection) throws -> OriginalHead {
+        guard let tensor = LayerDiscovery.weightTensor(of: head, in: model.graph) else {
             throw StatisticsError("weight \(head.name) is not in the model")
         }
-        let bias = LayerBias.find(for: head, in: original.graph)
+        let bias = LayerBias.find(for: head, in: model.graph)
         let w0 = ProjectionPlan.groupWeights(tensor, layer: head)[0]
         let b0 = bias?.tensor.doubleValues()
+        let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
+        let fit = train.subset(repairSamples(train: train, selection: selection))
+        let features = try collector.features(of: fit, executor: makeExecutor(model))
+        guard features.rows == fit.count else {
+            throw UsageError("the classifier layer \(head.name) sees \(features.rows) vectors for \(fit.count) samples; the erasure method needs one per sample")
+        }
+        let logits = HeadRepair.logits(features: features.values, rows: features.rows, dimension: head.inputDimension,
+                                       weight: w0, bias: b0, classes: head.outputDimension)
+        return OriginalHead(tensor: tensor, bias: bias, weight: w0, biasValues: b0, logits: logits)
+    }
+
+    func repairHead(original head0: OriginalHead, patched: Model, train: SampleSet, selection: SampleSelection,
+                    progress: UnlearningProgress?) throws -> (weights: [String: Tensor], grid: [UnlearningReport.RepairPoint], chosen: UnlearningReport.RepairPoint) {
+        let tensor = head0.tensor, bias = head0.bias, w0 = head0.weight, b0 = head0.biasValues
         let classes = head.outputDimension, d = head.inputDimension
         let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
         let fit = train.subset(repairSamples(train: train, selection: selection))
         progress?("head repair", 0, 3)
-        let originalFeatures = try collector.features(of: fit, executor: makeExecutor(original))
         let patchedExecutor = try makeExecutor(patched)
         let features = try collector.features(of: fit, executor: patchedExecutor)
         progress?("head repair", 1, 3)
@@ -248,8 +271,7 @@ struct ErasureMethod {
         }
         let forgetClasses = Set(configuration.forgetClasses)
         let excluded = Set(configuration.alreadyForgotten)
-        let originalLogits = HeadRepair.logits(features: originalFeatures.values, rows: originalFeatures.rows, dimension: d,
-                                               weight: w0, bias: b0, classes: classes)
+        let originalLogits = head0.logits
         var grid: [UnlearningReport.RepairPoint] = []
         var solutions: [(weight: [Double], bias: [Double]?)] = []
         for margin in configuration.repairMargins {
