@@ -23,6 +23,7 @@ OUT_DIR/{model}-{method}-{c}.json next to the patched OUT_DIR/{model}-{method}-{
 
 Usage: /work/pyenv/bin/python bench/unlearn/every_class.py [--models cnn,vit] [--classes 0,...,9]
            [--methods default,published] [--out .build/bench-every-class] [--lethe .build/release/lethe]
+       every_class.py --rejoin DIR[,DIR]   (one table from earlier runs' rows.json and the current retrained results)
 """
 import argparse
 import datetime
@@ -192,7 +193,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for the probe")
     ap.add_argument("--python-probe", action="store_true",
                     help="measure every patched model's probe with probe.py instead of taking Lethe's reported figure")
+    ap.add_argument("--rejoin", metavar="DIR[,DIR]",
+                    help="run nothing: rebuild one table from the rows.json of earlier runs with the current --retrained results")
     args = ap.parse_args()
+    if args.rejoin:
+        rows = []
+        for folder in args.rejoin.split(","):
+            with open(os.path.join(folder, "rows.json")) as f:
+                rows += json.load(f)
+        with open(args.retrained) as f:
+            join_retrained(rows, json.load(f))
+        goals(rows)
+        methods = [(name, KNOWN_METHODS.get(name, [])) for name in dict.fromkeys(r["method"] for r in rows)]
+        lines, summary = table(rows, methods, list(dict.fromkeys(r["model"] for r in rows)))
+        print("\n".join(lines + [""] + [f"- {s}" for s in summary]))
+        return
     global PYTHON_PROBE
     PYTHON_PROBE = args.python_probe
     models = [m for m in args.models.split(",") if m]
