@@ -213,6 +213,7 @@ public struct Unlearner: Sendable {
             layers: plan.entries.map { LayerSummaryBuilder.summary(of: $0, statistics: stats, patched: weights[$0.layer.name], model: model) },
             skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget, test: evaluation)
         report.notes.append(contentsOf: notes)
+        if configuration.search { report.notes += validationNotes(selection: selection, labels: train.labels) }
         if let forget = evaluation?.after.forgetAccuracy, forget > 0.02 {
             report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, --method erase, chooses its settings on a validation split)",
                                        forget * 100))

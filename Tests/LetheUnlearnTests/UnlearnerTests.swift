@@ -214,6 +214,7 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertEqual(erasure.depths.map(\.depth), [0])
         XCTAssertEqual(erasure.repairGrid.count, configuration.repairRidges.count * configuration.repairMargins.count)
         XCTAssertEqual(report.validationSamples, 15, "a tenth of each class is held out")
+        XCTAssertTrue(report.notes.contains { $0.hasPrefix("only 5 forget-class samples could be held out") }, "\(report.notes)")
         let evaluation = try XCTUnwrap(report.test)
         XCTAssertEqual(evaluation.after.forgetAccuracy ?? 1, 0, accuracy: 0.02)
         XCTAssertGreaterThanOrEqual(evaluation.after.retainAccuracy ?? 0, (evaluation.before.retainAccuracy ?? 1) - 0.02)
