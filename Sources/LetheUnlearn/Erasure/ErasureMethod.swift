@@ -74,6 +74,9 @@ struct ErasureMethod {
         let neighbours = configuration.erasureTarget == .neighbours
             ? try train.subset(neighbourSamples(train: train, selection: selection)) : nil
         let original = try originalHead(train: train, selection: selection)
+        func qualifies(_ point: UnlearningReport.DepthPoint) -> Bool {
+            (point.forgetAccuracy ?? 0) <= configuration.forgetTarget && (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget
+        }
         var outcomes: [Outcome] = []
         var points: [UnlearningReport.DepthPoint] = []
         for depth in ladder {
@@ -87,14 +90,9 @@ struct ErasureMethod {
                                                     retainAccuracy: outcome.chosen.retainAccuracy, forgetAccuracy: outcome.chosen.forgetAccuracy)
             outcomes.append(outcome)
             points.append(point)
-            if (point.forgetAccuracy ?? 0) <= configuration.forgetTarget,
-               (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget {
-                break
-            }
+            if qualifies(point) { break }
         }
-        let qualifying = points.firstIndex { ($0.forgetAccuracy ?? 0) <= configuration.forgetTarget &&
-            ($0.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget }
-        let best = qualifying ?? SelectionRule(forgetTarget: configuration.forgetTarget).choose(points.map { ($0.retainAccuracy, $0.forgetAccuracy) })
+        let best = points.firstIndex(where: qualifies) ?? SelectionRule(forgetTarget: configuration.forgetTarget).choose(points.map { ($0.retainAccuracy, $0.forgetAccuracy) })
         var chosen = outcomes[best]
         chosen.depths = points
         chosen.originalValidationRetainAccuracy = originalRetain
