@@ -232,13 +232,12 @@ public struct Unlearner: Sendable {
         timings.statistics = outcome.erasureSeconds
         timings.search = outcome.repairSeconds
 
-        var phase = Date()
+        let phase = Date()
         var evaluation: UnlearningReport.Evaluation?
         if let test {
             evaluation = try evaluate(original: model, patched: outcome.model, train: train, test: test, progress: progress)
         }
         timings.evaluation = Date().timeIntervalSince(phase)
-        phase = Date()
         timings.total = Date().timeIntervalSince(started)
 
         let summaries = (outcome.erased + [method.head]).map {
@@ -276,7 +275,7 @@ public struct Unlearner: Sendable {
                                             validationPerClass: validation ? configuration.validationPerClass : 0)
         guard !selection.forget.isEmpty else { throw UsageError("no samples of the forget classes are left for statistics") }
         if validation, selection.validation.isEmpty {
-            throw UsageError("the data is too small to hold out a validation split for --search (needs ≥ 10 samples per class)")
+            throw UsageError("the data is too small to hold out a validation split for the choices made on it (needs ≥ 10 samples per class)")
         }
         return selection
     }
