@@ -7,7 +7,7 @@ import LetheUnlearn
 struct Unlearn: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forget classes from a classifier and write the patched model in its own format.",
-        discussion: "Only the patched weight tensors change; every other byte of the file stays as it was.")
+        discussion: "Only the patched tensors change (weights, and with the default method the biases of the erased layers and the classifier layer); every other byte of the file stays as it was. docs/unlearning.md describes both methods.")
 
     @Argument(help: "The model (.onnx, or .safetensors/.npz with --graph).")
     var model: String
@@ -17,14 +17,14 @@ struct Unlearn: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Where to write the patched model (same format as MODEL).")
     var output: String
 
-    @Option(help: "Test data (.npz with x and y) for accuracy and membership inference before and after.")
+    @Option(help: "Test data (.npz with x and y) for accuracy, membership inference and probe recovery before and after (only measured, never used to choose).")
     var test: String?
 
     @Option(help: ArgumentHelp("erase (default): erase the classes from the layers' inputs and repair the classifier layer, every choice made on a validation split held out of --data; published: the paper's projection, bit for bit.",
                                valueName: "erase|published"))
     var method: UnlearningMethod = .erase
 
-    @Option(help: "erase: weight layers before the classifier layer to erase, counted back from it (default: all).")
+    @Option(help: "erase: weight layers before the classifier layer to erase, counted back from it (default: chosen on the validation split, from all of them down to none).")
     var depth: Int?
 
     @Option(help: "published: retain-space scale α_r (default 100).")
