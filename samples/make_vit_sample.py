@@ -200,7 +200,8 @@ def lethe_checks(onnx_path, lethe):
                 entry["erasureSkipped"] = [sk for d in erasure.get("depths", []) for sk in d.get("skipped", [])]
                 entry["erasureHead"] = erasure.get("head")
             entry["notes"] = rep.get("notes", [])
-            entry["tensorsPatched"] = un.stderr.strip().splitlines()[-1:] if un.stderr.strip() else []
+            entry["tensorsPatched"] = [line.replace(forgot, "/tmp/vit_forgot.onnx")
+                                       for line in un.stderr.strip().splitlines()[-1:]]
         else:
             entry["stderr"] = un.stderr.strip().splitlines()[-5:]
         out[key] = entry
