@@ -97,6 +97,37 @@ def ort_accuracy(path, x_uint8, y, batch=1000):
     return correct / len(y)
 
 
+def fit(model, xtr, ytr, epochs, seed, lr_at=None, log=sys.stderr):
+    """The samples' training loop: pixels scaled to [0,1], Adam at lr 1e-3 (or `lr_at(step, total_steps)`
+    set before every step), batches of 128 in an order drawn by a generator seeded with `seed`.
+    xtr uint8 [N,1,28,28], ytr int64 [N]. Returns the model in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.from_numpy(xtr).float().div_(255.0)
+    y = torch.from_numpy(ytr)
+    gen = torch.Generator().manual_seed(seed)
+    total_steps, step = epochs * ((len(y) + 127) // 128), 0
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(y), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), 128):
+            if lr_at:
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, total_steps)
+            b = perm[i:i + 128]
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[b]), y[b])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(b)
+            step += 1
+        if log:
+            print(f"epoch {epoch + 1}: loss {total / len(perm):.4f} ({time.time() - t0:.0f}s)", file=log)
+    model.eval()
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -114,25 +145,7 @@ def main():
     (xtr, ytr), (xte, yte) = load_fashion(args.data)
     print(f"train {xtr.shape} test {xte.shape}", file=sys.stderr)
 
-    model = FashionCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    xtr_t = torch.from_numpy(xtr).float().div_(255.0)
-    ytr_t = torch.from_numpy(ytr)
-    gen = torch.Generator().manual_seed(args.seed)
-    t0 = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(ytr_t), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), 128):
-            b = perm[i:i + 128]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(xtr_t[b]), ytr_t[b])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
-        print(f"epoch {epoch + 1}: loss {total / len(perm):.4f} ({time.time() - t0:.0f}s)", file=sys.stderr)
-    model.eval()
+    model = fit(FashionCNN(), xtr, ytr, args.epochs, args.seed)
     with torch.no_grad():
         xte_t = torch.from_numpy(xte).float().div_(255.0)
         torch_acc = (model(xte_t).argmax(1).numpy() == yte).mean()

@@ -118,32 +118,7 @@ def train_vit(xtr, ytr, epochs=EPOCHS, seed=0, threads=2, log=sys.stderr):
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True)
-    model = FashionViT()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.from_numpy(xtr).float().div_(255.0)
-    y = torch.from_numpy(ytr)
-    gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = (len(y) + 127) // 128
-    total_steps, step = epochs * steps_per_epoch, 0
-    t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(y), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), 128):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total_steps)
-            b = perm[i:i + 128]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[b]), y[b])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
-            step += 1
-        if log:
-            print(f"epoch {epoch + 1}: loss {total / len(perm):.4f} ({time.time() - t0:.0f}s)", file=log)
-    model.eval()
-    return model
+    return make_sample.fit(FashionViT(), xtr, ytr, epochs, seed, lr_at=lr_at, log=log)
 
 
 def export_onnx(model, path, example):

@@ -47,35 +47,14 @@ DEFAULT_OUT = os.path.join(ROOT, ".build", "bench-retrained")
 
 
 def train_cnn(xtr, ytr, epochs=3, seed=0, threads=2, log=sys.stderr):
-    """make_sample.py's training loop, step for step (same seeding order, generator and batches)."""
+    """make_sample.py's recipe, step for step (same seeding order, generator and batches)."""
     import torch
-    import torch.nn as nn
     import make_sample
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True)
-    model = make_sample.FashionCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.from_numpy(xtr).float().div_(255.0)
-    y = torch.from_numpy(ytr)
-    gen = torch.Generator().manual_seed(seed)
-    t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(y), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), 128):
-            b = perm[i:i + 128]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[b]), y[b])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
-        if log:
-            print(f"  epoch {epoch + 1}: loss {total / len(perm):.4f} ({time.time() - t0:.0f}s)", file=log)
-    model.eval()
-    return model
+    return make_sample.fit(make_sample.FashionCNN(), xtr, ytr, epochs, seed, log=log)
 
 
 def recipe_epochs(model_name):
@@ -117,6 +96,37 @@ def save_results(path, results):
 def summary(m):
     return {"accR": m["modelRetainAccuracy"], "accF": m["modelForgetAccuracy"],
             "probe": m["probeForgetAccuracy"], "probeAll": m["probeAccuracy"], "acc": m["modelAccuracy"]}
+
+
+class TrainingData:
+    """The 60,000 training images, read on first use (a run whose models are all cached reads nothing)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.loaded = None
+
+    def get(self):
+        if self.loaded is None:
+            import make_sample
+            (xtr, ytr), (xte, _) = make_sample.load_fashion(self.folder)
+            self.loaded = (xtr, ytr, xte[:2])
+        return self.loaded
+
+
+def train_and_export(m, data, path, args, without=None):
+    """Trains model `m` by its sample recipe on the training images (less class `without`), exports it
+    to `path`, and returns the training record."""
+    import torch
+    xtr, ytr, example = data.get()
+    keep = ytr != without if without is not None else np.ones(len(ytr), bool)
+    name = f"{m} without {without}" if without is not None else f"{m} full"
+    print(f"{name}: training on {int(keep.sum())} images", flush=True)
+    epochs = args.epochs or recipe_epochs(m)
+    t0 = time.time()
+    model = train(m, xtr[keep], ytr[keep], epochs, args.seed, args.threads)
+    secs = time.time() - t0
+    export(model, path, torch.from_numpy(example).float() / 255.0)
+    return {"trainSeconds": round(secs, 1), "trainImages": int(keep.sum()), "epochs": epochs}
 
 
 def main():
@@ -168,7 +178,7 @@ def main():
             print(f"{m} original measured ({time.time() - t0:.1f}s): " +
                   " ".join(f"{c}:{per[str(c)]['probe'] * 100:.1f}" for c in range(10)), flush=True)
 
-    xtr = ytr = None
+    data = TrainingData(args.data)
     for m in models:
         entry = results["models"].setdefault(m, {})
         retrained = entry.setdefault("retrained", {})
@@ -179,19 +189,7 @@ def main():
                 print(f"{m} without {c}: cached (trained in {rec.get('trainSeconds', float('nan')):.0f}s)")
                 continue
             if not os.path.exists(path):
-                if xtr is None:
-                    import make_sample
-                    (xtr, ytr), (xte, _) = make_sample.load_fashion(args.data)
-                    example_np = xte[:2]
-                keep = ytr != c
-                print(f"{m} without {c}: training on {int(keep.sum())} images", flush=True)
-                t0 = time.time()
-                model = train(m, xtr[keep], ytr[keep], args.epochs or recipe_epochs(m), args.seed, args.threads)
-                secs = time.time() - t0
-                import torch
-                export(model, path, torch.from_numpy(example_np).float() / 255.0)
-                rec = {"trainSeconds": round(secs, 1), "trainImages": int(keep.sum()),
-                       "epochs": args.epochs or recipe_epochs(m)}
+                rec = train_and_export(m, data, path, args, without=c)
             t0 = time.time()
             meas = probe.probe_recovery(path, train500, test10k, c, args.threads)
             rec.update(summary(meas))
@@ -212,18 +210,7 @@ def main():
             print(f"{m} full: cached")
             continue
         if not os.path.exists(path):
-            if xtr is None:
-                import make_sample
-                (xtr, ytr), (xte, _) = make_sample.load_fashion(args.data)
-                example_np = xte[:2]
-            print(f"{m} full: training on {len(ytr)} images", flush=True)
-            t0 = time.time()
-            model = train(m, xtr, ytr, args.epochs or recipe_epochs(m), args.seed, args.threads)
-            secs = time.time() - t0
-            import torch
-            export(model, path, torch.from_numpy(example_np).float() / 255.0)
-            rec = {"trainSeconds": round(secs, 1), "trainImages": int(len(ytr)),
-                   "epochs": args.epochs or recipe_epochs(m)}
+            rec = train_and_export(m, data, path, args)
         fit = probe.fit_probe(path, train500, test10k, args.threads)
         rec.update({"path": os.path.relpath(path, ROOT), "mtime": os.path.getmtime(path),
                     "accuracy": float((fit["modelPred"] == fit["y"]).mean()),
