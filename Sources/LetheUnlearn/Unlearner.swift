@@ -96,6 +96,8 @@ public struct Unlearner: Sendable {
     public let configuration: UnlearningConfiguration
     public let layers: [WeightLayer]
     public let skippedLayers: [LayerDiscovery.Skipped]
+    /// Every weight layer, whatever `--layers` keeps: the classifier layer is found among them.
+    let allLayers: [WeightLayer]
     let makeExecutor: ModelExecutorFactory
 
     /// `executorFactory` runs models; by default Lethe's interpreter.
@@ -118,6 +120,7 @@ public struct Unlearner: Sendable {
         }
         layers = found.layers
         skippedLayers = found.skipped
+        allLayers = configuration.layerFilter == nil ? found.layers : LayerDiscovery.discover(in: model).layers
         makeExecutor = executorFactory ?? RuntimeExecutor.factory(threads: configuration.threads)
         LinearAlgebra.setThreads(configuration.threads)
     }
@@ -225,7 +228,6 @@ public struct Unlearner: Sendable {
         let started = Date()
         var timings = UnlearningReport.Timings()
         let selection = try select(from: train, validation: true)
-        let allLayers = configuration.layerFilter == nil ? layers : LayerDiscovery.discover(in: model).layers
         let method = try ErasureMethod(model: model, layers: layers, allLayers: allLayers, configuration: configuration,
                                        makeExecutor: makeExecutor)
         let outcome = try method.run(train: train, selection: selection, progress: progress)
@@ -329,8 +331,7 @@ public struct Unlearner: Sendable {
     /// classes' test samples. nil when the model has no dense classifier layer to read them at.
     private func probeRecovery(original: Model, patched: Model, train: SampleSet, test: SampleSet,
                                progress: UnlearningProgress?) throws -> UnlearningReport.ProbeRecovery? {
-        let allLayers = configuration.layerFilter == nil ? layers : LayerDiscovery.discover(in: model).layers
-        guard let head = allLayers.last, !head.isConvolution, head.uses.count == 1,
+        guard let head = LayerDiscovery.classifierHead(of: allLayers),
               let collector = try? FeatureCollector(layer: head, batchSize: configuration.batchSize) else { return nil }
         let forget = Set(configuration.forgetClasses)
         let classes = head.outputDimension

@@ -35,7 +35,7 @@ struct ErasureMethod {
     /// among `layers` (all of them when `depth` is nil).
     init(model: Model, layers: [WeightLayer], allLayers: [WeightLayer], configuration: UnlearningConfiguration,
          makeExecutor: @escaping ModelExecutorFactory) throws {
-        guard let head = allLayers.last, !head.isConvolution, head.uses.count == 1, case .lastAxis = head.uses[0].rows else {
+        guard let head = LayerDiscovery.classifierHead(of: allLayers) else {
             throw UsageError("the erasure method needs the model to end in a Gemm or MatMul classifier layer; use --method published")
         }
         let node = model.graph.nodes[head.uses[0].nodeIndex]
@@ -68,12 +68,13 @@ struct ErasureMethod {
         let ladder = depthLadder()
         let validation = train.subset(selection.validation)
         let forgetClasses = Set(configuration.forgetClasses), excluded = Set(configuration.alreadyForgotten)
-        let originalLogits = try makeExecutor(model).logits(of: validation, batchSize: configuration.batchSize)
+        let originalExecutor = try makeExecutor(model)
+        let originalLogits = try originalExecutor.logits(of: validation, batchSize: configuration.batchSize)
         let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: originalLogits.predictions,
                                                    forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
-            ? try train.subset(neighbourSamples(train: train, selection: selection)) : nil
-        let original = try originalHead(train: train, selection: selection)
+            ? try train.subset(neighbourSamples(train: train, selection: selection, original: originalExecutor)) : nil
+        let original = try originalHead(train: train, selection: selection, original: originalExecutor)
         func qualifies(_ point: UnlearningReport.DepthPoint) -> Bool {
             (point.forgetAccuracy ?? 0) <= configuration.forgetTarget && (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget
         }
@@ -186,10 +187,10 @@ struct ErasureMethod {
     /// Where a model that never learnt the forget classes would put their samples, approximated by
     /// the original model's runner-up: for every forget sample, one training sample (not held out for
     /// validation) of its best retained class, taken in turn within each class.
-    func neighbourSamples(train: SampleSet, selection: SampleSelection) throws -> [Int] {
+    func neighbourSamples(train: SampleSet, selection: SampleSelection, original: any ModelExecutor) throws -> [Int] {
         let excluded = Set(configuration.forgetClasses).union(configuration.alreadyForgotten)
         let forget = train.subset(selection.forget)
-        let logits = try makeExecutor(model).logits(of: forget, batchSize: configuration.batchSize)
+        let logits = try original.logits(of: forget, batchSize: configuration.batchSize)
         let held = Set(selection.validation)
         var pools: [Int: [Int]] = [:]
         for (index, label) in train.labels.enumerated() where !excluded.contains(label) && !held.contains(index) {
@@ -233,7 +234,7 @@ struct ErasureMethod {
         var logits: [Double]
     }
 
-    func originalHead(train: SampleSet, selection: SampleSelection) throws -> OriginalHead {
+    func originalHead(train: SampleSet, selection: SampleSelection, original: any ModelExecutor) throws -> OriginalHead {
         guard let tensor = LayerDiscovery.weightTensor(of: head, in: model.graph) else {
             throw StatisticsError("weight \(head.name) is not in the model")
         }
@@ -242,7 +243,7 @@ struct ErasureMethod {
         let b0 = bias?.tensor.doubleValues()
         let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
         let fit = train.subset(repairSamples(train: train, selection: selection))
-        let features = try collector.features(of: fit, executor: makeExecutor(model))
+        let features = try collector.features(of: fit, executor: original)
         guard features.rows == fit.count else {
             throw UsageError("the classifier layer \(head.name) sees \(features.rows) vectors for \(fit.count) samples; the erasure method needs one per sample")
         }

@@ -61,7 +61,7 @@ enum GuardedRefit {
             if let bias { wTilde[r * e + d] = bias[r] }
         }
         var c = [Double](repeating: 0, count: o * k)
-        multiply(wTilde, dTilde, into: &c, m: o, n: k, k: e)
+        LinearAlgebra.multiply(wTilde, dTilde, into: &c, m: o, n: k, k: e)
         // C K⁻¹: solve K Zᵀ = Cᵀ (K is symmetric positive definite as D̃ᵀ G̃⁻¹ D̃ with independent columns).
         var cT = [Double](repeating: 0, count: k * o)
         for r in 0..<o { for a in 0..<k { cT[a * o + r] = c[r * k + a] } }
@@ -69,14 +69,7 @@ enum GuardedRefit {
         var z = [Double](repeating: 0, count: o * k)
         for r in 0..<o { for a in 0..<k { z[r * k + a] = zT[a * o + r] } }
         // W̃ −= Z Yᵀ.
-        z.withUnsafeBufferPointer { zp in
-            y.withUnsafeBufferPointer { yp in
-                wTilde.withUnsafeMutableBufferPointer { wp in
-                    LinearAlgebra.multiply(zp.baseAddress!, yp.baseAddress!, transposeB: true, into: wp.baseAddress!,
-                                           m: o, n: e, k: k, alpha: -1, beta: 1)
-                }
-            }
-        }
+        LinearAlgebra.multiply(z, y, transposeB: true, into: &wTilde, m: o, n: e, k: k, alpha: -1, beta: 1)
         // Retain distortion: tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ), the share of the retain outputs' energy the refit moves.
         var original = [Double](repeating: 0, count: o * e)
         for r in 0..<o {
@@ -94,19 +87,9 @@ enum GuardedRefit {
     /// `tr(A G Aᵀ)` for `A` of `rows × width`.
     private static func quadraticTrace(_ a: [Double], _ g: [Double], rows: Int, width e: Int) -> Double {
         var ag = [Double](repeating: 0, count: rows * e)
-        multiply(a, g, into: &ag, m: rows, n: e, k: e)
+        LinearAlgebra.multiply(a, g, into: &ag, m: rows, n: e, k: e)
         var total = 0.0
         for i in 0..<(rows * e) { total += ag[i] * a[i] }
         return total
-    }
-
-    private static func multiply(_ a: [Double], _ b: [Double], into c: inout [Double], m: Int, n: Int, k: Int) {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer { cp in
-                    LinearAlgebra.multiply(ap.baseAddress!, bp.baseAddress!, into: cp.baseAddress!, m: m, n: n, k: k)
-                }
-            }
-        }
     }
 }

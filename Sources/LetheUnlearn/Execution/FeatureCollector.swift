@@ -30,12 +30,7 @@ struct FeatureCollector {
             }
             sink.append(tensor.floatValues())
         }
-        var start = 0
-        while start < samples.count {
-            let end = min(samples.count, start + max(1, batchSize))
-            _ = try executor.run(samples.batch(start..<end), taps: [tap])
-            start = end
-        }
+        try executor.forEachBatch(of: samples, batchSize: batchSize, taps: [tap]) { _, _ in }
         let values = sink.values.map(Double.init)
         return (values, values.count / max(d, 1))
     }

@@ -31,15 +31,24 @@ public typealias ModelExecutorFactory = @Sendable (Model) throws -> any ModelExe
 public typealias UnlearningProgress = @Sendable (_ phase: String, _ done: Int, _ total: Int) -> Void
 
 extension ModelExecutor {
+    /// Runs `samples` batch by batch, feeding `taps`, and hands each batch's sample range and output to
+    /// `body`, in order.
+    func forEachBatch(of samples: SampleSet, batchSize: Int, taps: [InputTap] = [],
+                      _ body: (Range<Int>, Tensor) throws -> Void) throws {
+        var start = 0
+        while start < samples.count {
+            let end = min(samples.count, start + max(1, batchSize))
+            try body(start..<end, try run(samples.batch(start..<end), taps: taps))
+            start = end
+        }
+    }
+
     /// Runs `samples` in batches and returns the logits as N × K floats.
     func logits(of samples: SampleSet, batchSize: Int, progress: UnlearningProgress? = nil, phase: String = "evaluate") throws -> LogitTable {
         var values: [Float] = []
         var classes = 0
-        var start = 0
-        while start < samples.count {
-            let end = min(samples.count, start + max(1, batchSize))
-            let output = try run(samples.batch(start..<end), taps: [])
-            let rows = end - start
+        try forEachBatch(of: samples, batchSize: batchSize) { range, output in
+            let rows = range.count
             guard output.rank >= 1, output.shape[0] == rows, output.elementCount % max(rows, 1) == 0 else {
                 throw UsageError("the model's first output \(output.shape) does not have one row per sample (\(rows))")
             }
@@ -47,8 +56,7 @@ extension ModelExecutor {
             if classes == 0 { classes = width; values.reserveCapacity(samples.count * width) }
             guard width == classes else { throw UsageError("the model's output width changed from \(classes) to \(width)") }
             values += output.floatValues()
-            start = end
-            progress?(phase, start, samples.count)
+            progress?(phase, range.upperBound, samples.count)
         }
         return LogitTable(rows: samples.count, classes: classes, values: values)
     }

@@ -124,6 +124,13 @@ public enum LayerDiscovery {
         return nil
     }
 
+    /// The classifier layer: the last weight layer, when it is a single dense node reading its input's
+    /// last axis. Its input is the penultimate features the probe reads and the erasure method refits on.
+    public static func classifierHead(of layers: [WeightLayer]) -> WeightLayer? {
+        guard let head = layers.last, !head.isConvolution, head.uses.count == 1, case .lastAxis = head.uses[0].rows else { return nil }
+        return head
+    }
+
     /// The stored tensor of a layer's weight.
     public static func weightTensor(of layer: WeightLayer, in graph: Graph) -> Tensor? {
         switch layer.source {

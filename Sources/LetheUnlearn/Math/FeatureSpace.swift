@@ -128,28 +128,16 @@ public struct FeatureSpace: Sendable {
         if vectors.isEmpty {
             let n = rowCount
             var wx = [Double](repeating: 0, count: o * n)
-            Self.gemm(w, rows, transposeB: true, into: &wx, m: o, n: n, k: d)
-            Self.gemm(wx, basis, into: &coordinates, m: o, n: k, k: n)
+            LinearAlgebra.multiply(w, rows, transposeB: true, into: &wx, m: o, n: n, k: d)
+            LinearAlgebra.multiply(wx, basis, into: &coordinates, m: o, n: k, k: n)
             for i in 0..<o { for j in 0..<k { coordinates[i * k + j] *= lambda[j] } }
             var back = [Double](repeating: 0, count: o * n)
-            Self.gemm(coordinates, basis, transposeB: true, into: &back, m: o, n: n, k: k)
-            Self.gemm(back, rows, into: &result, m: o, n: d, k: n, alpha: -1, beta: 1)
+            LinearAlgebra.multiply(coordinates, basis, transposeB: true, into: &back, m: o, n: n, k: k)
+            LinearAlgebra.multiply(back, rows, into: &result, m: o, n: d, k: n, alpha: -1, beta: 1)
         } else {
-            Self.gemm(w, basis, into: &coordinates, m: o, n: k, k: d)
+            LinearAlgebra.multiply(w, basis, into: &coordinates, m: o, n: k, k: d)
             for i in 0..<o { for j in 0..<k { coordinates[i * k + j] *= lambda[j] } }
-            Self.gemm(coordinates, basis, transposeB: true, into: &result, m: o, n: d, k: k, alpha: -1, beta: 1)
-        }
-    }
-
-    private static func gemm(_ a: [Double], _ b: [Double], transposeB: Bool = false, into c: inout [Double],
-                             m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeBufferPointer { bp in
-                c.withUnsafeMutableBufferPointer { cp in
-                    LinearAlgebra.multiply(ap.baseAddress!, bp.baseAddress!, transposeB: transposeB, into: cp.baseAddress!,
-                                           m: m, n: n, k: k, alpha: alpha, beta: beta)
-                }
-            }
+            LinearAlgebra.multiply(coordinates, basis, transposeB: true, into: &result, m: o, n: d, k: k, alpha: -1, beta: 1)
         }
     }
 }

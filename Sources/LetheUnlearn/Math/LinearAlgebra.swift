@@ -83,6 +83,24 @@ enum LinearAlgebra {
         return x
     }
 
+    /// The same product on arrays (row-major): `c = alpha·op(a)·op(b) + beta·c`.
+    static func multiply(_ a: [Double], transposeA: Bool = false, _ b: [Double], transposeB: Bool = false, into c: inout [Double],
+                         m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : c[i] * beta }
+            return
+        }
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    multiply(ap.baseAddress!, transposeA: transposeA, bp.baseAddress!, transposeB: transposeB, into: cp.baseAddress!,
+                             m: m, n: n, k: k, alpha: alpha, beta: beta)
+                }
+            }
+        }
+    }
+
     /// Sets the number of threads OpenBLAS uses (nil leaves its default).
     static func setThreads(_ count: Int?) {
         guard let count, count > 0 else { return }

@@ -62,13 +62,7 @@ struct LinearProbe {
         func valueAndGradient(_ w: [Double]) -> (Double, [Double]) {
             let n = rows, e = width, k = classes
             var z = [Double](repeating: 0, count: n * k)
-            x.withUnsafeBufferPointer { xp in
-                w.withUnsafeBufferPointer { wp in
-                    z.withUnsafeMutableBufferPointer { zp in
-                        LinearAlgebra.multiply(xp.baseAddress!, wp.baseAddress!, transposeB: true, into: zp.baseAddress!, m: n, n: k, k: e)
-                    }
-                }
-            }
+            LinearAlgebra.multiply(x, w, transposeB: true, into: &z, m: n, n: k, k: e)
             var loss = 0.0
             for r in 0..<n {
                 let row = r * k
@@ -82,13 +76,7 @@ struct LinearProbe {
                 z[row + label] -= 1
             }
             var gradient = [Double](repeating: 0, count: k * e)
-            z.withUnsafeBufferPointer { zp in
-                x.withUnsafeBufferPointer { xp in
-                    gradient.withUnsafeMutableBufferPointer { gp in
-                        LinearAlgebra.multiply(zp.baseAddress!, transposeA: true, xp.baseAddress!, into: gp.baseAddress!, m: k, n: e, k: n)
-                    }
-                }
-            }
+            LinearAlgebra.multiply(z, transposeA: true, x, into: &gradient, m: k, n: e, k: n)
             for j in 0..<k {
                 for i in 0..<(e - 1) {
                     let v = w[j * e + i]

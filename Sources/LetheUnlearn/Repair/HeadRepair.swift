@@ -48,18 +48,8 @@ enum HeadRepair {
         }
         var gram = [Double](repeating: 0, count: e * e)
         var cross = [Double](repeating: 0, count: e * classes)
-        x.withUnsafeBufferPointer { xp in
-            gram.withUnsafeMutableBufferPointer { gp in
-                LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, xp.baseAddress!, into: gp.baseAddress!, m: e, n: e, k: n,
-                                       alpha: 1 / Double(max(n, 1)))
-            }
-            targets.withUnsafeBufferPointer { tp in
-                cross.withUnsafeMutableBufferPointer { cp in
-                    LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, tp.baseAddress!, into: cp.baseAddress!, m: e, n: classes, k: n,
-                                           alpha: 1 / Double(max(n, 1)))
-                }
-            }
-        }
+        LinearAlgebra.multiply(x, transposeA: true, x, into: &gram, m: e, n: e, k: n, alpha: 1 / Double(max(n, 1)))
+        LinearAlgebra.multiply(x, transposeA: true, targets, into: &cross, m: e, n: classes, k: n, alpha: 1 / Double(max(n, 1)))
         var trace = 0.0
         for i in 0..<e { trace += gram[i * e + i] }
         let shift = ridge * max(trace / Double(e), .leastNormalMagnitude)
@@ -100,13 +90,7 @@ enum HeadRepair {
     /// `W·f + b` for each row of `features`.
     static func logits(features: [Double], rows n: Int, dimension d: Int, weight: [Double], bias: [Double]?, classes: Int) -> [Double] {
         var out = [Double](repeating: 0, count: n * classes)
-        features.withUnsafeBufferPointer { fp in
-            weight.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
-                    LinearAlgebra.multiply(fp.baseAddress!, wp.baseAddress!, transposeB: true, into: op.baseAddress!, m: n, n: classes, k: d)
-                }
-            }
-        }
+        LinearAlgebra.multiply(features, weight, transposeB: true, into: &out, m: n, n: classes, k: d)
         if let bias { for r in 0..<n { for k in 0..<classes { out[r * classes + k] += bias[k] } } }
         return out
     }

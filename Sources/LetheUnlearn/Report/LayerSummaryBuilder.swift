@@ -6,25 +6,26 @@ enum LayerSummaryBuilder {
     static let spectrumLength = 64
 
     static func summary(of entry: ProjectionPlan.Entry, statistics: StatisticsSet, patched: Tensor?, model: Model) -> UnlearningReport.Layer {
-        let layer = entry.layer
-        let stats = statistics[layer.name]
+        var line = summary(of: entry.layer, statistics: statistics, original: entry.original, patched: patched)
         let retain = entry.retainSpaces.first?.energies.reversed().map { $0 } ?? []
         let forget = entry.forgetSpaces.first?.energies.reversed().map { $0 } ?? []
-        let change = patched.map { relativeChange(from: entry.original, to: $0) } ?? 0
-        let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
-        return UnlearningReport.Layer(
-            name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,
-            groups: layer.groups, inputDimension: layer.inputDimension, retainRows: stats?.retainRows ?? 0,
-            forgetRows: stats?.forgetRows ?? 0, retainSpectrum: Array(retain.prefix(spectrumLength)),
-            forgetSpectrum: Array(forget.prefix(spectrumLength)), retainRank99: rank(retain, share: 0.99),
-            forgetRank99: rank(forget, share: 0.99), relativeChange: change)
+        line.retainSpectrum = Array(retain.prefix(spectrumLength))
+        line.forgetSpectrum = Array(forget.prefix(spectrumLength))
+        line.retainRank99 = rank(retain, share: 0.99)
+        line.forgetRank99 = rank(forget, share: 0.99)
+        return line
     }
 
     /// A layer the erasure method changed (no eigen-spectra: it decomposes nothing).
     static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Model, patched: Tensor?) -> UnlearningReport.Layer {
+        summary(of: layer, statistics: statistics, original: LayerDiscovery.weightTensor(of: layer, in: original.graph), patched: patched)
+    }
+
+    /// The line without spectra: what the layer is, the rows it was measured on, how much it moved.
+    private static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Tensor?, patched: Tensor?) -> UnlearningReport.Layer {
         let stats = statistics[layer.name]
         var change = 0.0
-        if let patched, let old = LayerDiscovery.weightTensor(of: layer, in: original.graph) { change = relativeChange(from: old, to: patched) }
+        if let patched, let original { change = relativeChange(from: original, to: patched) }
         let ops = Set(layer.uses.map(\.opType)).sorted().joined(separator: "+")
         return UnlearningReport.Layer(
             name: layer.name, nodes: layer.nodeNames, kind: ops, orientation: layer.orientation, shape: layer.shape,

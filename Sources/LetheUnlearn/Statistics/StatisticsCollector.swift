@@ -48,12 +48,8 @@ public struct StatisticsCollector: Sendable {
                 })
             }
         }
-        var start = 0
-        while start < samples.count {
-            let end = min(samples.count, start + max(1, batchSize))
-            _ = try executor.run(samples.batch(start..<end), taps: taps)
-            start = end
-            progress?(phase, start, samples.count)
+        try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, _ in
+            progress?(phase, range.upperBound, samples.count)
         }
         return sinks.map { sink in
             let finished = sink.grams()

@@ -55,7 +55,7 @@ struct Unlearn: ParsableCommand {
     var inPlace = false
 
     func validate() throws {
-        if let alpha = alphaRetain ?? alphaForget, alpha <= 0 || (alphaRetain ?? 1) <= 0 { throw ValidationError("α scales must be positive") }
+        if [alphaRetain, alphaForget].contains(where: { ($0 ?? 1) <= 0 }) { throw ValidationError("α scales must be positive") }
         if let passes, passes < 1 || passes > 10 { throw ValidationError("--passes takes 1 to 10") }
         if let depth, depth < 0 { throw ValidationError("--depth must be 0 or more") }
         if method == .erase {
