@@ -45,6 +45,9 @@ public struct UnlearningConfiguration: Sendable {
     /// Erasure method: a layer whose guarded refit would move more than this share of its retain
     /// outputs' energy is left alone (the first layers, whose few input dimensions all carry the class).
     public var erasureDistortionCap = 0.05
+    /// Erasure method: bytes the activations kept between erased layers may take (`ActivationCache`);
+    /// above it, each layer's statistics come from a whole-model pass instead (slower, same result).
+    public var activationCacheBytes = 1 << 30
     /// Classes forgotten by an earlier run: kept out of the retain side.
     public var alreadyForgotten: [Int] = []
     /// `S`.
@@ -257,6 +260,9 @@ public struct Unlearner: Sendable {
             chosenRidge: outcome.chosen.ridge, chosenMargin: outcome.chosen.margin,
             rule: String(format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))
         report.notes += validationNotes(selection: selection, labels: train.labels)
+        if let reason = outcome.wholeModelReason {
+            report.notes.append("the erasure ran the whole model for every layer (slower) because \(reason)")
+        }
         if let forget = evaluation?.after.forgetAccuracy, forget > configuration.forgetTarget {
             report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning", forget * 100))
         }

@@ -27,6 +27,8 @@ struct ErasureMethod {
         /// Every depth tried, in order, with its validation accuracies.
         var depths: [UnlearningReport.DepthPoint] = []
         var originalValidationRetainAccuracy: Double?
+        /// Why the erasure ran whole-model passes per layer instead of keeping activations; nil when it kept them.
+        var wholeModelReason: String?
         var erasureSeconds: Double
         var repairSeconds: Double
     }
@@ -73,7 +75,7 @@ struct ErasureMethod {
         let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: originalLogits.predictions,
                                                    forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
-            ? try train.subset(neighbourSamples(train: train, selection: selection, original: originalExecutor)) : nil
+            ? try neighbourSamples(train: train, selection: selection, original: originalExecutor) : nil
         let original = try originalHead(train: train, selection: selection, original: originalExecutor)
         func qualifies(_ point: UnlearningReport.DepthPoint) -> Bool {
             (point.forgetAccuracy ?? 0) <= configuration.forgetTarget && (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget
@@ -102,49 +104,168 @@ struct ErasureMethod {
         return chosen
     }
 
-    /// Erases the last `depth` candidate layers, one at a time, then repairs the head.
-    func run(depth: Int, neighbours: SampleSet?, original: OriginalHead, train: SampleSet, selection: SampleSelection,
+    /// Erases the last `depth` candidate layers, one at a time, then repairs the head. Runs on an
+    /// `ActivationCache` (one forward pass in all) when the model and the budget allow, else on
+    /// whole-model passes per layer; both compute the same method.
+    func run(depth: Int, neighbours: [Int]?, original: OriginalHead, train: SampleSet, selection: SampleSelection,
              progress: UnlearningProgress?) throws -> Outcome {
         let erased = Array(candidates.suffix(depth))
-        let retain = train.subset(selection.retain)
-        let forget = train.subset(selection.forget)
-        var current = model
-        var weights: [String: Tensor] = [:]
-        var statistics = StatisticsSet()
-        var skipped: [UnlearningReport.SkippedErasure] = []
-        var done: [WeightLayer] = []
         let started = Date()
-        for (index, layer) in erased.enumerated() {
-            progress?("erasure (depth \(depth))", index, erased.count)
-            let collector = StatisticsCollector(layers: [layer], positionCap: configuration.positionCap, seed: configuration.seed,
-                                                batchSize: configuration.batchSize)
-            let executor = try makeExecutor(current)
-            let stats = try collector.collect(executor: executor, retain: retain, forget: forget)
-            guard let layerStats = stats[layer.name] else { continue }
-            try statistics.merge(layerStats)
-            var target: [[Double]]?
-            if let neighbours, let side = try collector.collect(executor: executor, retain: neighbours, forget: neighbours.subset([]))[layer.name],
-               side.retainRows > 0 {
-                target = side.retainSum.map { $0.map { $0 / Double(side.retainRows) } }
-            }
-            let (patched, distortion) = try erase(layer, statistics: layerStats, target: target, in: current)
-            guard distortion <= configuration.erasureDistortionCap else {
-                skipped.append(UnlearningReport.SkippedErasure(layer: layer.name, distortion: distortion))
-                continue
-            }
-            weights.merge(patched) { $1 }
-            current = current.replacingWeights(patched)
-            done.append(layer)
+        var state = ErasureState(model: model)
+        var features: HeadFeatures
+        var wholeModelReason: String?
+        do {
+            features = try eraseOnCache(erased, neighbours: neighbours, train: train, selection: selection, state: &state, progress: progress)
+        } catch let reason as ActivationCache.Unavailable {
+            wholeModelReason = reason.description
+            state = ErasureState(model: model)
+            features = try eraseOnWholeModel(erased, neighbours: neighbours, train: train, selection: selection, state: &state, progress: progress)
         }
         progress?("erasure (depth \(depth))", erased.count, erased.count)
         let erasureSeconds = Date().timeIntervalSince(started)
 
         let repairStarted = Date()
-        let repair = try repairHead(original: original, patched: current, train: train, selection: selection, progress: progress)
-        weights.merge(repair.weights) { $1 }
-        current = current.replacingWeights(repair.weights)
-        return Outcome(weights: weights, model: current, grid: repair.grid, chosen: repair.chosen, statistics: statistics,
-                       erased: done, skipped: skipped, erasureSeconds: erasureSeconds, repairSeconds: Date().timeIntervalSince(repairStarted))
+        let repair = try repairHead(original: original, features: features, validation: train.subset(selection.validation).labels)
+        state.weights.merge(repair.weights) { $1 }
+        let patched = state.current.replacingWeights(repair.weights)
+        return Outcome(weights: state.weights, model: patched, grid: repair.grid, chosen: repair.chosen, statistics: state.statistics,
+                       erased: state.done, skipped: state.skipped, wholeModelReason: wholeModelReason, erasureSeconds: erasureSeconds,
+                       repairSeconds: Date().timeIntervalSince(repairStarted))
+    }
+
+    /// What erasing layer by layer has done so far.
+    struct ErasureState {
+        var current: Model
+        var weights: [String: Tensor] = [:]
+        var statistics = StatisticsSet()
+        var skipped: [UnlearningReport.SkippedErasure] = []
+        var done: [WeightLayer] = []
+
+        init(model: Model) { current = model }
+    }
+
+    /// The head's input on the repair samples and on the validation split, row-major.
+    struct HeadFeatures {
+        var fit: [Double]
+        var fitRows: Int
+        var validation: [Double]
+        var validationRows: Int
+    }
+
+    /// Refits `layer` from its statistics on the current model (and the neighbours' mean, when the
+    /// target is the neighbours), unless the refit would distort its retain outputs beyond the cap.
+    func erase(_ layer: WeightLayer, statistics layerStatistics: LayerStatistics, neighbours: LayerRowSink?,
+               state: inout ErasureState) throws {
+        try state.statistics.merge(layerStatistics)
+        var target: [[Double]]?
+        if let neighbours, neighbours.rowCount > 0 {
+            let rows = Double(neighbours.rowCount)
+            target = neighbours.grams().sums.map { $0.map { $0 / rows } }
+        }
+        let (patched, distortion) = try erase(layer, statistics: layerStatistics, target: target, in: state.current)
+        guard distortion <= configuration.erasureDistortionCap else {
+            state.skipped.append(UnlearningReport.SkippedErasure(layer: layer.name, distortion: distortion))
+            return
+        }
+        state.weights.merge(patched) { $1 }
+        state.current = state.current.replacingWeights(patched)
+        state.done.append(layer)
+    }
+
+    /// The row sinks of one layer's passes: retain, forget and neighbours, seeded as the statistics
+    /// collector seeds them.
+    private func sinks(for layer: WeightLayer) -> (retain: LayerRowSink, forget: LayerRowSink, neighbours: LayerRowSink) {
+        let sinks = (1...3).map { tag in
+            let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: configuration.positionCap, seed: configuration.seed)
+            sink.passTag = tag == 2 ? 2 : 1
+            return sink
+        }
+        return (sinks[0], sinks[1], sinks[2])
+    }
+
+    /// Erasure with the live values kept between layers: each layer's rows come from running only
+    /// the nodes since the previous one.
+    private func eraseOnCache(_ erased: [WeightLayer], neighbours: [Int]?, train: SampleSet, selection: SampleSelection,
+                              state: inout ErasureState, progress: UnlearningProgress?) throws -> HeadFeatures {
+        guard let headUse = head.uses.first, head.uses.count == 1,
+              erased.allSatisfy({ $0.uses.count == 1 }) else {
+            throw ActivationCache.Unavailable(description: "a layer has more than one use")
+        }
+        let fit = repairSamples(train: train, selection: selection)
+        let wanted = Set(selection.retain + selection.forget + (neighbours ?? []) + fit + selection.validation).sorted()
+        var slot: [Int: Int] = [:]
+        for (position, index) in wanted.enumerated() { slot[index] = position }
+        func slots(_ indices: [Int]) -> [Int] { indices.map { slot[$0]! } }
+        let cache = try ActivationCache(model: model, samples: train.subset(wanted), batchSize: configuration.batchSize,
+                                        budget: configuration.activationCacheBytes, makeExecutor: makeExecutor)
+        for (index, layer) in erased.enumerated() {
+            progress?("erasure (depth \(erased.count))", index, erased.count)
+            let use = layer.uses[0]
+            try cache.advance(to: use.nodeIndex, model: state.current)
+            let value = model.graph.nodes[use.nodeIndex].inputs[use.input]
+            let (retain, forget, near) = sinks(for: layer)
+            for (sink, indices) in [(retain, selection.retain), (forget, selection.forget), (near, neighbours ?? [])] {
+                try cache.rows(of: value, at: slots(indices)) { try sink.consume($0, use: use, useIndex: 0) }
+            }
+            let statistics = StatisticsCollector.statistics(of: layer, retain: StatisticsCollector.result(of: retain),
+                                                            forget: StatisticsCollector.result(of: forget))
+            try erase(layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, state: &state)
+        }
+        try cache.advance(to: headUse.nodeIndex, model: state.current)
+        let value = model.graph.nodes[headUse.nodeIndex].inputs[headUse.input]
+        func features(_ indices: [Int]) throws -> (values: [Double], rows: Int) {
+            var values: [Double] = []
+            values.reserveCapacity(indices.count * head.inputDimension)
+            try cache.rows(of: value, at: slots(indices)) { chunk in
+                guard chunk.rank == 2, chunk.shape[1] == head.inputDimension else {
+                    throw ActivationCache.Unavailable(description: "the head reads \(chunk.shape), not one vector per sample")
+                }
+                values += chunk.floatValues().map(Double.init)
+            }
+            return (values, indices.count)
+        }
+        let fitFeatures = try features(fit), validationFeatures = try features(selection.validation)
+        return HeadFeatures(fit: fitFeatures.values, fitRows: fitFeatures.rows,
+                            validation: validationFeatures.values, validationRows: validationFeatures.rows)
+    }
+
+    /// Erasure with whole-model passes: each layer's statistics come from running the current model.
+    private func eraseOnWholeModel(_ erased: [WeightLayer], neighbours: [Int]?, train: SampleSet, selection: SampleSelection,
+                                   state: inout ErasureState, progress: UnlearningProgress?) throws -> HeadFeatures {
+        let retain = train.subset(selection.retain)
+        let forget = train.subset(selection.forget)
+        let neighbourSet = neighbours.map { train.subset($0) }
+        for (index, layer) in erased.enumerated() {
+            progress?("erasure (depth \(erased.count))", index, erased.count)
+            let collector = StatisticsCollector(layers: [layer], positionCap: configuration.positionCap, seed: configuration.seed,
+                                                batchSize: configuration.batchSize)
+            let executor = try makeExecutor(state.current)
+            let stats = try collector.collect(executor: executor, retain: retain, forget: forget)
+            guard let layerStats = stats[layer.name] else { continue }
+            var near: LayerRowSink?
+            if let neighbourSet {
+                let sink = sinks(for: layer).neighbours
+                let taps = layer.uses.enumerated().map { useIndex, use in
+                    InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
+                        try sink.consume(tensor, use: use, useIndex: useIndex)
+                    }
+                }
+                try executor.forEachBatch(of: neighbourSet, batchSize: configuration.batchSize, taps: taps) { _, _ in }
+                near = sink
+            }
+            try erase(layer, statistics: layerStats, neighbours: near, state: &state)
+        }
+        let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
+        let fit = train.subset(repairSamples(train: train, selection: selection))
+        let validation = train.subset(selection.validation)
+        let executor = try makeExecutor(state.current)
+        let features = try collector.features(of: fit, executor: executor)
+        let validationFeatures = try collector.features(of: validation, executor: executor)
+        guard features.rows == fit.count, validationFeatures.rows == validation.count else {
+            throw UsageError("the classifier layer \(head.name) sees \(features.rows) vectors for \(fit.count) samples; the erasure method needs one per sample")
+        }
+        return HeadFeatures(fit: features.values, fitRows: features.rows,
+                            validation: validationFeatures.values, validationRows: validationFeatures.rows)
     }
 
     /// The guarded refit of one layer from its statistics on the current model: per group, the
@@ -252,22 +373,10 @@ struct ErasureMethod {
         return OriginalHead(tensor: tensor, bias: bias, weight: w0, biasValues: b0, logits: logits)
     }
 
-    func repairHead(original head0: OriginalHead, patched: Model, train: SampleSet, selection: SampleSelection,
-                    progress: UnlearningProgress?) throws -> (weights: [String: Tensor], grid: [UnlearningReport.RepairPoint], chosen: UnlearningReport.RepairPoint) {
+    func repairHead(original head0: OriginalHead, features: HeadFeatures, validation labels: [Int])
+        throws -> (weights: [String: Tensor], grid: [UnlearningReport.RepairPoint], chosen: UnlearningReport.RepairPoint) {
         let tensor = head0.tensor, bias = head0.bias, w0 = head0.weight, b0 = head0.biasValues
         let classes = head.outputDimension, d = head.inputDimension
-        let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
-        let fit = train.subset(repairSamples(train: train, selection: selection))
-        progress?("head repair", 0, 3)
-        let patchedExecutor = try makeExecutor(patched)
-        let features = try collector.features(of: fit, executor: patchedExecutor)
-        progress?("head repair", 1, 3)
-        let validation = train.subset(selection.validation)
-        let validationFeatures = try collector.features(of: validation, executor: patchedExecutor)
-        progress?("head repair", 2, 3)
-        guard features.rows == fit.count, validationFeatures.rows == validation.count else {
-            throw UsageError("the classifier layer \(head.name) sees \(features.rows) vectors for \(fit.count) samples; the erasure method needs one per sample")
-        }
         let forgetClasses = Set(configuration.forgetClasses)
         let excluded = Set(configuration.alreadyForgotten)
         let originalLogits = head0.logits
@@ -276,23 +385,22 @@ struct ErasureMethod {
         for margin in configuration.repairMargins {
             let targets = HeadRepair.targets(logits: originalLogits, classes: classes, forgetClasses: forgetClasses.union(excluded), margin: margin)
             for ridge in configuration.repairRidges {
-                var solution = try HeadRepair.refit(features: features.values, rows: features.rows, dimension: d, targets: targets,
+                var solution = try HeadRepair.refit(features: features.fit, rows: features.fitRows, dimension: d, targets: targets,
                                                     classes: classes, withBias: bias != nil, ridge: ridge, prior: (w0, b0))
                 solution.bias = solution.bias.map {
-                    HeadRepair.loweringForgetBias($0, weight: solution.weight, features: features.values, rows: features.rows, dimension: d,
+                    HeadRepair.loweringForgetBias($0, weight: solution.weight, features: features.fit, rows: features.fitRows, dimension: d,
                                                   classes: classes, forgetClasses: forgetClasses.union(excluded), floor: configuration.repairFloor)
                 }
-                let logits = HeadRepair.logits(features: validationFeatures.values, rows: validationFeatures.rows, dimension: d,
+                let logits = HeadRepair.logits(features: features.validation, rows: features.validationRows, dimension: d,
                                                weight: solution.weight, bias: solution.bias, classes: classes)
-                let table = LogitTable(rows: validation.count, classes: classes, values: logits.map(Float.init))
-                let metrics = ClassificationMetrics(labels: validation.labels, predictions: table.predictions,
+                let table = LogitTable(rows: features.validationRows, classes: classes, values: logits.map(Float.init))
+                let metrics = ClassificationMetrics(labels: labels, predictions: table.predictions,
                                                     forgetClasses: forgetClasses, ignoring: excluded)
                 grid.append(UnlearningReport.RepairPoint(ridge: ridge, margin: margin, retainAccuracy: metrics.retainAccuracy,
                                                          forgetAccuracy: metrics.forgetAccuracy))
                 solutions.append(solution)
             }
         }
-        progress?("head repair", 3, 3)
         let best = SelectionRule(forgetTarget: configuration.forgetTarget).choose(grid.map { ($0.retainAccuracy, $0.forgetAccuracy) })
         let chosen = solutions[best]
         var weights = [head.name: tensor.replacingValues(with: ProjectionPlan.storedOrder([chosen.weight], layer: head))]

@@ -22,6 +22,16 @@ public struct InputTap: Sendable {
 /// model's first output (the logits). Unlearn never computes a layer itself.
 public protocol ModelExecutor {
     func run(_ batch: Tensor, taps: [InputTap]) throws -> Tensor
+    /// Runs the model on its inputs by name and returns every graph output by name: how the
+    /// erasure method runs one stretch of a graph at a time (`ActivationCache`).
+    func run(feeds: [String: Tensor]) throws -> [String: Tensor]
+}
+
+extension ModelExecutor {
+    /// Executors that only run whole models leave the erasure method on whole-model passes.
+    public func run(feeds: [String: Tensor]) throws -> [String: Tensor] {
+        throw ActivationCache.Unavailable(description: "the executor runs whole models only")
+    }
 }
 
 /// Makes an executor for a (possibly patched) model.

@@ -28,6 +28,10 @@ struct RuntimeExecutor: ModelExecutor {
         return logits
     }
 
+    func run(feeds: [String: Tensor]) throws -> [String: Tensor] {
+        try session.run(feeds)
+    }
+
     static func factory(threads: Int?) -> ModelExecutorFactory {
         { model in try RuntimeExecutor(model: model, threads: threads) }
     }

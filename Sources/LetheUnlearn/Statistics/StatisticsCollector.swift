@@ -22,22 +22,36 @@ public struct StatisticsCollector: Sendable {
         let forgetGrams = try pass(executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress)
         var set = StatisticsSet()
         for (index, layer) in layers.enumerated() {
-            var statistics = LayerStatistics(layer: layer.name, groups: layer.groups, dimension: layer.inputDimension)
-            statistics.retain = retainGrams[index].grams
-            statistics.retainSum = retainGrams[index].sums
-            statistics.forgetSum = forgetGrams[index].sums
-            statistics.retainRowData = retainGrams[index].rowData
-            statistics.retainRows = retainGrams[index].rows
-            statistics.forget = forgetGrams[index].grams
-            statistics.forgetRowData = forgetGrams[index].rowData
-            statistics.forgetRows = forgetGrams[index].rows
-            try set.merge(statistics)
+            try set.merge(Self.statistics(of: layer, retain: retainGrams[index], forget: forgetGrams[index]))
         }
         return set
     }
 
+    /// What one pass leaves for one layer.
+    typealias PassResult = (grams: [[Double]], sums: [[Double]], rowData: [[Float]?], rows: Int)
+
+    /// One layer's statistics from its retain and forget passes.
+    static func statistics(of layer: WeightLayer, retain: PassResult, forget: PassResult) -> LayerStatistics {
+        var statistics = LayerStatistics(layer: layer.name, groups: layer.groups, dimension: layer.inputDimension)
+        statistics.retain = retain.grams
+        statistics.retainSum = retain.sums
+        statistics.forgetSum = forget.sums
+        statistics.retainRowData = retain.rowData
+        statistics.retainRows = retain.rows
+        statistics.forget = forget.grams
+        statistics.forgetRowData = forget.rowData
+        statistics.forgetRows = forget.rows
+        return statistics
+    }
+
+    /// What `sink` accumulated.
+    static func result(of sink: LayerRowSink) -> PassResult {
+        let finished = sink.grams()
+        return (finished.grams, finished.sums, finished.rows, sink.rowCount)
+    }
+
     private func pass(executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-                      progress: UnlearningProgress?) throws -> [(grams: [[Double]], sums: [[Double]], rowData: [[Float]?], rows: Int)] {
+                      progress: UnlearningProgress?) throws -> [PassResult] {
         let sinks = layers.enumerated().map { LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed) }
         var taps: [InputTap] = []
         for sink in sinks {
@@ -51,9 +65,6 @@ public struct StatisticsCollector: Sendable {
         try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, _ in
             progress?(phase, range.upperBound, samples.count)
         }
-        return sinks.map { sink in
-            let finished = sink.grams()
-            return (finished.grams, finished.sums, finished.rows, sink.rowCount)
-        }
+        return sinks.map(Self.result(of:))
     }
 }
