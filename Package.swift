@@ -30,7 +30,9 @@ let package = Package(
         .target(name: "LetheFormats", dependencies: [
             "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
         ]),
-        .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL"]),
+        // exp/erf loops the C compiler vectorizes (the runtime's Softmax and GELU).
+        .target(name: "CVectorMath"),
+        .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
         .target(name: "LetheUnlearn", dependencies: ["LetheRuntime", "LetheFormats", "CBLAS"]),
         .executableTarget(name: "lethe", dependencies: [
             "LetheFormats", "LetheRuntime", "LetheUnlearn",

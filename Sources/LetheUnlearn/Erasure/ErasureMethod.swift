@@ -70,13 +70,12 @@ struct ErasureMethod {
         let ladder = depthLadder()
         let validation = train.subset(selection.validation)
         let forgetClasses = Set(configuration.forgetClasses), excluded = Set(configuration.alreadyForgotten)
-        let originalExecutor = try makeExecutor(model)
-        let originalLogits = try originalExecutor.logits(of: validation, batchSize: configuration.batchSize)
-        let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: originalLogits.predictions,
+        let pass = try OriginalPass(method: self, train: train, selection: selection)
+        let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: pass.logits(of: selection.validation).predictions,
                                                    forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
-            ? try neighbourSamples(train: train, selection: selection, original: originalExecutor) : nil
-        let original = try originalHead(train: train, selection: selection, original: originalExecutor)
+            ? neighbourSamples(train: train, selection: selection, forgetLogits: pass.logits(of: selection.forget)) : nil
+        let original = try originalHead(features: pass.features(of: repairSamples(train: train, selection: selection)))
         func qualifies(_ point: UnlearningReport.DepthPoint) -> Bool {
             (point.forgetAccuracy ?? 0) <= configuration.forgetTarget && (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget
         }
@@ -308,10 +307,8 @@ struct ErasureMethod {
     /// Where a model that never learnt the forget classes would put their samples, approximated by
     /// the original model's runner-up: for every forget sample, one training sample (not held out for
     /// validation) of its best retained class, taken in turn within each class.
-    func neighbourSamples(train: SampleSet, selection: SampleSelection, original: any ModelExecutor) throws -> [Int] {
+    func neighbourSamples(train: SampleSet, selection: SampleSelection, forgetLogits logits: LogitTable) -> [Int] {
         let excluded = Set(configuration.forgetClasses).union(configuration.alreadyForgotten)
-        let forget = train.subset(selection.forget)
-        let logits = try original.logits(of: forget, batchSize: configuration.batchSize)
         let held = Set(selection.validation)
         var pools: [Int: [Int]] = [:]
         for (index, label) in train.labels.enumerated() where !excluded.contains(label) && !held.contains(index) {
@@ -355,20 +352,51 @@ struct ErasureMethod {
         var logits: [Double]
     }
 
-    func originalHead(train: SampleSet, selection: SampleSelection, original: any ModelExecutor) throws -> OriginalHead {
+    /// The original model once over every sample the method reads: its logits (validation and
+    /// forget samples) and the head's input (repair samples), from one pass instead of three.
+    struct OriginalPass {
+        private var row: [Int: Int] = [:]
+        private let table: LogitTable
+        private let features: [Double]
+        private let dimension: Int
+
+        init(method: ErasureMethod, train: SampleSet, selection: SampleSelection) throws {
+            let wanted = Set(method.repairSamples(train: train, selection: selection) + selection.validation + selection.forget).sorted()
+            for (position, index) in wanted.enumerated() { row[index] = position }
+            let samples = train.subset(wanted)
+            let collector = try FeatureCollector(layer: method.head, batchSize: method.configuration.batchSize)
+            let sink = FeatureCollector.Sink()
+            let executor = try method.makeExecutor(method.model)
+            table = try executor.logits(of: samples, batchSize: method.configuration.batchSize, taps: [collector.tap(into: sink)])
+            let collected = sink.features(dimension: method.head.inputDimension)
+            guard collected.rows == samples.count else {
+                throw UsageError("the classifier layer \(method.head.name) sees \(collected.rows) vectors for \(samples.count) samples; the erasure method needs one per sample")
+            }
+            features = collected.values
+            dimension = method.head.inputDimension
+        }
+
+        /// The original logits of the training samples at `indices`.
+        func logits(of indices: [Int]) -> LogitTable {
+            let k = table.classes
+            return LogitTable(rows: indices.count, classes: k, values: indices.flatMap { table.values[(row[$0]! * k)..<((row[$0]! + 1) * k)] })
+        }
+
+        /// The head's original input for the training samples at `indices`, row-major.
+        func features(of indices: [Int]) -> [Double] {
+            indices.flatMap { features[(row[$0]! * dimension)..<((row[$0]! + 1) * dimension)] }
+        }
+    }
+
+    /// The original head and its logits on the repair samples' original `features`.
+    func originalHead(features: [Double]) throws -> OriginalHead {
         guard let tensor = LayerDiscovery.weightTensor(of: head, in: model.graph) else {
             throw StatisticsError("weight \(head.name) is not in the model")
         }
         let bias = LayerBias.find(for: head, in: model.graph)
         let w0 = ProjectionPlan.groupWeights(tensor, layer: head)[0]
         let b0 = bias?.tensor.doubleValues()
-        let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
-        let fit = train.subset(repairSamples(train: train, selection: selection))
-        let features = try collector.features(of: fit, executor: original)
-        guard features.rows == fit.count else {
-            throw UsageError("the classifier layer \(head.name) sees \(features.rows) vectors for \(fit.count) samples; the erasure method needs one per sample")
-        }
-        let logits = HeadRepair.logits(features: features.values, rows: features.rows, dimension: head.inputDimension,
+        let logits = HeadRepair.logits(features: features, rows: features.count / max(head.inputDimension, 1), dimension: head.inputDimension,
                                        weight: w0, bias: b0, classes: head.outputDimension)
         return OriginalHead(tensor: tensor, bias: bias, weight: w0, biasValues: b0, logits: logits)
     }

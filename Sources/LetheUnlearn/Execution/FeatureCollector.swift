@@ -22,22 +22,32 @@ struct FeatureCollector {
     /// token when the layer sees sequences).
     func features(of samples: SampleSet, executor: any ModelExecutor) throws -> (values: [Double], rows: Int) {
         let sink = Sink()
+        try executor.forEachBatch(of: samples, batchSize: batchSize, taps: [tap(into: sink)]) { _, _ in }
+        return sink.features(dimension: dimension)
+    }
+
+    /// A tap that appends the layer's input vectors to `sink`, for a pass that also wants the logits.
+    func tap(into sink: Sink) -> InputTap {
         let d = dimension
         let name = use.node
-        let tap = InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
+        return InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
             guard tensor.shape.last == d else {
                 throw UsageError("node \(name) input \(tensor.shape) does not end in \(d)")
             }
             sink.append(tensor.floatValues())
         }
-        try executor.forEachBatch(of: samples, batchSize: batchSize, taps: [tap]) { _, _ in }
-        let values = sink.values.map(Double.init)
-        return (values, values.count / max(d, 1))
     }
 
-    private final class Sink: @unchecked Sendable {
+    /// Where a tap's vectors gather, in batch order.
+    final class Sink: @unchecked Sendable {
         private let lock = NSLock()
-        private(set) var values: [Float] = []
+        private var values: [Float] = []
         func append(_ more: [Float]) { lock.lock(); values += more; lock.unlock() }
+
+        /// The vectors so far, row-major, and their number.
+        func features(dimension: Int) -> (values: [Double], rows: Int) {
+            lock.lock(); defer { lock.unlock() }
+            return (values.map(Double.init), values.count / max(dimension, 1))
+        }
     }
 }

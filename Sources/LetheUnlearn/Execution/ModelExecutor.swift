@@ -53,11 +53,12 @@ extension ModelExecutor {
         }
     }
 
-    /// Runs `samples` in batches and returns the logits as N × K floats.
-    func logits(of samples: SampleSet, batchSize: Int, progress: UnlearningProgress? = nil, phase: String = "evaluate") throws -> LogitTable {
+    /// Runs `samples` in batches, feeding `taps`, and returns the logits as N × K floats.
+    func logits(of samples: SampleSet, batchSize: Int, taps: [InputTap] = [], progress: UnlearningProgress? = nil,
+                phase: String = "evaluate") throws -> LogitTable {
         var values: [Float] = []
         var classes = 0
-        try forEachBatch(of: samples, batchSize: batchSize) { range, output in
+        try forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, output in
             let rows = range.count
             guard output.rank >= 1, output.shape[0] == rows, output.elementCount % max(rows, 1) == 0 else {
                 throw UsageError("the model's first output \(output.shape) does not have one row per sample (\(rows))")

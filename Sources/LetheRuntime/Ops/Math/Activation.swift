@@ -80,7 +80,7 @@ enum Activation: Sendable, Equatable {
                 let c: Float = 0.7978845608028654
                 for i in 0..<count { let x = data[i]; data[i] = 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x))) }
             } else {
-                for i in 0..<count { let x = data[i]; data[i] = 0.5 * x * (1 + erff(x * 0.7071067811865476)) }
+                VectorMath.gelu(data, count)
             }
         case .softplus:
             for i in 0..<count {

@@ -77,12 +77,8 @@ struct LayerNormKernel: Kernel {
         Parallel.forEach(rows, threads: context.threads, grain: max(1, 8192 / max(1, inner))) { range in
             for r in range {
                 let source = px + r * inner, target = py + r * inner
-                var sum: Double = 0
-                for i in 0..<inner { sum += Double(source[i]) }
-                let mean = sum / Double(inner)
-                var squares: Double = 0
-                for i in 0..<inner { let d = Double(source[i]) - mean; squares += d * d }
-                let inv = 1 / (squares / Double(inner) + epsilon).squareRoot()
+                let (mean, variance) = VectorMath.moments(source, inner)
+                let inv = 1 / (variance + epsilon).squareRoot()
                 let m = Float(mean), s = Float(inv)
                 pm[r] = m
                 pi[r] = s
@@ -130,6 +126,8 @@ struct SoftmaxKernel: Kernel {
             for lane in range {
                 let o = lane / inner, i = lane % inner
                 let base = o * length * inner + i
+                // A contiguous row (attention's last axis) goes through the vectorized kernel.
+                if inner == 1, !hardmax, !logarithm, VectorMath.softmax(px + base, py + base, length) { continue }
                 var high = -Float.infinity
                 var argmax = 0
                 for j in 0..<length where px[base + j * inner] > high { high = px[base + j * inner]; argmax = j }

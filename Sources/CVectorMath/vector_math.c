@@ -1,0 +1,159 @@
+#include "vector_math.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// exp: Cody-Waite reduction x = n ln2 + r, Cephes' expf polynomial for e^r, 2^n built in the
+// exponent bits (n rounded with the 1.5 * 2^23 trick, so no float-to-int conversion). Written as
+// branch-free selects so that the loops below vectorize. Below -87.3 the result is 0, above 88.7
+// it is +inf, NaN stays NaN.
+static inline float exp_approx(float x) {
+    const float magic = 12582912.0f;
+    float c = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+    float n = (c * 1.44269504088896341f + magic) - magic;
+    float r = c - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float er = p * (r * r) + r + 1.0f;
+    // 2^128 is out of the exponent's range: take 2^127 and double the result.
+    int high = n > 127.0f;
+    float biased = (high ? n - 1.0f : n) + magic;
+    int32_t bits, magicBits;
+    memcpy(&bits, &biased, 4);
+    memcpy(&magicBits, &magic, 4);
+    int32_t exponent = (bits - magicBits + 127) << 23;
+    float scale;
+    memcpy(&scale, &exponent, 4);
+    float result = er * scale;
+    result = high ? result * 2.0f : result;
+    result = x < -87.33654f ? 0.0f : result;
+    result = x > 88.72283f ? INFINITY : result;
+    return x != x ? x : result;
+}
+
+// erf: the odd/even rational approximation on [-4, 4] that Eigen and XLA use; beyond it erf is
+// +-1 in float32.
+static inline float erf_approx(float input) {
+    float x = input < -4.0f ? -4.0f : (input > 4.0f ? 4.0f : input);
+    float x2 = x * x;
+    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = x2 * p + -2.10102402082508e-06f;
+    p = x2 * p + -5.69250639462346e-05f;
+    p = x2 * p + -7.34990630326855e-04f;
+    p = x2 * p + -2.95459980854025e-03f;
+    p = x2 * p + -1.60960333262415e-02f;
+    p = x * p;
+    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    q = x2 * q + -1.68282697438203e-03f;
+    q = x2 * q + -7.37332916720468e-03f;
+    q = x2 * q + -1.42647390514189e-02f;
+    float result = p / q;
+    return input != input ? input : result;
+}
+
+// Each kernel is compiled twice, for AVX2+FMA and for the baseline, and picked once per call.
+#define LETHE_KERNELS(suffix, attributes)                                                          \
+    attributes static void shifted_exp_##suffix(const float *source, float *target, long count,    \
+                                                float shift) {                                     \
+        for (long i = 0; i < count; i++) target[i] = exp_approx(source[i] - shift);                \
+    }                                                                                              \
+    attributes static void exp_##suffix(float *data, long count) {                                 \
+        for (long i = 0; i < count; i++) data[i] = exp_approx(data[i]);                            \
+    }                                                                                              \
+    attributes static void erf_##suffix(float *data, long count) {                                 \
+        for (long i = 0; i < count; i++) data[i] = erf_approx(data[i]);                            \
+    }                                                                                              \
+    attributes static void gelu_##suffix(float *data, long count) {                                \
+        for (long i = 0; i < count; i++) {                                                         \
+            float x = data[i];                                                                     \
+            data[i] = 0.5f * x * (1.0f + erf_approx(x * 0.70710678118654752f));                    \
+        }                                                                                          \
+    }                                                                                              \
+    attributes static float max_##suffix(const float *data, long count) {                         \
+        float lanes[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,                              \
+                          -INFINITY, -INFINITY, -INFINITY, -INFINITY};                             \
+        long i = 0;                                                                                \
+        for (; i + 8 <= count; i += 8)                                                             \
+            for (int j = 0; j < 8; j++) lanes[j] = data[i + j] > lanes[j] ? data[i + j] : lanes[j]; \
+        float high = -INFINITY;                                                                    \
+        for (; i < count; i++) high = data[i] > high ? data[i] : high;                             \
+        for (int j = 0; j < 8; j++) high = lanes[j] > high ? lanes[j] : high;                      \
+        return high;                                                                               \
+    }                                                                                              \
+    attributes static void scale_##suffix(float *data, long count, float factor) {                 \
+        for (long i = 0; i < count; i++) data[i] *= factor;                                        \
+    }                                                                                              \
+    attributes static void moments_##suffix(const float *data, long count, double *mean,           \
+                                            double *variance) {                                    \
+        double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                \
+        long i = 0;                                                                                \
+        for (; i + 8 <= count; i += 8)                                                             \
+            for (int j = 0; j < 8; j++) lanes[j] += (double)data[i + j];                           \
+        double sum = 0;                                                                            \
+        for (; i < count; i++) sum += (double)data[i];                                             \
+        for (int j = 0; j < 8; j++) sum += lanes[j];                                               \
+        double m = sum / (double)count;                                                            \
+        double squares[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                              \
+        for (i = 0; i + 8 <= count; i += 8)                                                        \
+            for (int j = 0; j < 8; j++) {                                                          \
+                double d = (double)data[i + j] - m;                                                \
+                squares[j] += d * d;                                                               \
+            }                                                                                      \
+        double total = 0;                                                                          \
+        for (; i < count; i++) { double d = (double)data[i] - m; total += d * d; }                 \
+        for (int j = 0; j < 8; j++) total += squares[j];                                           \
+        *mean = m;                                                                                 \
+        *variance = total / (double)count;                                                         \
+    }                                                                                              \
+    attributes static float sum_##suffix(const float *data, long count) {                         \
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
+        long i = 0;                                                                                \
+        for (; i + 8 <= count; i += 8)                                                             \
+            for (int j = 0; j < 8; j++) lanes[j] += data[i + j];                                   \
+        float sum = 0;                                                                             \
+        for (; i < count; i++) sum += data[i];                                                     \
+        for (int j = 0; j < 8; j++) sum += lanes[j];                                               \
+        return sum;                                                                                \
+    }
+
+#if defined(__x86_64__) && defined(__clang__)
+LETHE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
+static int has_avx2(void) {
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return known;
+}
+#define DISPATCH(name, ...) (has_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
+#else
+#define DISPATCH(name, ...) name##_base(__VA_ARGS__)
+#endif
+LETHE_KERNELS(base, )
+
+float lethe_shifted_exp(const float *source, float *target, long count, float shift) {
+    DISPATCH(shifted_exp, source, target, count, shift);
+    return DISPATCH(sum, target, count);
+}
+
+int lethe_softmax(const float *source, float *target, long count) {
+    float high = DISPATCH(max, source, count);
+    if (!isfinite(high)) return -1;
+    DISPATCH(shifted_exp, source, target, count, high);
+    DISPATCH(scale, target, count, 1.0f / DISPATCH(sum, target, count));
+    return 0;
+}
+
+void lethe_moments(const float *data, long count, double *mean, double *variance) {
+    DISPATCH(moments, data, count, mean, variance);
+}
+
+void lethe_exp(float *data, long count) { DISPATCH(exp, data, count); }
+
+void lethe_erf(float *data, long count) { DISPATCH(erf, data, count); }
+
+void lethe_gelu(float *data, long count) { DISPATCH(gelu, data, count); }
