@@ -22,9 +22,10 @@ struct Eval: ParsableCommand {
     func run() throws {
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
         let samples = try preprocessing.samples(data, for: runnable.model)
+        let running = modelOptions.running(runnable.model, on: samples)
         let bar = ProgressBar("evaluating", total: samples.count)
         let metrics = try FileError.wrapping(model) {
-            try ClassifierEvaluation.evaluate(model: runnable.model, samples: samples, batchSize: modelOptions.batch,
+            try ClassifierEvaluation.evaluate(model: running.model, samples: samples, batchSize: running.batch,
                                               threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
         }
         bar.finish()

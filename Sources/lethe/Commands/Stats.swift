@@ -23,8 +23,9 @@ struct Stats: ParsableCommand {
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, choice.data])
         let samples = try preprocessing.samples(choice.data, for: runnable.model)
+        let running = modelOptions.running(runnable.model, on: samples)
         let unlearner = try FileError.wrapping(model) {
-            try Unlearner(model: runnable.model, configuration: choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch))
+            try Unlearner(model: running.model, configuration: choice.configuration(threads: modelOptions.threads, batch: running.batch))
         }
         let progress = PhaseProgress()
         let statistics = try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }

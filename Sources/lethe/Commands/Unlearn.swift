@@ -80,14 +80,16 @@ struct Unlearn: ParsableCommand {
         defer { backup?.release() }
         let train = try preprocessing.samples(choice.data, for: runnable.model)
         let testSet = try test.map { try preprocessing.samples($0, for: runnable.model) }
-        var configuration = choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch)
+        // A model exported with a batch of 1 runs as its free-batch copy; the output is written from the file.
+        let running = modelOptions.running(runnable.model, on: train)
+        var configuration = choice.configuration(threads: modelOptions.threads, batch: running.batch)
         configuration.method = method
         configuration.erasureDepth = depth
         configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
         configuration.alphaForget = alphaForget ?? configuration.alphaForget
         configuration.search = search
         configuration.passes = passes ?? 1
-        let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
+        let unlearner = try FileError.wrapping(model) { try Unlearner(model: running.model, configuration: configuration) }
         let statistics = stats.isEmpty ? nil : try StatisticsSet.load(adding: stats)
         let progress = PhaseProgress()
         let result = try FileError.wrapping(model) {

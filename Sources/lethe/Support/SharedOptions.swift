@@ -2,6 +2,7 @@ import ArgumentParser
 import LetheCore
 import LetheFormats
 import LetheIR
+import LetheRuntime
 
 /// Options every command that runs a model takes.
 struct ModelOptions: ParsableArguments {
@@ -17,6 +18,14 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    }
+
+    /// The model to run on `samples` and the batch to run it with: a model exported with a batch of
+    /// 1 runs as a free-batch copy when that computes the same, else one sample at a time (noted).
+    func running(_ model: Model, on samples: SampleSet) -> (model: Model, batch: Int) {
+        let plan = FixedBatch.plan(for: model, probe: samples.batch(0..<min(2, samples.count)), threads: threads)
+        if let note = plan.note { Terminal.note("note: \(note)") }
+        return (plan.model, min(batch, plan.batchLimit ?? batch))
     }
 }
 
