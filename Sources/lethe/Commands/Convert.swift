@@ -8,8 +8,8 @@ struct Convert: ParsableCommand {
         discussion: """
             ONNX → safetensors/npz exports the initializers by name. safetensors/npz → ONNX needs \
             --graph with the model's ONNX graph; its initializers are replaced by name. A bare .npy \
-            is a checkpoint of one array named after the file without .npy (fc.bias.npy → fc.bias), \
-            the name np.savez would give it; writing .npy needs exactly one tensor. NumPy string \
+            is a checkpoint of one array, which NumPy stores without a name: it is named after the \
+            file without .npy (fc.bias.npy → fc.bias); writing .npy needs exactly one tensor. NumPy string \
             arrays (|S…, <U…) in .npz/.npy are carried byte for byte; safetensors and ONNX refuse them.
             """)
 
