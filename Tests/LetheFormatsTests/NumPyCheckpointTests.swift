@@ -3,6 +3,8 @@ import XCTest
 import LetheCore
 import LetheIR
 import LetheNumPy
+import LetheONNX
+import LetheSafetensors
 @testable import LetheFormats
 
 /// Bare `.npy` files and `.npz` files with string members as checkpoints (`inspect`, `convert`),
@@ -112,6 +114,25 @@ final class NumPyCheckpointTests: XCTestCase {
         XCTAssertThrowsError(try CheckpointConverter.convert(ConversionRequest(input: source, output: "\(folder)/one.npy"))) {
             XCTAssertTrue("\($0)".contains("an .npy file holds one array, the model has 5 tensors"), "\($0)")
         }
+    }
+
+    /// The writers refuse string tensors themselves, whoever calls them.
+    func testWritersOfNumbersRefuseStringTensors() throws {
+        let folder = try temporaryFolder()
+        let label = Array("cat\0dog\0".utf8).map { UInt32($0) }.withUnsafeBytes {
+            Tensor(dtype: .unicode, shape: [2, 4], copying: $0)
+        }
+        let weights = Model(graph: Graph(initializers: [Initializer(name: "label", tensor: label)]))
+        XCTAssertThrowsError(try SafetensorsFormat.write(weights, to: "\(folder)/w.safetensors")) {
+            XCTAssertTrue("\($0)".contains("tensor \"label\" is a NumPy string array (U4), which safetensors has no dtype for"), "\($0)")
+        }
+        var graph = weights.graph
+        graph.nodes = [Node(name: "id", opType: "Identity", inputs: ["label"], outputs: ["y"])]
+        graph.outputs = [ValueInfo(name: "y")]
+        XCTAssertThrowsError(try ONNXFormat.write(Model(graph: graph), to: "\(folder)/w.onnx", original: nil)) {
+            XCTAssertTrue("\($0)".contains("tensor \"label\" is a NumPy string array (U4); ONNX weights are numbers"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), [])
     }
 
     func testComputationsRefuseStrings() throws {
