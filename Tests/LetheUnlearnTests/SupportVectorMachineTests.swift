@@ -26,6 +26,16 @@ final class SupportVectorMachineTests: XCTestCase {
             labels.append(positive ? 1 : 0)
         }
         sets.append(("two-features", features, labels, (0..<300).map { _ in [uniform() * 2 - 0.5, uniform() * 2 - 0.8] }))
+        // The attack's full size (600 a side, overlapping classes: many bounded vectors, shrinking at
+        // work), with the smaller label first this time, since libsvm orders classes by first sight.
+        features = []
+        labels = []
+        for i in 0..<1200 {
+            let member = i % 3 == 1
+            features.append([member ? 1 - 0.3 * pow(uniform(), 3) : 1 - 0.6 * uniform()])
+            labels.append(member ? 1 : 0)
+        }
+        sets.append(("attack-size", features, labels, (0..<300).map { _ in [uniform() * 1.2 - 0.1] }))
         return sets
     }
 
