@@ -148,6 +148,37 @@ final class NumPyCheckpointTests: XCTestCase {
         XCTAssertEqual(Graph(initializers: [Initializer(name: "x", tensor: x)]).parameterCount, 0)
     }
 
+    /// Weights in an `.npz` beside a string member run with a graph, and patching them leaves the
+    /// string member's bytes where they were.
+    func testStringMembersRideAlongWhenWeightsArePatched() throws {
+        let folder = try temporaryFolder()
+        let weight = Tensor(shape: [2], values: [Float(1), 2])
+        let template = Graph(nodes: [Node(name: "add", opType: "Add", inputs: ["x", "w"], outputs: ["y"])],
+                             inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(2)])],
+                             outputs: [ValueInfo(name: "y")], initializers: [Initializer(name: "w", tensor: weight)])
+        try ONNXFormat.write(Model(graph: template, irVersion: 8, opsets: [(domain: "", version: 17)]), to: "\(folder)/graph.onnx", original: nil)
+        let note = Array("lethe".utf8).withUnsafeBytes { Tensor(dtype: .bytes, shape: [5], copying: $0) }
+        try CheckpointWriter.write(Model(graph: Graph(initializers: [
+            Initializer(name: "note", tensor: note), Initializer(name: "w", tensor: weight),
+        ])), as: .npz, to: "\(folder)/weights.npz")
+        let runnable = try RunnableCheckpoint.open("\(folder)/weights.npz", graph: "\(folder)/graph.onnx")
+        XCTAssertEqual(runnable.model.graph.initializers.map(\.name), ["w"])
+        try runnable.writePatched(["w": Tensor(shape: [2], values: [Float(3), 4])], to: "\(folder)/patched.npz")
+        let patched = try Checkpoint.open("\(folder)/patched.npz").model.graph
+        XCTAssertEqual(patched.initializer(named: "w")?.floatValues(), [3, 4])
+        XCTAssertTrue(try XCTUnwrap(patched.initializer(named: "note")).isBitwiseEqual(to: note))
+        let before = try bytes("\(folder)/weights.npz"), after = try bytes("\(folder)/patched.npz")
+        XCTAssertEqual(before.count, after.count)
+        XCTAssertLessThanOrEqual(zip(before, after).filter { $0 != $1 }.count, 8 + 8, "only w's bytes and CRCs change")
+        // A string member the graph names as a weight is refused, not skipped.
+        try CheckpointWriter.write(Model(graph: Graph(initializers: [
+            Initializer(name: "w", tensor: Array("ab".utf8).withUnsafeBytes { Tensor(dtype: .bytes, shape: [2], copying: $0) }),
+        ])), as: .npz, to: "\(folder)/strings.npz")
+        XCTAssertThrowsError(try RunnableCheckpoint.open("\(folder)/strings.npz", graph: "\(folder)/graph.onnx")) {
+            XCTAssertTrue("\($0)".contains("'w' is bytes, the graph expects float32"), "\($0)")
+        }
+    }
+
     func testPickledMembersAreRefusedWithTheirReason() throws {
         XCTAssertThrowsError(try Checkpoint.open(Self.corpus + "/propack_test_data.npz")) { error in
             XCTAssertTrue("\(error)".contains("holds pickled Python objects; Lethe refuses to load pickles"), "\(error)")
