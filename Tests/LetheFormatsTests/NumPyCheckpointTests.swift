@@ -183,5 +183,12 @@ final class NumPyCheckpointTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.open(Self.corpus + "/propack_test_data.npz")) { error in
             XCTAssertTrue("\(error)".contains("holds pickled Python objects; Lethe refuses to load pickles"), "\(error)")
         }
+        // A bare pickled .npy is a .npy checkpoint that is refused for its pickle, not an unknown format.
+        let bare = CrossFormatTests.root + "/formats/npz/fixtures/pickled.npy"
+        XCTAssertEqual(try CheckpointFormat.detect(path: bare), .npy)
+        XCTAssertThrowsError(try Checkpoint.open(bare)) { error in
+            XCTAssertTrue("\(error)".hasSuffix("pickled: object array (descr 'O') holds pickled Python objects; Lethe refuses to load pickles"),
+                          "\(error)")
+        }
     }
 }
