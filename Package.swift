@@ -19,6 +19,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
 
         .target(name: "LetheCore", dependencies: ["CBLAS"]),
         .target(name: "LetheIR", dependencies: ["LetheCore"]),
@@ -33,7 +34,10 @@ let package = Package(
         // exp/erf loops the C compiler vectorizes (the runtime's Softmax and GELU).
         .target(name: "CVectorMath"),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
-        .target(name: "LetheUnlearn", dependencies: ["LetheRuntime", "LetheFormats", "CBLAS"]),
+        .target(name: "LetheUnlearn", dependencies: [
+            "LetheRuntime", "LetheFormats", "CBLAS",
+            "CSVM",
+        ]),
         .executableTarget(name: "lethe", dependencies: [
             "LetheFormats", "LetheRuntime", "LetheUnlearn",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

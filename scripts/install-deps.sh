@@ -10,6 +10,7 @@ pkg-config --exists openblas || missing+=(libopenblas-dev)
 pkg-config --exists lapacke || missing+=(liblapacke-dev)
 pkg-config --exists zlib || missing+=(zlib1g-dev)
 [ -f /usr/include/dnnl.h ] || missing+=(libdnnl-dev)
+[ -f /usr/include/libsvm/svm.h ] || missing+=(libsvm-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--samples" ]; then
     [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)

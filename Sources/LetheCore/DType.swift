@@ -1,7 +1,12 @@
 /// The element types a checkpoint can hold.
 ///
-/// Lethe computes with the floating and integer kinds; the float8 and complex kinds are carried
-/// through as opaque bytes so that a rewrite never loses them.
+/// Lethe computes with the floating and integer kinds; the float8, complex and character kinds are
+/// carried through as opaque bytes so that a rewrite never loses them.
+///
+/// The character kinds are NumPy's fixed-width strings: `bytes` (`|S n`, one byte per character)
+/// and `unicode` (`<U n`, one UCS-4 code unit per character). A tensor of them keeps the width as
+/// its last axis: NumPy's `|S5` array of shape `(3,)` is a `bytes` tensor of shape `[3, 5]`, so
+/// every byte count and copy works unchanged (see `Tensor.characterArray`).
 public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
     case float32, float64, float16, bfloat16
     case int8, int16, int32, int64
@@ -9,13 +14,14 @@ public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
     case bool
     case float8e4m3fn, float8e4m3fnuz, float8e5m2, float8e5m2fnuz
     case complex64, complex128
+    case bytes, unicode
 
     /// Bytes per element.
     public var byteSize: Int {
         switch self {
-        case .bool, .int8, .uint8, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: 1
+        case .bool, .int8, .uint8, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .bytes: 1
         case .float16, .bfloat16, .int16, .uint16: 2
-        case .float32, .int32, .uint32: 4
+        case .float32, .int32, .uint32, .unicode: 4
         case .float64, .int64, .uint64, .complex64: 8
         case .complex128: 16
         }
@@ -39,6 +45,9 @@ public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
     /// Kinds whose values Lethe can read as numbers; the rest are carried as bytes.
     public var isNumeric: Bool { isFloatingPoint || isInteger || self == .bool }
 
+    /// NumPy's fixed-width string kinds, whose tensors end with a character axis.
+    public var isCharacter: Bool { self == .bytes || self == .unicode }
+
     /// A short name for messages and `inspect` (`f32`, `bf16`, `i64`, …).
     public var shortName: String {
         switch self {
@@ -61,6 +70,8 @@ public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
         case .float8e5m2fnuz: "f8e5m2fnuz"
         case .complex64: "c64"
         case .complex128: "c128"
+        case .bytes: "S"
+        case .unicode: "U"
         }
     }
 

@@ -17,6 +17,7 @@ public struct Checkpoint: Sendable {
         case onnx(ONNXFile)
         case safetensors(SafetensorsFile)
         case npz(NPZFile)
+        case npy(NPYFile)
     }
 
     /// Opens `path`, detecting its format from its content.
@@ -33,6 +34,11 @@ public struct Checkpoint: Sendable {
             case .npz:
                 let file = try NPZFormat.read(path: path, limits: limits)
                 return Checkpoint(path: path, format: format, model: file.model, source: .npz(file))
+            case .npy:
+                let file = try NPYFormat.read(path: path, limits: limits)
+                let array = Initializer(name: NPYFile.arrayName(forPath: path), tensor: file.tensor)
+                return Checkpoint(path: path, format: format, model: Model(graph: Graph(initializers: [array])),
+                                  source: .npy(file))
             }
         }
     }
@@ -46,6 +52,7 @@ public struct Checkpoint: Sendable {
             case .onnx(let file): try ONNXFormat.write(model, to: path, original: file)
             case .safetensors(let file): try SafetensorsFormat.write(model, to: path, original: file)
             case .npz(let file): try NPZFormat.write(model, to: path, original: file)
+            case .npy(let file): try NPYFormat.write(try CheckpointWriter.singleArray(of: model), to: path, original: file)
             }
         }
     }
@@ -82,8 +89,23 @@ public enum CheckpointWriter {
                                      "convert with --dtype f32 (or f16) to write npz")
                 }
                 try NPZFormat.write(model, to: path, original: nil)
+            case .npy:
+                let tensor = try singleArray(of: model)
+                if !NumPyDTypes.canStore(tensor.dtype) {
+                    throw UsageError("NumPy has no \(tensor.dtype.rawValue) type; convert with --dtype f32 (or f16) to write npy")
+                }
+                try NPYFormat.write(tensor, to: path)
             }
         }
+    }
+
+    /// The one tensor of a model written as `.npy`, which holds a single unnamed array.
+    static func singleArray(of model: Model) throws -> Tensor {
+        let initializers = model.graph.initializers
+        guard initializers.count == 1 else {
+            throw UsageError("an .npy file holds one array, the model has \(initializers.count) tensors (write .npz instead)")
+        }
+        return initializers[0].tensor
     }
 }
 

@@ -27,7 +27,7 @@ public enum CheckpointConverter {
     @discardableResult
     public static func convert(_ request: ConversionRequest) throws -> CheckpointFormat {
         guard let outputFormat = CheckpointFormat.fromExtension(request.output) else {
-            throw UsageError("cannot tell the output format of '\(request.output)': use .onnx, .safetensors or .npz")
+            throw UsageError("cannot tell the output format of '\(request.output)': use .onnx, .safetensors, .npz or .npy")
         }
         let backup = try OutputPath.prepare(request.output, inputs: [request.input, request.graphTemplate].compactMap { $0 },
                                             inPlace: request.inPlace)
@@ -38,6 +38,12 @@ public enum CheckpointConverter {
         let source = try Checkpoint.open(request.input)
         var model = source.model
         if let dtype = request.dtype { model.graph = model.graph.convertingFloatingPoint(to: dtype) }
+        if outputFormat == .onnx || outputFormat == .safetensors,
+           let text = model.graph.initializers.first(where: { $0.tensor.dtype.isCharacter }) {
+            let kind = text.tensor.characterArray.map { $0.typeName(text.tensor.dtype) } ?? text.tensor.dtype.rawValue
+            throw FileError(path: request.input, underlying: UsageError(
+                "'\(text.name)' is a NumPy string array (\(kind)); \(outputFormat.rawValue) holds only numbers (write .npz or .npy)"))
+        }
 
         if outputFormat == .onnx {
             if source.format == .onnx {
@@ -66,7 +72,7 @@ public enum CheckpointConverter {
         }
         var weights = model
         weights.graph = Graph(name: model.graph.name, initializers: model.graph.initializers)
-        if outputFormat == .npz, let bf16 = weights.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
+        if outputFormat == .npz || outputFormat == .npy, let bf16 = weights.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
             throw FileError(path: request.output, underlying: UsageError(
                 "NumPy has no \(bf16.tensor.dtype.rawValue) type ('\(bf16.name)'): pass --dtype f32 (or f16) to convert it"))
         }

@@ -11,7 +11,9 @@ public struct ModelSummary: Codable, Sendable {
     }
     public struct TensorEntry: Codable, Sendable {
         public var name: String
+        /// The dtype's name (`float32`); NumPy's for string arrays (`S5`, `U3`).
         public var dtype: String
+        /// The shape; NumPy's for string arrays (without the character axis).
         public var shape: [Int]
         public var bytes: Int
     }
@@ -60,7 +62,12 @@ public struct ModelSummary: Codable, Sendable {
         }
         ops = order.map { OpCount(op: $0, count: counts[$0]!) }.sorted { $0.count > $1.count || ($0.count == $1.count && $0.op < $1.op) }
         tensors = graph.initializers.map {
-            TensorEntry(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape, bytes: $0.tensor.byteCount)
+            if let text = $0.tensor.characterArray {
+                return TensorEntry(name: $0.name, dtype: text.typeName($0.tensor.dtype), shape: text.shape,
+                                   bytes: $0.tensor.byteCount)
+            }
+            return TensorEntry(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape,
+                               bytes: $0.tensor.byteCount)
         }
         parameters = graph.parameterCount
         tensorBytes = tensors.reduce(0) { $0 + $1.bytes }

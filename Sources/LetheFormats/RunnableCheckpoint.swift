@@ -26,8 +26,14 @@ public struct RunnableCheckpoint: Sendable {
             throw FileError(path: graph, underlying: UsageError("--graph must be an ONNX file"))
         }
         let template = GraphTemplate(model: templateFile.model)
+        // A NumPy string member the graph does not name (a version, a note) cannot be a weight: it is
+        // left out of the pairing and carried unchanged into patched files. One the graph names is
+        // still refused as a dtype mismatch.
+        let weights = checkpoint.model.graph.initializers.filter {
+            !$0.tensor.dtype.isCharacter || template.aliases[$0.name] != nil
+        }
         let model = try FileError.wrapping(path) {
-            try template.filled(with: checkpoint.model.graph.initializers, convertDTypes: true)
+            try template.filled(with: weights, convertDTypes: true)
         }
         return RunnableCheckpoint(checkpoint: checkpoint, model: model, template: template)
     }

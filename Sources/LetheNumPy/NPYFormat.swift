@@ -5,8 +5,9 @@ public enum NPYFormat {
     /// Parses a whole `.npy` file held in `bytes` (versions 1.0, 2.0 and 3.0).
     ///
     /// The result is always C-order and little-endian: big-endian data is swapped and
-    /// Fortran-order data transposed. Object (pickled), structured, string and datetime arrays are
-    /// refused. The bytes are copied.
+    /// Fortran-order data transposed. String arrays (`|S n`, `<U n`) become `bytes`/`unicode`
+    /// tensors whose last axis is the width. Object (pickled), structured, datetime and
+    /// extended-precision arrays are refused. The bytes are copied.
     public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, limits: Limits = .default) throws -> Tensor {
         try decode(bytes, name: name, limits: limits, mapped: nil, fileOffset: 0)
     }
@@ -14,7 +15,8 @@ public enum NPYFormat {
     /// Encodes `tensor` as a whole `.npy` file (header and data), exactly as `numpy.save`
     /// writes it: version 1.0 (2.0 for very long headers), C order, little-endian.
     ///
-    /// Throws `NPYError.noNumPyDType` for bfloat16 and float8 tensors, which NumPy lacks.
+    /// Throws `NPYError.noNumPyDType` for bfloat16 and float8 tensors, which NumPy lacks. A
+    /// `bytes`/`unicode` tensor is written as a NumPy string array of its last axis' width.
     public static func encode(_ tensor: Tensor) throws -> [UInt8] {
         var out = try header(for: tensor, name: "array")
         tensor.withUnsafeBytes { out.append(contentsOf: $0) }
@@ -41,7 +43,7 @@ public enum NPYFormat {
            let base = data.baseAddress, Int(bitPattern: base) % min(header.dtype.byteSize, 8) == 0
         {
             let start = fileOffset + header.headerLength
-            return Tensor(dtype: header.dtype, shape: header.shape,
+            return Tensor(dtype: header.dtype, shape: header.tensorShape,
                           storage: TensorStorage(file: mapped, range: start..<(start + data.count)))
         }
         let storage = TensorStorage(uninitializedByteCount: data.count)
@@ -50,29 +52,31 @@ public enum NPYFormat {
             (storage.mutableBytes.baseAddress! + copied).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
             copied += piece.count
         }
-        return normalize(Tensor(dtype: header.dtype, shape: header.shape, storage: storage), header: header)
+        return normalize(Tensor(dtype: header.dtype, shape: header.tensorShape, storage: storage), header: header)
     }
 
     /// Swaps big-endian data and transposes Fortran-order data; `tensor` holds the file's bytes.
     static func normalize(_ tensor: Tensor, header: NPYHeader) -> Tensor {
         var tensor = tensor
         if header.bigEndian {
+            // Complex parts and UCS-4 code units are swapped one by one.
             let width = tensor.dtype == .complex64 ? 4 : (tensor.dtype == .complex128 ? 8 : tensor.dtype.byteSize)
             tensor.withUnsafeMutableBytes { ByteOrder.swapInPlace($0, width: width) }
         }
-        if header.fortranOrder && tensor.rank > 1 {
-            tensor = fortranToC(tensor)
+        if header.fortranOrder && header.shape.count > 1 {
+            // A string is one element of NumPy's shape: its characters stay together.
+            let storage = fortranToC(tensor, shape: header.shape, width: header.itemByteCount)
+            tensor = Tensor(dtype: tensor.dtype, shape: tensor.shape, storage: storage)
         }
         return tensor
     }
 
-    /// Reorders a tensor whose bytes are in Fortran (column-major) order into C order.
-    private static func fortranToC(_ tensor: Tensor) -> Tensor {
-        let shape = tensor.shape
-        let width = tensor.dtype.byteSize
-        let count = tensor.elementCount
+    /// Reorders the bytes of `tensor`, `shape`'s elements of `width` bytes each in Fortran
+    /// (column-major) order, into C order.
+    private static func fortranToC(_ tensor: Tensor, shape: [Int], width: Int) -> TensorStorage {
+        let count = Tensor.elementCount(shape)
         let out = TensorStorage(uninitializedByteCount: tensor.byteCount)
-        guard count > 0 else { return Tensor(dtype: tensor.dtype, shape: shape, storage: out) }
+        guard count > 0, width > 0 else { return out }
         // Element (i0, …, in-1) sits at Σ i_k·stride_k in the source, stride_0 = 1.
         var strides = [Int](repeating: 1, count: shape.count)
         for k in 1..<shape.count { strides[k] = strides[k - 1] * shape[k - 1] }
@@ -106,7 +110,7 @@ public enum NPYFormat {
                 }
             }
         }
-        return Tensor(dtype: tensor.dtype, shape: shape, storage: out)
+        return out
     }
 }
 

@@ -7,10 +7,18 @@ struct NPYHeader: Sendable {
     /// The data is big-endian and must be swapped to be read.
     var bigEndian: Bool
     var fortranOrder: Bool
+    /// NumPy's shape (without a string array's character axis).
     var shape: [Int]
+    /// Characters per element of a string array (`|S n`, `<U n`); nil for numbers.
+    var characterWidth: Int?
     /// Bytes before the data: magic, version, length field and the dict with its padding.
     var headerLength: Int
     var dataByteCount: Int
+
+    /// The tensor's shape: NumPy's, plus the character axis for string arrays.
+    var tensorShape: [Int] { characterWidth.map { shape + [$0] } ?? shape }
+    /// Bytes per NumPy element (a whole string for string arrays).
+    var itemByteCount: Int { dtype.byteSize * (characterWidth ?? 1) }
 
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59] // \x93NUMPY
     /// Bytes that always suffice to learn the header's length.
@@ -94,8 +102,9 @@ struct NPYHeader: Sendable {
             }
             shape.append(value)
         }
-        let (dtype, bigEndian) = try parseDescr(descrValue, name: name)
-        guard let size = Tensor.byteCount(dtype: dtype, shape: shape) else {
+        let (dtype, bigEndian, characterWidth) = try parseDescr(descrValue, name: name)
+        let tensorShape = characterWidth.map { shape + [$0] } ?? shape
+        guard let size = Tensor.byteCount(dtype: dtype, shape: tensorShape) else {
             throw NPYError.shapeOverflow(name: name, shape: shape)
         }
         guard size <= limits.maxTensorBytes else {
@@ -105,10 +114,11 @@ struct NPYHeader: Sendable {
             throw LimitError(what: "\(name): element count", value: size / dtype.byteSize, limit: limits.maxElements)
         }
         return NPYHeader(major: major, dtype: dtype, bigEndian: bigEndian, fortranOrder: fortranOrder, shape: shape,
-                         headerLength: total, dataByteCount: size)
+                         characterWidth: characterWidth, headerLength: total, dataByteCount: size)
     }
 
-    private static func parseDescr(_ value: PythonLiteral, name: String) throws -> (DType, Bool) {
+    /// The dtype, whether its data is big-endian, and a string array's width in characters.
+    private static func parseDescr(_ value: PythonLiteral, name: String) throws -> (DType, Bool, Int?) {
         guard case .string(let descr) = value else {
             if case .list = value {
                 throw NPYError.unsupportedDescr(name: name, descr: "[...]", reason: "structured dtypes are not supported")
@@ -120,6 +130,15 @@ struct NPYHeader: Sendable {
         if let first = code.first, "<>|=".contains(first) {
             order = first
             code = code.dropFirst()
+        }
+        if let kind = code.first, "SaU".contains(kind) {
+            // `a` is NumPy's old spelling of `S`; the width must be given (`|S0` is the empty string).
+            guard code.count > 1, code.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
+                  let width = Int(code.dropFirst()) else {
+                throw NPYError.unsupportedDescr(name: name, descr: descr, reason: "string width is not a number")
+            }
+            let dtype: DType = kind == "U" ? .unicode : .bytes
+            return (dtype, order == ">" && dtype == .unicode, width)
         }
         let dtype: DType
         switch code {
@@ -142,7 +161,6 @@ struct NPYHeader: Sendable {
             let reason: String
             switch code.first {
             case "V": reason = "void and structured dtypes are not supported"
-            case "S", "a", "U": reason = "string arrays are not supported"
             case "M", "m": reason = "datetime arrays are not supported"
             case "f", "c": reason = "extended-precision floats are not supported"
             default: reason = "not a numeric dtype Lethe reads"
@@ -150,12 +168,13 @@ struct NPYHeader: Sendable {
             throw NPYError.unsupportedDescr(name: name, descr: descr, reason: reason)
         }
         // '=' is native order, little-endian on every machine Lethe runs on; '|' means "not applicable".
-        return (dtype, order == ">" && dtype.byteSize > 1)
+        return (dtype, order == ">" && dtype.byteSize > 1, nil)
     }
 
-    /// The header NumPy's `format.write_array` would write for `tensor` (C order, little-endian).
-    static func encode(dtype: DType, shape: [Int], name: String) throws -> [UInt8] {
-        guard let descr = descr(of: dtype) else { throw NPYError.noNumPyDType(name: name, dtype: dtype) }
+    /// The header NumPy's `format.write_array` would write for a tensor of `dtype` and `shape`
+    /// (C order, little-endian); a string tensor's last axis is its width.
+    static func encode(dtype: DType, shape tensorShape: [Int], name: String) throws -> [UInt8] {
+        let (descr, shape) = try numPyType(dtype: dtype, shape: tensorShape, name: name)
         let shapeText: String
         switch shape.count {
         case 0: shapeText = "()"
@@ -185,7 +204,19 @@ struct NPYHeader: Sendable {
         throw NPYError.headerTooLarge(name: name, length: withNewline, limit: Int(UInt32.max))
     }
 
-    /// NumPy's `dtype.str` for `dtype`; nil for kinds NumPy lacks (bfloat16, float8).
+    /// NumPy's `dtype.str` and shape for a tensor of `dtype` and `shape`: a string tensor's last
+    /// axis becomes the width in the dtype (`[3, 5]` bytes → `|S5`, `(3,)`).
+    static func numPyType(dtype: DType, shape: [Int], name: String) throws -> (descr: String, shape: [Int]) {
+        if dtype.isCharacter {
+            guard let width = shape.last else { throw NPYError.missingCharacterAxis(name: name, dtype: dtype) }
+            return ((dtype == .bytes ? "|S" : "<U") + String(width), Array(shape.dropLast()))
+        }
+        guard let descr = descr(of: dtype) else { throw NPYError.noNumPyDType(name: name, dtype: dtype) }
+        return (descr, shape)
+    }
+
+    /// NumPy's `dtype.str` for `dtype`; nil for kinds NumPy lacks (bfloat16, float8) and for the
+    /// string kinds, whose `dtype.str` carries the width (see `numPyType`).
     static func descr(of dtype: DType) -> String? {
         switch dtype {
         case .bool: "|b1"
@@ -202,7 +233,7 @@ struct NPYHeader: Sendable {
         case .float64: "<f8"
         case .complex64: "<c8"
         case .complex128: "<c16"
-        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: nil
+        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .bytes, .unicode: nil
         }
     }
 }

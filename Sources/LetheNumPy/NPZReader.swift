@@ -111,7 +111,7 @@ public enum NPZFormat {
         guard inflater.crc == member.crc else {
             throw ZipError.crcMismatch(name: name, expected: member.crc, actual: inflater.crc)
         }
-        let tensor = Tensor(dtype: parsed.dtype, shape: parsed.shape, storage: storage)
+        let tensor = Tensor(dtype: parsed.dtype, shape: parsed.tensorShape, storage: storage)
         return NPYFormat.normalize(tensor, header: parsed)
     }
 }

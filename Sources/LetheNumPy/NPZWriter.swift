@@ -9,7 +9,8 @@ extension NPZFormat {
     /// with changed stored members overwritten in place (CRC fixed in both headers): byte-identical
     /// when nothing changed. Otherwise it is written fresh like `np.savez` / `np.savez_compressed`;
     /// members present in `original` keep their compression, new ones follow `compressed`.
-    /// Throws for tensors NumPy has no dtype for (bfloat16, float8).
+    /// Throws for tensors NumPy has no dtype for (bfloat16, float8). String tensors (`bytes`,
+    /// `unicode`) are written as NumPy string arrays, their last axis the width.
     public static func write(_ model: Model, to path: String, original: NPZFile? = nil, compressed: Bool = false) throws {
         let arrays = model.graph.initializers.map { (name: $0.name, tensor: $0.tensor) }
         try validate(arrays)
@@ -33,9 +34,7 @@ extension NPZFormat {
     private static func validate(_ arrays: [(name: String, tensor: Tensor)]) throws {
         var seen = Set<String>()
         for (name, tensor) in arrays {
-            guard NPYHeader.descr(of: tensor.dtype) != nil else {
-                throw NPYError.noNumPyDType(name: name, dtype: tensor.dtype)
-            }
+            _ = try NPYHeader.numPyType(dtype: tensor.dtype, shape: tensor.shape, name: name)
             guard !name.isEmpty, !name.utf8.contains(0) else {
                 throw ZipError.cannotWrite("array name \"\(name)\" is empty or holds a NUL byte")
             }

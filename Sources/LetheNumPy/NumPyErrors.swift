@@ -15,6 +15,8 @@ public enum NPYError: LetheError {
     case dataSizeMismatch(name: String, expected: Int, actual: Int)
     /// A tensor whose dtype NumPy lacks.
     case noNumPyDType(name: String, dtype: DType)
+    /// A string tensor without the last axis that holds its width.
+    case missingCharacterAxis(name: String, dtype: DType)
 
     public var description: String {
         switch self {
@@ -41,6 +43,8 @@ public enum NPYError: LetheError {
             default:
                 "\(name): NumPy has no \(dtype.shortName) dtype; convert with --dtype f32"
             }
+        case .missingCharacterAxis(let name, let dtype):
+            "\(name): a \(dtype.rawValue) string tensor needs a last axis holding its width in characters"
         }
     }
 }

@@ -79,6 +79,8 @@ public enum ONNXDataType {
         case .float8e4m3fnuz: float8e4m3fnuz
         case .float8e5m2: float8e5m2
         case .float8e5m2fnuz: float8e5m2fnuz
+        // ONNX's own string type; its tensors hold `string_data`, so `ONNXFormat.write` refuses them.
+        case .bytes, .unicode: string
         }
     }
 
@@ -113,6 +115,9 @@ public enum ONNXDataType {
         case .uint32, .uint64: .uint64Data
         case .int8, .int16, .int32, .uint8, .uint16, .bool, .float16, .bfloat16,
              .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: .int32Data
+        // Never used: ONNX strings live in `string_data`, no reader yields these kinds and
+        // `ONNXFormat.write` refuses them.
+        case .bytes, .unicode: .int32Data
         }
     }
 }

@@ -26,6 +26,11 @@ extension ONNXFormat {
     public static func write(_ model: Model, to path: String, original: ONNXFile?,
                              options: ONNXWriteOptions = .init()) throws {
         try FileError.wrapping(path) {
+            // NumPy's fixed-width strings have no raw-data form in ONNX (its strings are length-prefixed).
+            if let text = model.graph.initializers.first(where: { $0.tensor.dtype.isCharacter }) {
+                let kind = text.tensor.characterArray.map { $0.typeName(text.tensor.dtype) } ?? text.tensor.dtype.shortName
+                throw ONNXError.cannotWrite("tensor \"\(text.name)\" is a NumPy string array (\(kind)); ONNX weights are numbers")
+            }
             if let original, let plan = try PatchPlan.make(model, original: original, outputPath: path, options: options) {
                 try plan.execute()
                 return

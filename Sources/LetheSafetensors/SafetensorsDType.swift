@@ -44,7 +44,7 @@ extension SafetensorsFormat {
         }
     }
 
-    /// The safetensors name of `dtype`; nil for `complex128`, which the format lacks.
+    /// The safetensors name of `dtype`; nil for `complex128` and strings, which the format lacks.
     public static func name(of dtype: DType) -> String? {
         switch dtype {
         case .bool: "BOOL"
@@ -65,7 +65,7 @@ extension SafetensorsFormat {
         case .float64: "F64"
         case .int64: "I64"
         case .uint64: "U64"
-        case .complex128: nil
+        case .complex128, .bytes, .unicode: nil
         }
     }
 }

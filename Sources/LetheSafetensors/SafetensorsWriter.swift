@@ -52,8 +52,10 @@ extension SafetensorsFormat {
         var seen = Set<String>()
         for initializer in model.graph.initializers {
             guard name(of: initializer.tensor.dtype) != nil else {
-                throw SafetensorsError.cannotWrite("tensor \"\(initializer.name)\" is \(initializer.tensor.dtype.shortName), "
-                                                   + "which safetensors has no dtype for")
+                let tensor = initializer.tensor
+                let kind = tensor.characterArray.map { "a NumPy string array (\($0.typeName(tensor.dtype)))" }
+                    ?? tensor.dtype.shortName
+                throw SafetensorsError.cannotWrite("tensor \"\(initializer.name)\" is \(kind), which safetensors has no dtype for")
             }
             guard initializer.name != "__metadata__" else {
                 throw SafetensorsError.cannotWrite("a tensor may not be called \"__metadata__\"")

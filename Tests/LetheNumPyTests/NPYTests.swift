@@ -102,7 +102,14 @@ final class NPYTests: XCTestCase {
         assertRefused(header("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }"), "non-bool order")
         assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': [2], }"), "list shape")
         assertRefused(header("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }"), "object")
-        assertRefused(header("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }"), "unicode")
+        assertRefused(header("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }"), "unicode without its data")
+        assertRefused(header("{'descr': '|S-1', 'fortran_order': False, 'shape': (2,), }"), "negative string width")
+        assertRefused(header("{'descr': '<U', 'fortran_order': False, 'shape': (2,), }"), "string without a width")
+        assertRefused(header("{'descr': '|Sx', 'fortran_order': False, 'shape': (2,), }"), "string width not a number")
+        assertRefused(header("{'descr': '|S99999999999999999999', 'fortran_order': False, 'shape': (2,), }"),
+                      "string width overflowing")
+        assertRefused(header("{'descr': '<U4611686018427387904', 'fortran_order': False, 'shape': (2,), }"),
+                      "string byte size overflowing")
         assertRefused(header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }"), "structured")
         assertRefused(header("__import__('os').system('true')"), "code")
         var long = header("{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }" + String(repeating: " ", count: 20_000),

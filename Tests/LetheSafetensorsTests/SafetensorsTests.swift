@@ -38,7 +38,8 @@ final class SafetensorsTests: XCTestCase {
     func testDTypeNames() {
         for dtype in DType.allCases {
             guard let name = SafetensorsFormat.name(of: dtype) else {
-                XCTAssertEqual(dtype, .complex128)
+                // safetensors has no complex128 and no strings.
+                XCTAssertTrue([.complex128, .bytes, .unicode].contains(dtype), "\(dtype)")
                 continue
             }
             XCTAssertEqual(SafetensorsFormat.dtype(named: name), dtype)

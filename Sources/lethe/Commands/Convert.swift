@@ -7,13 +7,16 @@ struct Convert: ParsableCommand {
         abstract: "Rewrite or convert a checkpoint; the output format follows OUT's extension.",
         discussion: """
             ONNX → safetensors/npz exports the initializers by name. safetensors/npz → ONNX needs \
-            --graph with the model's ONNX graph; its initializers are replaced by name.
+            --graph with the model's ONNX graph; its initializers are replaced by name. A bare .npy \
+            is a checkpoint of one array, which NumPy stores without a name: it is named after the \
+            file without .npy (fc.bias.npy → fc.bias); writing .npy needs exactly one tensor. NumPy string \
+            arrays (|S…, <U…) in .npz/.npy are carried byte for byte; safetensors and ONNX refuse them.
             """)
 
     @Argument(help: "The checkpoint to read.")
     var input: String
 
-    @Argument(help: "The file to write (.onnx, .safetensors or .npz).")
+    @Argument(help: "The file to write (.onnx, .safetensors, .npz or .npy).")
     var output: String
 
     @Option(help: "ONNX file whose graph receives the weights when writing ONNX from a weights-only file.")

@@ -5,7 +5,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint's format, producer, inputs and outputs, ops, tensors and metadata.")
 
-    @Argument(help: "An .onnx, .safetensors or .npz file.")
+    @Argument(help: "An .onnx, .safetensors, .npz or .npy file.")
     var file: String
 
     @Flag(help: "Print one JSON document instead of text.")

@@ -1,0 +1,2 @@
+// libsvm, the solver scikit-learn's SVC wraps (Debian: libsvm-dev).
+#include <libsvm/svm.h>
