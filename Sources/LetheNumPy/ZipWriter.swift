@@ -170,33 +170,3 @@ extension Array where Element == UInt8 {
     mutating func append32(_ value: UInt32) { Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) } }
     mutating func append64(_ value: UInt64) { Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) } }
 }
-
-/// Streams tensor bytes in bounded chunks, releasing mapped pages behind it so a conversion's
-/// resident memory stays near one chunk rather than the whole checkpoint.
-enum TensorStreamer {
-    static let chunk = 16 << 20
-
-    static func forEachChunk(_ bytes: UnsafeRawBufferPointer, release: Bool,
-                             _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows
-    {
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + chunk)
-            let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
-            try body(piece)
-            if release { releasePages(piece) }
-            offset = end
-        }
-    }
-
-    /// Drops the pages of a read-only file mapping from this process; they come back from the
-    /// page cache if touched again.
-    static func releasePages(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = Int(bitPattern: base) / page * page
-        let end = Int(bitPattern: base) + bytes.count
-        let length = (end - start + page - 1) / page * page
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), length, Int32(MADV_DONTNEED))
-    }
-}

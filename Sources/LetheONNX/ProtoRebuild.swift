@@ -453,6 +453,14 @@ struct ExternalSink {
             }
         }
 
+        /// Whether the bytes lie in a mapped file, whose pages can be dropped once written.
+        var isMapped: Bool {
+            switch self {
+            case .tensor(let t): t.storage.mappedFile != nil
+            case .file: true
+            }
+        }
+
         var count: Int {
             switch self {
             case .tensor(let t): t.byteCount
@@ -478,7 +486,8 @@ struct ExternalSink {
         for (offset, source) in entries {
             let pad = offset - writer.bytesWritten
             if pad > 0 { try zeros.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<pad])) } }
-            try source.withBytes { try writer.write($0) }
+            // Piece by piece, dropping mapped pages behind: a multi-GB data file costs one piece of memory.
+            try source.withBytes { try TensorStreamer.write($0, to: writer, release: source.isMapped) }
         }
     }
 }

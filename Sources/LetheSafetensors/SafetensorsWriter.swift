@@ -135,35 +135,3 @@ extension SafetensorsFormat {
         return header
     }
 }
-
-/// Streams tensor bytes to a file in bounded chunks, releasing mapped pages behind it so a
-/// conversion's resident memory stays near one chunk rather than the whole checkpoint.
-enum TensorStreamer {
-    static let chunk = 16 << 20
-
-    static func write(_ tensor: Tensor, to writer: AtomicFileWriter) throws {
-        try tensor.withUnsafeBytes { try write($0, to: writer, release: tensor.storage.mappedFile != nil) }
-    }
-
-    static func write(_ bytes: UnsafeRawBufferPointer, to writer: AtomicFileWriter, release: Bool = false) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + chunk)
-            let piece = UnsafeRawBufferPointer(rebasing: bytes[offset..<end])
-            try writer.write(piece)
-            if release { releasePages(piece) }
-            offset = end
-        }
-    }
-
-    /// Drops the pages of a read-only file mapping from this process; they are read again from
-    /// the page cache if touched later.
-    static func releasePages(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = Int(bitPattern: base) / page * page
-        let end = Int(bitPattern: base) + bytes.count
-        let length = (end - start + page - 1) / page * page
-        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), length, Int32(MADV_DONTNEED))
-    }
-}
