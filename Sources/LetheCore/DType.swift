@@ -27,6 +27,9 @@ public enum DType: String, Sendable, CaseIterable, Codable, Hashable {
         }
     }
 
+    /// The address multiple an element needs to be read in place.
+    public var alignment: Int { Swift.min(byteSize, 8) }
+
     /// Floating kinds Lethe can compute with (and convert between with `--dtype`).
     public var isFloatingPoint: Bool {
         switch self {

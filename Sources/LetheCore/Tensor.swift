@@ -70,11 +70,24 @@ public struct Tensor: @unchecked Sendable {
         return try body(storage.mutableBytes)
     }
 
-    /// Typed read access; `Element.dtype` must be this tensor's dtype.
+    /// Whether the bytes start where an element may be read in place. A view into a file written
+    /// by another tool (NumPy packs `.npz` members at any offset) may not.
+    public var isAligned: Bool { Int(bitPattern: storage.base) % dtype.alignment == 0 }
+
+    /// This tensor, or a copy of it in aligned memory when its bytes are not aligned: what code that
+    /// reads elements in place (the runtime's kernels) takes. Copying or writing bytes needs neither.
+    public func aligned() -> Tensor {
+        guard !isAligned else { return self }
+        return Tensor(dtype: dtype, shape: shape, copying: storage.bytes)
+    }
+
+    /// Typed read access; `Element.dtype` must be this tensor's dtype. Unaligned bytes are read
+    /// through an aligned copy.
     public func withUnsafeBufferPointer<Element: TensorElement, R>(
         of type: Element.Type, _ body: (UnsafeBufferPointer<Element>) throws -> R
     ) rethrows -> R {
         precondition(Element.dtype == dtype, "reading \(dtype) tensor as \(Element.dtype)")
+        guard isAligned else { return try aligned().withUnsafeBufferPointer(of: type, body) }
         return try storage.bytes.withMemoryRebound(to: Element.self) { try body($0) }
     }
 

@@ -28,25 +28,16 @@ enum SourceBytes: @unchecked Sendable {
         }
     }
 
-    /// A tensor storage over `range`: zero-copy for a mapped file when the bytes are aligned for
-    /// `dtype` (protobuf places `raw_data` anywhere, and typed access needs element alignment).
+    /// A tensor storage over `range`: a view of a mapped file wherever protobuf placed `raw_data`
+    /// (element readers align it themselves, `Tensor.aligned()`), a copy of owned bytes.
     func storage(_ range: Range<Int>, dtype: DType) -> TensorStorage {
         switch self {
         case .mapped(let file):
-            return mappedStorage(file, range, dtype: dtype)
+            return TensorStorage(file: file, range: range)
         case .owned(let owner):
             return copiedStorage(owner.bytes, range)
         }
     }
-}
-
-/// Bytes of `file` in `range`, in place when aligned for `dtype`, else copied to aligned memory.
-func mappedStorage(_ file: MappedFile, _ range: Range<Int>, dtype: DType) -> TensorStorage {
-    let alignment = min(dtype.byteSize, 8)
-    if let base = file.bytes.baseAddress, (Int(bitPattern: base) + range.lowerBound) % alignment != 0 {
-        return copiedStorage(file.bytes, range)
-    }
-    return TensorStorage(file: file, range: range)
 }
 
 func copiedStorage(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> TensorStorage {

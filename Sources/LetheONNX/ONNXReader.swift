@@ -232,7 +232,7 @@ struct ONNXReader {
         if proto.hasDataLocation, proto.dataLocation == .external {
             let slice = try externalSlice(proto, label: label, byteCount: byteCount)
             placement = .external(slice)
-            tensor = Tensor(dtype: dtype, shape: shape, storage: mappedStorage(slice.file, slice.range, dtype: dtype))
+            tensor = Tensor(dtype: dtype, shape: shape, storage: TensorStorage(file: slice.file, range: slice.range))
         } else if proto.hasRawData {
             let range: Range<Int>
             if let scanned = scan.rawData[path] {

@@ -64,7 +64,8 @@ enum TypedData {
         proto.doubleData = []
         proto.uint64Data = []
         proto.clearRawData()
-        tensor.withUnsafeBytes { raw in
+        // Typed fields read elements in place.
+        tensor.aligned().withUnsafeBytes { raw in
             switch ONNXDataType.typedField(for: tensor.dtype) {
             case .floatData: proto.floatData = Array(raw.bindMemory(to: Float.self))
             case .doubleData: proto.doubleData = Array(raw.bindMemory(to: Double.self))

@@ -33,7 +33,7 @@ public struct SafetensorsFile: Sendable {
 
 /// Reads and writes safetensors checkpoints (https://github.com/huggingface/safetensors).
 public enum SafetensorsFormat {
-    /// Maps `path` and reads it; tensors point into the mapping (copied only when misaligned).
+    /// Maps `path` and reads it; tensors point into the mapping.
     public static func read(path: String, limits: Limits = .default) throws -> SafetensorsFile {
         try FileError.wrapping(path) {
             let file = try MappedFile(path: path)
@@ -143,13 +143,12 @@ public enum SafetensorsFormat {
                                metadata: metadata, source: source)
     }
 
-    /// A view of the mapping when the bytes are aligned for the dtype, else an aligned copy.
+    /// A view of the mapping (element readers align it themselves, `Tensor.aligned()`), or a copy
+    /// when the bytes are not in a mapped file.
     private static func makeTensor(dtype: DType, shape: [Int], source: TensorStorage, mapped: MappedFile?,
                                    range: Range<Int>) -> Tensor
     {
-        let alignment = min(dtype.byteSize, 8)
-        let address = Int(bitPattern: source.base) + range.lowerBound
-        if let mapped, address % alignment == 0 {
+        if let mapped {
             return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(file: mapped, range: range))
         }
         return Tensor(dtype: dtype, shape: shape,

@@ -127,7 +127,7 @@ public final class InferenceSession: @unchecked Sendable {
                     }
                 }
             }
-            feeds[info.name] = tensor
+            feeds[info.name] = tensor.aligned()
         }
         return feeds
     }
@@ -182,7 +182,7 @@ public final class InferenceSession: @unchecked Sendable {
         let opset = model.onnxOpset ?? 21
         var constants: [String: Tensor] = [:]
         for initializer in graph.initializers where initializer.tensor.dtype.isNumeric {
-            constants[initializer.name] = initializer.tensor
+            constants[initializer.name] = initializer.tensor.aligned()
         }
         var issues: [UnsupportedOperatorError.Issue] = []
         let consumed = Set(graph.nodes.flatMap(\.inputs))
