@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Exits 0 when every named array of the given files (safetensors or npz) has identical bytes.
+"""Exits 0 when every named array of the given files (safetensors, npz, or ONNX initializers with
+their external data) has identical bytes.
 
 Usage: check_same.py A B [C ...]
 """
@@ -12,6 +13,10 @@ from safetensors.numpy import load_file
 def load(path):
     if path.endswith(".safetensors"):
         return load_file(path)
+    if path.endswith(".onnx"):
+        import onnx
+        from onnx import numpy_helper
+        return {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
     with np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 

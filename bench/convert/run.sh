@@ -78,4 +78,21 @@ print(max(v['data_offsets'][1]-v['data_offsets'][0] for v in h.values()))" "$big
 echo "largest tensor: $((largest / 1048576)) MB; goal: Lethe peak < 1.2 x largest + constant"
 echo "(x = Python / Lethe; Lethe fsyncs its output before renaming it into place, Python leaves it in the page cache)"
 "$python" "$here/check_same.py" "$big" "$work/lethe.npz" "$work/lethe.safetensors" "$work/lethe-from-numpy.safetensors"
-if [ -z "${KEEP:-}" ]; then rm -f "$work"/lethe*.npz "$work"/python*.npz "$work"/lethe*.safetensors "$work"/python*.safetensors; fi
+
+# An ONNX model over protobuf's 2 GB limit, its weights in one external data file: rewritten as
+# ONNX (the data file written anew, 64-byte aligned) and converted to safetensors.
+bigonnx="$work/big.onnx"
+if [ ! -f "$bigonnx" ]; then "$python" "$here/make_big_onnx.py" "$bigonnx" "${ONNX_MB:-2200}"; fi
+cat "$bigonnx.data" >/dev/null
+l4=$(measure "${convert[@]}" "$bigonnx" "$work/lethe-out.onnx")
+p4=$(measure "$python" "$here/python_onnx.py" "$bigonnx" "$work/python-out.onnx")
+row "onnx (external data) -> onnx" "$l4" "$p4"
+l5=$(measure "${convert[@]}" "$bigonnx" "$work/lethe-onnx.safetensors")
+p5=$(measure "$python" "$here/python_onnx.py" "$bigonnx" "$work/python-onnx.safetensors")
+row "onnx (external data) -> st" "$l5" "$p5"
+echo "external data: $(stat -c %s "$bigonnx.data") bytes, largest tensor 95 MB"
+"$python" "$here/check_same.py" "$work/lethe-onnx.safetensors" "$bigonnx" "$work/lethe-out.onnx"
+if [ -z "${KEEP:-}" ]; then
+    rm -f "$work"/lethe*.npz "$work"/python*.npz "$work"/lethe*.safetensors "$work"/python*.safetensors
+    rm -f "$work"/lethe-out.onnx* "$work"/python-out.onnx*
+fi
