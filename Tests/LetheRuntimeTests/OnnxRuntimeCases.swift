@@ -34,7 +34,7 @@ func onnxRuntimeCases(_ body: String) throws -> [OnnxRuntimeCase] {
             [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in inputs.items()],
             [helper.make_empty_tensor_value_info(n) for n, _ in outs],
             initializer=list(initializers))
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)], ir_version=8)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', opset)], ir_version=10)
         # The outputs' types and shapes come from ONNX shape inference (strict: a malformed case fails here).
         inferred = {v.name: v for v in onnx.shape_inference.infer_shapes(model, strict_mode=True).graph.value_info}
         for i, (n, t) in enumerate(outs):
