@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Small members of torchvision's classifier zoo, exported with both PyTorch exporters, for the
+interpreter's zoo test (Tests/LetheRuntimeTests/ZooTests.swift).
+
+The architectures are torchvision's own classes, built with reduced widths/depths so each file stays
+well under 1 MB; weights are torchvision's random initialisation with a fixed seed, BatchNorm/LayerNorm
+affine parameters and BatchNorm running statistics randomised too (so normalisation is really exercised).
+Chosen for operator coverage:
+
+  swin        SwinTransformer (torchvision.models.swin_transformer, the swin_t code path): patch 4,
+              embed 16, depths [2, 2, 1], heads [1, 2, 4], window 4, 40x40 input. Stages see 10x10, 5x5
+              and 3x3 tokens, so windows need padding (Pad), the first two stages shift their windows
+              (torch.roll -> Slice + Concat; the attention mask is built with ScatterND) and the last
+              one does not (window >= resolution).
+  mobilenet   mobilenet_v3_small(width_mult=0.25): depthwise convs, Hardswish, Hardsigmoid
+              squeeze-excitation (adaptive average pool, Mul), 64x64 input.
+  shufflenet  ShuffleNetV2 with stages_repeats [1, 2, 1] and channels [8, 16, 32, 64, 128]: max pool,
+              channel shuffle (Reshape/Transpose), chunk (Split/Slice), Concat, mean over H and W, 64x64.
+  convnext    ConvNeXt with two stages (16 and 32 channels, 1 block each): 7x7 depthwise convs,
+              channels-last LayerNorm (Permute), LayerNorm2d downsampling, GELU, layer scale, 32x32.
+
+Exports, for each model m:
+  m_ts.onnx      torch.onnx.export(dynamo=False, opset_version=17, training=EVAL), constant folding on
+                 (the exporter's default, as users run it)
+  m_dynamo.onnx  torch.onnx.export(dynamo=True, opset_version=18), weights inline
+Input `input` float32 [batch, 3, S, S] with a dynamic batch; output `logits` [batch, 10].
+No expected outputs are stored: the test runs ONNX Runtime itself. The script checks that ONNX Runtime
+agrees with PyTorch (< 1e-4 relative) before writing anything, and prints each file's operator histogram.
+
+Usage: /work/pyenv/bin/python formats/models/zoo/make_zoo.py [--only swin,mobilenet] [--out DIR]
+"""
+import argparse
+import collections
+import os
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = ["swin", "mobilenet", "shufflenet", "convnext"]
+INPUT_SIZE = {"swin": 40, "mobilenet": 64, "shufflenet": 64, "convnext": 32}
+
+
+def build(name, seed=0):
+    """Model `name` with the fixture's seeded weights (the same values every call)."""
+    from functools import partial
+
+    from torchvision.models import mobilenet_v3_small
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    from torchvision.models.shufflenetv2 import ShuffleNetV2
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(seed)
+    if name == "swin":
+        m = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2, 1], num_heads=[1, 2, 4],
+                            window_size=[4, 4], num_classes=10)
+    elif name == "mobilenet":
+        m = mobilenet_v3_small(width_mult=0.25, num_classes=10)
+    elif name == "shufflenet":
+        m = ShuffleNetV2(stages_repeats=[1, 2, 1], stages_out_channels=[8, 16, 32, 64, 128], num_classes=10)
+    elif name == "convnext":
+        m = ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=10,
+                     norm_layer=None, layer_scale=0.5)
+    else:
+        raise ValueError(name)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.BatchNorm2d, nn.LayerNorm)) and mod.weight is not None:
+                mod.weight.copy_(1.0 + 0.2 * torch.randn(mod.weight.shape, generator=g))
+                mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=g))
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=g))
+                mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
+        # Swin's relative position bias table starts near zero (trunc_normal 0.02); make it matter.
+        for pname, p in m.named_parameters():
+            if "relative_position_bias_table" in pname:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    return m.eval()
+
+
+def example_input(name, batch=2, seed=1234):
+    rng = np.random.default_rng(seed)
+    s = INPUT_SIZE[name]
+    return rng.standard_normal((batch, 3, s, s)).astype(np.float32)
+
+
+def export_ts(model, x, path):
+    torch.onnx.export(model, (torch.from_numpy(x),), path, dynamo=False, opset_version=17,
+                      training=torch.onnx.TrainingMode.EVAL, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def export_dynamo(model, x, path):
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.onnx.export(model, (torch.from_numpy(x),), dynamo=True, opset_version=18,
+                                input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},))
+    if os.path.exists(path):
+        os.remove(path)
+    program.save(path, external_data=False)
+
+
+def check_with_onnxruntime(path, model, x):
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    for batch in (x, x[:1]):
+        got = session.run(None, {"input": batch})[0]
+        reference = expected[: len(batch)]
+        error = np.abs(got - reference).max() / np.abs(reference).max()
+        assert error < 1e-4, f"{path}: ONNX Runtime differs from PyTorch by {error}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(MODELS))
+    parser.add_argument("--out", default=HERE)
+    args = parser.parse_args()
+    import onnx
+    warnings.filterwarnings("ignore")
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.only.split(","):
+        model = build(name)
+        x = example_input(name)
+        for flavour, export in (("ts", export_ts), ("dynamo", export_dynamo)):
+            path = os.path.join(args.out, f"{name}_{flavour}.onnx")
+            export(model, x, path)
+            check_with_onnxruntime(path, model, x)
+            graph = onnx.load(path)
+            ops = collections.Counter(n.op_type for n in graph.graph.node)
+            opset = {o.domain or "ai.onnx": o.version for o in graph.opset_import}
+            print(f"{os.path.basename(path)}: {os.path.getsize(path)} bytes, opset {opset}, "
+                  + ", ".join(f"{k}x{v}" for k, v in sorted(ops.items())))
+
+
+if __name__ == "__main__":
+    main()
