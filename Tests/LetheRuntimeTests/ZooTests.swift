@@ -4,8 +4,8 @@ import LetheONNX
 import XCTest
 @testable import LetheRuntime
 
-/// torchvision classifiers (reduced widths, random weights; `formats/models/zoo/make_zoo.py`) exported by
-/// both PyTorch exporters, run by the runtime and by ONNX Runtime on the same seeded input.
+/// torchvision image and video classifiers (reduced widths, random weights; `formats/models/zoo/make_zoo.py`)
+/// exported by both PyTorch exporters, run by the runtime and by ONNX Runtime on the same seeded input.
 ///
 /// `LETHE_ZOO=/some/folder` runs every `.onnx` there instead (e.g. full-size exports made locally).
 final class ZooTests: XCTestCase {
@@ -17,8 +17,8 @@ final class ZooTests: XCTestCase {
         let names = (listFolder(folder) ?? []).filter { $0.hasSuffix(".onnx") }.map { String($0.dropLast(5)) }.sorted()
         if custom == nil {
             // The committed zoo covers every model with both exporters; a regeneration must not drop one.
-            let expected = ["convnext", "mobilenet", "shufflenet", "swin"].flatMap { ["\($0)_dynamo", "\($0)_ts"] }
-            XCTAssertEqual(names, expected)
+            let expected = ["convnext", "mobilenet", "s3d", "shufflenet", "swin", "swin3d"].flatMap { ["\($0)_dynamo", "\($0)_ts"] }
+            XCTAssertEqual(names, expected.sorted())
         }
         XCTAssertFalse(names.isEmpty, "no .onnx files in \(folder)")
         let python = try referencePython()

@@ -24,12 +24,15 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_zoo import export_dynamo, export_ts  # noqa: E402
 
-# Model and input size (the smallest convenient one each architecture accepts).
+# Model and input size (the smallest convenient one each architecture accepts); video models
+# (torchvision.models.video) take [batch, 3, frames, height, width].
 MODELS = {
     "swin_t": 224, "swin_v2_t": 224, "maxvit_t": 224, "vit_b_16": 224, "convnext_tiny": 64,
     "resnet50": 64, "mobilenet_v3_large": 64, "efficientnet_b0": 64, "efficientnet_v2_s": 64,
     "regnet_y_400mf": 64, "densenet121": 64, "googlenet": 64, "inception_v3": 96, "squeezenet1_1": 64,
     "mnasnet0_5": 64, "shufflenet_v2_x1_0": 64, "alexnet": 64,
+    "r3d_18": (8, 64, 64), "mc3_18": (8, 64, 64), "r2plus1d_18": (8, 64, 64), "s3d": (16, 224, 224),
+    "swin3d_t": (8, 64, 64),
 }
 
 
@@ -49,13 +52,16 @@ def main():
     for name in args.models.split(","):
         size = MODELS[name]
         torch.manual_seed(0)
-        model = getattr(torchvision.models, name)(num_classes=10).eval()
-        x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+        video = isinstance(size, tuple)
+        zoo = torchvision.models.video if video else torchvision.models
+        model = getattr(zoo, name)(num_classes=10).eval()
+        shape = (2, 3) + (size if video else (size, size))
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         note = ""
         if spread(model, x) < 1e-2:
             with torch.no_grad():
                 for module in model.modules():
-                    if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    if isinstance(module, (nn.Conv2d, nn.Conv3d, nn.Linear)):
                         nn.init.kaiming_normal_(module.weight)
                         if module.bias is not None:
                             module.bias.normal_(0, 0.1)
@@ -64,7 +70,7 @@ def main():
             path = os.path.join(args.out, f"{name}_{flavour}.onnx")
             try:
                 export(model, x, path)
-                print(f"{name}_{flavour}: {os.path.getsize(path)} bytes, input {size}x{size}{note}", flush=True)
+                print(f"{name}_{flavour}: {os.path.getsize(path)} bytes, input {'x'.join(map(str, shape[2:]))}{note}", flush=True)
             except Exception as error:  # the exporter's refusal is a finding, not a failure of this script
                 print(f"{name}_{flavour}: export failed: {str(error).splitlines()[0][:200]}", flush=True)
                 if os.path.exists(path):

@@ -20,12 +20,19 @@ Chosen for operator coverage:
               Kaiming-normal Conv/Linear weights as for mobilenet.
   convnext    ConvNeXt with two stages (16 and 32 channels, 1 block each): 7x7 depthwise convs,
               channels-last LayerNorm (Permute), LayerNorm2d downsampling, GELU, layer scale, 32x32.
+  s3d         torchvision.models.video.S3D with its features replaced by a narrow stack of the same
+              blocks (TemporalSeparableConv, SepInceptionBlock3D, MaxPool3d (1,3,3)/(3,3,3)) and a
+              (2,4,4) AvgPool3d: 3-D Conv (factorised (1,k,k)+(k,1,1)), BatchNorm3d, 3-D pools; clips
+              of 8x64x64. Kaiming-normal Conv weights as for mobilenet.
+  swin3d      torchvision.models.video.SwinTransformer3d: patch (2,4,4), embed 16, depths [2, 1],
+              heads [1, 2], window (2,4,4), clips of 8x40x40: Conv3d patch embedding, 3-D shifted windows
+              (ScatterND mask) with padding (4x10x10 tokens), 3-D roll.
 
 Exports, for each model m:
   m_ts.onnx      torch.onnx.export(dynamo=False, opset_version=17, training=EVAL), constant folding on
                  (the exporter's default, as users run it)
   m_dynamo.onnx  torch.onnx.export(dynamo=True, opset_version=18), weights inline
-Input `input` float32 [batch, 3, S, S] with a dynamic batch; output `logits` [batch, 10].
+Input `input` float32 [batch, 3, S, S] (clips [batch, 3, T, H, W]) with a dynamic batch; output `logits` [batch, 10].
 No expected outputs are stored: the test runs ONNX Runtime itself. The script checks that ONNX Runtime
 agrees with PyTorch (< 1e-4 relative) before writing anything, and prints each file's operator histogram.
 
@@ -41,8 +48,10 @@ import torch
 import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ["swin", "mobilenet", "shufflenet", "convnext"]
-INPUT_SIZE = {"swin": 40, "mobilenet": 64, "shufflenet": 64, "convnext": 32}
+MODELS = ["swin", "mobilenet", "shufflenet", "convnext", "s3d", "swin3d"]
+# Input shape after [batch, 3]: images are square, clips are (frames, height, width).
+INPUT_SHAPE = {"swin": (40, 40), "mobilenet": (64, 64), "shufflenet": (64, 64), "convnext": (32, 32),
+               "s3d": (8, 64, 64), "swin3d": (8, 40, 40)}
 
 
 def build(name, seed=0):
@@ -53,6 +62,9 @@ def build(name, seed=0):
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
     from torchvision.models.shufflenetv2 import ShuffleNetV2
     from torchvision.models.swin_transformer import SwinTransformer
+    from torchvision.models.video import S3D
+    from torchvision.models.video.s3d import SepInceptionBlock3D, TemporalSeparableConv
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
 
     torch.manual_seed(seed)
     if name == "swin":
@@ -65,23 +77,41 @@ def build(name, seed=0):
     elif name == "convnext":
         m = ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=10,
                      norm_layer=None, layer_scale=0.5)
+    elif name == "s3d":
+        m = S3D(num_classes=10)
+        norm = partial(nn.BatchNorm3d, eps=0.001, momentum=0.001)
+        m.features = nn.Sequential(
+            TemporalSeparableConv(3, 8, 7, 2, 3, norm),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+            TemporalSeparableConv(8, 8, 1, 1, 0, norm),
+            TemporalSeparableConv(8, 16, 3, 1, 1, norm),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+            SepInceptionBlock3D(16, 4, 4, 8, 2, 4, 4, norm),
+            nn.MaxPool3d(kernel_size=(3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1)),
+            SepInceptionBlock3D(20, 8, 4, 8, 2, 4, 4, norm),
+        )
+        m.avgpool = nn.AvgPool3d(kernel_size=(2, 4, 4), stride=1)
+        m.classifier = nn.Sequential(nn.Dropout(p=0.2), nn.Conv3d(24, 10, kernel_size=1, stride=1, bias=True))
+    elif name == "swin3d":
+        m = SwinTransformer3d(patch_size=[2, 4, 4], embed_dim=16, depths=[2, 1], num_heads=[1, 2],
+                              window_size=[2, 4, 4], num_classes=10)
     else:
         raise ValueError(name)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for mod in m.modules():
-            if isinstance(mod, (nn.BatchNorm2d, nn.LayerNorm)) and mod.weight is not None:
+            if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)) and mod.weight is not None:
                 mod.weight.copy_(1.0 + 0.2 * torch.randn(mod.weight.shape, generator=g))
                 mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=g))
-            if isinstance(mod, nn.BatchNorm2d):
+            if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm3d)):
                 mod.running_mean.copy_(0.1 * torch.randn(mod.running_mean.shape, generator=g))
                 mod.running_var.copy_(0.5 + torch.rand(mod.running_var.shape, generator=g))
-        if name in ("mobilenet", "shufflenet"):
+        if name in ("mobilenet", "shufflenet", "s3d"):
             # torchvision's init (small-std classifiers, zero biases) at these widths gives logits that
             # barely depend on the input (the two batch rows agree to 5e-5 and 2e-3), so agreement
             # would prove little.
             for mod in m.modules():
-                if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                if isinstance(mod, (nn.Conv2d, nn.Conv3d, nn.Linear)):
                     nn.init.kaiming_normal_(mod.weight)
                     if mod.bias is not None:
                         mod.bias.copy_(0.1 * torch.randn(mod.bias.shape, generator=g))
@@ -94,8 +124,7 @@ def build(name, seed=0):
 
 def example_input(name, batch=2, seed=1234):
     rng = np.random.default_rng(seed)
-    s = INPUT_SIZE[name]
-    return rng.standard_normal((batch, 3, s, s)).astype(np.float32)
+    return rng.standard_normal((batch, 3) + INPUT_SHAPE[name]).astype(np.float32)
 
 
 def export_ts(model, x, path):
