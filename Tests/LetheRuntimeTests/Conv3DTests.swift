@@ -68,3 +68,42 @@ final class Conv3DTests: XCTestCase {
         }
     }
 }
+
+/// 3-D ConvTranspose (3-D U-Net decoders) against ONNX Runtime, with the 2-D and 1-D cases that now share its loop.
+final class ConvTranspose3DTests: XCTestCase {
+    func testConvTransposeMatchesOnnxRuntime() throws {
+        let cases = try onnxRuntimeCases("""
+        import onnx.numpy_helper as nh
+
+        def deconv(name, x, w, bias=True, constant=True, **attributes):
+            inputs = {'x': x}
+            names = ['x', 'w'] + (['b'] if bias else [])
+            values = {'w': w, 'b': randn(w.shape[1] * attributes.get('group', 1))}
+            initializers = []
+            for n in names[1:]:
+                if constant:
+                    initializers.append(nh.from_array(values[n], n))
+                else:
+                    inputs[n] = values[n]
+            case(name, [helper.make_node('ConvTranspose', names, ['y'], **attributes)], inputs, ['y'], 18, initializers)
+
+        volume = randn(2, 4, 3, 5, 6)
+        deconv('k2_s2_upsample', volume, randn(4, 3, 2, 2, 2), strides=[2, 2, 2])
+        deconv('k3_s2_pads_output_padding', volume, randn(4, 3, 3, 3, 3), strides=[2, 2, 2], pads=[1, 1, 1, 1, 1, 1],
+               output_padding=[1, 0, 1])
+        deconv('dilated_asymmetric', volume, randn(4, 2, 2, 3, 2), strides=[1, 2, 3], dilations=[2, 1, 2],
+               pads=[0, 1, 0, 1, 0, 1], bias=False, constant=False)
+        deconv('groups', volume, randn(4, 2, 3, 3, 3), group=2, strides=[2, 1, 2])
+        deconv('output_shape_same_upper', volume, randn(4, 3, 3, 3, 3), strides=[2, 2, 2], auto_pad='SAME_UPPER')
+        deconv('output_shape_attribute', volume, randn(4, 3, 3, 3, 3), strides=[2, 2, 2], output_shape=[6, 10, 12])
+        deconv('2d_still', randn(2, 4, 5, 6), randn(4, 3, 3, 3), strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+        deconv('1d_still', randn(2, 4, 7), randn(4, 3, 4), strides=[3], pads=[1, 2])
+        """)
+        XCTAssertEqual(cases.count, 8)
+        var worst: Float = 0
+        for reference in cases {
+            worst = max(worst, try assertMatchesOnnxRuntime(reference, tolerance: 1e-5))
+        }
+        print("ConvTranspose3DTests: \(cases.count) cases, worst relative difference from ONNX Runtime \(worst)")
+    }
+}
