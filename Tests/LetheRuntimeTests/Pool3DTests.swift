@@ -41,8 +41,13 @@ final class Pool3DTests: XCTestCase {
                  storage_order=order)
         pool('max1d_indices', 'MaxPool', (2, 3, 11), indices=True, kernel_shape=[3], strides=[2], pads=[1, 1])
         pool('max3d_indices_dilated_opset12', 'MaxPool', video, opset=12, indices=True, kernel_shape=[2, 2, 2], dilations=[2, 2, 2])
+        # Integer MaxPool (int8/uint8 are allowed since opset 12).
+        for dtype, kind in [(np.uint8, TensorProto.UINT8), (np.int8, TensorProto.INT8)]:
+            x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, size=(2, 3, 4, 7, 6)).astype(dtype)
+            node = helper.make_node('MaxPool', ['x'], ['y', 'i'], kernel_shape=[2, 3, 3], strides=[1, 2, 2], pads=[0, 1, 1, 1, 1, 1])
+            case(f'max3d_{np.dtype(dtype).name}', [node], {'x': x}, [('y', kind), ('i', TensorProto.INT64)], 19)
         """)
-        XCTAssertEqual(cases.count, 29)
+        XCTAssertEqual(cases.count, 31)
         var worst: Float = 0
         for reference in cases {
             worst = max(worst, try assertMatchesOnnxRuntime(reference, tolerance: 1e-6))

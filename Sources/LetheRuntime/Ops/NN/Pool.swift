@@ -1,6 +1,6 @@
 import LetheCore
 
-/// MaxPool and AveragePool over 1-, 2- and 3-D windows (NCW, NCHW, NCDHW): pads, auto_pad, ceil_mode,
+/// MaxPool (float32, int8, uint8) and AveragePool over 1-, 2- and 3-D windows (NCW, NCHW, NCDHW): pads, auto_pad, ceil_mode,
 /// dilations, count_include_pad, and MaxPool's optional Indices output (with storage_order).
 ///
 /// Lower-rank pools run as 3-D ones whose missing leading axes have size 1, so one loop serves all three.
@@ -44,7 +44,18 @@ struct PoolKernel: Kernel {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try requireFloat(inputs.required(0))
+        let input = try inputs.required(0)
+        // ONNX allows int8/uint8 MaxPool; float32 holds every such value exactly, so the float loop
+        // gives the same maxima (a window entirely in the padding would give -inf; it casts to 0).
+        if isMax && (input.dtype == .int8 || input.dtype == .uint8) {
+            var outputs = try pool(input.asFloat32(), context)
+            outputs[0] = try castTensor(outputs[0], to: input.dtype)
+            return outputs
+        }
+        return try pool(requireFloat(input), context)
+    }
+
+    private func pool(_ x: Tensor, _ context: ExecutionContext) throws -> [Tensor] {
         var geometry = self.geometry
         let spatial = geometry.kernel.count
         guard x.rank == spatial + 2 else { throw RuntimeError("pool of \(spatial)-D window on input \(x.shape)") }
