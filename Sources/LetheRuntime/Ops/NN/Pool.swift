@@ -1,7 +1,7 @@
 import LetheCore
 
-/// MaxPool (float32, int8, uint8) and AveragePool over 1-, 2- and 3-D windows (NCW, NCHW, NCDHW): pads, auto_pad, ceil_mode,
-/// dilations, count_include_pad, and MaxPool's optional Indices output (with storage_order).
+/// MaxPool (float32, int8, uint8) and AveragePool over 1-, 2- and 3-D windows (NCW, NCHW, NCDHW): pads,
+/// auto_pad, ceil_mode, dilations, count_include_pad, and MaxPool's optional Indices output (with storage_order).
 ///
 /// Lower-rank pools run as 3-D ones whose missing leading axes have size 1, so one loop serves all three.
 struct PoolKernel: Kernel {
