@@ -185,6 +185,9 @@ struct ConvKernel: Kernel {
         guard conv.inPlane < Int(Int32.max) else { throw RuntimeError("Conv input plane \(x.shape) is too large") }
         let y = try Tensor.uninitialized(.float32, outShape)
         if y.elementCount == 0 { return [y] }
+        // The patch matrix (and the gather table, a fraction of it) is scratch memory the size of one
+        // image-group's im2col: refuse it like a tensor when it exceeds the memory limit.
+        _ = try Tensor.checkedByteCount(.float32, [conv.patchSize, conv.outPlane])
         if conv.channelsPerGroup == 1 && conv.outChannelsPerGroup == 1 {
             depthwise(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
         } else {

@@ -74,6 +74,8 @@ struct ConvTransposeKernel: Kernel {
         let y = try Tensor.zeros(.float32, [n, m] + out)
         let taps = kd * kh * kw
         let rows = mg * taps, plane = depth * height * width, outPlane = od * oh * ow
+        // The column buffer is scratch memory the size of a tensor: held to the same limit.
+        _ = try Tensor.checkedByteCount(.float32, [rows, plane])
         let px = x.floats, pw = w.floats, py = y.mutableFloats
         let gemmThreads = n >= context.threads ? 1 : context.threads
         Parallel.forEach(n, threads: n >= context.threads ? context.threads : 1) { images in
