@@ -66,6 +66,8 @@ enum OperatorRegistry {
             "Slice": { try SliceKernel($0) },
             "Gather": { try GatherKernel($0) },
             "GatherElements": { try GatherElementsKernel($0) },
+            "GatherND": { try GatherNDKernel($0) },
+            "ScatterND": { try ScatterNDKernel($0) },
             "Reshape": { try ReshapeKernel($0) },
             "Flatten": { try FlattenKernel($0) },
             "Transpose": { try TransposeKernel($0) },

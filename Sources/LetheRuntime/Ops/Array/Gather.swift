@@ -68,3 +68,54 @@ struct GatherElementsKernel: Kernel {
         return [out]
     }
 }
+
+/// GatherND: slices of `data` addressed by the last axis of `indices`, after `batch_dims` leading axes
+/// that data and indices share (ScatterND's inverse; Swin V2's dynamo export reads its relative
+/// position table with it). Negative indices count from the end.
+struct GatherNDKernel: Kernel {
+    let batchDims: Int
+    init(_ request: KernelRequest) throws {
+        batchDims = try request.int("batch_dims", 0)
+        guard batchDims >= 0 else { throw Unsupported("GatherND batch_dims \(batchDims)") }
+    }
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        let data = try inputs.required(0), indexTensor = try inputs.required(1)
+        let b = batchDims
+        guard data.rank >= 1, indexTensor.rank >= 1, b < min(data.rank, indexTensor.rank),
+              Array(data.shape[..<b]) == Array(indexTensor.shape[..<b]) else {
+            throw RuntimeError("GatherND data \(data.shape) and indices \(indexTensor.shape) do not share \(b) batch axes")
+        }
+        let depth = indexTensor.shape[indexTensor.rank - 1]
+        guard depth <= data.rank - b else {
+            throw RuntimeError("GatherND indices address \(depth) axes of data \(data.shape) after \(b) batch axes")
+        }
+        let indices = try indexTensor.intValues()
+        let batches = data.shape[..<b].reduce(1, *)
+        let perBatch = indexTensor.shape[b..<(indexTensor.rank - 1)].reduce(1, *)
+        let size = data.dtype.byteSize
+        let sliceBytes = data.shape[(b + depth)...].reduce(1, *) * size
+        let batchBytes = data.shape[b...].reduce(1, *) * size
+        let strides = contiguousStrides(data.shape)
+        let shape = Array(indexTensor.shape.dropLast()) + Array(data.shape[(b + depth)...])
+        let out = try Tensor.uninitialized(data.dtype, shape)
+        let source = data.storage.base, target = UnsafeMutableRawPointer(mutating: out.storage.base)
+        for batch in 0..<batches {
+            for j in 0..<perBatch {
+                let slice = batch * perBatch + j
+                var offset = 0
+                for axis in 0..<depth {
+                    let raw = indices[slice * depth + axis], dim = data.shape[b + axis]
+                    let index = raw < 0 ? raw + dim : raw
+                    guard index >= 0, index < dim else {
+                        throw RuntimeError("GatherND index \(raw) is out of range for axis \(b + axis) of size \(dim)")
+                    }
+                    offset += index * strides[b + axis]
+                }
+                if sliceBytes > 0 {
+                    (target + slice * sliceBytes).copyMemory(from: source + batch * batchBytes + offset * size, byteCount: sliceBytes)
+                }
+            }
+        }
+        return [out]
+    }
+}

@@ -1,26 +1,34 @@
 import LetheCore
 
-/// The sizes of one 2-D convolution (1-D convolutions run with a height of 1).
-struct Convolution2D {
-    var batch = 0, channels = 0, height = 0, width = 0
+/// The sizes of one convolution: 2-D, with 1-D ones run at a height of 1 and 3-D (NCDHW) ones adding a
+/// depth axis (depth 1 otherwise). A "plane" is one channel's whole spatial extent.
+struct ConvolutionShape {
+    var batch = 0, channels = 0, depth = 1, height = 0, width = 0
     var outChannels = 0, group = 1
+    var kd = 1, sd = 1, dd = 1, padFront = 0, outDepth = 1
     var kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, padTop = 0, padLeft = 0
     var outHeight = 0, outWidth = 0
+    var isVolumetric = false
 
     var channelsPerGroup: Int { channels / group }
     var outChannelsPerGroup: Int { outChannels / group }
+    /// Window taps per channel.
+    var taps: Int { kd * kh * kw }
     /// Rows of the patch matrix: one per weight element of a group's filter.
-    var patchSize: Int { channelsPerGroup * kh * kw }
-    var outPlane: Int { outHeight * outWidth }
-    var inPlane: Int { height * width }
-    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && outHeight == height && outWidth == width }
+    var patchSize: Int { channelsPerGroup * taps }
+    var outPlane: Int { outDepth * outHeight * outWidth }
+    var inPlane: Int { depth * height * width }
+    var isPointwise: Bool {
+        kd == 1 && sd == 1 && padFront == 0 && outDepth == depth
+            && kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && outHeight == height && outWidth == width
+    }
 
     init() {}
 
-    /// Reads NCHW / NCL sizes from `x` and `w` and resolves padding.
+    /// Reads NCDHW / NCHW / NCL sizes from `x` and `w` and resolves padding.
     init(x: [Int], w: [Int], group: Int, geometry: SpatialGeometry) throws {
-        guard x.count == 3 || x.count == 4, w.count == x.count else {
-            throw RuntimeError("Conv supports 1-D and 2-D inputs; got input \(x) and weight \(w)")
+        guard (3...5).contains(x.count), w.count == x.count else {
+            throw RuntimeError("Conv supports 1-D, 2-D and 3-D inputs; got input \(x) and weight \(w)")
         }
         var geometry = geometry
         if geometry.kernel.isEmpty { geometry.kernel = Array(w[2...]) }
@@ -31,7 +39,15 @@ struct Convolution2D {
             throw RuntimeError("Conv input \(x), weight \(w) and group \(group) do not agree")
         }
         guard Array(w[2...]) == geometry.kernel else { throw RuntimeError("kernel_shape \(geometry.kernel) differs from weight \(w)") }
-        if x.count == 4 {
+        if x.count == 5 {
+            isVolumetric = true
+            depth = x[2]; height = x[3]; width = x[4]
+            kd = w[2]; kh = w[3]; kw = w[4]
+            sd = geometry.strides[0]; sh = geometry.strides[1]; sw = geometry.strides[2]
+            dd = geometry.dilations[0]; dh = geometry.dilations[1]; dw = geometry.dilations[2]
+            padFront = resolved.begin[0]; padTop = resolved.begin[1]; padLeft = resolved.begin[2]
+            outDepth = resolved.output[0]; outHeight = resolved.output[1]; outWidth = resolved.output[2]
+        } else if x.count == 4 {
             height = x[2]; width = x[3]
             kh = w[2]; kw = w[3]
             sh = geometry.strides[0]; sw = geometry.strides[1]
@@ -45,19 +61,27 @@ struct Convolution2D {
         }
     }
 
-    /// For small output maps: per kernel tap and output position, the input offset inside a channel
-    /// plane, or -1 where the window reads padding. Lets im2col run as one flat gather per channel.
+    /// For small output maps and all 3-D ones: per kernel tap and output position, the input offset
+    /// inside a channel plane, or -1 where the window reads padding. Lets im2col run as one flat gather
+    /// per channel.
     func gatherTable() -> [Int32] {
-        var table = [Int32](repeating: -1, count: kh * kw * outPlane)
-        for i in 0..<kh {
-            for j in 0..<kw {
-                for y in 0..<outHeight {
-                    let ih = y * sh - padTop + i * dh
-                    guard ih >= 0, ih < height else { continue }
-                    for x in 0..<outWidth {
-                        let iw = x * sw - padLeft + j * dw
-                        guard iw >= 0, iw < width else { continue }
-                        table[((i * kw + j) * outHeight + y) * outWidth + x] = Int32(ih * width + iw)
+        var table = [Int32](repeating: -1, count: taps * outPlane)
+        for a in 0..<kd {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let tap = (a * kh + i) * kw + j
+                    for z in 0..<outDepth {
+                        let id = z * sd - padFront + a * dd
+                        guard id >= 0, id < depth else { continue }
+                        for y in 0..<outHeight {
+                            let ih = y * sh - padTop + i * dh
+                            guard ih >= 0, ih < height else { continue }
+                            for x in 0..<outWidth {
+                                let iw = x * sw - padLeft + j * dw
+                                guard iw >= 0, iw < width else { continue }
+                                table[tap * outPlane + (z * outHeight + y) * outWidth + x] = Int32((id * height + ih) * width + iw)
+                            }
+                        }
                     }
                 }
             }
@@ -68,7 +92,7 @@ struct Convolution2D {
     /// im2col through a `gatherTable()`: rows of channel `c` of one image.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channel c: Int,
                 table: UnsafePointer<Int32>) {
-        let plane = x + c * inPlane, taps = kh * kw, p = outPlane
+        let plane = x + c * inPlane, taps = self.taps, p = outPlane
         for r in 0..<taps {
             let row = col + (c * taps + r) * ldc
             let offsets = table + r * p
@@ -80,7 +104,7 @@ struct Convolution2D {
     }
 
     /// Copies the receptive fields of one image-group into `col` (patchSize rows of `ldc` floats,
-    /// `outPlane` of them used), zero where the window hangs over the padding.
+    /// `outPlane` of them used), zero where the window hangs over the padding. 1-D and 2-D only.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channels: Range<Int>? = nil) {
         let oh = outHeight, ow = outWidth
         // Small maps make many short rows: plain loops beat memmove/memset calls there.
@@ -137,11 +161,11 @@ struct ConvKernel: Kernel {
         group = try request.int("group", 1)
         guard group >= 1 else { throw Unsupported("group \(group)") }
         let constantWeight = request.constant(1)?.asFloat32()
-        if let w = constantWeight, w.rank != 3 && w.rank != 4 {
-            throw Unsupported("\(w.rank - 2)-D convolution (only 1-D and 2-D are supported)")
+        if let w = constantWeight, !(3...5).contains(w.rank) {
+            throw Unsupported("\(w.rank - 2)-D convolution (1-D to 3-D are supported)")
         }
         geometry = try SpatialGeometry(request, kernel: constantWeight.map { Array($0.shape[2...]) })
-        if geometry.kernel.count > 2 { throw Unsupported("\(geometry.kernel.count)-D convolution (only 1-D and 2-D are supported)") }
+        if geometry.kernel.count > 3 { throw Unsupported("\(geometry.kernel.count)-D convolution (1-D to 3-D are supported)") }
         weight = constantWeight
         bias = request.constant(2)?.asFloat32()
         activation = request.activation
@@ -151,14 +175,19 @@ struct ConvKernel: Kernel {
         let x = try requireFloat(inputs.required(0))
         let w = try weight ?? inputs.required(1).asFloat32()
         let b = bias ?? inputs.optional(2)?.asFloat32()
-        let conv = try Convolution2D(x: x.shape, w: w.shape, group: group, geometry: geometry)
+        let conv = try ConvolutionShape(x: x.shape, w: w.shape, group: group, geometry: geometry)
         if let b, b.elementCount != conv.outChannels {
             throw RuntimeError("Conv bias has \(b.elementCount) values for \(conv.outChannels) output channels")
         }
-        var outShape = [conv.batch, conv.outChannels, conv.outHeight, conv.outWidth]
-        if x.rank == 3 { outShape.remove(at: 2) }
+        var outShape = [conv.batch, conv.outChannels, conv.outDepth, conv.outHeight, conv.outWidth]
+        outShape.removeSubrange(2..<(7 - x.rank))
+        // The gather table holds plane offsets as Int32.
+        guard conv.inPlane < Int(Int32.max) else { throw RuntimeError("Conv input plane \(x.shape) is too large") }
         let y = try Tensor.uninitialized(.float32, outShape)
         if y.elementCount == 0 { return [y] }
+        // The patch matrix (and the gather table, a fraction of it) is scratch memory the size of one
+        // image-group's im2col: refuse it like a tensor when it exceeds the memory limit.
+        _ = try Tensor.checkedByteCount(.float32, [conv.patchSize, conv.outPlane])
         if conv.channelsPerGroup == 1 && conv.outChannelsPerGroup == 1 {
             depthwise(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
         } else {
@@ -167,7 +196,7 @@ struct ConvKernel: Kernel {
         return [y]
     }
 
-    private func gemmConvolution(_ conv: Convolution2D, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+    private func gemmConvolution(_ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                                  _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
         let plane = conv.outPlane, k = conv.patchSize, mg = conv.outChannelsPerGroup
         // Enough images per GEMM to give it about 256 columns.
@@ -180,7 +209,7 @@ struct ConvKernel: Kernel {
 
         // Threads left over for the work inside one chunk when chunks run one after another.
         let innerThreads = parallelChunks ? 1 : threads
-        let table = conv.outWidth < 16 && !pointwise ? conv.gatherTable() : []
+        let table = (conv.outWidth < 16 || conv.isVolumetric) && !pointwise ? conv.gatherTable() : []
         table.withUnsafeBufferPointer { tableBuffer in
         let table = tableBuffer.isEmpty ? nil : tableBuffer.baseAddress
         Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
@@ -239,7 +268,7 @@ struct ConvKernel: Kernel {
     }
 
     /// One filter per channel: a direct loop beats a GEMM with a single output row.
-    private func depthwise(_ conv: Convolution2D, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+    private func depthwise(_ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                            _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
         let planes = conv.batch * conv.outChannels
         let activation = self.activation
@@ -249,24 +278,30 @@ struct ConvKernel: Kernel {
                 let input = x + (image * conv.channels + channel) * conv.inPlane
                 let output = y + index * conv.outPlane
                 output.update(repeating: b?[channel] ?? 0, count: conv.outPlane)
-                let filter = w + channel * conv.kh * conv.kw
-                for i in 0..<conv.kh {
-                    for j in 0..<conv.kw {
-                        let weight = filter[i * conv.kw + j]
-                        let shift = j * conv.dw - conv.padLeft
-                        let low = shift >= 0 ? 0 : min(conv.outWidth, (-shift + conv.sw - 1) / conv.sw)
-                        let highNumerator = conv.width - 1 - shift
-                        let high = highNumerator < 0 ? 0 : min(conv.outWidth, highNumerator / conv.sw + 1)
-                        if high <= low { continue }
-                        for oy in 0..<conv.outHeight {
-                            let ih = oy * conv.sh - conv.padTop + i * conv.dh
-                            if ih < 0 || ih >= conv.height { continue }
-                            let line = output + oy * conv.outWidth
-                            let source = input + ih * conv.width + shift
-                            if conv.sw == 1 {
-                                for ox in low..<high { line[ox] += weight * source[ox] }
-                            } else {
-                                for ox in low..<high { line[ox] += weight * source[ox * conv.sw] }
+                let filter = w + channel * conv.taps
+                for a in 0..<conv.kd {
+                    for i in 0..<conv.kh {
+                        for j in 0..<conv.kw {
+                            let weight = filter[(a * conv.kh + i) * conv.kw + j]
+                            let shift = j * conv.dw - conv.padLeft
+                            let low = shift >= 0 ? 0 : min(conv.outWidth, (-shift + conv.sw - 1) / conv.sw)
+                            let highNumerator = conv.width - 1 - shift
+                            let high = highNumerator < 0 ? 0 : min(conv.outWidth, highNumerator / conv.sw + 1)
+                            if high <= low { continue }
+                            for oz in 0..<conv.outDepth {
+                                let id = oz * conv.sd - conv.padFront + a * conv.dd
+                                if id < 0 || id >= conv.depth { continue }
+                                for oy in 0..<conv.outHeight {
+                                    let ih = oy * conv.sh - conv.padTop + i * conv.dh
+                                    if ih < 0 || ih >= conv.height { continue }
+                                    let line = output + (oz * conv.outHeight + oy) * conv.outWidth
+                                    let source = input + (id * conv.height + ih) * conv.width + shift
+                                    if conv.sw == 1 {
+                                        for ox in low..<high { line[ox] += weight * source[ox] }
+                                    } else {
+                                        for ox in low..<high { line[ox] += weight * source[ox * conv.sw] }
+                                    }
+                                }
                             }
                         }
                     }

@@ -1,20 +1,33 @@
 import LetheCore
 
-/// BatchNormalization in inference mode: `y = (x − mean) / √(var + ε) · scale + B` per channel.
+/// BatchNormalization: `y = (x − mean) / √(var + ε) · scale + B` per channel.
+///
+/// Inference uses the given mean and variance. With `training_mode=1` (opset ≥ 14) the statistics are
+/// the batch's own (mean and population variance over every axis but the channel), and the optional
+/// outputs 1 and 2 are the updated running statistics `input · momentum + batch · (1 − momentum)`.
 struct BatchNormKernel: Kernel {
     let epsilon: Float
+    let training: Bool
+    let momentum: Float
 
     init(_ request: KernelRequest) throws {
         epsilon = try request.float("epsilon", 1e-5)
-        if try request.int("training_mode", 0) != 0 { throw Unsupported("training_mode=1") }
-        if request.node.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
-            throw Unsupported("running mean/variance outputs (training mode)")
+        momentum = try request.float("momentum", 0.9)
+        training = try request.int("training_mode", 0) != 0
+        if training && request.opset < 14 { throw Unsupported("training_mode before opset 14") }
+        // Before opset 14 the extra outputs are the training statistics of a different, older definition.
+        if !training, request.node.outputs.dropFirst().contains(where: { !$0.isEmpty }) {
+            throw Unsupported("running mean/variance outputs without training_mode=1")
         }
     }
 
     /// Per-channel multiplier and offset equivalent to the normalisation.
     static func affine(scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) -> (a: [Float], b: [Float]) {
-        let s = scale.floatValues(), b = bias.floatValues(), m = mean.floatValues(), v = variance.floatValues()
+        affine(scale: scale.floatValues(), bias: bias.floatValues(), mean: mean.floatValues(), variance: variance.floatValues(),
+               epsilon: epsilon)
+    }
+
+    static func affine(scale s: [Float], bias b: [Float], mean m: [Float], variance v: [Float], epsilon: Float) -> (a: [Float], b: [Float]) {
         var multiplier = [Float](repeating: 0, count: s.count), offset = multiplier
         for c in 0..<s.count {
             multiplier[c] = s[c] / (v[c] + epsilon).squareRoot()
@@ -29,11 +42,24 @@ struct BatchNormKernel: Kernel {
         let channels = x.shape[1]
         let parameters = try (1...4).map { try inputs.required($0) }
         guard parameters.allSatisfy({ $0.elementCount == channels }) else {
-            throw RuntimeError("BatchNormalization parameters do not have \(channels) values")
+            throw RuntimeError("BatchNormalization parameters \(parameters.map(\.shape)) do not have \(channels) values")
         }
-        let (a, b) = BatchNormKernel.affine(scale: parameters[0], bias: parameters[1], mean: parameters[2],
-                                            variance: parameters[3], epsilon: epsilon)
         let inner = x.shape.dropFirst(2).reduce(1, *)
+        let scale = parameters[0].floatValues(), bias = parameters[1].floatValues()
+        var mean = parameters[2].floatValues(), variance = parameters[3].floatValues()
+        var running: [Tensor] = []
+        if training {
+            guard x.shape[0] * inner > 0 else { throw RuntimeError("BatchNormalization training on an empty batch \(x.shape)") }
+            // The running statistics come back in the type they came in, which here is the compute type.
+            _ = try requireFloat(parameters[2], "BatchNormalization input_mean")
+            _ = try requireFloat(parameters[3], "BatchNormalization input_var")
+            (mean, variance) = Self.batchStatistics(x, channels: channels, inner: inner, context)
+            let keep = momentum, take = 1 - momentum
+            let oldMean = parameters[2].floatValues(), oldVariance = parameters[3].floatValues()
+            running = [Tensor(shape: parameters[2].shape, values: (0..<channels).map { oldMean[$0] * keep + mean[$0] * take }),
+                       Tensor(shape: parameters[3].shape, values: (0..<channels).map { oldVariance[$0] * keep + variance[$0] * take })]
+        }
+        let (a, b) = BatchNormKernel.affine(scale: scale, bias: bias, mean: mean, variance: variance, epsilon: epsilon)
         let y = try Tensor.uninitialized(.float32, x.shape)
         let px = x.floats, py = y.mutableFloats
         Parallel.forEach(x.shape[0] * channels, threads: context.threads, grain: max(1, 16384 / max(1, inner))) { range in
@@ -43,7 +69,37 @@ struct BatchNormKernel: Kernel {
                 for i in 0..<inner { target[i] = source[i] * scale + shift }
             }
         }
-        return [y]
+        return [y] + running
+    }
+
+    /// Mean and population variance per channel over the batch and spatial axes, accumulated in Double
+    /// (two passes, so large means do not cancel the variance).
+    static func batchStatistics(_ x: Tensor, channels: Int, inner: Int, _ context: ExecutionContext) -> (mean: [Float], variance: [Float]) {
+        let batch = x.shape[0], count = Double(batch * inner), px = x.floats
+        var mean = [Float](repeating: 0, count: channels), variance = mean
+        mean.withUnsafeMutableBufferPointer { means in
+            variance.withUnsafeMutableBufferPointer { variances in
+                let pm = means.baseAddress!, pv = variances.baseAddress!
+                Parallel.forEach(channels, threads: context.threads, grain: max(1, 16384 / max(1, batch * inner))) { range in
+                    for c in range {
+                        var sum: Double = 0
+                        for n in 0..<batch {
+                            let source = px + (n * channels + c) * inner
+                            for i in 0..<inner { sum += Double(source[i]) }
+                        }
+                        let m = sum / count
+                        var squares: Double = 0
+                        for n in 0..<batch {
+                            let source = px + (n * channels + c) * inner
+                            for i in 0..<inner { let d = Double(source[i]) - m; squares += d * d }
+                        }
+                        pm[c] = Float(m)
+                        pv[c] = Float(squares / count)
+                    }
+                }
+            }
+        }
+        return (mean, variance)
     }
 }
 
