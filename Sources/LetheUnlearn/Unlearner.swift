@@ -30,6 +30,10 @@ public struct UnlearningConfiguration: Sendable {
     public var erasureTarget: ErasureTarget = .neighbours
     /// Erasure method: relative ridge of each layer's refit.
     public var erasureRidge = GuardedRefit.defaultRidge
+    /// Erasure method: each dense layer after an erased one is refit toward the original model's
+    /// outputs on the retain rows, not its own weights on the erased inputs (`GuardedRefit`), so that
+    /// it makes up for what the earlier erasures changed.
+    public var erasureCompensation = true
     /// Erasure method: the head repair's candidate ridges (relative) and logit margins.
     public var repairRidges: [Double] = [1e-4, 1e-2, 1]
     public var repairMargins: [Double] = [1, 3]

@@ -81,6 +81,61 @@ final class ErasureFormulaTests: XCTestCase {
         }
     }
 
+    /// With compensation the refit is the constrained least-squares map from the erased model's rows
+    /// to the original model's outputs: argmin Σ‖Ŵ̃ x̃_erased − W̃ x̃_original‖² s.t. Ŵ̃ D̃ = 0, i.e.
+    /// [G̃  D̃; D̃ᵀ 0] [ŵᵀ; μ] = [C̃ᵀ w̃ᵀ; 0] with C̃ = Σ x̃_original x̃_erasedᵀ / n.
+    func testCompensatedRefitMapsErasedRowsToOriginalOutputs() throws {
+        let d = 4, o = 3, n = 60
+        let original = (0..<n).map { r in TestSupport.randomValues(d, seed: 100 + UInt64(r)) }
+        let mix = TestSupport.randomValues(d * d, seed: 7)
+        let noise = TestSupport.randomValues(n * d, seed: 8)
+        var erased: [[Double]] = []
+        for (r, x) in original.enumerated() {
+            var row = [Double](repeating: 0, count: d)
+            for i in 0..<d {
+                var mixed = 0.0
+                for j in 0..<d { mixed += mix[i * d + j] * x[j] }
+                row[i] = 0.5 * mixed + x[i] + 0.05 * noise[r * d + i]
+            }
+            erased.append(row)
+        }
+        let (gram, sum) = moments(erased)
+        var cross = GuardedRefit.CrossMoment(dimension: d)
+        cross.add(original: original.flatMap { $0.map(Float.init) }, erased: erased.flatMap { $0.map(Float.init) }, count: n, dimension: d)
+        // The moment accumulates in float32 inputs: compare against the same rounding.
+        let originalF = original.map { $0.map { Double(Float($0)) } }, erasedF = erased.map { $0.map { Double(Float($0)) } }
+        let w = TestSupport.randomValues(o * d, seed: 9), b = TestSupport.randomValues(o, seed: 10)
+        let direction = TestSupport.randomValues(d, seed: 11)
+        let ridge = 1e-6
+        let refit = try GuardedRefit.apply(weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
+                                           directions: [direction], ridge: ridge, compensating: cross)
+        let e = d + 1, size = e + 1
+        var g = [Double](repeating: 0, count: e * e), c = [Double](repeating: 0, count: e * e)
+        for (xo, xn) in zip(originalF, erasedF) {
+            let a = xo + [1], z = xn + [1]
+            for i in 0..<e { for j in 0..<e { c[i * e + j] += a[i] * z[j] / Double(n) } }
+        }
+        for i in 0..<d { for j in 0..<d { g[i * e + j] = gram[i * d + j] / Double(n) }; g[i * e + d] = sum[i] / Double(n); g[d * e + i] = sum[i] / Double(n) }
+        g[d * e + d] = 1
+        let trace = (0..<e).reduce(0.0) { $0 + g[$1 * e + $1] }
+        for i in 0..<e { g[i * e + i] += ridge * trace / Double(e) }
+        for r in 0..<o {
+            let wTilde = Array(w[(r * d)..<((r + 1) * d)]) + [b[r]]
+            var a = [Double](repeating: 0, count: size * size), rhs = [Double](repeating: 0, count: size)
+            for i in 0..<e {
+                for j in 0..<e { a[i * size + j] = g[i * e + j]; rhs[i] += c[j * e + i] * wTilde[j] }
+                if i < d { a[i * size + e] = direction[i]; a[e * size + i] = direction[i] }
+            }
+            let solution = try gaussianSolve(a, rhs, size: size)
+            for i in 0..<d { XCTAssertEqual(refit.weight[r * d + i], solution[i], accuracy: 1e-6) }
+            XCTAssertEqual(refit.bias![r], solution[d], accuracy: 1e-6)
+        }
+        // Without compensation the refit stays near W (not near the map to the original outputs).
+        let plain = try GuardedRefit.apply(weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
+                                           directions: [direction], ridge: ridge)
+        XCTAssertGreaterThan(zip(plain.weight, refit.weight).map { abs($0 - $1) }.max()!, 0.05)
+    }
+
     /// Forget logits are capped `margin` below the best retained logit, for every row.
     func testHeadRepairTargetsByHand() {
         let logits: [Double] = [5, 1, 2,    // forget class 0 leads: capped to 2 − 1

@@ -154,14 +154,14 @@ struct ErasureMethod {
     /// Refits `layer` from its statistics on the current model (and the neighbours' mean, when the
     /// target is the neighbours), unless the refit would distort its retain outputs beyond the cap.
     func erase(_ layer: WeightLayer, statistics layerStatistics: LayerStatistics, neighbours: LayerRowSink?,
-               state: inout ErasureState) throws {
+               cross: GuardedRefit.CrossMoment? = nil, state: inout ErasureState) throws {
         try state.statistics.merge(layerStatistics)
         var target: [[Double]]?
         if let neighbours, neighbours.rowCount > 0 {
             let rows = Double(neighbours.rowCount)
             target = neighbours.grams().sums.map { $0.map { $0 / rows } }
         }
-        let (patched, distortion) = try erase(layer, statistics: layerStatistics, target: target, in: state.current)
+        let (patched, distortion) = try erase(layer, statistics: layerStatistics, target: target, in: state.current, cross: cross)
         guard distortion <= configuration.erasureDistortionCap else {
             state.skipped.append(UnlearningReport.SkippedErasure(layer: layer.name, distortion: distortion))
             return
@@ -197,6 +197,10 @@ struct ErasureMethod {
         func slots(_ indices: [Int]) -> [Int] { indices.map { slot[$0]! } }
         let cache = try ActivationCache(model: model, samples: train.subset(wanted), batchSize: configuration.batchSize,
                                         budget: configuration.activationCacheBytes, makeExecutor: makeExecutor)
+        // The original model's rows of the retain samples, kept alongside for compensation.
+        let originalCache = configuration.erasureCompensation
+            ? try ActivationCache(model: model, samples: train.subset(selection.retain), batchSize: configuration.batchSize,
+                                  budget: configuration.activationCacheBytes, makeExecutor: makeExecutor) : nil
         for (index, layer) in erased.enumerated() {
             progress?("erasure (depth \(erased.count))", index, erased.count)
             let use = layer.uses[0]
@@ -208,7 +212,16 @@ struct ErasureMethod {
             }
             let statistics = StatisticsCollector.statistics(of: layer, retain: StatisticsCollector.result(of: retain),
                                                             forget: StatisticsCollector.result(of: forget))
-            try erase(layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, state: &state)
+            var cross: GuardedRefit.CrossMoment?
+            if let originalCache, compensates(layer, rows: statistics.retainRows, after: state.done) {
+                try originalCache.advance(to: use.nodeIndex, model: model)
+                let retainSlots = slots(selection.retain)
+                cross = try crossMoment(layer, batches: stride(from: 0, to: retainSlots.count, by: configuration.batchSize).map { start in
+                    let end = min(retainSlots.count, start + configuration.batchSize)
+                    return ({ try self.rows(originalCache, value, Array(start..<end)) }, { try self.rows(cache, value, Array(retainSlots[start..<end])) })
+                })
+            }
+            try erase(layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, cross: cross, state: &state)
         }
         try cache.advance(to: headUse.nodeIndex, model: state.current)
         let value = model.graph.nodes[headUse.nodeIndex].inputs[headUse.input]
@@ -252,7 +265,17 @@ struct ErasureMethod {
                 try executor.forEachBatch(of: neighbourSet, batchSize: configuration.batchSize, taps: taps) { _, _ in }
                 near = sink
             }
-            try erase(layer, statistics: layerStats, neighbours: near, state: &state)
+            var cross: GuardedRefit.CrossMoment?
+            if configuration.erasureCompensation, compensates(layer, rows: layerStats.retainRows, after: state.done) {
+                let original = try makeExecutor(model)
+                let erasedModel = executor
+                cross = try crossMoment(layer, batches: stride(from: 0, to: retain.count, by: configuration.batchSize).map { start in
+                    let range = start..<min(retain.count, start + configuration.batchSize)
+                    return ({ try self.rows(of: layer, in: retain, range, running: original) },
+                            { try self.rows(of: layer, in: retain, range, running: erasedModel) })
+                })
+            }
+            try erase(layer, statistics: layerStats, neighbours: near, cross: cross, state: &state)
         }
         let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
         let fit = train.subset(repairSamples(train: train, selection: selection))
@@ -267,12 +290,50 @@ struct ErasureMethod {
                             validation: validationFeatures.values, validationRows: validationFeatures.rows)
     }
 
+    /// Whether `layer`'s refit is compensated: a dense layer after an erased one, with enough retain
+    /// rows to fit its map from the erased inputs to the original outputs (not a Conv, whose
+    /// patches would need rows of their own, nor a layer seeing fewer rows than twice its inputs).
+    func compensates(_ layer: WeightLayer, rows: Int, after erased: [WeightLayer]) -> Bool {
+        guard !erased.isEmpty, layer.groups == 1, layer.uses.count == 1, case .lastAxis = layer.uses[0].rows else { return false }
+        return rows >= 2 * (layer.inputDimension + 1)
+    }
+
+    /// `Σ x_original x_erasedᵀ` over the retain rows of `layer`, batch by batch: each batch gives
+    /// the original model's rows and the erased model's rows of the same samples, in the same order.
+    func crossMoment(_ layer: WeightLayer, batches: [(original: () throws -> [Float], erased: () throws -> [Float])]) throws -> GuardedRefit.CrossMoment {
+        let d = layer.inputDimension
+        var moment = GuardedRefit.CrossMoment(dimension: d)
+        for batch in batches {
+            let original = try batch.original(), erased = try batch.erased()
+            guard original.count == erased.count, original.count % d == 0 else {
+                throw StatisticsError("layer \(layer.name): the original and erased models give \(original.count) and \(erased.count) values")
+            }
+            moment.add(original: original, erased: erased, count: original.count / d, dimension: d)
+        }
+        return moment
+    }
+
+    /// The cached value `name` of the samples at `slots`, as floats.
+    private func rows(_ cache: ActivationCache, _ name: String, _ slots: [Int]) throws -> [Float] {
+        var values: [Float] = []
+        try cache.rows(of: name, at: slots) { values += $0.floatValues() }
+        return values
+    }
+
+    /// The input of `layer`'s node for `samples[range]`, running `executor`.
+    private func rows(of layer: WeightLayer, in samples: SampleSet, _ range: Range<Int>, running executor: any ModelExecutor) throws -> [Float] {
+        let sink = FeatureCollector.Sink()
+        let collector = try FeatureCollector(layer: layer, batchSize: configuration.batchSize)
+        _ = try executor.run(samples.batch(range), taps: [collector.tap(into: sink)])
+        return sink.features(dimension: layer.inputDimension).values.map(Float.init)
+    }
+
     /// The guarded refit of one layer from its statistics on the current model: per group, the
     /// concept direction is the difference of the forget and retain rows' means.
     /// `target`: per group, the mean the forget rows are moved to (default: the retain rows' mean).
     /// Returns the patched tensors and the largest retain distortion over the groups.
     func erase(_ layer: WeightLayer, statistics: LayerStatistics, target: [[Double]]? = nil,
-               in model: Model) throws -> (tensors: [String: Tensor], distortion: Double) {
+               in model: Model, cross: GuardedRefit.CrossMoment? = nil) throws -> (tensors: [String: Tensor], distortion: Double) {
         guard statistics.retainRows > 0, statistics.forgetRows > 0,
               statistics.retainSum.count == layer.groups, statistics.forgetSum.count == layer.groups else { return ([:], 0) }
         guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
@@ -294,7 +355,8 @@ struct ErasureMethod {
             let groupBias = biasValues.map { Array($0[(g * rowsPerGroup)..<((g + 1) * rowsPerGroup)]) }
             let refit = try GuardedRefit.apply(weight: groups[g], bias: groupBias, outputs: rowsPerGroup, dimension: d,
                                                gram: statistics.retain[g], sum: statistics.retainSum[g], rows: statistics.retainRows,
-                                               directions: [direction], ridge: configuration.erasureRidge)
+                                               directions: [direction], ridge: configuration.erasureRidge,
+                                               compensating: layer.groups == 1 ? cross : nil)
             newGroups.append(refit.weight)
             distortion = max(distortion, refit.distortion)
             newBias += refit.bias ?? []

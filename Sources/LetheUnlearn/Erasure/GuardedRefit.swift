@@ -11,6 +11,12 @@
 /// constant at telling them apart; among all such guards it is the one that changes the retain
 /// outputs least (LEACE minimises the change in the whitened input instead). It also returns the
 /// retain distortion `tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ)`: the share of the retain outputs' energy it moves.
+///
+/// Compensation: on a model whose earlier layers were erased, the layer's rows `x` are no longer the
+/// original model's `x°`. Given `C̃ = Σ x̃° x̃ᵀ / n` over the same retain rows, the map matched is the
+/// original model's output, `argmin Σ‖[Ŵ b̂] x̃ − [W b] x̃°‖²` under the same constraint: `W̃` above
+/// becomes `W̃ C̃ G̃⁻¹`, so each layer makes up for what the erasures before it changed on the retain
+/// rows (the distortion is then measured against that compensated map).
 enum GuardedRefit {
     /// Relative ridge added to `G̃`'s diagonal (times its mean diagonal) so that directions the retain
     /// rows never visit stay solvable.
@@ -21,7 +27,7 @@ enum GuardedRefit {
     /// `rows` their count; `directions` are the columns of `D`, each of `d` values.
     static func apply(weight: [Double], bias: [Double]?, outputs o: Int, dimension d: Int,
                       gram: [Double], sum: [Double], rows n: Int, directions: [[Double]],
-                      ridge: Double = defaultRidge) throws -> (weight: [Double], bias: [Double]?, distortion: Double) {
+                      ridge: Double = defaultRidge, compensating cross: CrossMoment? = nil) throws -> (weight: [Double], bias: [Double]?, distortion: Double) {
         precondition(weight.count == o * d && gram.count == d * d && sum.count == d)
         let k = directions.count
         guard k > 0, n > 0, o > 0 else { return (weight, bias, 0) }
@@ -60,6 +66,26 @@ enum GuardedRefit {
             for i in 0..<d { wTilde[r * e + i] = weight[r * d + i] }
             if let bias { wTilde[r * e + d] = bias[r] }
         }
+        if let cross {
+            // Compensation: the map from the erased model's rows to the original model's outputs,
+            // W̃ C̃ G̃⁻¹ with C̃ = Σ x̃_original x̃ᵀ / n, is what the constraint is then applied to.
+            var cTilde = [Double](repeating: 0, count: e * e)
+            for i in 0..<d {
+                for j in 0..<d { cTilde[i * e + j] = cross.moment[i * d + j] * scale }
+                if augmented {
+                    cTilde[i * e + d] = cross.originalSum[i] * scale
+                    cTilde[d * e + i] = sum[i] * scale
+                }
+            }
+            if augmented { cTilde[d * e + d] = 1 }
+            var m = [Double](repeating: 0, count: o * e)
+            LinearAlgebra.multiply(wTilde, cTilde, into: &m, m: o, n: e, k: e)
+            var mT = [Double](repeating: 0, count: e * o)
+            for r in 0..<o { for i in 0..<e { mT[i * o + r] = m[r * e + i] } }
+            let targetT = try LinearAlgebra.solvePositiveDefinite(g, dimension: e, mT, columns: o)
+            for r in 0..<o { for i in 0..<e { wTilde[r * e + i] = targetT[i * o + r] } }
+        }
+        let compensated = wTilde
         var c = [Double](repeating: 0, count: o * k)
         LinearAlgebra.multiply(wTilde, dTilde, into: &c, m: o, n: k, k: e)
         // C K⁻¹: solve K Zᵀ = Cᵀ (K is symmetric positive definite as D̃ᵀ G̃⁻¹ D̃ with independent columns).
@@ -71,17 +97,34 @@ enum GuardedRefit {
         // W̃ −= Z Yᵀ.
         LinearAlgebra.multiply(z, y, transposeB: true, into: &wTilde, m: o, n: e, k: k, alpha: -1, beta: 1)
         // Retain distortion: tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ), the share of the retain outputs' energy the refit moves.
-        var original = [Double](repeating: 0, count: o * e)
-        for r in 0..<o {
-            for i in 0..<d { original[r * e + i] = weight[r * d + i] }
-            if let bias { original[r * e + d] = bias[r] }
-        }
+        let original = compensated
         let change = zip(wTilde, original).map { $0 - $1 }
         let distortion = quadraticTrace(change, g, rows: o, width: e) / max(quadraticTrace(original, g, rows: o, width: e), .leastNormalMagnitude)
         var newWeight = [Double](repeating: 0, count: o * d)
         for r in 0..<o { for i in 0..<d { newWeight[r * d + i] = wTilde[r * e + i] } }
         let newBias = bias.map { _ in (0..<o).map { wTilde[$0 * e + d] } }
         return (newWeight, newBias, distortion)
+    }
+
+    /// `Σ x_original x_erasedᵀ` and `Σ x_original` over the same retain rows seen by the original
+    /// model and by the model with the earlier layers erased.
+    struct CrossMoment {
+        var moment: [Double]
+        var originalSum: [Double]
+        var rows = 0
+
+        init(dimension d: Int) {
+            moment = [Double](repeating: 0, count: d * d)
+            originalSum = [Double](repeating: 0, count: d)
+        }
+
+        /// Adds `count` rows of each (row-major, `d` wide), in the same order.
+        mutating func add(original: [Float], erased: [Float], count: Int, dimension d: Int) {
+            let a = original.map(Double.init), b = erased.map(Double.init)
+            LinearAlgebra.multiply(a, transposeA: true, b, into: &moment, m: d, n: d, k: count, beta: 1)
+            for r in 0..<count { for i in 0..<d { originalSum[i] += a[r * d + i] } }
+            rows += count
+        }
     }
 
     /// `tr(A G Aᵀ)` for `A` of `rows × width`.
