@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .library(name: "Lethe", targets: [
             "LetheCore", "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
-            "LetheFormats", "LetheRuntime", "LetheUnlearn",
+            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages",
         ]),
         .executable(name: "lethe", targets: ["lethe"]),
     ],
@@ -19,6 +19,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
         .target(name: "LetheCore", dependencies: ["CBLAS"]),
         .target(name: "LetheIR", dependencies: ["LetheCore"]),
@@ -27,8 +29,9 @@ let package = Package(
         ]),
         .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
         .target(name: "LetheNumPy", dependencies: ["LetheIR", "CZlib"]),
+        .target(name: "LetheImages", dependencies: ["LetheCore", "CPNG", "CJPEG"]),
         .target(name: "LetheFormats", dependencies: [
-            "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
+            "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheImages",
         ]),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL"]),
         .target(name: "LetheUnlearn", dependencies: ["LetheRuntime", "LetheFormats", "CBLAS"]),
@@ -42,9 +45,10 @@ let package = Package(
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
         .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
         .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats"]),
+        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages"]),
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),
         .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn"]),
-        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages"]),
 
         // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
         .target(name: "LetheFuzzHarness", dependencies: [

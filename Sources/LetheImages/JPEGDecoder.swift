@@ -1,0 +1,32 @@
+import CJPEG
+
+/// Decodes baseline and progressive JPEG files with the system's libjpeg-turbo, with its default
+/// (accurate integer) DCT and fancy upsampling, as PIL does; grayscale stays one channel and
+/// YCbCr becomes RGB.
+public enum JPEGDecoder {
+    /// JPEG files start with SOI (FF D8) followed by a marker's FF.
+    public static let signature: [UInt8] = [0xFF, 0xD8, 0xFF]
+
+    public static func decode(_ data: UnsafeRawBufferPointer) throws -> PixelImage {
+        do {
+            let bytes = data.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            var width: UInt32 = 0, height: UInt32 = 0
+            var channels: Int32 = 0
+            var message = [CChar](repeating: 0, count: Int(JMSG_LENGTH_MAX) + 1)
+            func fail() -> ImageError {
+                .corrupt(format: "JPEG", message: String(decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            // The header first, so the pixel buffer is sized (and limited) before allocation.
+            guard lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,
+                                    PixelImage.maxPixels, nil, &message) == 0 else { throw fail() }
+            var raw = [UInt8](repeating: 0, count: Int(width) * Int(height) * Int(channels))
+            let status = raw.withUnsafeMutableBufferPointer { out in
+                lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,
+                                  PixelImage.maxPixels, out.baseAddress!, &message)
+            }
+            guard status == 0 else { throw fail() }
+            return PixelImage(width: Int(width), height: Int(height), channels: Int(channels),
+                              samples: raw.map { Float($0) }, isEightBit: true)
+        }
+    }
+}
