@@ -10,7 +10,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "The model (.onnx, or weights with --graph).")
     var model: String
 
-    @Option(help: "An .npz with x (inputs) and y (labels).")
+    @Option(help: "An .npz with x (inputs) and y (labels), or a folder with one subfolder of images per class (read batch by batch; docs/data.md).")
     var data: String
 
     @OptionGroup var modelOptions: ModelOptions
@@ -21,13 +21,23 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
-        let samples = try preprocessing.samples(data, for: runnable.model)
-        let bar = ProgressBar("evaluating", total: samples.count)
-        let metrics = try FileError.wrapping(model) {
-            try ClassifierEvaluation.evaluate(model: runnable.model, samples: samples, batchSize: modelOptions.batch,
-                                              threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+        let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
+        let (source, dataNames) = try preprocessing.open(data, for: runnable.model, names: names)
+        let bar = ProgressBar("evaluating", total: source.count)
+        var metrics: ClassificationMetrics
+        if let samples = source as? SampleSet {
+            metrics = try FileError.wrapping(model) {
+                try ClassifierEvaluation.evaluate(model: runnable.model, samples: samples, batchSize: modelOptions.batch,
+                                                  threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+            }
+        } else {
+            // Decoding errors name their file; only the model's own errors get the model's path.
+            metrics = try ClassifierEvaluation.evaluate(model: runnable.model, source: source, batchSize: modelOptions.batch,
+                                                        threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
         }
         bar.finish()
+        preprocessing.reportSkipped(source)
+        metrics.classNames = dataNames?.names
         if json { try Terminal.printJSON(metrics) } else { print(metrics.renderText()) }
     }
 }

@@ -22,10 +22,11 @@ struct Stats: ParsableCommand {
     func run() throws {
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, choice.data])
-        let samples = try preprocessing.samples(choice.data, for: runnable.model)
-        let unlearner = try FileError.wrapping(model) {
-            try Unlearner(model: runnable.model, configuration: choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch))
-        }
+        let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
+        let (source, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
+        let configuration = try choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch, names: dataNames)
+        let samples = try preprocessing.materialize(source, label: choice.data)
+        let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
         let progress = PhaseProgress()
         let statistics = try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
         progress.finish()

@@ -20,9 +20,10 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// How uint8 images in data files become float32 inputs.
+/// How data becomes inputs: uint8 images in `.npz` files and image folders alike are scaled and
+/// normalised; image folders are also resized and cropped as torchvision's transforms do.
 struct PreprocessingOptions: ParsableArguments {
-    @Option(help: "Multiplier for uint8 image data.")
+    @Option(help: "Multiplier for uint8 image data (and image files, on their 0–255 scale).")
     var scale: Float = 1.0 / 255.0
 
     @Option(help: "Mean subtracted after scaling: one value, or one per channel (comma-separated).")
@@ -30,6 +31,24 @@ struct PreprocessingOptions: ParsableArguments {
 
     @Option(help: "Standard deviation divided by: one value, or one per channel (comma-separated).")
     var std: String = "1"
+
+    @Option(help: "Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).")
+    var resize: Int?
+
+    @Option(help: "Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.")
+    var crop: Int?
+
+    @Option(help: "Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.")
+    var labels: String?
+
+    @Flag(help: "Image folders: skip files that are not images or are corrupt (counted) instead of stopping.")
+    var skipBad = false
+
+    func validate() throws {
+        for (flag, value) in [("--resize", resize), ("--crop", crop)] {
+            if let value, value < 1 || value > 16384 { throw ValidationError("\(flag) takes 1 to 16384") }
+        }
+    }
 
     func preprocessing() throws -> ImagePreprocessing {
         func numbers(_ text: String, _ flag: String) throws -> [Float] {
@@ -40,21 +59,61 @@ struct PreprocessingOptions: ParsableArguments {
         return ImagePreprocessing(scale: scale, mean: try numbers(mean, "--mean"), std: try numbers(std, "--std"))
     }
 
-    /// Loads `path` as samples for `model`'s first input.
-    func samples(_ path: String, for model: Model) throws -> SampleSet {
-        let dtype = model.graph.runtimeInputs.first?.dtype ?? .float32
-        return try SampleFile.load(path, inputDType: dtype, preprocessing: try preprocessing())
+    /// Class names from --labels, else from the model's metadata, else nil.
+    func classNames(for model: Model, modelPath: String) throws -> ClassNames? {
+        if let labels { return try ClassNames.load(labels) }
+        return try FileError.wrapping(modelPath) { try ClassNames.fromMetadata(model.metadata) }
+    }
+
+    /// Opens `path` for `model`'s first input: an `.npz` is read whole; an image folder is listed
+    /// (its folders matched through `names`, or named by it when there are none) and read on demand.
+    func open(_ path: String, for model: Model, names: ClassNames?) throws -> (source: any SampleSource, names: ClassNames?) {
+        let input = model.graph.runtimeInputs.first
+        guard ImageFolder.isFolder(path) else {
+            if resize != nil || crop != nil || skipBad {
+                throw UsageError("\(path): --resize, --crop and --skip-bad apply to image folders, not .npz files")
+            }
+            return (try SampleFile.load(path, inputDType: input?.dtype ?? .float32, preprocessing: try preprocessing()), names)
+        }
+        if let dtype = input?.dtype, dtype != .float32 {
+            throw UsageError("\(path): image folders feed float32 inputs, but the model's input is \(dtype.rawValue)")
+        }
+        let folder = try ImageFolder.scan(path, names: names)
+        let layout = try ImageLayout.of(input)
+        let samples = try FileError.wrapping(path) {
+            try ImageFolderSamples(folder: folder, layout: layout, preprocessing: try preprocessing(),
+                                   options: ImageOptions(resize: resize, crop: crop, skipBad: skipBad))
+        }
+        // Folders named 0, 1, 2, … say nothing a class id does not.
+        let named = folder.classNames.names.enumerated().contains { $0.element != String($0.offset) }
+        return (samples, named ? folder.classNames : nil)
+    }
+
+    /// Every sample of `source` in memory, each image decoded once, with a progress bar.
+    func materialize(_ source: any SampleSource, label: String) throws -> SampleSet {
+        let bar = ProgressBar("decoding \(label)", total: source.count)
+        let samples = try source.materialize(chunk: 256, progress: { done, _ in bar.update(done) })
+        bar.finish()
+        reportSkipped(source)
+        return samples
+    }
+
+    /// Says how many files --skip-bad left out, naming the first.
+    func reportSkipped(_ source: any SampleSource) {
+        guard let folder = source as? ImageFolderSamples else { return }
+        let skipped = folder.skipped
+        guard let first = skipped.first else { return }
+        Terminal.note("skipped \(skipped.count) unreadable file\(skipped.count == 1 ? "" : "s") of \(folder.count) (first: \(first.path): \(first.reason))")
     }
 }
 
-/// Parses "3" or "3,7" into class ids.
-func parseClasses(_ text: String) throws -> [Int] {
-    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-    let ids = parts.map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !ids.isEmpty, ids.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-        throw ValidationError("expected class ids like 3 or 3,7, got '\(text)'")
+/// Splits "3,7" or "Dress,Coat" into class tokens (ids or names, resolved once the names are known).
+func parseClasses(_ text: String) throws -> [String] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    guard !parts.contains(where: \.isEmpty) else {
+        throw ValidationError("expected class ids or names like 3,7 or Dress,Coat, got '\(text)'")
     }
-    return ids.map { $0! }
+    return parts
 }
 
 import Foundation
