@@ -22,8 +22,8 @@ static void lethe_jpeg_fail(j_common_ptr info) {
 
 static void lethe_jpeg_quiet(j_common_ptr info) { (void)info; }
 
-/// Reads the JPEG in `data`: 0 and the outputs filled, or -1 with `message` (at least
-/// JMSG_LENGTH_MAX + 1 bytes) set. `channels` is 1 (grayscale) or 3 (RGB; YCbCr is converted by
+/// Reads the JPEG in `data`: 0 and the outputs filled, or -1 (libjpeg refused the file) or -2
+/// (larger than `max_pixels`) with `message` (at least JMSG_LENGTH_MAX + 1 bytes) set. `channels` is 1 (grayscale) or 3 (RGB; YCbCr is converted by
 /// libjpeg). With `pixels` non-NULL it also decodes the image there, row-major, 8-bit samples.
 static inline int lethe_jpeg_decode(const unsigned char *data, size_t size, unsigned *width, unsigned *height,
                                     int *channels, size_t max_pixels, unsigned char *pixels, char *message) {
@@ -51,7 +51,7 @@ static inline int lethe_jpeg_decode(const unsigned char *data, size_t size, unsi
         snprintf(message, JMSG_LENGTH_MAX, "the image is %ux%u, over the limit of %zu pixels",
                  info.image_width, info.image_height, max_pixels);
         jpeg_destroy_decompress(&info);
-        return -1;
+        return -2;
     }
     *width = info.image_width;
     *height = info.image_height;

@@ -28,8 +28,8 @@ static void lethe_png_fail(png_structp png, png_const_charp message) {
 
 static void lethe_png_warn(png_structp png, png_const_charp message) { (void)png; (void)message; }
 
-/// Reads the header of the PNG in `data`. Returns 0 and fills the outputs, or -1 with
-/// `source->message` set. `channels`: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (after expanding
+/// Reads the header of the PNG in `data`. Returns 0 and fills the outputs, or -1 (libpng
+/// refused the file) or -2 (larger than `max_pixels`) with `source->message` set. `channels`: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (after expanding
 /// palettes and transparency); `depth`: 8 or 16 (lower depths are expanded to 8).
 /// With `pixels` non-NULL it also decodes the image there, row-major, `channels` samples a pixel,
 /// 16-bit samples as native-endian uint16.
@@ -52,7 +52,7 @@ static inline int lethe_png_decode(lethe_png_source *source, unsigned *width, un
     if (w == 0 || h == 0 || (size_t)w * (size_t)h > max_pixels) {
         snprintf(source->message, sizeof source->message, "the image is %ux%u, over the limit of %zu pixels", w, h, max_pixels);
         png_destroy_read_struct(&png, &info, NULL);
-        return -1;
+        return -2;
     }
     int type = png_get_color_type(png, info);
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);

@@ -6,6 +6,8 @@ public enum ImageError: LetheError, Equatable {
     case notAnImage
     /// libpng or libjpeg refused the file (its message).
     case corrupt(format: String, message: String)
+    /// The header declares more pixels than `PixelImage.maxPixels` (the decoder's message).
+    case tooLarge(format: String, message: String)
     /// The image is not the size the earlier ones were, and no `--resize`/`--crop` makes them agree.
     case sizeMismatch(width: Int, height: Int, expectedWidth: Int, expectedHeight: Int)
 
@@ -15,6 +17,8 @@ public enum ImageError: LetheError, Equatable {
             "not a PNG or JPEG image"
         case .corrupt(let format, let message):
             "corrupt \(format): \(message)"
+        case .tooLarge(let format, let message):
+            "\(format) too large: \(message)"
         case .sizeMismatch(let width, let height, let expectedWidth, let expectedHeight):
             "the image is \(width)x\(height) but the first one is \(expectedWidth)x\(expectedHeight); give --resize and --crop to make them agree"
         }

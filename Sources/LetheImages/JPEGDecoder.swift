@@ -13,12 +13,16 @@ public enum JPEGDecoder {
             var width: UInt32 = 0, height: UInt32 = 0
             var channels: Int32 = 0
             var message = [CChar](repeating: 0, count: Int(JMSG_LENGTH_MAX) + 1)
-            func fail() -> ImageError {
-                .corrupt(format: "JPEG", message: String(decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            func text(_ message: [CChar]) -> String {
+                String(decoding: message.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
+            func fail() -> ImageError { .corrupt(format: "JPEG", message: text(message)) }
             // The header first, so the pixel buffer is sized (and limited) before allocation.
-            guard lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,
-                                    PixelImage.maxPixels, nil, &message) == 0 else { throw fail() }
+            let header = lethe_jpeg_decode(bytes, data.count, &width, &height, &channels, PixelImage.maxPixels, nil, &message)
+            guard header == 0 else {
+                if header == -2 { throw ImageError.tooLarge(format: "JPEG", message: text(message)) }
+                throw fail()
+            }
             var raw = [UInt8](repeating: 0, count: Int(width) * Int(height) * Int(channels))
             let status = raw.withUnsafeMutableBufferPointer { out in
                 lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,

@@ -14,9 +14,9 @@ public enum PNGDecoder {
             var width: UInt32 = 0, height: UInt32 = 0
             var channels: Int32 = 0, depth: Int32 = 0
             // First the header alone, so the pixel buffer is sized (and limited) before allocation.
-            guard lethe_png_decode(&source, &width, &height, &channels, &depth, PixelImage.maxPixels, nil) == 0 else {
-                throw ImageError.corrupt(format: "PNG", message: message(&source))
-            }
+            let header = lethe_png_decode(&source, &width, &height, &channels, &depth, PixelImage.maxPixels, nil)
+            if header == -2 { throw ImageError.tooLarge(format: "PNG", message: message(&source)) }
+            guard header == 0 else { throw ImageError.corrupt(format: "PNG", message: message(&source)) }
             let count = Int(width) * Int(height) * Int(channels)
             if depth == 16 {
                 var raw = [UInt16](repeating: 0, count: count)
