@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <string.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 typedef struct {
     struct jpeg_error_mgr base;
@@ -22,6 +23,16 @@ static void lethe_jpeg_fail(j_common_ptr info) {
 
 static void lethe_jpeg_quiet(j_common_ptr info) { (void)info; }
 
+/// Warnings pass, except data ending early: libjpeg would fill the rest with gray, where PIL
+/// refuses a truncated file, and a half-gray image is not a sample anyone meant to give.
+static void lethe_jpeg_warn(j_common_ptr info, int level) {
+    if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) {
+        lethe_jpeg_error *error = (lethe_jpeg_error *)info->err;
+        (*info->err->format_message)(info, error->message);
+        longjmp(error->jump, 1);
+    }
+}
+
 /// Reads the JPEG in `data`: 0 and the outputs filled, or -1 (libjpeg refused the file) or -2
 /// (larger than `max_pixels`) with `message` (at least JMSG_LENGTH_MAX + 1 bytes) set. `channels` is 1 (grayscale) or 3 (RGB; YCbCr is converted by
 /// libjpeg). With `pixels` non-NULL it also decodes the image there, row-major, 8-bit samples.
@@ -33,6 +44,7 @@ static inline int lethe_jpeg_decode(const unsigned char *data, size_t size, unsi
     info.err = jpeg_std_error(&error.base);
     error.base.error_exit = lethe_jpeg_fail;
     error.base.output_message = lethe_jpeg_quiet;
+    error.base.emit_message = lethe_jpeg_warn;
     if (setjmp(error.jump)) {
         jpeg_destroy_decompress(&info);
         strcpy(message, error.message[0] ? error.message : "libjpeg failed");

@@ -151,6 +151,20 @@ final class ImageFolderCommandTests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("folder 'Hat' is not a class name"), unknown.stderr)
     }
 
+    func testTruncatedJPEGIsCorruptNotGrayFilled() throws {
+        let folder = try writeFolder("fashion_test.npz", "jpg", count: 3)
+        let classFolder = folder + "/images/" + (try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: folder + "/images").sorted().first))
+        let name = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: classFolder).sorted().first)
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: classFolder + "/" + name))
+        try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: classFolder + "/" + name))
+        XCTAssertThrowsError(try ImageDecoder.decode(path: classFolder + "/" + name)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("corrupt JPEG: Premature end of JPEG file"), "\(error)")
+        }
+        let result = try CLI.run(["eval", CLI.sample("fashion_cnn.onnx"), "--data", folder + "/images"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains(name + ": corrupt JPEG"), result.stderr)
+    }
+
     func testAbsurdImageSizeIsRefusedBeforeAllocating() throws {
         let folder = try CLI.temporaryFolder()
         try FileManager.default.createDirectory(atPath: folder + "/images/0", withIntermediateDirectories: true)
