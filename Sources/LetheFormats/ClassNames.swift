@@ -14,7 +14,7 @@ public struct ClassNames: Sendable, Equatable {
         try FileError.wrapping(path) {
             let file = try MappedFile(path: path)
             guard let text = String(bytes: file.bytes, encoding: .utf8) else { throw UsageError("labels file is not UTF-8 text") }
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
                 .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             while lines.last?.isEmpty == true { lines.removeLast() }
             return try validated(lines, source: "line")
@@ -45,7 +45,7 @@ public struct ClassNames: Sendable, Equatable {
             }
             throw UsageError("\(context): expected a list of names or a map from ids to names")
         }
-        let lines = entry.value.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let lines = entry.value.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         return try validated(lines, source: context)
     }
 
