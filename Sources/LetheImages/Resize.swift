@@ -64,46 +64,64 @@ public enum Resize {
         height < image.height && 2 * (width - image.width) > height - image.height
     }
 
-    /// One separable pass along x (`horizontal`) or y.
+    /// One separable pass along x (`horizontal`) or y. The windows' weights are laid out flat,
+    /// `stride` apart, and read through buffer pointers: this loop is where resizing spends its time.
     private static func pass(_ image: PixelImage, horizontal: Bool, to size: Int) -> PixelImage {
-        let inSize = horizontal ? image.width : image.height
-        let windows = windows(inSize: inSize, outSize: size)
+        let windows = windows(inSize: horizontal ? image.width : image.height, outSize: size)
+        let stride = windows.map(\.weights.count).max() ?? 0
+        var weights = [Double](repeating: 0, count: windows.count * stride)
+        var fixed = [Int](repeating: 0, count: windows.count * stride)
+        for (index, window) in windows.enumerated() {
+            let points = fixedPoint(window.weights)
+            for (i, weight) in window.weights.enumerated() {
+                weights[index * stride + i] = weight
+                fixed[index * stride + i] = points[i]
+            }
+        }
+        let starts = windows.map(\.start), counts = windows.map(\.weights.count)
         let outWidth = horizontal ? size : image.width
         let outHeight = horizontal ? image.height : size
-        let channels = image.channels
+        let channels = image.channels, width = image.width, eightBit = image.isEightBit
         var out = [Float](repeating: 0, count: outWidth * outHeight * channels)
         // The distance between successive source samples along the resized axis.
-        let step = horizontal ? channels : image.width * channels
-        let fixed = image.isEightBit ? windows.map { fixedPoint($0.weights) } : []
+        let step = horizontal ? channels : width * channels
+        let half = 1 << (precisionBits - 1)
         image.samples.withUnsafeBufferPointer { source in
             out.withUnsafeMutableBufferPointer { target in
-                for y in 0..<outHeight {
-                    for x in 0..<outWidth {
-                        let window = windows[horizontal ? x : y]
-                        let firstPixel = horizontal ? (y * image.width + window.start) : (window.start * image.width + x)
-                        for c in 0..<channels {
-                            let base = firstPixel * channels + c
-                            let value: Float
-                            if image.isEightBit {
-                                var sum = 1 << (precisionBits - 1)
-                                for (i, weight) in fixed[horizontal ? x : y].enumerated() {
-                                    sum += Int(source[base + i * step]) * weight
+                weights.withUnsafeBufferPointer { weights in
+                    fixed.withUnsafeBufferPointer { fixed in
+                        for y in 0..<outHeight {
+                            for x in 0..<outWidth {
+                                let w = horizontal ? x : y
+                                let first = (horizontal ? (y * width + starts[w]) : (starts[w] * width + x)) * channels
+                                let taps = counts[w], offset = w * stride
+                                for c in 0..<channels {
+                                    var index = first + c
+                                    let value: Float
+                                    if eightBit {
+                                        var sum = half
+                                        for i in 0..<taps {
+                                            sum += Int(source[index]) * fixed[offset + i]
+                                            index += step
+                                        }
+                                        value = Float(min(max(sum >> precisionBits, 0), 255))
+                                    } else {
+                                        var sum = 0.0
+                                        for i in 0..<taps {
+                                            sum += Double(source[index]) * weights[offset + i]
+                                            index += step
+                                        }
+                                        value = Float(sum)
+                                    }
+                                    target[(y * outWidth + x) * channels + c] = value
                                 }
-                                value = Float(min(max(sum >> precisionBits, 0), 255))
-                            } else {
-                                var sum = 0.0
-                                for (i, weight) in window.weights.enumerated() {
-                                    sum += Double(source[base + i * step]) * weight
-                                }
-                                value = Float(sum)
                             }
-                            target[(y * outWidth + x) * channels + c] = value
                         }
                     }
                 }
             }
         }
-        return PixelImage(width: outWidth, height: outHeight, channels: channels, samples: out, isEightBit: image.isEightBit)
+        return PixelImage(width: outWidth, height: outHeight, channels: channels, samples: out, isEightBit: eightBit)
     }
 
     /// The size torchvision's `Resize(n)` gives: the shorter side becomes `n`, the longer keeps the
