@@ -151,6 +151,26 @@ final class ImageFolderCommandTests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("folder 'Hat' is not a class name"), unknown.stderr)
     }
 
+    func testPagesOfOtherSizesNeedResizeAndCropToFitTheModel() throws {
+        let model = CLI.sample("fashion_cnn.onnx")
+        let pages = Self.referenceFolder + "/pages"
+        let unfit = try CLI.run(["eval", model, "--data", pages])
+        XCTAssertEqual(unfit.status, 2)
+        XCTAssertTrue(unfit.stderr.contains("a_rgb.png: the image is 50x37 after preprocessing but the model takes 28x28; give --resize and --crop"), unfit.stderr)
+        // RGB, RGBA, palette and JPEG pages become the model's one gray channel; "boots" and "coats"
+        // are matched to the model's classes through the names.
+        let labels = try CLI.temporaryFolder() + "/labels.txt"
+        try Data("shoes\nboots\ncoats\n".utf8).write(to: URL(fileURLWithPath: labels))
+        let wrongCount = try CLI.run(["eval", model, "--data", pages, "--labels", labels, "--resize", "28", "--crop", "28"])
+        XCTAssertEqual(wrongCount.status, 2)
+        XCTAssertTrue(wrongCount.stderr.contains("labels.txt: 3 class names for a model with 10 outputs"), wrongCount.stderr)
+        try Data(((0..<10).map { ["boots", "coats"].indices.contains($0 - 7) ? ["boots", "coats"][$0 - 7] : "c\($0)" }.joined(separator: "\n")).utf8)
+            .write(to: URL(fileURLWithPath: labels))
+        let fitted = try json(try CLI.run(["eval", model, "--data", pages, "--labels", labels, "--resize", "28", "--crop", "28", "--json"]))
+        XCTAssertEqual(fitted["samples"] as? Int, 10)
+        XCTAssertEqual(fitted["perClassCount"] as? [String: Int], ["7": 5, "8": 5])
+    }
+
     func testTruncatedJPEGIsCorruptNotGrayFilled() throws {
         let folder = try writeFolder("fashion_test.npz", "jpg", count: 3)
         let classFolder = folder + "/images/" + (try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: folder + "/images").sorted().first))

@@ -59,10 +59,16 @@ struct PreprocessingOptions: ParsableArguments {
         return ImagePreprocessing(scale: scale, mean: try numbers(mean, "--mean"), std: try numbers(std, "--std"))
     }
 
-    /// Class names from --labels, else from the model's metadata, else nil.
+    /// Class names from --labels, else from the model's metadata, else nil; refused when the
+    /// model's output declares a different number of classes.
     func classNames(for model: Model, modelPath: String) throws -> ClassNames? {
-        if let labels { return try ClassNames.load(labels) }
-        return try FileError.wrapping(modelPath) { try ClassNames.fromMetadata(model.metadata) }
+        let names = try labels.map { try ClassNames.load($0) }
+            ?? FileError.wrapping(modelPath) { try ClassNames.fromMetadata(model.metadata) }
+        if let names, case .fixed(let classes)? = model.graph.outputs.first?.shape?.last, classes != names.names.count {
+            let source = labels ?? "\(modelPath) (metadata)"
+            throw FileError(path: source, underlying: UsageError("\(names.names.count) class names for a model with \(classes) outputs"))
+        }
+        return names
     }
 
     /// Opens `path` for `model`'s first input: an `.npz` is read whole; an image folder is listed
