@@ -52,7 +52,7 @@ let package = Package(
 
         // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
         .target(name: "LetheFuzzHarness", dependencies: [
-            "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime",
+            "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime", "LetheImages",
         ], path: "Fuzz/Harness"),
         .testTarget(name: "LetheFuzzRegressionTests", dependencies: ["LetheFuzzHarness"]),
     ],
@@ -63,7 +63,7 @@ let package = Package(
 // `--sanitize fuzzer`; scripts/fuzz.sh sets LETHE_FUZZ to declare them, in its own scratch path.
 if Context.environment["LETHE_FUZZ"] != nil {
     for (name, folder) in [("fuzz-onnx", "ONNX"), ("fuzz-safetensors", "Safetensors"), ("fuzz-npy", "NPY"),
-                           ("fuzz-npz", "NPZ"), ("fuzz-graph", "Graph")] {
+                           ("fuzz-npz", "NPZ"), ("fuzz-graph", "Graph"), ("fuzz-image", "Image")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["LetheFuzzHarness"], path: "Fuzz/\(folder)"))
         package.products.append(.executable(name: name, targets: [name]))
     }

@@ -35,9 +35,11 @@ static void lethe_jpeg_warn(j_common_ptr info, int level) {
 
 /// Reads the JPEG in `data`: 0 and the outputs filled, or -1 (libjpeg refused the file) or -2
 /// (larger than `max_pixels`) with `message` (at least JMSG_LENGTH_MAX + 1 bytes) set. `channels` is 1 (grayscale) or 3 (RGB; YCbCr is converted by
-/// libjpeg). With `pixels` non-NULL it also decodes the image there, row-major, 8-bit samples.
+/// libjpeg). With `pixels` non-NULL it also decodes the image there, row-major, 8-bit samples;
+/// `pixels_size` is that buffer's size in bytes.
 static inline int lethe_jpeg_decode(const unsigned char *data, size_t size, unsigned *width, unsigned *height,
-                                    int *channels, size_t max_pixels, unsigned char *pixels, char *message) {
+                                    int *channels, size_t max_pixels, unsigned char *pixels, size_t pixels_size,
+                                    char *message) {
     struct jpeg_decompress_struct info;
     lethe_jpeg_error error;
     memset(&error, 0, sizeof error);
@@ -71,6 +73,12 @@ static inline int lethe_jpeg_decode(const unsigned char *data, size_t size, unsi
     if (pixels) {
         jpeg_start_decompress(&info);
         size_t stride = (size_t)info.output_width * (size_t)info.output_components;
+        // The buffer was sized from an earlier header read; refuse a file that changed since.
+        if (stride * (size_t)info.output_height > pixels_size) {
+            jpeg_destroy_decompress(&info);
+            strcpy(message, "the image changed while it was read");
+            return -1;
+        }
         while (info.output_scanline < info.output_height) {
             JSAMPROW row = pixels + (size_t)info.output_scanline * stride;
             jpeg_read_scanlines(&info, &row, 1);

@@ -32,9 +32,10 @@ static void lethe_png_warn(png_structp png, png_const_charp message) { (void)png
 /// refused the file) or -2 (larger than `max_pixels`) with `source->message` set. `channels`: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA (after expanding
 /// palettes and transparency); `depth`: 8 or 16 (lower depths are expanded to 8).
 /// With `pixels` non-NULL it also decodes the image there, row-major, `channels` samples a pixel,
-/// 16-bit samples as native-endian uint16.
+/// 16-bit samples as native-endian uint16; `pixels_size` is that buffer's size in bytes.
 static inline int lethe_png_decode(lethe_png_source *source, unsigned *width, unsigned *height,
-                                   int *channels, int *depth, size_t max_pixels, unsigned char *pixels) {
+                                   int *channels, int *depth, size_t max_pixels, unsigned char *pixels,
+                                   size_t pixels_size) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, source, lethe_png_fail, lethe_png_warn);
     if (!png) { snprintf(source->message, sizeof source->message, "libpng could not start"); return -1; }
     png_infop info = png_create_info_struct(png);
@@ -67,6 +68,8 @@ static inline int lethe_png_decode(lethe_png_source *source, unsigned *width, un
     *depth = png_get_bit_depth(png, info);
     if (pixels) {
         size_t stride = png_get_rowbytes(png, info);
+        // The buffer was sized from an earlier header read; refuse a file that changed since.
+        if (stride * (size_t)h > pixels_size) png_error(png, "the image changed while it was read");
         rows = (png_bytep *)malloc(sizeof(png_bytep) * h);
         if (!rows) png_error(png, "out of memory");
         for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + y * stride;

@@ -7,7 +7,8 @@ public enum JPEGDecoder {
     /// JPEG files start with SOI (FF D8) followed by a marker's FF.
     public static let signature: [UInt8] = [0xFF, 0xD8, 0xFF]
 
-    public static func decode(_ data: UnsafeRawBufferPointer) throws -> PixelImage {
+    /// `maxPixels`: the largest width × height accepted, checked from the header.
+    public static func decode(_ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels) throws -> PixelImage {
         do {
             let bytes = data.baseAddress?.assumingMemoryBound(to: UInt8.self)
             var width: UInt32 = 0, height: UInt32 = 0
@@ -18,7 +19,7 @@ public enum JPEGDecoder {
             }
             func fail() -> ImageError { .corrupt(format: "JPEG", message: text(message)) }
             // The header first, so the pixel buffer is sized (and limited) before allocation.
-            let header = lethe_jpeg_decode(bytes, data.count, &width, &height, &channels, PixelImage.maxPixels, nil, &message)
+            let header = lethe_jpeg_decode(bytes, data.count, &width, &height, &channels, maxPixels, nil, 0, &message)
             guard header == 0 else {
                 if header == -2 { throw ImageError.tooLarge(format: "JPEG", message: text(message)) }
                 throw fail()
@@ -26,7 +27,7 @@ public enum JPEGDecoder {
             var raw = [UInt8](repeating: 0, count: Int(width) * Int(height) * Int(channels))
             let status = raw.withUnsafeMutableBufferPointer { out in
                 lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,
-                                  PixelImage.maxPixels, out.baseAddress!, &message)
+                                  maxPixels, out.baseAddress!, out.count, &message)
             }
             guard status == 0 else { throw fail() }
             return PixelImage(width: Int(width), height: Int(height), channels: Int(channels),
