@@ -34,7 +34,7 @@ extension SampleSource {
             let end = min(count, start + max(chunk, 1))
             let part = try load(start..<end)
             if part.count > 0 {
-                if inputs == nil { inputs = Tensor(zeros: part.inputs.dtype, shape: [count] + part.sampleShape) }
+                if inputs == nil { inputs = try Self.allocate(count, like: part) }
                 let rowBytes = part.inputs.byteCount / part.count
                 let offset = labels.count * rowBytes
                 part.inputs.withUnsafeBytes { source in
@@ -54,5 +54,16 @@ extension SampleSource {
                    copying: UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count / count * labels.count)]))
         }
         return SampleSet(inputs: kept, labels: labels)
+    }
+
+    /// Room for `count` samples shaped as `part`'s, refused with a clear error when it would pass
+    /// the tensor limit (`LETHE_MAX_TENSOR_BYTES`, or the machine's memory).
+    private static func allocate(_ count: Int, like part: SampleSet) throws -> Tensor {
+        let shape = [count] + part.sampleShape
+        let limit = Limits.default.maxTensorBytes
+        guard let bytes = Tensor.byteCount(dtype: part.inputs.dtype, shape: shape), bytes <= limit else {
+            throw UsageError("holding \(count) samples of \(part.sampleShape.map(String.init).joined(separator: "×")) \(part.inputs.dtype.rawValue) in memory would take more than the limit of \(limit) bytes; give fewer samples (or a smaller --crop)")
+        }
+        return Tensor(zeros: part.inputs.dtype, shape: shape)
     }
 }

@@ -99,10 +99,17 @@ final class ImageFolderCommandTests: XCTestCase {
         XCTAssertTrue(byID.stdout.contains("forget classes 3;"), byID.stdout)
         XCTAssertEqual(FileManager.default.contents(atPath: folder + "/by-name.onnx"), FileManager.default.contents(atPath: folder + "/by-id.onnx"),
                        "the folder and the arrays hold the same samples, so the patch must be the same")
+
+        // Decoding every image for unlearn/stats is refused, not attempted, past the tensor limit
+        // (the model's largest tensor, 0.8 MB, still fits in 2 MB; 3000 decoded images take 9.4 MB).
+        let capped = try CLI.run(["stats", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress",
+                                  "-o", folder + "/s.safetensors"], environment: ["LETHE_MAX_TENSOR_BYTES": "2M"])
+        XCTAssertEqual(capped.status, 2)
+        XCTAssertTrue(capped.stderr.contains("holding 3000 samples of 1×28×28 float32 in memory would take more than the limit of 2097152 bytes"), capped.stderr)
     }
 
     func testUnknownClassNameExits2ListingTheKnownOnesAndWritesNothing() throws {
-        let folder = try writeFolder("fashion_test.npz", "png", count: 40)
+        let folder = try writeFolder("fashion_test.npz", "png")
         let model = CLI.sample("fashion_cnn.onnx")
         let result = try CLI.run(["unlearn", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress,Coatt",
                                   "-o", folder + "/u.onnx", "--report", folder + "/r.html"])
@@ -121,6 +128,9 @@ final class ImageFolderCommandTests: XCTestCase {
         XCTAssertEqual(stats.status, 2)
         XCTAssertTrue(stats.stderr.contains("known classes: T-shirt/top"), stats.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/s.safetensors"))
+        let named = try CLI.run(["stats", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress",
+                                 "--samples", "20", "--layers", "fc2", "-o", folder + "/s.safetensors"])
+        XCTAssertEqual(named.status, 0, named.stderr)
     }
 
     func testBadFilesAreNamedOrSkippedWithACount() throws {
