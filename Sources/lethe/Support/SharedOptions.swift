@@ -32,13 +32,13 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: "Standard deviation divided by: one value, or one per channel (comma-separated).")
     var std: String = "1"
 
-    @Option(help: "Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).")
+    @Option(help: ArgumentHelp("Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).", valueName: "N"))
     var resize: Int?
 
-    @Option(help: "Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.")
+    @Option(help: ArgumentHelp("Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.", valueName: "N"))
     var crop: Int?
 
-    @Option(help: "Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.")
+    @Option(help: ArgumentHelp("Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.", valueName: "file"))
     var labels: String?
 
     @Flag(help: "Image folders: skip files that are not images or are corrupt (counted) instead of stopping.")
