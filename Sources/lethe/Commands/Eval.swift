@@ -24,16 +24,15 @@ struct Eval: ParsableCommand {
         let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
         let (source, dataNames) = try preprocessing.open(data, for: runnable.model, names: names)
         let bar = ProgressBar("evaluating", total: source.count)
-        var metrics: ClassificationMetrics
-        if let samples = source as? SampleSet {
-            metrics = try FileError.wrapping(model) {
-                try ClassifierEvaluation.evaluate(model: runnable.model, samples: samples, batchSize: modelOptions.batch,
-                                                  threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+        // Decoding errors already name their image file (and are left as they are); the model's own
+        // errors get the model's path.
+        var metrics = try FileError.wrapping(model) {
+            if let samples = source as? SampleSet {
+                return try ClassifierEvaluation.evaluate(model: runnable.model, samples: samples, batchSize: modelOptions.batch,
+                                                         threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
             }
-        } else {
-            // Decoding errors name their file; only the model's own errors get the model's path.
-            metrics = try ClassifierEvaluation.evaluate(model: runnable.model, source: source, batchSize: modelOptions.batch,
-                                                        threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+            return try ClassifierEvaluation.evaluate(model: runnable.model, source: source, batchSize: modelOptions.batch,
+                                                     threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
         }
         bar.finish()
         preprocessing.reportSkipped(source)

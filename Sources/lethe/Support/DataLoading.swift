@@ -1,0 +1,61 @@
+import LetheCore
+import LetheFormats
+import LetheIR
+
+/// How the commands open `--data`/`--test`: class names first (from --labels or the model), then
+/// an `.npz` read whole or an image folder read on demand, and, for the commands that make
+/// several passes, every sample decoded once into memory.
+extension PreprocessingOptions {
+    /// Class names from --labels, else from the model's metadata, else nil; refused when the
+    /// model's output declares a different number of classes.
+    func classNames(for model: Model, modelPath: String) throws -> ClassNames? {
+        let names = try labels.map { try ClassNames.load($0) }
+            ?? FileError.wrapping(modelPath) { try ClassNames.fromMetadata(model.metadata) }
+        if let names, case .fixed(let classes)? = model.graph.outputs.first?.shape?.last, classes != names.names.count {
+            let source = labels ?? "\(modelPath) (metadata)"
+            throw FileError(path: source, underlying: UsageError("\(names.names.count) class names for a model with \(classes) outputs"))
+        }
+        return names
+    }
+
+    /// Opens `path` for `model`'s first input: an `.npz` is read whole; an image folder is listed
+    /// (its folders matched through `names`, or named by it when there are none) and read on demand.
+    func open(_ path: String, for model: Model, names: ClassNames?) throws -> (source: any SampleSource, names: ClassNames?) {
+        let input = model.graph.runtimeInputs.first
+        guard ImageFolder.isFolder(path) else {
+            if resize != nil || crop != nil || skipBad {
+                throw UsageError("\(path): --resize, --crop and --skip-bad apply to image folders, not .npz files")
+            }
+            return (try SampleFile.load(path, inputDType: input?.dtype ?? .float32, preprocessing: try preprocessing()), names)
+        }
+        if let dtype = input?.dtype, dtype != .float32 {
+            throw UsageError("\(path): image folders feed float32 inputs, but the model's input is \(dtype.rawValue)")
+        }
+        let folder = try ImageFolder.scan(path, names: names)
+        let layout = try ImageLayout.of(input)
+        let samples = try FileError.wrapping(path) {
+            try ImageFolderSamples(folder: folder, layout: layout, preprocessing: try preprocessing(),
+                                   options: ImageOptions(resize: resize, crop: crop, skipBad: skipBad))
+        }
+        // Folders named 0, 1, 2, … say nothing a class id does not.
+        let named = folder.classNames.names.enumerated().contains { $0.element != String($0.offset) }
+        return (samples, named ? folder.classNames : nil)
+    }
+
+    /// Every sample of `source` in memory, each image decoded once, with a progress bar.
+    func materialize(_ source: any SampleSource, label: String) throws -> SampleSet {
+        let bar = ProgressBar("decoding \(label)", total: source.count)
+        let samples = try source.materialize(chunk: 256, progress: { done, _ in bar.update(done) })
+        bar.finish()
+        reportSkipped(source)
+        return samples
+    }
+
+    /// Says how many files --skip-bad left out, naming the first.
+    func reportSkipped(_ source: any SampleSource) {
+        guard let folder = source as? ImageFolderSamples else { return }
+        let skipped = folder.skipped
+        guard let first = skipped.first else { return }
+        Terminal.note("skipped \(skipped.count) unreadable file\(skipped.count == 1 ? "" : "s") of \(folder.count) (first: \(first.path): \(first.reason))")
+    }
+}
