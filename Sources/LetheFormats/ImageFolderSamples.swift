@@ -69,6 +69,8 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
     /// first image's.
     private var referenceSize: (height: Int, width: Int)?
     private var skippedFiles: [(path: String, reason: String)] = []
+    /// The size fixed before any file is read (the model's, else the crop), if any.
+    private let fixedSize: (height: Int, width: Int)?
 
     public init(folder: ImageFolder, layout: ImageLayout, preprocessing: ImagePreprocessing, options: ImageOptions) throws {
         for (name, values) in [("--mean", preprocessing.mean), ("--std", preprocessing.std)]
@@ -81,10 +83,13 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         self.preprocessing = preprocessing
         self.options = options
         if let height = layout.height, let width = layout.width {
-            referenceSize = (height, width)
+            fixedSize = (height, width)
         } else if let crop = options.crop {
-            referenceSize = (crop, crop)
+            fixedSize = (crop, crop)
+        } else {
+            fixedSize = nil
         }
+        referenceSize = fixedSize
     }
 
     public var count: Int { folder.entries.count }
@@ -97,21 +102,11 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
 
     public func load(_ range: Range<Int>) throws -> SampleSet {
         precondition(range.lowerBound >= 0 && range.upperBound <= count)
-        var results = [Result<PixelImage, any Error>?](repeating: nil, count: range.count)
-        results.withUnsafeMutableBufferPointer { slots in
-            let slots = UncheckedSendable(slots)
-            DispatchQueue.concurrentPerform(iterations: range.count) { offset in
-                let path = folder.entries[range.lowerBound + offset].path
-                slots.value[offset] = Result { try FileError.wrapping(path) { try prepare(path) } }
-            }
-        }
         var kept: [(image: PixelImage, label: Int)] = []
-        for (offset, result) in results.enumerated() {
+        for (offset, result) in prepared(Array(range)).enumerated() {
             let entry = folder.entries[range.lowerBound + offset]
             do {
-                let image = try result!.get()
-                try FileError.wrapping(entry.path) { try checkSize(image) }
-                kept.append((image, entry.label))
+                kept.append((try result.get(), entry.label))
             } catch {
                 guard options.skipBad else { throw error }
                 let reason = (error as? FileError).map { "\($0.underlying)" } ?? "\(error)"
@@ -119,6 +114,23 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
             }
         }
         return tensor(kept)
+    }
+
+    /// The files of `indices` decoded in parallel and checked for size in index order; every error
+    /// names its file.
+    private func prepared(_ indices: [Int]) -> [Result<PixelImage, any Error>] {
+        var results = [Result<PixelImage, any Error>?](repeating: nil, count: indices.count)
+        results.withUnsafeMutableBufferPointer { slots in
+            let slots = UncheckedSendable(slots)
+            DispatchQueue.concurrentPerform(iterations: indices.count) { offset in
+                let path = folder.entries[indices[offset]].path
+                slots.value[offset] = Result { try FileError.wrapping(path) { try prepare(path) } }
+            }
+        }
+        return zip(indices, results).map { index, result in
+            let path = folder.entries[index].path
+            return result!.flatMap { image in Result { try FileError.wrapping(path) { try checkSize(image); return image } } }
+        }
     }
 
     /// Decodes one file and applies channels, resize and crop, as torchvision's ImageFolder
@@ -155,24 +167,63 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
     private func tensor(_ images: [(image: PixelImage, label: Int)]) -> SampleSet {
         let height = images.first?.image.height ?? referenceSize?.height ?? 0
         let width = images.first?.image.width ?? referenceSize?.width ?? 0
-        let channels = layout.channels
-        let sampleShape = layout.channelAxis ? [channels, height, width] : [height, width]
+        let sampleShape = layout.channelAxis ? [layout.channels, height, width] : [height, width]
         var inputs = Tensor(zeros: .float32, shape: [images.count] + sampleShape)
-        let plane = height * width
-        let scale = preprocessing.scale
-        let mean = (0..<channels).map { preprocessing.mean.count == 1 ? preprocessing.mean[0] : preprocessing.mean[$0] }
-        let std = (0..<channels).map { preprocessing.std.count == 1 ? preprocessing.std[0] : preprocessing.std[$0] }
+        let rowElements = layout.channels * height * width
         inputs.withUnsafeMutableBufferPointer(of: Float.self) { out in
             for (n, item) in images.enumerated() {
-                let base = n * plane * channels
-                for p in 0..<plane {
-                    for c in 0..<channels {
-                        out[base + c * plane + p] = (item.image.samples[p * channels + c] * scale - mean[c]) / std[c]
-                    }
-                }
+                write(item.image, to: UnsafeMutableBufferPointer(rebasing: out[(n * rowElements)..<((n + 1) * rowElements)]))
             }
         }
         return SampleSet(inputs: inputs, labels: images.map(\.label))
+    }
+
+    /// One image normalised into `row`, channel-first.
+    private func write(_ image: PixelImage, to row: UnsafeMutableBufferPointer<Float>) {
+        let channels = layout.channels, plane = image.height * image.width
+        precondition(row.count == plane * channels && image.channels == channels)
+        for c in 0..<channels {
+            let mean = preprocessing.mean.count == 1 ? preprocessing.mean[0] : preprocessing.mean[c]
+            let std = preprocessing.std.count == 1 ? preprocessing.std[0] : preprocessing.std[c]
+            image.samples.withUnsafeBufferPointer { samples in
+                for p in 0..<plane {
+                    row[c * plane + p] = (samples[p * channels + c] * preprocessing.scale - mean) / std
+                }
+            }
+        }
+    }
+}
+
+extension ImageFolderSamples: SampleDecoder {
+    public var labels: [Int] { folder.entries.map(\.label) }
+
+    /// Known before any file is read only when every image must come out one size: the model's
+    /// fixed input size, or the crop (empty otherwise; see `lazyStore`).
+    public var sampleShape: [Int] {
+        guard let size = fixedSize else { return [] }
+        return layout.channelAxis ? [layout.channels, size.height, size.width] : [size.height, size.width]
+    }
+
+    /// A store that decodes each file when a pass first needs it and keeps it, or nil when the
+    /// sample shape is not known before decoding (no fixed model size and no --crop) or unreadable
+    /// files are to be skipped (skipping would renumber the samples).
+    public func lazyStore() -> LazySampleStore? {
+        guard fixedSize != nil, !options.skipBad else { return nil }
+        return LazySampleStore(self)
+    }
+
+    public func decode(_ indices: [Int], into rows: UnsafeMutableBufferPointer<Float>) -> [Int: any Error] {
+        let rowElements = sampleShape.reduce(1, *)
+        var errors: [Int: any Error] = [:]
+        for (position, result) in prepared(indices).enumerated() {
+            switch result {
+            case .success(let image):
+                write(image, to: UnsafeMutableBufferPointer(rebasing: rows[(position * rowElements)..<((position + 1) * rowElements)]))
+            case .failure(let error):
+                errors[position] = error
+            }
+        }
+        return errors
     }
 }
 

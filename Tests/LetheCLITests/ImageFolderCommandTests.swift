@@ -100,9 +100,10 @@ final class ImageFolderCommandTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: folder + "/by-name.onnx"), FileManager.default.contents(atPath: folder + "/by-id.onnx"),
                        "the folder and the arrays hold the same samples, so the patch must be the same")
 
-        // Decoding every image for unlearn/stats is refused, not attempted, past the tensor limit
-        // (the model's largest tensor, 0.8 MB, still fits in 2 MB; 3000 decoded images take 9.4 MB).
-        let capped = try CLI.run(["stats", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress",
+        // With --skip-bad every image is decoded up front (skipping renumbers the samples), and that is
+        // refused, not attempted, past the tensor limit (the model's largest tensor, 0.8 MB, fits in
+        // 2 MB; 3000 decoded images take 9.4 MB).
+        let capped = try CLI.run(["stats", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress", "--skip-bad",
                                   "-o", folder + "/s.safetensors"], environment: ["LETHE_MAX_TENSOR_BYTES": "2M"])
         XCTAssertEqual(capped.status, 2)
         XCTAssertTrue(capped.stderr.contains("holding 3000 samples of 1×28×28 float32 in memory would take more than the limit of 2097152 bytes"), capped.stderr)
@@ -131,6 +132,28 @@ final class ImageFolderCommandTests: XCTestCase {
         let named = try CLI.run(["stats", model, "--data", folder + "/images", "--labels", Self.labels, "--forget", "Dress",
                                  "--samples", "20", "--layers", "fc2", "-o", folder + "/s.safetensors"])
         XCTAssertEqual(named.status, 0, named.stderr)
+    }
+
+    func testStatsReadsOnlyTheFilesItsPassesUse() throws {
+        let folder = try writeFolder("fashion_test.npz", "png")
+        let images = folder + "/images"
+        let model = CLI.sample("fashion_cnn.onnx")
+        let arguments = ["stats", model, "--data", images, "--labels", Self.labels, "--forget", "Dress", "--samples", "90",
+                         "--layers", "fc2", "-o", folder + "/s.safetensors"]
+        // The last file of a retain class is not among the first 10 per class the statistics use:
+        // it is never read, so its damage goes unnoticed.
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: images + "/Trouser/zzz.png"))
+        let unread = try CLI.run(arguments)
+        XCTAssertEqual(unread.status, 0, unread.stderr)
+        // The first file of the forget class is used: its damage stops the run, naming it, and
+        // nothing is written.
+        try FileManager.default.removeItem(atPath: folder + "/s.safetensors")
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: images + "/Dress/0000.png"))
+        let used = try CLI.run(arguments)
+        XCTAssertEqual(used.status, 2)
+        XCTAssertTrue(used.stderr.contains("Dress/0000.png: not a PNG or JPEG image"), used.stderr)
+        XCTAssertEqual(used.stderr.split(separator: "\n").count, 1, used.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/s.safetensors"))
     }
 
     func testBadFilesAreNamedOrSkippedWithACount() throws {

@@ -25,10 +25,12 @@ struct Stats: ParsableCommand {
         let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
         let (source, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
         let configuration = try choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch, names: dataNames)
-        let samples = try preprocessing.materialize(source, label: choice.data)
+        let samples = try preprocessing.samplesForPasses(source, label: choice.data)
         let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
         let progress = PhaseProgress()
-        let statistics = try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
+        let statistics = try preprocessing.checkingDecoding([samples]) {
+            try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
+        }
         progress.finish()
         try FileError.wrapping(output) { try statistics.save(to: output) }
         Terminal.note("wrote statistics of \(unlearner.layers.count) layers to \(output)")

@@ -84,8 +84,8 @@ struct Unlearn: ParsableCommand {
         var configuration = try choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch, names: dataNames)
         let backup = try OutputPath.prepare(output, inputs: [model], inPlace: inPlace)
         defer { backup?.release() }
-        let train = try preprocessing.materialize(trainSource, label: choice.data)
-        let testSet = try testSource.map { try preprocessing.materialize($0, label: test ?? "") }
+        let train = try preprocessing.samplesForPasses(trainSource, label: choice.data)
+        let testSet = try testSource.map { try preprocessing.samplesForPasses($0, label: test ?? "") }
         configuration.method = method
         configuration.erasureDepth = depth
         configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
@@ -95,8 +95,10 @@ struct Unlearn: ParsableCommand {
         let unlearner = try FileError.wrapping(model) { try Unlearner(model: runnable.model, configuration: configuration) }
         let statistics = stats.isEmpty ? nil : try StatisticsSet.load(adding: stats)
         let progress = PhaseProgress()
-        var result = try FileError.wrapping(model) {
-            try unlearner.run(train: train, test: testSet, statistics: statistics, progress: progress.callback)
+        var result = try preprocessing.checkingDecoding([train, testSet]) {
+            try FileError.wrapping(model) {
+                try unlearner.run(train: train, test: testSet, statistics: statistics, progress: progress.callback)
+            }
         }
         result.report.classNames = dataNames?.names
         progress.finish()

@@ -42,6 +42,32 @@ extension PreprocessingOptions {
         return (samples, named ? folder.classNames : nil)
     }
 
+    /// Samples for the commands that make several passes (unlearn, stats): an image folder whose
+    /// sample shape is known beforehand (the model's fixed size or --crop) is decoded lazily, each
+    /// file when a pass first needs it and then kept, so files no pass uses are never read; other
+    /// folders (and --skip-bad, which renumbers samples) are decoded whole, once, up front.
+    func samplesForPasses(_ source: any SampleSource, label: String) throws -> SampleSet {
+        if let folder = source as? ImageFolderSamples, let store = folder.lazyStore() { return SampleSet(lazy: store) }
+        return try materialize(source, label: label)
+    }
+
+    /// Runs `body` (passes over lazily decoded sets) and then throws the first file any pass failed
+    /// to decode: such samples read as zeros, so nothing computed from them may be used. A failure
+    /// also explains an error `body` threw after it.
+    func checkingDecoding<R>(_ sets: [SampleSet?], _ body: () throws -> R) throws -> R {
+        func firstFailure() -> (any Error)? {
+            sets.compactMap { $0?.lazyStore?.failures.first?.error }.first
+        }
+        let result: R
+        do {
+            result = try body()
+        } catch {
+            throw firstFailure() ?? error
+        }
+        if let failure = firstFailure() { throw failure }
+        return result
+    }
+
     /// Every sample of `source` in memory, each image decoded once, with a progress bar.
     func materialize(_ source: any SampleSource, label: String) throws -> SampleSet {
         let bar = ProgressBar("decoding \(label)", total: source.count)
