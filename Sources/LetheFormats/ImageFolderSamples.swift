@@ -55,9 +55,10 @@ public struct ImageLayout: Sendable, Equatable {
     }
 }
 
-/// An image folder read range by range: each range's files are decoded in parallel, resized,
-/// cropped, given the model's channels and normalised, and nothing is kept between ranges, so
-/// memory holds one range whatever the folder's size. Every file is decoded once per `load`.
+/// An image folder read on demand. As a `SampleSource` it is read range by range: each range's
+/// files are decoded in parallel, given the model's channels, resized, cropped and normalised, and
+/// nothing is kept between ranges, so memory holds one range whatever the folder's size. As a
+/// `SampleDecoder` it serves a `LazySampleStore`, which decodes each file once, when first needed.
 public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
     public let folder: ImageFolder
     public let layout: ImageLayout
