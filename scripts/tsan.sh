@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the runtime and unlearning tests, and the parallel image-folder reading, under the thread sanitizer (a separate build in .build/tsan,
-# so the normal build cache is untouched). Any race report fails the run.
+# Runs the runtime and unlearning tests, and the parallel image-folder reading, under the thread
+# sanitizer (a separate build in .build/tsan, so the normal build cache is untouched). Any race
+# report fails the run.
 # Usage: scripts/tsan.sh [extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
