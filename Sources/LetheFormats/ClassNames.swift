@@ -25,7 +25,8 @@ public struct ClassNames: Sendable, Equatable {
     public static let metadataKeys = ["labels", "class_names", "classes", "names", "class_labels"]
 
     /// The names a model carries in its metadata: the first entry named in `metadataKeys` holding a
-    /// JSON list of names, a JSON map from id to name, or one name per line. nil when there is none.
+    /// JSON list of names, a JSON map from id to name, a Python dict literal of the same (as
+    /// Ultralytics exports write `names`), or one name per line. nil when there is none.
     public static func fromMetadata(_ metadata: [(key: String, value: String)]) throws -> ClassNames? {
         guard let entry = metadata.first(where: { metadataKeys.contains($0.key.lowercased()) }) else { return nil }
         let context = "model metadata '\(entry.key)'"
@@ -45,8 +46,27 @@ public struct ClassNames: Sendable, Equatable {
             }
             throw UsageError("\(context): expected a list of names or a map from ids to names")
         }
+        if entry.value.hasPrefix("{") {
+            return try validated(try pythonDict(entry.value, context: context), source: context)
+        }
         let lines = entry.value.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         return try validated(lines, source: context)
+    }
+
+    /// `{0: 'person', 1: "bicycle"}`: ids 0, 1, … in order, names quoted with ' or ".
+    private static func pythonDict(_ text: String, context: String) throws -> [String] {
+        let pattern = try NSRegularExpression(pattern: #"(\d+)\s*:\s*(?:'([^']*)'|"([^"]*)")"#)
+        let matches = pattern.matches(in: text, range: NSRange(text.startIndex..., in: text))
+        var names: [String] = []
+        for (expected, match) in matches.enumerated() {
+            guard let idRange = Range(match.range(at: 1), in: text), Int(text[idRange]) == expected else {
+                throw UsageError("\(context): class ids must run 0, 1, 2, … in order")
+            }
+            let quoted = Range(match.range(at: 2), in: text) ?? Range(match.range(at: 3), in: text)
+            names.append(quoted.map { String(text[$0]) } ?? "")
+        }
+        guard !names.isEmpty else { throw UsageError("\(context): expected a map from class ids to names") }
+        return names
     }
 
     private static func validated(_ names: [String], source: String) throws -> ClassNames {

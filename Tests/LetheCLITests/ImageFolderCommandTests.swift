@@ -288,5 +288,18 @@ final class ImageFolderCommandTests: XCTestCase {
         let unknown = try CLI.run(["stats", named, "--data", CLI.sample("fashion_train.npz"), "--forget", "Hat", "-o", folder + "/t.safetensors"])
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.stderr.contains("known classes: T-shirt/top, Trouser"), unknown.stderr)
+
+        // Metadata under a names key that does not fit the outputs is noted and ignored, not fatal.
+        let other = folder + "/other.onnx"
+        _ = try CLI.python("""
+        import sys, onnx
+        model = onnx.load(sys.argv[1])
+        entry = model.metadata_props.add()
+        entry.key, entry.value = 'names', "{0: 'person', 1: 'bicycle'}"
+        onnx.save(model, sys.argv[2])
+        """, [CLI.sample("fashion_cnn.onnx"), other])
+        let ignored = try CLI.run(["eval", other, "--data", CLI.sample("fashion_test.npz"), "--json"])
+        XCTAssertNil(try json(ignored)["classNames"])
+        XCTAssertTrue(ignored.stderr.contains("ignoring the class names in its metadata: 2 class names for a model with 10 outputs"), ignored.stderr)
     }
 }

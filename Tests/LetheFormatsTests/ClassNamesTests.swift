@@ -22,6 +22,8 @@ final class ClassNamesTests: XCTestCase {
         XCTAssertEqual(try ClassNames.fromMetadata([("labels", #"["cat","dog"]"#)])?.names, ["cat", "dog"])
         XCTAssertEqual(try ClassNames.fromMetadata([("classes", #"{"1":"dog","0":"cat"}"#)])?.names, ["cat", "dog"])
         XCTAssertEqual(try ClassNames.fromMetadata([("class_names", "cat\ndog")])?.names, ["cat", "dog"])
+        XCTAssertEqual(try ClassNames.fromMetadata([("names", #"{0: 'person', 1: "bi, cycle"}"#)])?.names, ["person", "bi, cycle"])
+        XCTAssertThrowsError(try ClassNames.fromMetadata([("names", "{1: 'person'}")]))
         XCTAssertThrowsError(try ClassNames.fromMetadata([("labels", #"{"0":"cat","2":"dog"}"#)])) {
             XCTAssertTrue("\($0)".contains("without gaps"), "\($0)")
         }

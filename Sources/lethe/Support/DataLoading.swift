@@ -6,16 +6,28 @@ import LetheIR
 /// an `.npz` read whole or an image folder read on demand, and, for the commands that make
 /// several passes, every sample decoded once into memory.
 extension PreprocessingOptions {
-    /// Class names from --labels, else from the model's metadata, else nil; refused when the
-    /// model's output declares a different number of classes.
+    /// Class names from --labels, else from the model's metadata, else nil. A labels file whose
+    /// count differs from the model's declared outputs is refused; metadata that does not parse or
+    /// does not fit is only noted and ignored, since it was not asked for and may mean something else.
     func classNames(for model: Model, modelPath: String) throws -> ClassNames? {
-        let names = try labels.map { try ClassNames.load($0) }
-            ?? FileError.wrapping(modelPath) { try ClassNames.fromMetadata(model.metadata) }
-        if let names, case .fixed(let classes)? = model.graph.outputs.first?.shape?.last, classes != names.names.count {
-            let source = labels ?? "\(modelPath) (metadata)"
-            throw FileError(path: source, underlying: UsageError("\(names.names.count) class names for a model with \(classes) outputs"))
+        let outputs: Int? = if case .fixed(let n)? = model.graph.outputs.first?.shape?.last { n } else { nil }
+        if let labels {
+            let names = try ClassNames.load(labels)
+            if let outputs, outputs != names.names.count {
+                throw FileError(path: labels, underlying: UsageError("\(names.names.count) class names for a model with \(outputs) outputs"))
+            }
+            return names
         }
-        return names
+        do {
+            guard let names = try ClassNames.fromMetadata(model.metadata) else { return nil }
+            if let outputs, outputs != names.names.count {
+                throw UsageError("\(names.names.count) class names for a model with \(outputs) outputs")
+            }
+            return names
+        } catch {
+            Terminal.note("\(modelPath): ignoring the class names in its metadata: \(error)")
+            return nil
+        }
     }
 
     /// Opens `path` for `model`'s first input: an `.npz` is read whole; an image folder is listed
