@@ -35,13 +35,10 @@ public struct ImageFolder: Sendable {
             let classNames = names ?? ClassNames(folderNames)
             var folders: [(name: String, label: Int)] = []
             for name in folderNames {
-                if let id = classNames.id(of: name) {
-                    folders.append((name, id))
-                } else if let id = Int(name), id >= 0, id < classNames.names.count {
-                    folders.append((name, id))
-                } else {
+                guard let id = try classID(ofFolder: name, in: classNames) else {
                     throw UsageError("folder '\(name)' is not a class name; known classes: \(classNames.names.joined(separator: ", "))")
                 }
+                folders.append((name, id))
             }
             var entries: [Entry] = []
             for folder in folders {
@@ -52,6 +49,23 @@ public struct ImageFolder: Sendable {
             guard !entries.isEmpty else { throw UsageError("the class folders hold no files") }
             return ImageFolder(root: root, entries: entries, classNames: classNames, folders: folders)
         }
+    }
+
+    /// The class a folder stands for: the class of that exact name; else the class whose name, with
+    /// its "/" written as "_", "-" or " " (a folder name cannot hold "/"), is the folder's, when
+    /// exactly one is; else the class id the folder is named by.
+    static func classID(ofFolder name: String, in classNames: ClassNames) throws -> Int? {
+        if let id = classNames.id(of: name) { return id }
+        let spelled = classNames.names.indices.filter { id in
+            let className = classNames.names[id]
+            return className.contains("/") && ["_", "-", " "].contains { className.replacingOccurrences(of: "/", with: $0) == name }
+        }
+        if spelled.count > 1 {
+            throw UsageError("folder '\(name)' could stand for \(spelled.map { classNames.names[$0] }.joined(separator: " or "))")
+        }
+        if let id = spelled.first { return id }
+        if let id = Int(name), id >= 0, id < classNames.names.count { return id }
+        return nil
     }
 
     /// Names in `folder` that do not start with ".", in code-point order (Python's `sorted`).

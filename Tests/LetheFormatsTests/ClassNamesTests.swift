@@ -66,4 +66,19 @@ final class ClassNamesTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("folder 'B' is not a class name; known classes: a"), "\($0)")
         }
     }
+
+    func testANameWithASlashMatchesItsFolderSpeltOtherwise() throws {
+        let root = NSTemporaryDirectory() + "lethe-slash-\(UUID().uuidString)"
+        for path in ["T-shirt_top/1.png", "Trouser/2.png", "x y z/3.png", "1/4.png"] {
+            let full = root + "/" + path
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data().write(to: URL(fileURLWithPath: full))
+        }
+        let folder = try ImageFolder.scan(root, names: ClassNames(["T-shirt/top", "Trouser", "x/y z"]))
+        // "1" is no name, so it stands for class 1 (folders sort as "1", "T-shirt_top", "Trouser", "x y z").
+        XCTAssertEqual(folder.entries.map(\.label), [1, 0, 1, 2])
+        XCTAssertThrowsError(try ImageFolder.scan(root, names: ClassNames(["T-shirt/top", "Trouser", "x/y z", "x y/z"]))) {
+            XCTAssertTrue("\($0)".contains("folder 'x y z' could stand for x/y z or x y/z"), "\($0)")
+        }
+    }
 }

@@ -1,6 +1,6 @@
 """Writes an .npz's uint8 images (x: N×1×H×W or N×H×W×3, y: labels) as an image folder, for the
-CLI tests: one subfolder per class named by `--names` (a labels file; a name holding "/" is written
-as the class id instead, since it cannot be a folder name), files NNNNN.<format>.
+CLI tests: one subfolder per class named by `--names` (a labels file; a "/" in a name, which a
+folder name cannot hold, is written "_"), files NNNNN.<format>.
 
 Beside the folder it writes, in the folder's reading order (class folders sorted, then files):
   ordered.npz  the same x and y, so `lethe eval` on it must give exactly the folder's predictions
@@ -30,9 +30,7 @@ names = open(args.names).read().splitlines() if args.names else None
 
 
 def folder_name(label):
-    if names is None or "/" in names[label]:
-        return str(label)
-    return names[label]
+    return str(label) if names is None else names[label].replace("/", "_")
 
 
 root = os.path.join(args.out, "images")
