@@ -80,12 +80,14 @@ struct Unlearn: ParsableCommand {
         // costs nothing and leaves no file behind.
         let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
         let (trainSource, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
-        let testSource = try test.map { try preprocessing.open($0, for: runnable.model, names: dataNames).source }
+        // The same folder (or file) as --test is opened once, so its samples are decoded once.
+        let sameData = test.map { OutputPath.same($0, choice.data) } ?? false
+        let testSource = sameData ? nil : try test.map { try preprocessing.open($0, for: runnable.model, names: dataNames).source }
         var configuration = try choice.configuration(threads: modelOptions.threads, batch: modelOptions.batch, names: dataNames)
         let backup = try OutputPath.prepare(output, inputs: [model], inPlace: inPlace)
         defer { backup?.release() }
         let train = try preprocessing.samplesForPasses(trainSource, label: choice.data)
-        let testSet = try testSource.map { try preprocessing.samplesForPasses($0, label: test ?? "") }
+        let testSet = sameData ? train : try testSource.map { try preprocessing.samplesForPasses($0, label: test ?? "") }
         configuration.method = method
         configuration.erasureDepth = depth
         configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
