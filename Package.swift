@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .library(name: "Lethe", targets: [
             "LetheCore", "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
-            "LetheFormats", "LetheRuntime", "LetheUnlearn",
+            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages",
         ]),
         .executable(name: "lethe", targets: ["lethe"]),
     ],
@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSVM", providers: [.apt(["libsvm-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
         .target(name: "LetheCore", dependencies: ["CBLAS"]),
         .target(name: "LetheIR", dependencies: ["LetheCore"]),
@@ -28,8 +30,9 @@ let package = Package(
         ]),
         .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
         .target(name: "LetheNumPy", dependencies: ["LetheIR", "CZlib"]),
+        .target(name: "LetheImages", dependencies: ["LetheCore", "CPNG", "CJPEG"]),
         .target(name: "LetheFormats", dependencies: [
-            "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
+            "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheImages",
         ]),
         // exp/erf loops the C compiler vectorizes (the runtime's Softmax and GELU).
         .target(name: "CVectorMath"),
@@ -48,13 +51,14 @@ let package = Package(
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
         .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
         .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats"]),
+        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages"]),
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),
         .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn"]),
-        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages"]),
 
         // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
         .target(name: "LetheFuzzHarness", dependencies: [
-            "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime",
+            "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime", "LetheImages",
         ], path: "Fuzz/Harness"),
         .testTarget(name: "LetheFuzzRegressionTests", dependencies: ["LetheFuzzHarness"]),
     ],
@@ -65,7 +69,7 @@ let package = Package(
 // `--sanitize fuzzer`; scripts/fuzz.sh sets LETHE_FUZZ to declare them, in its own scratch path.
 if Context.environment["LETHE_FUZZ"] != nil {
     for (name, folder) in [("fuzz-onnx", "ONNX"), ("fuzz-safetensors", "Safetensors"), ("fuzz-npy", "NPY"),
-                           ("fuzz-npz", "NPZ"), ("fuzz-graph", "Graph")] {
+                           ("fuzz-npz", "NPZ"), ("fuzz-graph", "Graph"), ("fuzz-image", "Image")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["LetheFuzzHarness"], path: "Fuzz/\(folder)"))
         package.products.append(.executable(name: name, targets: [name]))
     }

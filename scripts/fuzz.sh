@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes Lethe's readers and runtime with libFuzzer (Swift's -sanitize=fuzzer) and AddressSanitizer.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      targets: onnx safetensors npy npz graph
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      targets: onnx safetensors npy npz graph image
 #
 # Builds the fuzz executables (Fuzz/, declared in Package.swift when LETHE_FUZZ is set) into their
 # own scratch path .build/fuzz, so the normal build cache is untouched; seeds each corpus
@@ -19,7 +19,7 @@ root=$PWD
 
 seconds=${1:-60}
 shift || true
-all_targets=(onnx safetensors npy npz graph)
+all_targets=(onnx safetensors npy npz graph image)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 for target in "${targets[@]}"; do
     case " ${all_targets[*]} " in *" $target "*) ;; *) echo "fuzz.sh: unknown target '$target' (${all_targets[*]})" >&2; exit 2 ;; esac
@@ -67,6 +67,7 @@ for target in "${targets[@]}"; do
         safetensors) seed "$target" "$root"/formats/safetensors/fixtures/*.safetensors ;;
         npy) seed "$target" "$root"/formats/npz/fixtures/*.npy "$root"/formats/onnx/fixtures/*.npy ;;
         npz) seed "$target" "$root"/formats/npz/fixtures/*.npz "$root"/formats/models/*.npz ;;
+        image) seed "$target" "$root"/Tests/reference/images/pages/*/* ;;
     esac
 done
 

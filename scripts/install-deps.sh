@@ -9,6 +9,8 @@ missing=()
 pkg-config --exists openblas || missing+=(libopenblas-dev)
 pkg-config --exists lapacke || missing+=(liblapacke-dev)
 pkg-config --exists zlib || missing+=(zlib1g-dev)
+pkg-config --exists libpng || missing+=(libpng-dev)
+[ -f /usr/include/jpeglib.h ] || missing+=(libjpeg62-turbo-dev)
 [ -f /usr/include/dnnl.h ] || missing+=(libdnnl-dev)
 [ -f /usr/include/libsvm/svm.h ] || missing+=(libsvm-dev)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
@@ -26,7 +28,7 @@ fi
 if [ "${1:-}" = "--python" ]; then
     venv=.build/venv
     stamp=$venv/.lethe-requirements
-    want="numpy safetensors onnx==1.22.0 onnxruntime scikit-learn"
+    want="numpy safetensors onnx==1.22.0 onnxruntime scikit-learn pillow"
     if [ ! -x $venv/bin/python3 ] || [ "$(cat $stamp 2>/dev/null)" != "$want" ]; then
         echo "creating $venv with: $want" >&2
         mkdir -p .build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the runtime and unlearning tests under the thread sanitizer (a separate build in .build/tsan,
-# so the normal build cache is untouched). Any race report fails the run.
+# Runs the runtime and unlearning tests, and the parallel image-folder reading, under the thread
+# sanitizer (a separate build in .build/tsan, so the normal build cache is untouched). Any race
+# report fails the run.
 # Usage: scripts/tsan.sh [extra swift test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ trap 'rm -f "$log"' EXIT
 set +e
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
     swift test --sanitize thread --scratch-path "$scratch" --skip-build \
-    --filter 'LetheRuntimeTests|LetheUnlearnTests' "$@" >"$log" 2>&1
+    --filter 'LetheRuntimeTests|LetheUnlearnTests|LazyImageSamplesTests|ImageFolderReferenceTests' "$@" >"$log" 2>&1
 status=$?
 set -e
 grep -E "Executed [0-9]+ tests|passed, |error:|ThreadSanitizer" "$log" | tail -20 || true

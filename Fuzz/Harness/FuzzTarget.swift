@@ -1,5 +1,6 @@
 import Foundation
 import LetheCore
+import LetheImages
 import LetheIR
 import LetheNumPy
 import LetheONNX
@@ -22,6 +23,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case npz
     /// An ONNX model read from the bytes, planned and run on small inputs of its declared shapes.
     case graph
+    /// `ImageDecoder.decode` (PNG through libpng, JPEG through libjpeg-turbo), then channel
+    /// conversion, resize and centre crop of what decoded.
+    case image
 
     /// What happened to one input.
     public enum Outcome: Sendable {
@@ -50,6 +54,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .npy: try FuzzTarget.parseNPY(bytes)
             case .npz: try FuzzTarget.readNPZ(bytes)
             case .graph: if let reason = try FuzzTarget.runGraph(bytes) { return .skipped(reason) }
+            case .image: try FuzzTarget.decodeImage(bytes)
             }
             return .accepted
         } catch {
@@ -114,6 +119,30 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         try NPZFormat.write(file.model, to: copy, original: file)
         let again = try NPZFormat.read(path: copy, limits: limits)
         checkSameTensors(file.model.graph.initializers, again.model.graph.initializers, "npz")
+    }
+
+    // MARK: - Images
+
+    /// Most pixels a fuzzed image may declare (the reader's own cap is 100 megapixels, more than
+    /// libFuzzer's allocation limit lets one input take).
+    static let maxImagePixels = 1 << 20
+
+    static func decodeImage(_ bytes: UnsafeRawBufferPointer) throws {
+        let image = try ImageDecoder.decode(bytes, maxPixels: maxImagePixels)
+        func check(_ image: PixelImage, _ what: String) {
+            guard image.width > 0, image.height > 0, (1...4).contains(image.channels),
+                  image.samples.count == image.width * image.height * image.channels,
+                  image.samples.allSatisfy({ $0 >= 0 && $0 <= 255 })
+            else { fatalError("image \(what): \(image.width)x\(image.height)x\(image.channels), \(image.samples.count) samples") }
+        }
+        check(image, "decoded")
+        for channels in [1, 3] {
+            let converted = ChannelConversion.convert(image, to: channels)
+            check(converted, "converted")
+            let size = Resize.shorterSide(to: 7, width: converted.width, height: converted.height)
+            guard size.width * size.height <= maxImagePixels else { continue }
+            check(CenterCrop.crop(Resize.resize(converted, width: size.width, height: size.height), size: 5), "resized")
+        }
     }
 
     // MARK: - Graph

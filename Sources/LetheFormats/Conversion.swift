@@ -113,6 +113,12 @@ public enum OutputPath {
         }
     }
 
+    /// Whether both paths name the same existing file or folder (after links and `..`).
+    public static func same(_ a: String, _ b: String) -> Bool {
+        guard let first = realPath(a) else { return false }
+        return realPath(b) == first
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }

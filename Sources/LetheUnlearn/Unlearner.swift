@@ -44,8 +44,10 @@ public struct UnlearningConfiguration: Sendable {
     public var repairMaxSamples = 20_000
     /// The selection rule's bound on validation ACC_f.
     public var forgetTarget = 0.01
-    /// Erasure method: validation ACC_r an erasure depth may lose against the original model.
-    public var retainBudget = 0.0
+    /// Erasure method: validation ACC_r an erasure depth may lose against the original model (half a
+    /// point: what a user can hardly tell from noise, and what a deeper erasure may spend to take the
+    /// class out of more of the features).
+    public var retainBudget = 0.005
     /// Erasure method: a layer whose guarded refit would move more than this share of its retain
     /// outputs' energy is left alone (the first layers, whose few input dimensions all carry the class).
     public var erasureDistortionCap = 0.05

@@ -19,6 +19,7 @@ final class FuzzRegressionTests: XCTestCase {
     func testNPY() throws { try replay(.npy) }
     func testNPZ() throws { try replay(.npz) }
     func testGraph() throws { try replay(.graph) }
+    func testImage() throws { try replay(.image) }
 
     /// Every target has inputs, and nothing in the folder is left unchecked.
     func testEveryFileIsChecked() throws {

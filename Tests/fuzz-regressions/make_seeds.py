@@ -255,7 +255,39 @@ def npz_seeds():
     put("npz", "savez-compressed.accept", buffer.getvalue())
 
 
+def png(width, height, depth, colour, rows, extra=b""):
+    """A PNG from already-filtered rows (each starting with its filter byte)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def image_seeds():
+    pages = os.path.join(HERE, "..", "reference", "images", "pages")
+    jpeg = open(os.path.join(pages, "coats", "h_progressive.jpg"), "rb").read()
+    gray_jpeg = open(os.path.join(pages, "coats", "g_gray.jpg"), "rb").read()
+    put("image", "progressive.accept", jpeg)
+    put("image", "gray.accept", gray_jpeg)
+    put("image", "gray-2x2.accept", png(2, 2, 8, 0, b"\x00\x00\xff\x00\x80\x40"))
+    put("image", "rgb16-1x1.accept", png(1, 1, 16, 2, b"\x00" + struct.pack(">HHH", 65535, 257, 0)))
+    put("image", "gray1bit-8x1.accept", png(8, 1, 1, 0, b"\x00\xa5"))
+    palette = struct.pack(">I", 6) + b"PLTE" + b"\x00\x00\x00\xff\xff\xff"
+    palette += struct.pack(">I", zlib.crc32(b"PLTE\x00\x00\x00\xff\xff\xff") & 0xFFFFFFFF)
+    put("image", "palette-2x1.accept", png(2, 1, 8, 3, b"\x00\x00\x01", extra=palette))
+    put("image", "palette-missing.reject", png(2, 1, 8, 3, b"\x00\x00\x01"))
+    put("image", "rows-missing.reject", png(4, 4, 8, 2, b"\x00" * 13))
+    put("image", "huge-png-header.reject", png(100000, 100000, 8, 6, b"\x00" * 64))
+    put("image", "bad-crc.reject", png(2, 2, 8, 0, b"\x00\x00\xff\x00\x80\x40")[:-5] + b"\x00\x00\x00\x00\x00")
+    sof = jpeg.index(b"\xff\xc2")
+    put("image", "huge-jpeg-header.reject", jpeg[:sof + 5] + struct.pack(">HH", 60000, 60000) + jpeg[sof + 9:])
+    put("image", "truncated-jpeg.reject", jpeg[: len(jpeg) // 2])
+    put("image", "jpeg-signature-only.reject", b"\xff\xd8\xff")
+    put("image", "text.reject", b"label,file\n")
+
+
 if __name__ == "__main__":
+    image_seeds()
     onnx_seeds()
     graph_seeds()
     safetensors_seeds()

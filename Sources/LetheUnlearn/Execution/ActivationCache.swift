@@ -37,7 +37,9 @@ final class ActivationCache {
         self.budget = budget
         self.makeExecutor = makeExecutor
         count = samples.count
-        guard samples.inputs.byteCount <= budget else { throw Unavailable(description: "the samples exceed the cache budget") }
+        // One sample's size, not `inputs` (which would decode a lazily read image folder whole).
+        let sampleBytes = samples.count > 0 ? samples.batch(0..<1).byteCount : 0
+        guard sampleBytes * samples.count <= budget else { throw Unavailable(description: "the samples exceed the cache budget") }
         batches = stride(from: 0, to: samples.count, by: batchSize).map { start in
             [input: samples.batch(start..<min(samples.count, start + batchSize))]
         }

@@ -15,6 +15,8 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
     /// `confusion[true][predicted]`, square over `max(label, prediction) + 1` classes (empty when labels
     /// run past `maxConfusionClasses`, so a stray label cannot demand a huge table).
     public var confusion: [[Int]]
+    /// Names of the classes in output order (class id `i` is `classNames[i]`), when known.
+    public var classNames: [String]?
 
     /// `ignoring`: classes forgotten by earlier runs, counted neither in ACC_r nor in ACC_f.
     public init(labels: [Int], predictions: [Int], forgetClasses: Set<Int>, ignoring: Set<Int> = []) {
@@ -44,7 +46,11 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
         retainAccuracy = retainTotal > 0 ? Double(retainCorrect) / Double(retainTotal) : nil
         forgetAccuracy = forgetTotal > 0 ? Double(forgetCorrect) / Double(forgetTotal) : nil
         self.confusion = confusion
+        classNames = nil
     }
+
+    /// "3 Dress" when class 3 has a name, else "3".
+    public func label(_ id: Int) -> String { ClassNaming.label(id, classNames) }
 
     public static let maxConfusionClasses = 4096
 

@@ -18,7 +18,7 @@ public enum ReportHTML {
         """
         html += settingsSection(report)
         for note in report.notes { html += "<p class=\"note\">\(escape(note))</p>\n" }
-        if let test = report.test { html += metricsSection(test) }
+        if let test = report.test { html += metricsSection(test, names: report.classNames) }
         if !report.grid.isEmpty { html += gridSection(report) }
         if let erasure = report.erasure { html += erasureSection(erasure) }
         html += layersSection(report)
@@ -30,8 +30,8 @@ public enum ReportHTML {
         let s = report.settings
         let t = report.timings
         let rows: [(String, String)] = [
-            ("forget classes", s.forgetClasses.map(String.init).joined(separator: ", ")),
-            ("already forgotten", s.alreadyForgotten.isEmpty ? "—" : s.alreadyForgotten.map(String.init).joined(separator: ", ")),
+            ("forget classes", ClassNaming.list(s.forgetClasses, report.classNames)),
+            ("already forgotten", s.alreadyForgotten.isEmpty ? "—" : ClassNaming.list(s.alreadyForgotten, report.classNames)),
             ("samples (retain / forget / validation)", "\(report.retainSamples) / \(report.forgetSamples) / \(report.validationSamples)"),
             ("method", report.method),
             report.erasure == nil
@@ -48,7 +48,7 @@ public enum ReportHTML {
         return "<h2>Settings</h2>\n<table>" + rows.map { "<tr><th class=\"l\">\(escape($0.0))</th><td class=\"l\">\(escape($0.1))</td></tr>" }.joined() + "</table>\n"
     }
 
-    private static func metricsSection(_ test: UnlearningReport.Evaluation) -> String {
+    private static func metricsSection(_ test: UnlearningReport.Evaluation, names: [String]?) -> String {
         func pct(_ value: Double?) -> String { value.map { String(format: "%.2f%%", $0 * 100) } ?? "—" }
         var html = "<h2>Test set</h2>\n<table><tr><th></th><th>before</th><th>after</th></tr>"
         html += "<tr><th class=\"l\">accuracy</th><td>\(pct(test.before.accuracy))</td><td>\(pct(test.after.accuracy))</td></tr>"
@@ -59,7 +59,7 @@ public enum ReportHTML {
             html += "<tr><th class=\"l\">probe recovery (linear probe on the penultimate features)</th><td>\(pct(probe.before))</td><td>\(pct(probe.after))</td></tr>"
         }
         html += "</table>\n"
-        html += perClassChart(before: test.before, after: test.after)
+        html += perClassChart(before: test.before, after: test.after, names: names)
         return html
     }
 
@@ -83,7 +83,7 @@ public enum ReportHTML {
     }
 
     /// Grouped bars: per-class accuracy before (grey) and after (blue).
-    private static func perClassChart(before: ClassificationMetrics, after: ClassificationMetrics) -> String {
+    private static func perClassChart(before: ClassificationMetrics, after: ClassificationMetrics, names: [String]?) -> String {
         let classes = Set(before.perClass.keys).union(after.perClass.keys).compactMap(Int.init).sorted()
         guard !classes.isEmpty else { return "" }
         let slot = 44.0, height = 180.0, left = 40.0, top = 10.0
@@ -98,13 +98,15 @@ public enum ReportHTML {
             for (offset, metrics, color) in [(0.0, before, "#aaa"), (16.0, after, "#2b6cb0")] {
                 let value = metrics.perClass[String(label)] ?? 0
                 let h = height * value
-                svg += "<rect x=\"\(x + offset)\" y=\"\(top + height - h)\" width=\"15\" height=\"\(h)\" fill=\"\(color)\"><title>class \(label): \(String(format: "%.1f%%", value * 100))</title></rect>"
+                svg += "<rect x=\"\(x + offset)\" y=\"\(top + height - h)\" width=\"15\" height=\"\(h)\" fill=\"\(color)\"><title>class \(escape(ClassNaming.label(label, names))): \(String(format: "%.1f%%", value * 100))</title></rect>"
             }
             svg += "<text x=\"\(x + 15)\" y=\"\(top + height + 14)\" text-anchor=\"middle\">\(label)</text>"
         }
         svg += "<rect x=\"\(left)\" y=\"\(top + height + 26)\" width=\"10\" height=\"10\" fill=\"#aaa\"/><text x=\"\(left + 14)\" y=\"\(top + height + 35)\">before</text>"
         svg += "<rect x=\"\(left + 70)\" y=\"\(top + height + 26)\" width=\"10\" height=\"10\" fill=\"#2b6cb0\"/><text x=\"\(left + 84)\" y=\"\(top + height + 35)\">after</text>"
-        return "<h3>Per-class accuracy</h3>\n" + svg + "</svg>\n"
+        svg += "</svg>\n"
+        if names != nil { svg += "<p>classes: \(escape(ClassNaming.list(classes, names)))</p>\n" }
+        return "<h3>Per-class accuracy</h3>\n" + svg
     }
 
     /// Heat map of the search score over the α grid; the chosen cell is outlined.

@@ -4,6 +4,11 @@ extension ClassificationMetrics {
     /// Class ids present, ascending.
     public var classIDs: [Int] { perClass.keys.compactMap { Int($0) }.sorted() }
 
+    private func name(_ id: Int) -> String {
+        guard let classNames, id >= 0, id < classNames.count else { return "" }
+        return classNames[id]
+    }
+
     /// The most frequent mistakes, as "true → predicted: count".
     public func topConfusions(_ limit: Int = 5) -> [(truth: Int, predicted: Int, count: Int)] {
         var pairs: [(Int, Int, Int)] = []
@@ -18,13 +23,18 @@ extension ClassificationMetrics {
     /// Overall and per-class accuracy and the commonest confusions, for `lethe eval`.
     public func renderText() -> String {
         var lines = [String(format: "accuracy  %.2f%%  (%d samples)", accuracy * 100, samples)]
-        lines.append("class  accuracy  samples")
+        // Names, when known, take a column as wide as the longest one present.
+        let longest = classIDs.map { name($0).count }.max() ?? 0
+        let nameWidth = longest == 0 ? 0 : max(longest, 4)
+        func padded(_ text: String) -> String { nameWidth == 0 ? "" : "  " + text.padding(toLength: nameWidth, withPad: " ", startingAt: 0) }
+        lines.append("class" + padded("name") + "  accuracy  samples")
         for id in classIDs {
-            lines.append(String(format: "%5d  %7.2f%%  %7d", id, (perClass[String(id)] ?? 0) * 100, perClassCount[String(id)] ?? 0))
+            lines.append(String(format: "%5d", id) + padded(name(id))
+                         + String(format: "  %7.2f%%  %7d", (perClass[String(id)] ?? 0) * 100, perClassCount[String(id)] ?? 0))
         }
         let confusions = topConfusions()
         if !confusions.isEmpty {
-            lines.append("most confused: " + confusions.map { "\($0.truth)→\($0.predicted) ×\($0.count)" }.joined(separator: ", "))
+            lines.append("most confused: " + confusions.map { "\(label($0.truth))→\(label($0.predicted)) ×\($0.count)" }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
@@ -34,7 +44,7 @@ extension UnlearningReport {
     /// Before/after accuracy, membership inference, the chosen α and timings, for `lethe unlearn`.
     public func renderText() -> String {
         var lines: [String] = []
-        let forget = settings.forgetClasses.map(String.init).joined(separator: ",")
+        let forget = ClassNaming.list(settings.forgetClasses, classNames)
         lines.append("forget classes \(forget); \(retainSamples) retain and \(forgetSamples) forget samples; \(layers.count) layers patched")
         for skipped in skippedLayers { lines.append("skipped \(skipped.node): \(skipped.reason)") }
         if let erasure {
@@ -62,7 +72,8 @@ extension UnlearningReport {
             for id in test.before.classIDs {
                 let key = String(id)
                 lines.append(String(format: "  class %-3d %@ %@  %@", id, forgotten.contains(id) ? "F" : " ",
-                                    percent(test.before.perClass[key]), percent(test.after.perClass[key])))
+                                    percent(test.before.perClass[key]), percent(test.after.perClass[key]))
+                             + (classNames.map { id < $0.count ? "  " + $0[id] : "" } ?? ""))
             }
         }
         lines.append("")

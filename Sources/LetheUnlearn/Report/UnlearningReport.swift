@@ -136,4 +136,7 @@ public struct UnlearningReport: Sendable, Codable {
     public var test: Evaluation?
     /// Notes for the user (honest limits, e.g. a forget accuracy still high).
     public var notes: [String] = []
+    /// Names of the model's classes in output order, when known (`--labels`, the model's metadata
+    /// or an image folder's class folders).
+    public var classNames: [String]?
 }

@@ -22,13 +22,16 @@ struct Stats: ParsableCommand {
     func run() throws {
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, choice.data])
-        let samples = try preprocessing.samples(choice.data, for: runnable.model)
-        let running = modelOptions.running(runnable.model, on: samples)
-        let unlearner = try FileError.wrapping(model) {
-            try Unlearner(model: running.model, configuration: choice.configuration(threads: modelOptions.threads, batch: running.batch))
-        }
+        let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
+        let (source, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
+        let running = try modelOptions.running(runnable.model, on: source)
+        let configuration = try choice.configuration(threads: modelOptions.threads, batch: running.batch, names: dataNames)
+        let samples = try preprocessing.samplesForPasses(source, label: choice.data)
+        let unlearner = try FileError.wrapping(model) { try Unlearner(model: running.model, configuration: configuration) }
         let progress = PhaseProgress()
-        let statistics = try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
+        let statistics = try preprocessing.checkingDecoding([samples]) {
+            try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
+        }
         progress.finish()
         try FileError.wrapping(output) { try statistics.save(to: output) }
         Terminal.note("wrote statistics of \(unlearner.layers.count) layers to \(output)")

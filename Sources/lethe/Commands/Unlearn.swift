@@ -17,7 +17,7 @@ struct Unlearn: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Where to write the patched model (same format as MODEL).")
     var output: String
 
-    @Option(help: "Test data (.npz with x and y) for accuracy, membership inference and probe recovery before and after (only measured, never used to choose).")
+    @Option(help: "Test data (.npz with x and y, or an image folder) for accuracy, membership inference and probe recovery before and after (only measured, never used to choose).")
     var test: String?
 
     @Option(help: ArgumentHelp("erase (default): erase the classes from the layers' inputs and repair the classifier layer, every choice made on a validation split held out of --data; published: the paper's projection, bit for bit.",
@@ -76,13 +76,20 @@ struct Unlearn: ParsableCommand {
             throw UsageError("the output keeps the model's format: name it .\(runnable.checkpoint.format.rawValue)")
         }
         try OutputPath.refuseOverwritingInput(output, inputs: [choice.data] + [modelOptions.graph, test, report].compactMap { $0 })
+        // Names and classes are settled before anything is decoded or written, so a wrong name
+        // costs nothing and leaves no file behind.
+        let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
+        let (trainSource, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
+        // The same folder (or file) as --test is opened once, so its samples are decoded once.
+        let sameData = test.map { OutputPath.same($0, choice.data) } ?? false
+        let testSource = sameData ? nil : try test.map { try preprocessing.open($0, for: runnable.model, names: dataNames).source }
+        // A model exported with a batch of 1 runs as its free-batch copy; the output is written from the file.
+        let running = try modelOptions.running(runnable.model, on: trainSource)
+        var configuration = try choice.configuration(threads: modelOptions.threads, batch: running.batch, names: dataNames)
         let backup = try OutputPath.prepare(output, inputs: [model], inPlace: inPlace)
         defer { backup?.release() }
-        let train = try preprocessing.samples(choice.data, for: runnable.model)
-        let testSet = try test.map { try preprocessing.samples($0, for: runnable.model) }
-        // A model exported with a batch of 1 runs as its free-batch copy; the output is written from the file.
-        let running = modelOptions.running(runnable.model, on: train)
-        var configuration = choice.configuration(threads: modelOptions.threads, batch: running.batch)
+        let train = try preprocessing.samplesForPasses(trainSource, label: choice.data)
+        let testSet = sameData ? train : try testSource.map { try preprocessing.samplesForPasses($0, label: test ?? "") }
         configuration.method = method
         configuration.erasureDepth = depth
         configuration.alphaRetain = alphaRetain ?? configuration.alphaRetain
@@ -92,9 +99,12 @@ struct Unlearn: ParsableCommand {
         let unlearner = try FileError.wrapping(model) { try Unlearner(model: running.model, configuration: configuration) }
         let statistics = stats.isEmpty ? nil : try StatisticsSet.load(adding: stats)
         let progress = PhaseProgress()
-        let result = try FileError.wrapping(model) {
-            try unlearner.run(train: train, test: testSet, statistics: statistics, progress: progress.callback)
+        var result = try preprocessing.checkingDecoding([train, testSet]) {
+            try FileError.wrapping(model) {
+                try unlearner.run(train: train, test: testSet, statistics: statistics, progress: progress.callback)
+            }
         }
+        result.report.classNames = dataNames?.names
         progress.finish()
         try runnable.writePatched(result.patchedWeights, to: output)
         if let report {

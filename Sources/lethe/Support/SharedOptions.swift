@@ -22,16 +22,18 @@ struct ModelOptions: ParsableArguments {
 
     /// The model to run on `samples` and the batch to run it with: a model exported with a batch of
     /// 1 runs as a free-batch copy when that computes the same, else one sample at a time (noted).
-    func running(_ model: Model, on samples: SampleSet) -> (model: Model, batch: Int) {
-        let plan = FixedBatch.plan(for: model, probe: samples.batch(0..<min(2, samples.count)), threads: threads)
+    func running(_ model: Model, on samples: any SampleSource) throws -> (model: Model, batch: Int) {
+        let probe = FixedBatch.isFixed(model) ? try samples.load(0..<min(2, samples.count)).inputs : Tensor(zeros: .float32, shape: [0])
+        let plan = FixedBatch.plan(for: model, probe: probe, threads: threads)
         if let note = plan.note { Terminal.note("note: \(note)") }
         return (plan.model, min(batch, plan.batchLimit ?? batch))
     }
 }
 
-/// How uint8 images in data files become float32 inputs.
+/// How data becomes inputs: uint8 images in `.npz` files and image folders alike are scaled and
+/// normalised; image folders are also resized and cropped as torchvision's transforms do.
 struct PreprocessingOptions: ParsableArguments {
-    @Option(help: "Multiplier for uint8 image data.")
+    @Option(help: "Multiplier for uint8 image data (and image files, on their 0–255 scale).")
     var scale: Float = 1.0 / 255.0
 
     @Option(help: "Mean subtracted after scaling: one value, or one per channel (comma-separated).")
@@ -39,6 +41,24 @@ struct PreprocessingOptions: ParsableArguments {
 
     @Option(help: "Standard deviation divided by: one value, or one per channel (comma-separated).")
     var std: String = "1"
+
+    @Option(help: ArgumentHelp("Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).", valueName: "N"))
+    var resize: Int?
+
+    @Option(help: ArgumentHelp("Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.", valueName: "N"))
+    var crop: Int?
+
+    @Option(help: ArgumentHelp("Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.", valueName: "file"))
+    var labels: String?
+
+    @Flag(help: "Image folders: skip files that are not images or are corrupt (counted) instead of stopping.")
+    var skipBad = false
+
+    func validate() throws {
+        for (flag, value) in [("--resize", resize), ("--crop", crop)] {
+            if let value, value < 1 || value > 16384 { throw ValidationError("\(flag) takes 1 to 16384") }
+        }
+    }
 
     func preprocessing() throws -> ImagePreprocessing {
         func numbers(_ text: String, _ flag: String) throws -> [Float] {
@@ -48,22 +68,15 @@ struct PreprocessingOptions: ParsableArguments {
         }
         return ImagePreprocessing(scale: scale, mean: try numbers(mean, "--mean"), std: try numbers(std, "--std"))
     }
-
-    /// Loads `path` as samples for `model`'s first input.
-    func samples(_ path: String, for model: Model) throws -> SampleSet {
-        let dtype = model.graph.runtimeInputs.first?.dtype ?? .float32
-        return try SampleFile.load(path, inputDType: dtype, preprocessing: try preprocessing())
-    }
 }
 
-/// Parses "3" or "3,7" into class ids.
-func parseClasses(_ text: String) throws -> [Int] {
-    let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-    let ids = parts.map { Int($0.trimmingCharacters(in: .whitespaces)) }
-    guard !ids.isEmpty, ids.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-        throw ValidationError("expected class ids like 3 or 3,7, got '\(text)'")
+/// Splits "3,7" or "Dress,Coat" into class tokens (ids or names, resolved once the names are known).
+func parseClasses(_ text: String) throws -> [String] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    guard !parts.contains(where: \.isEmpty) else {
+        throw ValidationError("expected class ids or names like 3,7 or Dress,Coat, got '\(text)'")
     }
-    return ids.map { $0! }
+    return parts
 }
 
 import Foundation

@@ -1,16 +1,18 @@
 import ArgumentParser
+import LetheCore
+import LetheFormats
 import LetheUnlearn
 
 /// Sample choice and layer options shared by `unlearn` and `stats`.
 struct UnlearningOptions: ParsableArguments {
-    @Option(help: "Training data (.npz with x and y) to draw retain and forget samples from.")
+    @Option(help: "Training data to draw retain and forget samples from: an .npz with x and y, or a folder with one subfolder of images per class (docs/data.md).")
     var data: String
 
-    @Option(help: "Classes to forget, comma-separated.", transform: parseClasses)
-    var forget: [Int]
+    @Option(help: "Classes to forget, comma-separated ids or names (names need --labels, model metadata or an image folder).", transform: parseClasses)
+    var forget: [String]
 
-    @Option(help: "Classes forgotten by earlier runs: kept out of the retain side.", transform: parseClasses)
-    var alreadyForgotten: [Int] = []
+    @Option(help: "Classes forgotten by earlier runs (ids or names): kept out of the retain side.", transform: parseClasses)
+    var alreadyForgotten: [String] = []
 
     @Option(help: "Samples S: S/(retain classes) per retain class, S of the forget classes.")
     var samples: Int = 900
@@ -27,12 +29,16 @@ struct UnlearningOptions: ParsableArguments {
     func validate() throws {
         if samples < 1 { throw ValidationError("--samples must be at least 1") }
         if positions != "all", (Int(positions) ?? 0) < 1 { throw ValidationError("--positions takes a positive number or 'all'") }
-        if !Set(forget).isDisjoint(with: alreadyForgotten) {
-            throw ValidationError("a class cannot be in both --forget and --already-forgotten")
-        }
     }
 
-    func configuration(threads: Int?, batch: Int) -> UnlearningConfiguration {
+    /// The configuration, with --forget and --already-forgotten resolved through `names`: an
+    /// unknown name is an error listing the known ones.
+    func configuration(threads: Int?, batch: Int, names: ClassNames?) throws -> UnlearningConfiguration {
+        let forget = try ClassNames.resolve(self.forget, names: names, flag: "--forget")
+        let alreadyForgotten = try ClassNames.resolve(self.alreadyForgotten, names: names, flag: "--already-forgotten")
+        if !Set(forget).isDisjoint(with: alreadyForgotten) {
+            throw UsageError("a class cannot be in both --forget and --already-forgotten")
+        }
         var configuration = UnlearningConfiguration(forgetClasses: forget)
         configuration.alreadyForgotten = alreadyForgotten
         configuration.samples = samples
