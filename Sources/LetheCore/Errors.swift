@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// An error that can be shown to a user as one line.
 ///
 /// Every reader and writer throws errors that conform, so the command line can print
@@ -62,11 +70,3 @@ public struct LimitError: LetheError {
     }
     public var description: String { "\(what) is \(value), over the limit of \(limit)" }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Caps that readers check before they allocate anything sized by a file.
 ///
 /// The defaults admit any real checkpoint this machine can hold and refuse the declared sizes a
@@ -59,11 +67,3 @@ public struct Limits: Sendable {
         return overflow ? Int.max : product
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

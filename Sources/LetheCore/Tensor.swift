@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A dense, row-major, little-endian array of one dtype.
 ///
 /// `Tensor` is a value: copies share storage until one of them is written, and a tensor that
@@ -134,11 +142,3 @@ public struct Tensor: @unchecked Sendable {
 extension Tensor: CustomStringConvertible {
     public var description: String { "Tensor(\(dtype.shortName) \(shape))" }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import Foundation
 
 /// Tensor-by-tensor and graph differences between two models, as `lethe diff` reports them.
 public struct CheckpointDiff: Codable, Sendable {
@@ -182,5 +183,3 @@ public struct CheckpointDiff: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 }
-
-import Foundation

@@ -1,5 +1,8 @@
 import LetheCore
 import LetheIR
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `lethe convert` was asked to do.
 public struct ConversionRequest: Sendable {
@@ -145,7 +148,3 @@ public final class InPlaceBackup: @unchecked Sendable {
     /// still at `path`, since outputs are only renamed into place when complete).
     public func release() { unlink(backupPath) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import Foundation
 
 /// What `lethe inspect` shows about a checkpoint, in a form that encodes as JSON.
 public struct ModelSummary: Codable, Sendable {
@@ -127,5 +128,3 @@ func formatBytes(_ n: Int) -> String {
     }
     return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
 }
-
-import Foundation

@@ -1,5 +1,8 @@
 import ArgumentParser
 import LetheCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `lethe` command: class unlearning and checkpoint patching for exported classifiers.
 struct Lethe: ParsableCommand {
@@ -31,7 +34,3 @@ enum LetheMain {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

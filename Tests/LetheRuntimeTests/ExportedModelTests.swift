@@ -5,6 +5,9 @@ import LetheNumPy
 import LetheONNX
 import XCTest
 @testable import LetheRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Real PyTorch exports (both exporters) against ONNX Runtime's outputs.
 final class ExportedModelTests: XCTestCase {
@@ -130,7 +133,3 @@ func runProcess(_ executable: String, _ arguments: [String]) throws {
     waitpid(pid, &status, 0)
     guard status == 0 else { throw RuntimeError("\(executable) \(arguments.first ?? "") exited with status \(status)") }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -2,6 +2,9 @@ import LetheCore
 import LetheIR
 import XCTest
 @testable import LetheRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class KernelTests: XCTestCase {
     private func runSingle(_ op: String, inputs: [(String, Tensor)], constants: [(String, Tensor)] = [],
@@ -239,7 +242,3 @@ final class KernelTests: XCTestCase {
         XCTAssertThrowsError(try session.run(["nope": randomTensor([2, 4], seed: 1)]))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -3,6 +3,9 @@ import LetheIR
 import LetheONNX
 import XCTest
 @testable import LetheRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the ONNX backend node tests (fetched by `formats/onnx-backend/fetch.sh`) whose operators the
 /// runtime supports, and fails on any failure not listed in `formats/onnx-backend/EXPECTED_FAILURES.md`.
@@ -164,7 +167,3 @@ func readBytes(_ path: String) -> [UInt8]? {
 }
 
 func readText(_ path: String) -> String? { readBytes(path).map { String(decoding: $0, as: UTF8.self) } }
-
-#if canImport(Glibc)
-import Glibc
-#endif

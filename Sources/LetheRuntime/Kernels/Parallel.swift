@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Splits loops over the session's threads.
 enum Parallel {
@@ -26,9 +29,6 @@ enum Parallel {
     static var defaultThreads: Int { max(1, ProcessInfoCores.count) }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 enum ProcessInfoCores {
     static let count: Int = {

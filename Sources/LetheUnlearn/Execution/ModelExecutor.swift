@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import Foundation
 
 /// A request for the value entering input `input` of a node of the original graph during a run.
 public struct InputTap: Sendable {
@@ -110,5 +111,3 @@ public struct LogitTable: Sendable {
         }
     }
 }
-
-import Foundation

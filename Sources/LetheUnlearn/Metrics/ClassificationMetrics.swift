@@ -1,3 +1,5 @@
+import LetheCore
+
 /// Accuracy of a classifier on labelled samples: overall, per class, on the retain and forget classes,
 /// and the confusion matrix.
 public struct ClassificationMetrics: Sendable, Codable, Hashable {
@@ -94,5 +96,3 @@ public enum MembershipInference {
                       targets: targets.count, supportVectors: svm.supportVectorCount)
     }
 }
-
-import LetheCore

@@ -1,4 +1,5 @@
 import CSVM
+import LetheCore
 
 /// A two-class C-SVM with an RBF kernel, trained and evaluated by libsvm itself (the system
 /// `libsvm-dev`), the solver scikit-learn's `SVC` wraps, so the membership-inference attacker is
@@ -122,5 +123,3 @@ private final class LibSVMModel: @unchecked Sendable {
     /// libsvm reports its progress on stdout, which `lethe … --json` owns; it is silenced once, process-wide.
     private static let silenceOnce: Void = svm_set_print_string_function { _ in }
 }
-
-import LetheCore

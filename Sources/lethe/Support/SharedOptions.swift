@@ -3,6 +3,7 @@ import LetheCore
 import LetheFormats
 import LetheIR
 import LetheRuntime
+import Foundation
 
 /// Options every command that runs a model takes.
 struct ModelOptions: ParsableArguments {
@@ -78,5 +79,3 @@ func parseClasses(_ text: String) throws -> [String] {
     }
     return parts
 }
-
-import Foundation

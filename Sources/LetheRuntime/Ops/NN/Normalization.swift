@@ -1,4 +1,7 @@
 import LetheCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// BatchNormalization: `y = (x − mean) / √(var + ε) · scale + B` per channel.
 ///
@@ -209,7 +212,3 @@ struct SoftmaxKernel: Kernel {
         return [y]
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
