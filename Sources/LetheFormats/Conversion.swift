@@ -122,11 +122,7 @@ public enum OutputPath {
         return realPath(b) == first
     }
 
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
+    static func realPath(_ path: String) -> String? { FilePaths.existing(path) }
 }
 
 /// A second name for a file about to be replaced, so the old contents survive until the new file is

@@ -322,13 +322,13 @@ struct ONNXReader {
         }
         let base = resolvedBase!
         let joined = baseFolder.hasSuffix("/") ? baseFolder + location : baseFolder + "/" + location
-        guard let pointer = realpath(joined, nil) else {
-            let code = errno
-            let reason = code == ENOENT ? "does not exist" : "cannot be resolved (\(String(cString: strerror(code))))"
+        let resolved: String
+        switch FilePaths.resolved(joined) {
+        case .success(let path): resolved = path
+        case .failure(let error):
+            let reason = error.code == ENOENT ? "does not exist" : "cannot be resolved (\(String(cString: strerror(error.code))))"
             throw ONNXError.externalData(tensor: tensor, reason: "data file '\(location)' \(reason)")
         }
-        let resolved = String(cString: pointer)
-        free(pointer)
         // A second name for the same inode may sit anywhere on the file system, so a hard-linked data
         // file could be outside the folder whatever its path says; a device or FIFO could hang the read.
         var status = stat()
@@ -351,11 +351,7 @@ struct ONNXReader {
     }
 
     static func realPath(_ path: String) throws -> String {
-        guard let resolved = realpath(path, nil) else {
-            throw FileError(path: path, underlying: SystemError("resolve path", code: errno))
-        }
-        defer { free(resolved) }
-        return String(cString: resolved)
+        do { return try FilePaths.resolved(path).get() } catch { throw FileError(path: path, underlying: error) }
     }
 }
 

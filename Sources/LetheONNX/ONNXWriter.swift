@@ -42,11 +42,7 @@ extension ONNXFormat {
     }
 
     /// The real path of `path`, or nil when it does not exist.
-    static func existingRealPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
+    static func existingRealPath(_ path: String) -> String? { FilePaths.existing(path) }
 
     static func sameFile(_ a: String, _ b: String) -> Bool {
         guard let x = existingRealPath(a), let y = existingRealPath(b) else { return false }
