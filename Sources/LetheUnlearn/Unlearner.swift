@@ -51,8 +51,9 @@ public struct UnlearningConfiguration: Sendable {
     /// Erasure method: a layer whose guarded refit would move more than this share of its retain
     /// outputs' energy is left alone (the first layers, whose few input dimensions all carry the class).
     public var erasureDistortionCap = 0.05
-    /// Erasure method: bytes the activations kept between erased layers may take (`ActivationCache`);
-    /// above it, each layer's statistics come from a whole-model pass instead (slower, same result).
+    /// Erasure method: bytes the activations kept between erased layers may take (`ActivationCache`),
+    /// for the erased model and again for the original one (compensation); above it, each layer's
+    /// statistics come from a whole-model pass instead (slower, same result).
     public var activationCacheBytes = 1 << 30
     /// Classes forgotten by an earlier run: kept out of the retain side.
     public var alreadyForgotten: [Int] = []
