@@ -23,7 +23,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
-        .target(name: "LetheCore", dependencies: ["CBLAS"]),
+        .target(name: "LetheCore"),
         .target(name: "LetheIR", dependencies: ["LetheCore"]),
         .target(name: "LetheONNX", dependencies: [
             "LetheIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -38,8 +38,7 @@ let package = Package(
         .target(name: "CVectorMath"),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
         .target(name: "LetheUnlearn", dependencies: [
-            "LetheRuntime", "LetheFormats", "CBLAS",
-            "CSVM",
+            "LetheRuntime", "LetheFormats", "LetheSafetensors", "CBLAS", "CSVM",
         ]),
         .executableTarget(name: "lethe", dependencies: [
             "LetheFormats", "LetheRuntime", "LetheUnlearn",
