@@ -84,16 +84,11 @@ public enum CheckpointWriter {
             case .safetensors:
                 try SafetensorsFormat.write(model, to: path, original: nil)
             case .npz:
-                if let refused = model.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
-                    throw UsageError("NumPy has no \(refused.tensor.dtype.rawValue) type ('\(refused.name)'); " +
-                                     "convert with --dtype f32 (or f16) to write npz")
-                }
+                try NumPyDTypes.check(model.graph.initializers)
                 try NPZFormat.write(model, to: path, original: nil)
             case .npy:
                 let tensor = try singleArray(of: model)
-                if !NumPyDTypes.canStore(tensor.dtype) {
-                    throw UsageError("NumPy has no \(tensor.dtype.rawValue) type; convert with --dtype f32 (or f16) to write npy")
-                }
+                try NumPyDTypes.check(model.graph.initializers)
                 try NPYFormat.write(tensor, to: path)
             }
         }
@@ -106,15 +101,5 @@ public enum CheckpointWriter {
             throw UsageError("an .npy file holds one array, the model has \(initializers.count) tensors (write .npz instead)")
         }
         return initializers[0].tensor
-    }
-}
-
-/// The dtypes NumPy's `.npy` can represent.
-public enum NumPyDTypes {
-    public static func canStore(_ dtype: DType) -> Bool {
-        switch dtype {
-        case .bfloat16, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: false
-        default: true
-        }
     }
 }

@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import LetheNumPy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,9 +76,8 @@ public enum CheckpointConverter {
         }
         var weights = model
         weights.graph = Graph(name: model.graph.name, initializers: model.graph.initializers)
-        if outputFormat == .npz || outputFormat == .npy, let bf16 = weights.graph.initializers.first(where: { !NumPyDTypes.canStore($0.tensor.dtype) }) {
-            throw FileError(path: request.output, underlying: UsageError(
-                "NumPy has no \(bf16.tensor.dtype.rawValue) type ('\(bf16.name)'): pass --dtype f32 (or f16) to convert it"))
+        if outputFormat == .npz || outputFormat == .npy {
+            do { try NumPyDTypes.check(weights.graph.initializers) } catch { throw FileError(path: request.output, underlying: error) }
         }
         try CheckpointWriter.write(weights, as: outputFormat, to: request.output)
         return outputFormat
