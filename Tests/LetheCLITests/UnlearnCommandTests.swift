@@ -131,6 +131,43 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))
     }
 
+    /// Statistics of two data shards passed as two files are their sum: the same patch as one file
+    /// holding the sum (written by safetensors from the two), and not the patch of either shard alone.
+    func testTwoStatisticsFilesAreSummed() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let model = CLI.sample("fashion_cnn.onnx")
+        _ = try CLI.python("""
+            import sys, numpy as np
+            d = np.load(sys.argv[1])
+            np.savez(sys.argv[2], x=d["x"][0::2], y=d["y"][0::2])
+            np.savez(sys.argv[3], x=d["x"][1::2], y=d["y"][1::2])
+            """, [CLI.sample("fashion_train.npz"), "\(folder)/a.npz", "\(folder)/b.npz"])
+        let settings = ["--forget", "5", "--samples", "90", "--layers", "fc2,conv1"]
+        for shard in ["a", "b"] {
+            let stats = try CLI.run(["stats", model, "--data", "\(folder)/\(shard).npz"] + settings + ["-o", "\(folder)/\(shard).safetensors"])
+            XCTAssertEqual(stats.status, 0, stats.stderr)
+        }
+        _ = try CLI.python("""
+            import sys
+            from safetensors import safe_open
+            from safetensors.numpy import save_file
+            a, b = safe_open(sys.argv[1], "np"), safe_open(sys.argv[2], "np")
+            tensors = {k: a.get_tensor(k) + b.get_tensor(k) for k in a.keys()}
+            meta = {k: str(int(v) + int(b.metadata()[k])) if k.endswith("_rows") else v for k, v in a.metadata().items()}
+            save_file(tensors, sys.argv[3], metadata=meta)
+            """, ["\(folder)/a.safetensors", "\(folder)/b.safetensors", "\(folder)/sum.safetensors"])
+        let common = ["unlearn", model, "--method", "published", "--data", CLI.sample("fashion_train.npz")] + settings
+        for (output, files) in [("two", ["a", "b"]), ("sum", ["sum"]), ("one", ["a"])] {
+            let run = try CLI.run(common + files.flatMap { ["--stats", "\(folder)/\($0).safetensors"] } + ["-o", "\(folder)/\(output).onnx"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        let same = try CLI.run(["diff", "\(folder)/two.onnx", "\(folder)/sum.onnx", "--rtol", "1e-6", "--atol", "1e-9"])
+        XCTAssertEqual(same.status, 0, same.stdout)
+        let shardOnly = try CLI.run(["diff", "\(folder)/two.onnx", "\(folder)/one.onnx", "--rtol", "1e-6", "--atol", "1e-9"])
+        XCTAssertEqual(shardOnly.status, 1, "one shard's statistics give another patch")
+    }
+
     /// ONNX Runtime's accuracy on the sample test set, after `onnx.checker` accepts the file.
     private func onnxRuntimeAccuracy(_ model: String) throws -> Double {
         let output = try CLI.python("""
