@@ -124,11 +124,9 @@ static inline float erf_approx(float input) {
 
 #if defined(__x86_64__) && defined(__clang__)
 LETHE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
-static int has_avx2(void) {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return known;
-}
+// __builtin_cpu_supports reads the CPU model the runtime fills in before main: no caching (and
+// so no race between threads asking at once) is needed.
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #define DISPATCH(name, ...) (has_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
 #else
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
