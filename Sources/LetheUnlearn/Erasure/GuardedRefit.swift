@@ -120,9 +120,15 @@ enum GuardedRefit {
 
         /// Adds `count` rows of each (row-major, `d` wide), in the same order.
         mutating func add(original: [Float], erased: [Float], count: Int, dimension d: Int) {
-            let a = original.map(Double.init), b = erased.map(Double.init)
-            LinearAlgebra.multiply(a, transposeA: true, b, into: &moment, m: d, n: d, k: count, beta: 1)
-            for r in 0..<count { for i in 0..<d { originalSum[i] += a[r * d + i] } }
+            precondition(original.count >= count * d && erased.count >= count * d)
+            original.withUnsafeBufferPointer { a in
+                erased.withUnsafeBufferPointer { b in
+                    moment.withUnsafeMutableBufferPointer { m in
+                        LinearAlgebra.accumulateCross(a.baseAddress!, b.baseAddress!, count: count, dimension: d, into: m.baseAddress!)
+                    }
+                }
+                for r in 0..<count { for i in 0..<d { originalSum[i] += Double(a[r * d + i]) } }
+            }
             rows += count
         }
     }

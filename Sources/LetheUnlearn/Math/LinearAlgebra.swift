@@ -18,6 +18,18 @@ enum LinearAlgebra {
         }
     }
 
+    /// `cross[i][j] += Σ_r a[r][i]·b[r][j]` for `count` rows of `dimension` floats each: the block
+    /// product in float32 (`sgemm`), summed into the float64 accumulator as `accumulateGramUpper` does.
+    static func accumulateCross(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, dimension d: Int,
+                                into cross: UnsafeMutablePointer<Double>) {
+        guard count > 0, d > 0 else { return }
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: d * d)
+        defer { block.deallocate() }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(d), blasint(d), blasint(count),
+                    1, a, blasint(d), b, blasint(d), 0, block, blasint(d))
+        for i in 0..<(d * d) { cross[i] += Double(block[i]) }
+    }
+
     /// `X Xᵀ` (`n × n`, both triangles) of `n` rows of `d` doubles, on `dsyrk`.
     static func rowGram(_ x: UnsafePointer<Double>, rows n: Int, dimension d: Int) -> [Double] {
         var k = [Double](repeating: 0, count: n * n)
