@@ -22,9 +22,11 @@ public enum FixedBatch {
     /// what one-sample runs of the original compute (within 1e-4 relative); else one sample at a time.
     public static func plan(for model: Model, probe: Tensor, threads: Int? = nil) -> Plan {
         guard isFixed(model) else { return Plan(model: model, batchLimit: nil, note: nil) }
-        let single = Plan(model: model, batchLimit: 1, note: nil)
-        guard probe.rank >= 1, probe.shape[0] >= 2, model.graph.runtimeInputs.count == 1,
-              let input = model.graph.runtimeInputs.first?.name else { return single }
+        guard probe.rank >= 1, probe.shape[0] >= 2 else { return Plan(model: model, batchLimit: 1, note: nil) }
+        guard model.graph.runtimeInputs.count == 1, let input = model.graph.runtimeInputs.first?.name else {
+            return Plan(model: model, batchLimit: 1,
+                        note: "the model was exported with a batch of 1 and has several inputs: running one sample at a time (slower); export with dynamic_axes for speed")
+        }
         var reason = "its graph fixes the batch at 1"
         do {
             let freed = freeing(model)
