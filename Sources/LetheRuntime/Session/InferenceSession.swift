@@ -40,6 +40,19 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Runtime inputs (not initializers).
     public var inputNames: [String] { runtimeInputs.map(\.name) }
+
+    /// The feeds for `run` from named arrays (an `.npz` of inputs): one per runtime input, by name;
+    /// arrays the model does not take are ignored.
+    public func feeds(from arrays: [(name: String, tensor: Tensor)]) throws -> [String: Tensor] {
+        var feeds: [String: Tensor] = [:]
+        for name in inputNames {
+            guard let array = arrays.first(where: { $0.name == name }) else {
+                throw UsageError("no array named '\(name)' (the model's inputs: \(inputNames.joined(separator: ", ")))")
+            }
+            feeds[name] = array.tensor
+        }
+        return feeds
+    }
     public var outputNames: [String] { model.graph.outputs.map(\.name) }
 
     private var context: ExecutionContext { ExecutionContext(threads: options.threads) }

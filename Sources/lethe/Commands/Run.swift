@@ -32,14 +32,7 @@ struct Run: ParsableCommand {
         try OutputPath.refuseOverwritingInput(output, inputs: [model, input] + (graph.map { [$0] } ?? []))
         let session = try FileError.wrapping(model) { try InferenceSession(model: runnable.model, options: SessionOptions(threads: threads)) }
         let arrays = try FileError.wrapping(input) { try NPZFormat.readArrays(path: input) }
-        var feeds: [String: Tensor] = [:]
-        for name in session.inputNames {
-            guard let array = arrays.first(where: { $0.name == name }) else {
-                throw FileError(path: input, underlying: UsageError(
-                    "no array named '\(name)' (the model's inputs: \(session.inputNames.joined(separator: ", ")))"))
-            }
-            feeds[name] = array.tensor
-        }
+        let feeds = try FileError.wrapping(input) { try session.feeds(from: arrays) }
         let results = try FileError.wrapping(model) { try session.run(feeds) }
         let outputs = session.outputNames.compactMap { name in results[name].map { (name: name, tensor: $0) } }
         try FileError.wrapping(output) { try NPZFormat.writeArrays(outputs, to: output) }
