@@ -38,6 +38,22 @@ public struct RunnableCheckpoint: Sendable {
         return RunnableCheckpoint(checkpoint: checkpoint, model: model, template: template)
     }
 
+    /// Refuses an output name whose extension names no checkpoint format.
+    public static func checkPatchedOutputName(_ path: String) throws {
+        guard CheckpointFormat.fromExtension(path) != nil else {
+            throw UsageError("cannot tell the format of '\(path)': use .onnx, .safetensors or .npz")
+        }
+    }
+
+    /// Refuses an output that would not keep this checkpoint's format: patched weights are written
+    /// back into the file's own format, nothing else changed.
+    public func checkPatchedOutput(_ path: String) throws {
+        try Self.checkPatchedOutputName(path)
+        if CheckpointFormat.fromExtension(path) != checkpoint.format {
+            throw UsageError("the output keeps the model's format: name it .\(checkpoint.format.rawValue)")
+        }
+    }
+
     /// Writes the checkpoint to `path` in its own format with `patched` (keyed by the runnable
     /// model's initializer names) in place of the originals, each kept in its stored dtype.
     public func writePatched(_ patched: [String: Tensor], to path: String) throws {

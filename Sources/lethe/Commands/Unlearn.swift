@@ -68,13 +68,9 @@ struct Unlearn: ParsableCommand {
     }
 
     func run() throws {
-        guard CheckpointFormat.fromExtension(output) != nil else {
-            throw UsageError("cannot tell the format of '\(output)': use .onnx, .safetensors or .npz")
-        }
+        try RunnableCheckpoint.checkPatchedOutputName(output)
         let runnable = try RunnableCheckpoint.open(model, graph: modelOptions.graph)
-        if CheckpointFormat.fromExtension(output) != runnable.checkpoint.format {
-            throw UsageError("the output keeps the model's format: name it .\(runnable.checkpoint.format.rawValue)")
-        }
+        try runnable.checkPatchedOutput(output)
         try OutputPath.refuseOverwritingInput(output, inputs: [choice.data] + [modelOptions.graph, test, report].compactMap { $0 })
         // Names and classes are settled before anything is decoded or written, so a wrong name
         // costs nothing and leaves no file behind.
@@ -116,24 +112,3 @@ struct Unlearn: ParsableCommand {
 }
 
 extension UnlearningMethod: ExpressibleByArgument {}
-
-/// Shows the unlearner's phases as progress bars on a terminal.
-final class PhaseProgress: @unchecked Sendable {
-    private var bar: ProgressBar?
-    private var phase = ""
-    private let lock = NSLock()
-
-    var callback: UnlearningProgress {
-        { [self] phase, done, total in
-            lock.lock(); defer { lock.unlock() }
-            if phase != self.phase {
-                bar?.finish()
-                self.phase = phase
-                bar = ProgressBar(phase, total: total)
-            }
-            bar?.update(done)
-        }
-    }
-
-    func finish() { bar?.finish() }
-}
