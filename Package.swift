@@ -46,6 +46,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore", "LetheIR"]),
+        .testTarget(name: "LetheIRTests", dependencies: ["LetheIR"]),
         .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX"]),
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
         .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
