@@ -97,7 +97,7 @@ struct ONNXReader {
         }
         for (index, tensor) in proto.initializer.enumerated() {
             let label = tensor.name.isEmpty ? "initializer \(index)" : tensor.name
-            if let decoded = try decodeTensor(tensor, path: path.appending(5, index), label: label) {
+            if let decoded = try decodeTensor(tensor, path: path.appending(ONNXField.Graph.initializer, index), label: label) {
                 initializers.append(Initializer(name: tensor.name, tensor: decoded))
                 indices.append(index)
             } else {
@@ -108,7 +108,7 @@ struct ONNXReader {
         var nodes: [Node] = []
         nodes.reserveCapacity(proto.node.count)
         for (index, node) in proto.node.enumerated() {
-            nodes.append(try mapNode(node, path: path.appending(1, index), index: index, depth: depth))
+            nodes.append(try mapNode(node, path: path.appending(ONNXField.Graph.node, index), index: index, depth: depth))
         }
         return Graph(
             name: proto.name, nodes: nodes,
@@ -123,7 +123,7 @@ struct ONNXReader {
         var attributes: [(name: String, value: Attribute)] = []
         attributes.reserveCapacity(proto.attribute.count)
         for (k, attribute) in proto.attribute.enumerated() {
-            let value = try mapAttribute(attribute, path: path.appending(5, k), node: label, depth: depth)
+            let value = try mapAttribute(attribute, path: path.appending(ONNXField.Node.attribute, k), node: label, depth: depth)
             attributes.append((name: attribute.name, value: value))
         }
         return Node(name: proto.name, opType: proto.opType, domain: proto.domain, inputs: proto.input,
@@ -142,7 +142,7 @@ struct ONNXReader {
         case .strings: return .strings(proto.strings.map { [UInt8]($0) })
         case .tensor:
             let label = proto.t.name.isEmpty ? where_ : proto.t.name
-            guard let tensor = try decodeTensor(proto.t, path: path.appending(5, 0), label: label) else {
+            guard let tensor = try decodeTensor(proto.t, path: path.appending(ONNXField.Attribute.tensor, 0), label: label) else {
                 return .opaque(kind: "TENSOR(\(ONNXDataType.name(of: proto.t.dataType)))")
             }
             return .tensor(tensor)
@@ -151,7 +151,7 @@ struct ONNXReader {
             var carriedOne = false
             for (m, t) in proto.tensors.enumerated() {
                 let label = t.name.isEmpty ? "\(where_) tensor \(m)" : t.name
-                if let tensor = try decodeTensor(t, path: path.appending(10, m), label: label) {
+                if let tensor = try decodeTensor(t, path: path.appending(ONNXField.Attribute.tensors, m), label: label) {
                     tensors.append(tensor)
                 } else {
                     carriedOne = true
@@ -159,11 +159,11 @@ struct ONNXReader {
             }
             return carriedOne ? .opaque(kind: "TENSORS") : .tensors(tensors)
         case .graph:
-            return .graph(try mapGraph(proto.g, path: path.appending(6, 0), depth: depth + 1))
+            return .graph(try mapGraph(proto.g, path: path.appending(ONNXField.Attribute.graph, 0), depth: depth + 1))
         case .graphs:
             var graphs: [Graph] = []
             for (m, g) in proto.graphs.enumerated() {
-                graphs.append(try mapGraph(g, path: path.appending(11, m), depth: depth + 1))
+                graphs.append(try mapGraph(g, path: path.appending(ONNXField.Attribute.graphs, m), depth: depth + 1))
             }
             return .graphs(graphs)
         case .sparseTensor: return .opaque(kind: "SPARSE_TENSOR")

@@ -182,6 +182,7 @@ extension ProtoPath {
         // graphs 11); attribute tensors under an attribute step (NodeProto.attribute 5).
         let s = steps
         guard s.count >= 4 else { return false }
-        return s[s.count - 2] == 5 && [7, 6, 11].contains(s[s.count - 4])
+        let graphSteps = [ONNXField.Model.graph, ONNXField.Attribute.graph, ONNXField.Attribute.graphs].map(Int32.init)
+        return s[s.count - 2] == Int32(ONNXField.Graph.initializer) && graphSteps.contains(s[s.count - 4])
     }
 }

@@ -194,7 +194,7 @@ struct ProtoRebuild {
             // Original order for names that survive; carried kinds stay; removed ones go.
             let mapped = Set(source?.initializerIndices[original.path] ?? [])
             for (index, proto) in original.proto.initializer.enumerated() {
-                let path = original.path.appending(5, index)
+                let path = original.path.appending(ONNXField.Graph.initializer, index)
                 if !mapped.contains(index) {
                     if newByName[proto.name] == nil { out.append(try keptTensor(proto, path: path)) }
                     continue
@@ -231,14 +231,14 @@ struct ProtoRebuild {
             if node.domain != proto.domain || proto.hasDomain { proto.domain = node.domain }
             if node.docString != proto.docString || proto.hasDocString { proto.docString = node.docString }
             let originalNode = match.map { (proto: $0.0.proto.node[$0.1], ir: $0.0.ir.nodes[$0.1],
-                                            path: $0.0.path.appending(1, $0.1)) }
+                                            path: $0.0.path.appending(ONNXField.Graph.node, $0.1)) }
             var attributes: [Onnx_AttributeProto] = []
             for (name, value) in node.attributes {
                 var originalAttribute: (proto: Onnx_AttributeProto, ir: Attribute, path: ProtoPath)?
                 if let originalNode, let k = originalNode.proto.attribute.firstIndex(where: { $0.name == name }),
                    k < originalNode.ir.attributes.count {
                     originalAttribute = (originalNode.proto.attribute[k], originalNode.ir.attributes[k].value,
-                                         originalNode.path.appending(5, k))
+                                         originalNode.path.appending(ONNXField.Node.attribute, k))
                 }
                 attributes.append(try attribute(name: name, value: value, original: originalAttribute, node: node))
             }
@@ -283,20 +283,20 @@ struct ProtoRebuild {
         case .ints(let v): proto.ints = v.map { Int64($0) }
         case .strings(let v): proto.strings = v.map { Data($0) }
         case .tensor(let t):
-            let o = sameKind ? original.map { (proto: $0.proto.t, path: $0.path.appending(5, 0)) } : nil
+            let o = sameKind ? original.map { (proto: $0.proto.t, path: $0.path.appending(ONNXField.Attribute.tensor, 0)) } : nil
             proto.t = try tensorProto(t, name: o?.proto.name ?? "", original: o, isInitializer: false)
         case .tensors(let ts):
             var out: [Onnx_TensorProto] = []
             for (m, t) in ts.enumerated() {
                 let o = sameKind && m < original!.proto.tensors.count
-                    ? (proto: original!.proto.tensors[m], path: original!.path.appending(10, m)) : nil
+                    ? (proto: original!.proto.tensors[m], path: original!.path.appending(ONNXField.Attribute.tensors, m)) : nil
                 out.append(try tensorProto(t, name: o?.proto.name ?? "", original: o, isInitializer: false))
             }
             proto.tensors = out
         case .graph(let g):
             var o: OriginalGraph?
             if sameKind, let original, case .graph(let ir) = original.ir {
-                o = (original.proto.g, ir, original.path.appending(6, 0))
+                o = (original.proto.g, ir, original.path.appending(ONNXField.Attribute.graph, 0))
             }
             proto.g = try buildGraph(g, original: o)
         case .graphs(let gs):
@@ -304,7 +304,7 @@ struct ProtoRebuild {
             for (m, g) in gs.enumerated() {
                 var o: OriginalGraph?
                 if sameKind, let original, case .graphs(let irs) = original.ir, m < irs.count, m < original.proto.graphs.count {
-                    o = (original.proto.graphs[m], irs[m], original.path.appending(11, m))
+                    o = (original.proto.graphs[m], irs[m], original.path.appending(ONNXField.Attribute.graphs, m))
                 }
                 out.append(try buildGraph(g, original: o))
             }
@@ -333,8 +333,8 @@ struct ProtoRebuild {
     /// An original attribute copied whole, with the tensor data the scan cut out put back.
     private mutating func keptAttribute(_ proto: Onnx_AttributeProto, path: ProtoPath) throws -> Onnx_AttributeProto {
         var copy = proto
-        if copy.hasT { copy.t = try keptTensor(copy.t, path: path.appending(5, 0)) }
-        for m in copy.tensors.indices { copy.tensors[m] = try keptTensor(copy.tensors[m], path: path.appending(10, m)) }
+        if copy.hasT { copy.t = try keptTensor(copy.t, path: path.appending(ONNXField.Attribute.tensor, 0)) }
+        for m in copy.tensors.indices { copy.tensors[m] = try keptTensor(copy.tensors[m], path: path.appending(ONNXField.Attribute.tensors, m)) }
         return copy
     }
 

@@ -58,19 +58,19 @@ extension ONNXSource {
     func visitTensors(of graph: Graph, path: ProtoPath, _ body: (ProtoPath, Tensor) throws -> Void) throws {
         let indices = initializerIndices[path] ?? []
         for (i, initializer) in graph.initializers.enumerated() where i < indices.count {
-            try body(path.appending(5, indices[i]), initializer.tensor)
+            try body(path.appending(ONNXField.Graph.initializer, indices[i]), initializer.tensor)
         }
         for (j, node) in graph.nodes.enumerated() {
-            let nodePath = path.appending(1, j)
+            let nodePath = path.appending(ONNXField.Graph.node, j)
             for (k, attribute) in node.attributes.enumerated() {
-                let attributePath = nodePath.appending(5, k)
+                let attributePath = nodePath.appending(ONNXField.Node.attribute, k)
                 switch attribute.value {
-                case .tensor(let t): try body(attributePath.appending(5, 0), t)
+                case .tensor(let t): try body(attributePath.appending(ONNXField.Attribute.tensor, 0), t)
                 case .tensors(let ts):
-                    for (m, t) in ts.enumerated() { try body(attributePath.appending(10, m), t) }
-                case .graph(let g): try visitTensors(of: g, path: attributePath.appending(6, 0), body)
+                    for (m, t) in ts.enumerated() { try body(attributePath.appending(ONNXField.Attribute.tensors, m), t) }
+                case .graph(let g): try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graph, 0), body)
                 case .graphs(let gs):
-                    for (m, g) in gs.enumerated() { try visitTensors(of: g, path: attributePath.appending(11, m), body) }
+                    for (m, g) in gs.enumerated() { try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graphs, m), body) }
                 default: break
                 }
             }

@@ -7,7 +7,7 @@ import LetheCore
 struct ProtoPath: Hashable, Sendable, CustomStringConvertible {
     private(set) var steps: [Int32] = []
 
-    static let mainGraph = ProtoPath().appending(7, 0)
+    static let mainGraph = ProtoPath().appending(ONNXField.Model.graph, 0)
 
     func appending(_ field: Int, _ index: Int) -> ProtoPath {
         var copy = self
@@ -66,12 +66,12 @@ struct WireScanner {
 
     private static func child(of kind: Kind, field: Int) -> Kind? {
         switch (kind, field) {
-        case (.model, 7): .graph
-        case (.graph, 1): .node
-        case (.graph, 5): .tensor
-        case (.node, 5): .attribute
-        case (.attribute, 5), (.attribute, 10): .tensor
-        case (.attribute, 6), (.attribute, 11): .graph
+        case (.model, ONNXField.Model.graph): .graph
+        case (.graph, ONNXField.Graph.node): .node
+        case (.graph, ONNXField.Graph.initializer): .tensor
+        case (.node, ONNXField.Node.attribute): .attribute
+        case (.attribute, ONNXField.Attribute.tensor), (.attribute, ONNXField.Attribute.tensors): .tensor
+        case (.attribute, ONNXField.Attribute.graph), (.attribute, ONNXField.Attribute.graphs): .graph
         default: nil
         }
     }
@@ -79,12 +79,13 @@ struct WireScanner {
     /// Singular message fields: protobuf would merge repeats, which would break path identity.
     private static func isSingular(_ kind: Kind, field: Int) -> Bool {
         switch (kind, field) {
-        case (.model, 7), (.attribute, 5), (.attribute, 6): true
+        case (.model, ONNXField.Model.graph), (.attribute, ONNXField.Attribute.tensor), (.attribute, ONNXField.Attribute.graph): true
         default: false
         }
     }
 
-    private static let typedFields: Set<Int> = [4, 5, 7, 10, 11]
+    private static let typedFields: Set<Int> = [ONNXField.Tensor.floatData, ONNXField.Tensor.int32Data, ONNXField.Tensor.int64Data,
+                                                ONNXField.Tensor.doubleData, ONNXField.Tensor.uint64Data]
 
     private mutating func transform(_ kind: Kind, _ range: Range<Int>, path: ProtoPath, depth: Int) throws -> [UInt8] {
         guard depth <= depthLimit else {
@@ -144,8 +145,8 @@ struct WireScanner {
                     appendVarint(UInt64(child.count), to: &out)
                     out.append(contentsOf: child)
                     copyStart = offset
-                } else if kind == .tensor, field == 9 {
-                    if rawSeen { throw ONNXError.duplicateField(message: "TensorProto", field: 9, offset: fieldStart) }
+                } else if kind == .tensor, field == ONNXField.Tensor.rawData {
+                    if rawSeen { throw ONNXError.duplicateField(message: "TensorProto", field: ONNXField.Tensor.rawData, offset: fieldStart) }
                     rawSeen = true
                     scan.rawData[path] = payload
                     flush(upTo: lengthStart, into: &out)
