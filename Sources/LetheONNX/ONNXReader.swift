@@ -301,57 +301,12 @@ struct ONNXReader {
 
     /// The real path of `location`, refused unless it stays inside the model's folder.
     private mutating func resolveExternal(_ location: String, tensor: String) throws -> String {
-        let utf8 = Array(location.utf8)
-        let driveLetter = utf8.count >= 2 && utf8[1] == UInt8(ascii: ":")
-            && (UInt8(ascii: "A")...UInt8(ascii: "z")).contains(utf8[0])
-        if location.hasPrefix("/") || location.hasPrefix("\\") || driveLetter {
-            throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "absolute path")
-        }
-        if location.utf8.contains(0) {
-            throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "contains a NUL byte")
-        }
-        let components = location.split(whereSeparator: { $0 == "/" || $0 == "\\" })
-        if components.contains("..") {
-            throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "uses '..'")
-        }
+        try ExternalDataPath.refuseUnsafeSpelling(location, tensor: tensor)
         guard let baseFolder else {
             throw ONNXError.externalData(tensor: tensor, reason: "refers to '\(location)' but the model's folder is unknown")
         }
-        if resolvedBase == nil {
-            resolvedBase = try ONNXReader.realPath(baseFolder)
-        }
-        let base = resolvedBase!
-        let joined = baseFolder.hasSuffix("/") ? baseFolder + location : baseFolder + "/" + location
-        let resolved: String
-        switch FilePaths.resolved(joined) {
-        case .success(let path): resolved = path
-        case .failure(let error):
-            let reason = error.code == ENOENT ? "does not exist" : "cannot be resolved (\(String(cString: strerror(error.code))))"
-            throw ONNXError.externalData(tensor: tensor, reason: "data file '\(location)' \(reason)")
-        }
-        // A second name for the same inode may sit anywhere on the file system, so a hard-linked data
-        // file could be outside the folder whatever its path says; a device or FIFO could hang the read.
-        var status = stat()
-        if stat(resolved, &status) == 0 {
-            guard status.st_mode & S_IFMT == S_IFREG else {
-                throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "not a regular file")
-            }
-            guard status.st_nlink <= 1 else {
-                throw ONNXError.unsafeExternalLocation(
-                    tensor: tensor, location: location,
-                    reason: "the file has \(status.st_nlink) hard links, so it may also live outside the model's folder (copy it to load)")
-            }
-        }
-        let prefix = base.hasSuffix("/") ? base : base + "/"
-        guard resolved.hasPrefix(prefix) else {
-            throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location,
-                                                   reason: "resolves to '\(resolved)', outside '\(base)'")
-        }
-        return resolved
-    }
-
-    static func realPath(_ path: String) throws -> String {
-        do { return try FilePaths.resolved(path).get() } catch { throw FileError(path: path, underlying: error) }
+        if resolvedBase == nil { resolvedBase = try ExternalDataPath.realPath(baseFolder) }
+        return try ExternalDataPath.resolve(location, tensor: tensor, folder: baseFolder, resolvedFolder: resolvedBase!)
     }
 }
 
