@@ -120,7 +120,13 @@ public struct Unlearner: Sendable {
         guard configuration.batchSize > 0 else { throw UsageError("batch size must be positive") }
         guard configuration.passes >= 1 else { throw UsageError("--passes must be at least 1") }
         if let cap = configuration.positionCap, cap <= 0 { throw UsageError("--positions must be positive or 'all'") }
-        self.model = model
+        // Weights the reader left as unaligned views of the file (protobuf places raw_data anywhere)
+        // are aligned once here, not again by every session the method makes.
+        var aligned = model
+        for index in aligned.graph.initializers.indices {
+            aligned.graph.initializers[index].tensor = aligned.graph.initializers[index].tensor.aligned()
+        }
+        self.model = aligned
         self.configuration = configuration
         let found = LayerDiscovery.discover(in: model, filter: configuration.layerFilter)
         guard !found.layers.isEmpty else {
