@@ -125,9 +125,8 @@ public enum FixedBatch {
         let options = SessionOptions(threads: threads)
         let one = try InferenceSession(model: original, options: options)
         let many = try InferenceSession(model: freed, options: options)
-        let rows = try (0..<2).map { try rowSlice(probe, $0) }
-        let separate = try rows.map { try one.run([input: $0]) }
-        let together = try many.run([input: try concatenated(rows)])
+        let separate = try (0..<2).map { try one.run([input: InferenceSession.rows(probe, $0, 1)]) }
+        let together = try many.run([input: InferenceSession.rows(probe, 0, 2)])
         for name in one.outputNames {
             guard let joint = together[name], joint.rank >= 1, joint.shape[0] == 2 else { return false }
             let values = joint.floatValues(), half = values.count / 2
@@ -139,19 +138,5 @@ public enum FixedBatch {
             }
         }
         return true
-    }
-
-    private static func rowSlice(_ tensor: Tensor, _ row: Int) throws -> Tensor {
-        let rowBytes = tensor.byteCount / tensor.shape[0]
-        return tensor.withUnsafeBytes { bytes in
-            Tensor(dtype: tensor.dtype, shape: [1] + tensor.shape.dropFirst(),
-                   copying: UnsafeRawBufferPointer(rebasing: bytes[(row * rowBytes)..<((row + 1) * rowBytes)]))
-        }
-    }
-
-    private static func concatenated(_ rows: [Tensor]) throws -> Tensor {
-        var bytes: [UInt8] = []
-        for row in rows { row.withUnsafeBytes { bytes += $0 } }
-        return bytes.withUnsafeBytes { Tensor(dtype: rows[0].dtype, shape: [rows.count] + rows[0].shape.dropFirst(), copying: $0) }
     }
 }

@@ -167,7 +167,7 @@ public final class InferenceSession: @unchecked Sendable {
         while start < batch {
             let count = min(chunk, batch - start)
             var part: [String: Tensor] = [:]
-            for (name, tensor) in feeds { part[name] = try rows(tensor, start, count) }
+            for (name, tensor) in feeds { part[name] = InferenceSession.rows(tensor, start, count) }
             let outputs = try plan.execute(part, taps: taps, context: context)
             for (name, tensor) in outputs { pieces[name, default: []].append(tensor) }
             start += count
@@ -181,7 +181,8 @@ public final class InferenceSession: @unchecked Sendable {
         return result
     }
 
-    private func rows(_ tensor: Tensor, _ start: Int, _ count: Int) throws -> Tensor {
+    /// Rows `start..<start + count` of `tensor` along its first axis, copied.
+    static func rows(_ tensor: Tensor, _ start: Int, _ count: Int) -> Tensor {
         var shape = tensor.shape
         shape[0] = count
         let rowBytes = tensor.shape.dropFirst().reduce(tensor.dtype.byteSize, *)
