@@ -191,6 +191,16 @@ public struct Model: Sendable {
         self.docString = docString
     }
 
+    /// This model with every initializer in aligned memory: readers keep unaligned data as views of
+    /// the file, and code that reads elements in place (the interpreter) wants each copied once.
+    public func aligningInitializers() -> Model {
+        var model = self
+        for index in model.graph.initializers.indices {
+            model.graph.initializers[index].tensor = model.graph.initializers[index].tensor.aligned()
+        }
+        return model
+    }
+
     /// The default-domain opset version, if declared.
     public var onnxOpset: Int? {
         opsets.first { $0.domain == "" || $0.domain == "ai.onnx" }?.version

@@ -122,11 +122,7 @@ public struct Unlearner: Sendable {
         if let cap = configuration.positionCap, cap <= 0 { throw UsageError("--positions must be positive or 'all'") }
         // Weights the reader left as unaligned views of the file (protobuf places raw_data anywhere)
         // are aligned once here, not again by every session the method makes.
-        var aligned = model
-        for index in aligned.graph.initializers.indices {
-            aligned.graph.initializers[index].tensor = aligned.graph.initializers[index].tensor.aligned()
-        }
-        self.model = aligned
+        self.model = model.aligningInitializers()
         self.configuration = configuration
         let found = LayerDiscovery.discover(in: model, filter: configuration.layerFilter)
         guard !found.layers.isEmpty else {

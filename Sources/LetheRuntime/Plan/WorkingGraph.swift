@@ -23,8 +23,8 @@ struct WorkingGraph {
         var constants: [String: Tensor] = [:]
         for initializer in graph.initializers {
             let t = initializer.tensor
-            // Half-precision weights compute in float32; kernels read elements in place, so aligned.
-            constants[initializer.name] = (t.dtype == .float16 || t.dtype == .bfloat16) ? t.asFloat32() : t.aligned()
+            // Half-precision weights compute in float32.
+            constants[initializer.name] = (t.dtype == .float16 || t.dtype == .bfloat16) ? t.asFloat32() : t
         }
         self.constants = constants
         entries = graph.nodes.map { Entry(node: $0) }

@@ -30,6 +30,8 @@ public final class InferenceSession: @unchecked Sendable {
     /// Validates and plans `model`. Throws `UnsupportedOperatorError` naming every unsupported
     /// op/attribute before anything runs.
     public init(model: Model, options: SessionOptions = .init()) throws {
+        // Kernels read weights in place: unaligned views are copied once, for validation and every plan.
+        let model = model.aligningInitializers()
         self.model = model
         self.options = options
         runtimeInputs = model.graph.runtimeInputs
@@ -196,7 +198,7 @@ public final class InferenceSession: @unchecked Sendable {
         let opset = model.onnxOpset ?? 21
         var constants: [String: Tensor] = [:]
         for initializer in graph.initializers where initializer.tensor.dtype.isNumeric {
-            constants[initializer.name] = initializer.tensor.aligned()
+            constants[initializer.name] = initializer.tensor
         }
         var issues: [UnsupportedOperatorError.Issue] = []
         let consumed = Set(graph.nodes.flatMap(\.inputs))
