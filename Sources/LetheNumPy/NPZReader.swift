@@ -98,6 +98,11 @@ public enum NPZFormat {
             throw NPYError.invalidHeader(name: name, offset: declared,
                                          reason: "header of \(headerLength) bytes is longer than the member")
         }
+        // A version 1.0 header announcing under 2 bytes of text ends inside the 12 bytes already read.
+        guard headerLength >= prefixCount else {
+            throw NPYError.invalidHeader(name: name, offset: headerLength,
+                                         reason: "header of \(headerLength) bytes is too short to hold its dictionary")
+        }
         var rest = [UInt8](repeating: 0, count: headerLength - prefixCount)
         try rest.withUnsafeMutableBytes { try inflater.read(into: $0) }
         header += rest
