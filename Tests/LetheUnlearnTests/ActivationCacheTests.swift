@@ -106,6 +106,21 @@ final class ActivationCacheTests: XCTestCase {
         XCTAssertEqual(picked, [29, 0, 0, 13].flatMap { Array(got[($0 * hidden)..<(($0 + 1) * hidden)]) })
     }
 
+    /// Running on to the end gives the model's output, batch by batch, as whole-model runs do.
+    func testFinishGivesTheModelsOutput() throws {
+        let original = model()
+        let data = samples(perClass: 10, seed: 9)
+        let cache = try ActivationCache(model: original, samples: data, batchSize: 7, budget: 1 << 20, makeExecutor: factory)
+        try cache.advance(to: 5, model: original)
+        let batches = try cache.finish(model: original, output: "logits")
+        XCTAssertEqual(batches.map { $0.shape }, [[7, 3], [7, 3], [7, 3], [7, 3], [2, 3]])
+        let expected = try factory(original).logits(of: data, batchSize: 30).values
+        let got = batches.flatMap { $0.floatValues() }
+        XCTAssertEqual(got.count, expected.count)
+        for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertThrowsError(try cache.advance(to: 8, model: original), "the cache is spent")
+    }
+
     func testBudgetIsEnforced() throws {
         let original = model()
         let data = samples(perClass: 10, seed: 9)

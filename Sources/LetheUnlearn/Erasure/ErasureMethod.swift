@@ -70,12 +70,14 @@ struct ErasureMethod {
         let ladder = depthLadder()
         let validation = train.subset(selection.validation)
         let forgetClasses = Set(configuration.forgetClasses), excluded = Set(configuration.alreadyForgotten)
-        let pass = try OriginalPass(method: self, train: train, selection: selection)
-        let originalRetain = ClassificationMetrics(labels: validation.labels, predictions: pass.logits(of: selection.validation).predictions,
-                                                   forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
         let neighbours = configuration.erasureTarget == .neighbours
-            ? neighbourSamples(train: train, selection: selection, forgetLogits: pass.logits(of: selection.forget)) : nil
-        let original = try originalHead(features: pass.features(of: repairSamples(train: train, selection: selection)))
+            ? neighbourSamples(train: train, selection: selection,
+                               forgetLogits: try makeExecutor(model).logits(of: train.subset(selection.forget), batchSize: configuration.batchSize))
+            : nil
+        // The original model's logits and head features: from the first depth's compensation cache
+        // when it can run on to the end, else from a pass of their own.
+        var pass: OriginalPass?
+        var originalRetain = 0.0
         func qualifies(_ point: UnlearningReport.DepthPoint) -> Bool {
             (point.forgetAccuracy ?? 0) <= configuration.forgetTarget && (point.retainAccuracy ?? 0) >= originalRetain - configuration.retainBudget
         }
@@ -87,7 +89,11 @@ struct ErasureMethod {
                Set(candidates.suffix(depth).map(\.name)).subtracting(last.skipped.map(\.layer)) == Set(last.erased.map(\.name)) {
                 continue
             }
-            let outcome = try run(depth: depth, neighbours: neighbours, original: original, train: train, selection: selection, progress: progress)
+            let outcome = try run(depth: depth, neighbours: neighbours, original: &pass, train: train, selection: selection, progress: progress)
+            if points.isEmpty, let pass {
+                originalRetain = ClassificationMetrics(labels: validation.labels, predictions: pass.logits(of: selection.validation).predictions,
+                                                       forgetClasses: forgetClasses, ignoring: excluded).retainAccuracy ?? 0
+            }
             let point = UnlearningReport.DepthPoint(depth: depth, layers: outcome.erased.map(\.name), skipped: outcome.skipped,
                                                     retainAccuracy: outcome.chosen.retainAccuracy, forgetAccuracy: outcome.chosen.forgetAccuracy)
             outcomes.append(outcome)
@@ -106,7 +112,8 @@ struct ErasureMethod {
     /// Erases the last `depth` candidate layers, one at a time, then repairs the head. Runs on an
     /// `ActivationCache` (one forward pass in all) when the model and the budget allow, else on
     /// whole-model passes per layer; both compute the same method.
-    func run(depth: Int, neighbours: [Int]?, original: OriginalHead, train: SampleSet, selection: SampleSelection,
+    /// `original`: the original model's outputs, computed on the way when nil.
+    func run(depth: Int, neighbours: [Int]?, original pass: inout OriginalPass?, train: SampleSet, selection: SampleSelection,
              progress: UnlearningProgress?) throws -> Outcome {
         let erased = Array(candidates.suffix(depth))
         let started = Date()
@@ -114,7 +121,8 @@ struct ErasureMethod {
         var features: HeadFeatures
         var wholeModelReason: String?
         do {
-            features = try eraseOnCache(erased, neighbours: neighbours, train: train, selection: selection, state: &state, progress: progress)
+            features = try eraseOnCache(erased, neighbours: neighbours, train: train, selection: selection, state: &state,
+                                        original: &pass, progress: progress)
         } catch let reason as ActivationCache.Unavailable {
             wholeModelReason = reason.description
             state = ErasureState(model: model)
@@ -123,6 +131,8 @@ struct ErasureMethod {
         progress?("erasure (depth \(depth))", erased.count, erased.count)
         let erasureSeconds = Date().timeIntervalSince(started)
 
+        if pass == nil { pass = try OriginalPass(method: self, train: train, selection: selection) }
+        let original = try originalHead(features: pass!.features(of: repairSamples(train: train, selection: selection)))
         let repairStarted = Date()
         let repair = try repairHead(original: original, features: features, validation: train.subset(selection.validation).labels)
         state.weights.merge(repair.weights) { $1 }
@@ -184,8 +194,10 @@ struct ErasureMethod {
 
     /// Erasure with the live values kept between layers: each layer's rows come from running only
     /// the nodes since the previous one.
+    /// With compensation and no `original` yet, the original model's cache covers every sample the
+    /// method reads and runs on to the end afterwards, to give `original` without a pass of its own.
     private func eraseOnCache(_ erased: [WeightLayer], neighbours: [Int]?, train: SampleSet, selection: SampleSelection,
-                              state: inout ErasureState, progress: UnlearningProgress?) throws -> HeadFeatures {
+                              state: inout ErasureState, original pass: inout OriginalPass?, progress: UnlearningProgress?) throws -> HeadFeatures {
         guard let headUse = head.uses.first, head.uses.count == 1,
               erased.allSatisfy({ $0.uses.count == 1 }) else {
             throw ActivationCache.Unavailable(description: "a layer has more than one use")
@@ -198,9 +210,10 @@ struct ErasureMethod {
         let cache = try ActivationCache(model: model, samples: train.subset(wanted), batchSize: configuration.batchSize,
                                         budget: configuration.activationCacheBytes, makeExecutor: makeExecutor)
         // The original model's rows of the retain samples, kept alongside for compensation.
-        let originalCache = configuration.erasureCompensation
-            ? try ActivationCache(model: model, samples: train.subset(selection.retain), batchSize: configuration.batchSize,
-                                  budget: configuration.activationCacheBytes, makeExecutor: makeExecutor) : nil
+        let originals = configuration.erasureCompensation
+            ? try OriginalRows(method: self, train: train, selection: selection,
+                               sharing: pass == nil ? Set(selection.retain + fit + selection.validation + selection.forget).sorted() : nil)
+            : nil
         for (index, layer) in erased.enumerated() {
             progress?("erasure (depth \(erased.count))", index, erased.count)
             let use = layer.uses[0]
@@ -213,12 +226,13 @@ struct ErasureMethod {
             let statistics = StatisticsCollector.statistics(of: layer, retain: StatisticsCollector.result(of: retain),
                                                             forget: StatisticsCollector.result(of: forget))
             var cross: GuardedRefit.CrossMoment?
-            if let originalCache, compensates(layer, rows: statistics.retainRows, after: state.done) {
-                try originalCache.advance(to: use.nodeIndex, model: model)
+            if let originals, compensates(layer, rows: statistics.retainRows, after: state.done) {
+                let originalSlots = try originals.retainSlots(at: use.nodeIndex)
                 let retainSlots = slots(selection.retain)
                 cross = try crossMoment(layer, batches: stride(from: 0, to: retainSlots.count, by: configuration.batchSize).map { start in
                     let end = min(retainSlots.count, start + configuration.batchSize)
-                    return ({ try self.rows(originalCache, value, Array(start..<end)) }, { try self.rows(cache, value, Array(retainSlots[start..<end])) })
+                    return ({ try self.rows(originals.cache, value, Array(originalSlots[start..<end])) },
+                            { try self.rows(cache, value, Array(retainSlots[start..<end])) })
                 })
             }
             try erase(layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, cross: cross, state: &state)
@@ -237,6 +251,7 @@ struct ErasureMethod {
             return (values, indices.count)
         }
         let fitFeatures = try features(fit), validationFeatures = try features(selection.validation)
+        if pass == nil { pass = try originals?.runToEnd(fit: fit) }
         return HeadFeatures(fit: fitFeatures.values, fitRows: fitFeatures.rows,
                             validation: validationFeatures.values, validationRows: validationFeatures.rows)
     }
@@ -314,7 +329,7 @@ struct ErasureMethod {
     }
 
     /// The cached value `name` of the samples at `slots`, as floats.
-    private func rows(_ cache: ActivationCache, _ name: String, _ slots: [Int]) throws -> [Float] {
+    func rows(_ cache: ActivationCache, _ name: String, _ slots: [Int]) throws -> [Float] {
         var values: [Float] = []
         try cache.rows(of: name, at: slots) { values += $0.floatValues() }
         return values
@@ -391,15 +406,23 @@ struct ErasureMethod {
         return chosen.sorted()
     }
 
-    /// The samples the head repair is fitted on: every training sample not held out for validation
-    /// (a linear fit of the head is cheap and gains from every sample), at most
-    /// `repairMaxSamples`, drawn with the seed.
+    /// The samples the head repair is fitted on: the statistics' retain and forget samples, then
+    /// further training samples not held out for validation, drawn with the seed, up to
+    /// `repairSamplesPerInput` per input of the head (d + 1, with the bias) and `repairMaxSamples`.
+    /// The ridge fit of a (d + 1)-input map settles long before that, while every sample beyond the
+    /// statistics' costs two forward passes (the original model's and the erased one's).
     func repairSamples(train: SampleSet, selection: SampleSelection) -> [Int] {
         let held = Set(selection.validation)
         let pool = train.labels.indices.filter { !held.contains($0) }
-        guard pool.count > configuration.repairMaxSamples else { return pool }
+        let base = Set(selection.retain + selection.forget).subtracting(held)
+        let wanted = min(configuration.repairMaxSamples,
+                         max(base.count, configuration.repairSamplesPerInput * (head.inputDimension + 1)))
+        guard pool.count > wanted else { return pool }
         var generator = SplitMix64(seed: SplitMix64.combine(configuration.seed, 0x5245504149))
-        return Array(pool.shuffled(using: &generator).prefix(configuration.repairMaxSamples)).sorted()
+        let others = pool.filter { !base.contains($0) }.shuffled(using: &generator)
+        let chosen = base.count >= wanted ? Array(base.sorted().shuffled(using: &generator).prefix(wanted))
+                                          : base.sorted() + others.prefix(wanted - base.count)
+        return chosen.sorted()
     }
 
     /// Refits the head on the patched model's features for every ridge × margin pair and keeps the one
@@ -414,39 +437,50 @@ struct ErasureMethod {
         var logits: [Double]
     }
 
-    /// The original model once over every sample the method reads: its logits (validation and
-    /// forget samples) and the head's input (repair samples), from one pass instead of three.
+    /// The original model's logits (validation and forget samples) and the head's input (repair
+    /// samples), by training-sample index.
     struct OriginalPass {
-        private var row: [Int: Int] = [:]
+        private var logitRow: [Int: Int] = [:]
+        private var featureRow: [Int: Int] = [:]
         private let table: LogitTable
         private let features: [Double]
         private let dimension: Int
 
+        /// One pass of the original model over every sample the method reads.
         init(method: ErasureMethod, train: SampleSet, selection: SampleSelection) throws {
             let wanted = Set(method.repairSamples(train: train, selection: selection) + selection.validation + selection.forget).sorted()
-            for (position, index) in wanted.enumerated() { row[index] = position }
             let samples = train.subset(wanted)
             let collector = try FeatureCollector(layer: method.head, batchSize: method.configuration.batchSize)
             let sink = FeatureCollector.Sink()
             let executor = try method.makeExecutor(method.model)
-            table = try executor.logits(of: samples, batchSize: method.configuration.batchSize, taps: [collector.tap(into: sink)])
+            let table = try executor.logits(of: samples, batchSize: method.configuration.batchSize, taps: [collector.tap(into: sink)])
             let collected = sink.features(dimension: method.head.inputDimension)
             guard collected.rows == samples.count else {
                 throw UsageError("the classifier layer \(method.head.name) sees \(collected.rows) vectors for \(samples.count) samples; the erasure method needs one per sample")
             }
-            features = collected.values
-            dimension = method.head.inputDimension
+            self.init(logits: table, of: wanted, features: collected.values, of: wanted, dimension: method.head.inputDimension)
+        }
+
+        /// `table` holds the logits of the samples `logitIndices`, `features` the head inputs of
+        /// `featureIndices`, both in those orders.
+        init(logits table: LogitTable, of logitIndices: [Int], features: [Double], of featureIndices: [Int], dimension: Int) {
+            for (position, index) in logitIndices.enumerated() { logitRow[index] = position }
+            for (position, index) in featureIndices.enumerated() { featureRow[index] = position }
+            self.table = table
+            self.features = features
+            self.dimension = dimension
         }
 
         /// The original logits of the training samples at `indices`.
         func logits(of indices: [Int]) -> LogitTable {
             let k = table.classes
-            return LogitTable(rows: indices.count, classes: k, values: indices.flatMap { table.values[(row[$0]! * k)..<((row[$0]! + 1) * k)] })
+            return LogitTable(rows: indices.count, classes: k,
+                              values: indices.flatMap { table.values[(logitRow[$0]! * k)..<((logitRow[$0]! + 1) * k)] })
         }
 
         /// The head's original input for the training samples at `indices`, row-major.
         func features(of indices: [Int]) -> [Double] {
-            indices.flatMap { features[(row[$0]! * dimension)..<((row[$0]! + 1) * dimension)] }
+            indices.flatMap { features[(featureRow[$0]! * dimension)..<((featureRow[$0]! + 1) * dimension)] }
         }
     }
 
@@ -516,3 +550,4 @@ struct SelectionRule {
         return best
     }
 }
+

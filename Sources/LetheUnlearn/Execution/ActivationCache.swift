@@ -53,22 +53,11 @@ final class ActivationCache {
         let segment = flow.segment(from: position, to: target)
         defer { position = target }
         guard !segment.outputs.isEmpty else { return }
-        var graph = model.graph
-        graph.nodes = segment.nodes.map { graph.nodes[$0] }
-        graph.inputs = segment.inputs.map { ValueInfo(name: $0) }
-        graph.outputs = segment.outputs.map { ValueInfo(name: $0) }
-        graph.valueInfos = []
-        var segmentModel = model
-        segmentModel.graph = graph
-        let executor = try makeExecutor(segmentModel)
+        let executor = try makeExecutor(model.restricted(to: segment))
         let live = flow.live(at: target)
         var bytes = 0
         for index in batches.indices {
-            var feeds: [String: Tensor] = [:]
-            for name in segment.inputs {
-                guard let value = batches[index][name] else { throw Unavailable(description: "value '\(name)' was not kept") }
-                feeds[name] = value
-            }
+            let feeds = try self.feeds(of: segment, batch: index)
             let produced = try executor.run(feeds: feeds)
             var next: [String: Tensor] = [:]
             for name in live {
@@ -84,6 +73,36 @@ final class ActivationCache {
                 throw Unavailable(description: "the live values would exceed the cache budget")
             }
         }
+    }
+
+    /// Runs the rest of `model` from the current position and returns its value `output` (a graph
+    /// output), one tensor per cached batch in sample order. The cache holds nothing afterwards.
+    func finish(model: Model, output: String) throws -> [Tensor] {
+        let end = flow.order.count
+        let segment = flow.segment(from: position, to: end, keeping: [output])
+        guard segment.outputs.contains(output) else {
+            throw Unavailable(description: "output '\(output)' is not made after the cache's position")
+        }
+        let executor = try makeExecutor(model.restricted(to: segment))
+        var values: [Tensor] = []
+        for index in batches.indices {
+            guard let value = try executor.run(feeds: try feeds(of: segment, batch: index))[output] else {
+                throw Unavailable(description: "output '\(output)' was not produced")
+            }
+            values.append(value)
+            batches[index] = [:]
+        }
+        position = end
+        return values
+    }
+
+    private func feeds(of segment: DataFlow.Segment, batch index: Int) throws -> [String: Tensor] {
+        var feeds: [String: Tensor] = [:]
+        for name in segment.inputs {
+            guard let value = batches[index][name] else { throw Unavailable(description: "value '\(name)' was not kept") }
+            feeds[name] = value
+        }
+        return feeds
     }
 
     /// The value `name` at the current position for the samples at `indices` (positions in the
@@ -178,10 +197,14 @@ struct DataFlow {
         madeAt.compactMap { name, made in made < cut && (lastRead[name] ?? -1) >= cut ? name : nil }.sorted()
     }
 
+    /// The nodes of a stretch (indices into the graph's nodes), the data values they read from before
+    /// it, and those they leave for after it.
+    typealias Segment = (nodes: [Int], inputs: [String], outputs: [String])
+
     /// The nodes to run to move from `start` to `end` — the data nodes in between, and every node
     /// computed from weights alone (the runtime folds them and drops those not needed) — and the
-    /// data values they read from before `start` and leave for after `end`.
-    func segment(from start: Int, to end: Int) -> (nodes: [Int], inputs: [String], outputs: [String]) {
+    /// data values they read from before `start` and leave for after `end` (or that are `kept`).
+    func segment(from start: Int, to end: Int, keeping kept: Set<String> = []) -> Segment {
         guard start < end else { return ([], [], []) }
         var run: [Int] = []
         var reads: Set<String> = []
@@ -190,9 +213,25 @@ struct DataFlow {
             run.append(order[p])
             guard isData[p] else { continue }
             for name in nodes[order[p]].inputs where (madeAt[name] ?? Int.max) < start { reads.insert(name) }
-            for name in nodes[order[p]].outputs where !name.isEmpty && (lastRead[name] ?? -1) >= end { outputs.append(name) }
+            for name in nodes[order[p]].outputs where !name.isEmpty && ((lastRead[name] ?? -1) >= end || kept.contains(name)) {
+                outputs.append(name)
+            }
         }
         guard run.contains(where: { isData[position[$0]!] }) else { return ([], [], []) }
         return (run, reads.sorted(), outputs)
+    }
+}
+
+private extension Model {
+    /// The model with only `segment`'s nodes, fed its inputs and giving its outputs.
+    func restricted(to segment: DataFlow.Segment) -> Model {
+        var graph = graph
+        graph.nodes = segment.nodes.map { graph.nodes[$0] }
+        graph.inputs = segment.inputs.map { ValueInfo(name: $0) }
+        graph.outputs = segment.outputs.map { ValueInfo(name: $0) }
+        graph.valueInfos = []
+        var model = self
+        model.graph = graph
+        return model
     }
 }
