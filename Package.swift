@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .library(name: "Lethe", targets: [
             "LetheCore", "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
-            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages",
+            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages", "LetheZip",
         ]),
         .executable(name: "lethe", targets: ["lethe"]),
     ],
@@ -29,7 +29,9 @@ let package = Package(
             "LetheIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
-        .target(name: "LetheNumPy", dependencies: ["LetheIR", "CZlib"]),
+        // Lethe's own zip over zlib; formats/npz/README.md says why it is not libzip.
+        .target(name: "LetheZip", dependencies: ["LetheCore", "CZlib"]),
+        .target(name: "LetheNumPy", dependencies: ["LetheIR", "LetheZip"]),
         .target(name: "LetheImages", dependencies: ["LetheCore", "CPNG", "CJPEG"]),
         .target(name: "LetheFormats", dependencies: [
             "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheImages",
@@ -49,7 +51,8 @@ let package = Package(
         .testTarget(name: "LetheIRTests", dependencies: ["LetheIR"]),
         .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX"]),
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
-        .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
+        .testTarget(name: "LetheZipTests", dependencies: ["LetheZip"]),
+        .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy", "LetheZip"]),
         .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats"]),
         .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages"]),
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),

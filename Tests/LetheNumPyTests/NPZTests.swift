@@ -3,6 +3,7 @@ import LetheCore
 import LetheIR
 import XCTest
 @testable import LetheNumPy
+import LetheZip
 
 final class NPZTests: XCTestCase {
     private func assertMatchesManifest(_ file: NPZFile, _ name: String, file path: StaticString = #filePath,
