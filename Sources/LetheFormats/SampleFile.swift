@@ -83,6 +83,9 @@ public enum SampleFile {
 
 extension Tensor {
     /// An int64 tensor narrowed to another integer dtype (values assumed in range).
+    ///
+    /// LetheRuntime's Cast has the same switch (`castInt64`); this copy stays because LetheFormats
+    /// does not depend on the runtime, and labels only ever need these widths (anything else stays int64).
     func castInteger(to dtype: DType) -> Tensor {
         let values = int64Values()
         switch dtype {
