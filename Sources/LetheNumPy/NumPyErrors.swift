@@ -39,9 +39,9 @@ public enum NPYError: LetheError {
         case .noNumPyDType(let name, let dtype):
             switch dtype {
             case .bfloat16:
-                "\(name): NumPy has no bfloat16; convert with --dtype f32"
+                "\(name): NumPy has no bfloat16; convert with \(Setting.dtype) f32"
             default:
-                "\(name): NumPy has no \(dtype.shortName) dtype; convert with --dtype f32"
+                "\(name): NumPy has no \(dtype.shortName) dtype; convert with \(Setting.dtype) f32"
             }
         case .missingCharacterAxis(let name, let dtype):
             "\(name): a \(dtype.rawValue) string tensor needs a last axis holding its width in characters"

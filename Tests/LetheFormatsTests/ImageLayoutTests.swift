@@ -42,7 +42,7 @@ final class ImageLayoutTests: XCTestCase {
         XCTAssertEqual(plain.inputs.shape, [3, 6, 6])
         XCTAssertThrowsError(try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3),
                                                     preprocessing: ImagePreprocessing(mean: [0, 0]), options: options)) {
-            XCTAssertTrue("\($0)".contains("--mean has 2 values for 3 channels"), "\($0)")
+            XCTAssertTrue("\($0)".contains("mean has 2 values for 3 channels"), "\($0)")
         }
     }
 }
