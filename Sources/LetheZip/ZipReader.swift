@@ -2,22 +2,28 @@ import LetheCore
 
 /// One member of a zip archive, as its central directory and local header describe it.
 public struct ZipMember: Sendable {
+    /// The member's name in the archive (UTF-8).
     public var name: String
     /// The general-purpose flags (bit 3: data descriptor, bit 11: UTF-8 name).
     public var flags: UInt16
     /// 0 stored, 8 deflated (the only two read).
     public var method: UInt16
+    /// CRC-32 of the uncompressed bytes.
     public var crc: UInt32
+    /// Bytes in the file (equal to `uncompressedSize` for stored members).
     public var compressedSize: Int
     public var uncompressedSize: Int
+    /// Where its local header starts.
     public var localHeaderOffset: Int
     /// Where the member's (possibly compressed) bytes start.
     public var dataOffset: Int
     /// Where its central-directory record starts.
     public var centralOffset: Int
 
+    /// Whether sizes and CRC follow the data instead of sitting in the local header.
     public var usesDataDescriptor: Bool { flags & 0x0008 != 0 }
     public var isDeflated: Bool { method == 8 }
+    /// The member's bytes in the file, as stored (compressed or not).
     public var dataRange: Range<Int> { dataOffset..<(dataOffset + compressedSize) }
     /// Where the CRC-32 sits in the local header and in the central record: the two fields to
     /// patch when a stored member's bytes are overwritten in place.
@@ -28,6 +34,7 @@ public struct ZipMember: Sendable {
 public struct ZipDirectory: Sendable {
     /// Members in central-directory order.
     public var members: [ZipMember]
+    /// Where the central directory starts (everything before it is members).
     public var centralDirectoryOffset: Int
 
     static let localSignature: UInt32 = 0x0403_4B50

@@ -14,7 +14,7 @@ public final class ZipWriter {
     private var count = 0
     static let zip64Limit = (1 << 31) - 1
 
-    /// A writer appending members to `out`, which must be empty.
+    /// A writer appending members to `out` (offsets in the archive are `out`'s byte positions).
     public init(_ out: AtomicFileWriter) {
         self.out = out
     }

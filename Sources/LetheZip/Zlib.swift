@@ -8,6 +8,7 @@ public enum CRC32 {
         return UInt32(crc32_z(UInt(crc), base.assumingMemoryBound(to: UInt8.self), bytes.count))
     }
 
+    /// CRC-32 of `bytes`.
     public static func of(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { update(0, $0) }
     }
