@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "LetheZipTests", dependencies: ["LetheZip"]),
         .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy", "LetheZip", "LetheTestSupport"]),
         .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats", "LetheTestSupport"]),
-        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages"]),
+        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages", "LetheTestSupport"]),
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats", "LetheTestSupport"]),
         .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheTestSupport"]),
         .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages", "LetheTestSupport"]),
