@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .library(name: "Lethe", targets: [
             "LetheCore", "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy",
-            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages",
+            "LetheFormats", "LetheRuntime", "LetheUnlearn", "LetheImages", "LetheZip",
         ]),
         .executable(name: "lethe", targets: ["lethe"]),
     ],
@@ -29,7 +29,9 @@ let package = Package(
             "LetheIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
-        .target(name: "LetheNumPy", dependencies: ["LetheIR", "CZlib"]),
+        // Lethe's own zip over zlib; formats/npz/README.md says why it is not libzip.
+        .target(name: "LetheZip", dependencies: ["LetheCore", "CZlib"]),
+        .target(name: "LetheNumPy", dependencies: ["LetheIR", "LetheZip"]),
         .target(name: "LetheImages", dependencies: ["LetheCore", "CPNG", "CJPEG"]),
         .target(name: "LetheFormats", dependencies: [
             "LetheIR", "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheImages",
@@ -45,22 +47,25 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Package root, reference Python and process running, shared by the test targets.
+        .target(name: "LetheTestSupport", path: "Tests/LetheTestSupport"),
         .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore", "LetheIR"]),
         .testTarget(name: "LetheIRTests", dependencies: ["LetheIR"]),
-        .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX"]),
-        .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors"]),
-        .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy"]),
-        .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats"]),
-        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages"]),
-        .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats"]),
-        .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn"]),
-        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages"]),
+        .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX", "LetheTestSupport"]),
+        .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors", "LetheTestSupport"]),
+        .testTarget(name: "LetheZipTests", dependencies: ["LetheZip"]),
+        .testTarget(name: "LetheNumPyTests", dependencies: ["LetheNumPy", "LetheZip", "LetheTestSupport"]),
+        .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats", "LetheTestSupport"]),
+        .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages", "LetheTestSupport"]),
+        .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats", "LetheTestSupport"]),
+        .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheTestSupport"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages", "LetheTestSupport"]),
 
         // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
         .target(name: "LetheFuzzHarness", dependencies: [
             "LetheONNX", "LetheSafetensors", "LetheNumPy", "LetheRuntime", "LetheImages",
         ], path: "Fuzz/Harness"),
-        .testTarget(name: "LetheFuzzRegressionTests", dependencies: ["LetheFuzzHarness"]),
+        .testTarget(name: "LetheFuzzRegressionTests", dependencies: ["LetheFuzzHarness", "LetheTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -23,7 +23,7 @@ public enum OutputPath {
     public static func refuseOverwritingInput(_ output: String, inputs: [String]) throws {
         guard let outputReal = realPath(output) else { return }
         for input in inputs where realPath(input) == outputReal {
-            throw UsageError("'\(output)' is an input; refusing to overwrite it (write elsewhere, or pass --in-place)")
+            throw UsageError("'\(output)' is an input; refusing to overwrite it (write elsewhere, or pass \(Setting.inPlace))")
         }
     }
 

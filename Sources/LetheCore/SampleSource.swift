@@ -62,7 +62,7 @@ extension SampleSource {
         let shape = [count] + part.sampleShape
         let limit = Limits.default.maxTensorBytes
         guard let bytes = Tensor.byteCount(dtype: part.inputs.dtype, shape: shape), bytes <= limit else {
-            throw UsageError("holding \(count) samples of \(part.sampleShape.map(String.init).joined(separator: "×")) \(part.inputs.dtype.rawValue) in memory would take more than the limit of \(limit) bytes; give fewer samples (or a smaller --crop)")
+            throw UsageError("holding \(count) samples of \(part.sampleShape.map(String.init).joined(separator: "×")) \(part.inputs.dtype.rawValue) in memory would take more than the limit of \(limit) bytes; give fewer samples (or a smaller \(Setting.crop))")
         }
         return Tensor(zeros: part.inputs.dtype, shape: shape)
     }

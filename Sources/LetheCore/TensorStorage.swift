@@ -22,17 +22,9 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     /// Allocates `count` zeroed bytes.
-    public init(zeroedByteCount count: Int) {
-        self.count = count
-        if count == 0 {
-            base = UnsafeRawPointer(bitPattern: 64)!
-            owner = .empty
-            return
-        }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: count)
-        base = UnsafeRawPointer(raw)
-        owner = .allocated
+    public convenience init(zeroedByteCount count: Int) {
+        self.init(uninitializedByteCount: count)
+        if count > 0 { UnsafeMutableRawPointer(mutating: base).initializeMemory(as: UInt8.self, repeating: 0, count: count) }
     }
 
     /// Allocates `count` bytes without clearing them; the caller fills every byte.

@@ -78,7 +78,7 @@ public enum CheckpointWriter {
             switch format {
             case .onnx:
                 guard !model.graph.nodes.isEmpty else {
-                    throw UsageError("an ONNX file needs a graph: pass --graph TEMPLATE.onnx")
+                    throw UsageError("an ONNX file needs a graph: pass \(Setting.graph) TEMPLATE.onnx")
                 }
                 try ONNXFormat.write(model, to: path, original: nil)
             case .safetensors:

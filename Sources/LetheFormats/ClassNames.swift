@@ -94,7 +94,7 @@ public struct ClassNames: Sendable, Equatable {
                 return id
             }
             guard let names else {
-                throw UsageError("\(flag): '\(token)' is not a class id, and no class names are known (give --labels FILE)")
+                throw UsageError("\(flag): '\(token)' is not a class id, and no class names are known (give \(Setting.labels) FILE)")
             }
             guard let id = names.id(of: token) else {
                 throw UsageError("\(flag): unknown class '\(token)'; known classes: \(names.names.joined(separator: ", "))")

@@ -34,7 +34,7 @@ public enum CheckpointConverter {
                                             inPlace: request.inPlace)
         defer { backup?.release() }
         if let dtype = request.dtype, !dtype.isFloatingPoint {
-            throw UsageError("--dtype takes a floating-point type (f32, f16, bf16, f64), not \(dtype.rawValue)")
+            throw UsageError("\(Setting.dtype) takes a floating-point type (f32, f16, bf16, f64), not \(dtype.rawValue)")
         }
         let source = try Checkpoint.open(request.input)
         var model = source.model
@@ -50,16 +50,16 @@ public enum CheckpointConverter {
             if source.format == .onnx {
                 if let dtype = request.dtype,
                    source.model.graph.initializers.contains(where: { $0.tensor.dtype.isFloatingPoint && $0.tensor.dtype != dtype }) {
-                    throw UsageError("--dtype on an ONNX graph would change the types its operators were exported with; convert the weights to safetensors or npz instead")
+                    throw UsageError("\(Setting.dtype) on an ONNX graph would change the types its operators were exported with; convert the weights to safetensors or npz instead")
                 }
                 try source.write(model, to: request.output)
                 return outputFormat
             }
             guard let templatePath = request.graphTemplate else {
-                throw UsageError("writing ONNX from \(source.format.rawValue) needs --graph TEMPLATE.onnx (the model's graph)")
+                throw UsageError("writing ONNX from \(source.format.rawValue) needs \(Setting.graph) TEMPLATE.onnx (the model's graph)")
             }
             let template = try Checkpoint.open(templatePath)
-            guard template.format == .onnx else { throw UsageError("--graph must be an ONNX file") }
+            guard template.format == .onnx else { throw UsageError("\(Setting.graph) must be an ONNX file") }
             let filled = try FileError.wrapping(request.input) {
                 try GraphTemplate(model: template.model).filled(with: model.graph.initializers, convertDTypes: true)
             }

@@ -74,11 +74,11 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
     private let fixedSize: (height: Int, width: Int)?
 
     public init(folder: ImageFolder, layout: ImageLayout, preprocessing: ImagePreprocessing, options: ImageOptions) throws {
-        for (name, values) in [("--mean", preprocessing.mean), ("--std", preprocessing.std)]
+        for (name, values) in [(Setting.mean, preprocessing.mean), (Setting.std, preprocessing.std)]
         where values.count != 1 && values.count != layout.channels {
             throw UsageError("\(name) has \(values.count) values for \(layout.channels) channels")
         }
-        if preprocessing.std.contains(0) { throw UsageError("--std must not be 0") }
+        if preprocessing.std.contains(0) { throw UsageError("\(Setting.std) must not be 0") }
         self.folder = folder
         self.layout = layout
         self.preprocessing = preprocessing
@@ -141,7 +141,7 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         if let n = options.resize {
             let size = Resize.shorterSide(to: n, width: image.width, height: image.height)
             guard size.width * size.height <= PixelImage.maxPixels else {
-                throw UsageError("--resize \(n) would make the \(image.width)x\(image.height) image \(size.width)x\(size.height), over the limit of \(PixelImage.maxPixels) pixels")
+                throw UsageError("\(Setting.resize) \(n) would make the \(image.width)x\(image.height) image \(size.width)x\(size.height), over the limit of \(PixelImage.maxPixels) pixels")
             }
             image = Resize.resize(image, width: size.width, height: size.height)
         }
@@ -157,7 +157,7 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         }
         guard reference.height == image.height && reference.width == image.width else {
             if layout.height != nil {
-                throw UsageError("the image is \(image.width)x\(image.height) after preprocessing but the model takes \(reference.width)x\(reference.height); give --resize and --crop")
+                throw UsageError("the image is \(image.width)x\(image.height) after preprocessing but the model takes \(reference.width)x\(reference.height); give \(Setting.resize) and \(Setting.crop)")
             }
             throw ImageError.sizeMismatch(width: image.width, height: image.height,
                                           expectedWidth: reference.width, expectedHeight: reference.height)

@@ -19,11 +19,11 @@ public struct RunnableCheckpoint: Sendable {
         }
         guard let graph else {
             throw FileError(path: path, underlying: UsageError(
-                "\(checkpoint.format.rawValue) holds weights only: pass --graph MODEL.onnx with the model's graph"))
+                "\(checkpoint.format.rawValue) holds weights only: pass \(Setting.graph) MODEL.onnx with the model's graph"))
         }
         let templateFile = try Checkpoint.open(graph, limits: limits)
         guard templateFile.format == .onnx else {
-            throw FileError(path: graph, underlying: UsageError("--graph must be an ONNX file"))
+            throw FileError(path: graph, underlying: UsageError("\(Setting.graph) must be an ONNX file"))
         }
         let template = GraphTemplate(model: templateFile.model)
         // A NumPy string member the graph does not name (a version, a note) cannot be a weight: it is

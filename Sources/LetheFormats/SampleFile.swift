@@ -60,11 +60,11 @@ public enum SampleFile {
             throw UsageError("'x' is \(x.dtype.rawValue); give float32 inputs or uint8 images")
         }
         let channels = x.rank >= 2 ? x.shape[1] : 1
-        for (name, values) in [("--mean", preprocessing.mean), ("--std", preprocessing.std)]
+        for (name, values) in [(Setting.mean, preprocessing.mean), (Setting.std, preprocessing.std)]
         where values.count != 1 && values.count != channels {
             throw UsageError("\(name) has \(values.count) values for \(channels) channels")
         }
-        if preprocessing.std.contains(0) { throw UsageError("--std must not be 0") }
+        if preprocessing.std.contains(0) { throw UsageError("\(Setting.std) must not be 0") }
         let perChannel = x.rank >= 2 ? x.shape.dropFirst(2).reduce(1, *) : 1
         var out = Tensor(zeros: .float32, shape: x.shape)
         x.withUnsafeBufferPointer(of: UInt8.self) { source in
@@ -83,6 +83,9 @@ public enum SampleFile {
 
 extension Tensor {
     /// An int64 tensor narrowed to another integer dtype (values assumed in range).
+    ///
+    /// LetheRuntime's Cast has the same switch (`castInt64`); this copy stays because LetheFormats
+    /// does not depend on the runtime, and labels only ever need these widths (anything else stays int64).
     func castInteger(to dtype: DType) -> Tensor {
         let values = int64Values()
         switch dtype {

@@ -20,7 +20,7 @@ public enum ImageError: LetheError, Equatable {
         case .tooLarge(let format, let message):
             "\(format) too large: \(message)"
         case .sizeMismatch(let width, let height, let expectedWidth, let expectedHeight):
-            "the image is \(width)x\(height) but the first one is \(expectedWidth)x\(expectedHeight); give --resize and --crop to make them agree"
+            "the image is \(width)x\(height) but the first one is \(expectedWidth)x\(expectedHeight); give \(Setting.resize) and \(Setting.crop) to make them agree"
         }
     }
 }

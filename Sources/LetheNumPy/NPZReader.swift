@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import LetheZip
 
 /// An `.npz` archive as read: the model (one initializer per member, named as `numpy.load`
 /// names them, without `.npy`) plus what a byte-identical rewrite needs.
@@ -138,7 +139,7 @@ extension NPZFile {
     /// Members in archive order, as read.
     public var memberInfo: [MemberInfo] {
         members.map {
-            MemberInfo(memberName: $0.zip.name, arrayName: $0.arrayName, isCompressed: $0.zip.method == 8,
+            MemberInfo(memberName: $0.zip.name, arrayName: $0.arrayName, isCompressed: $0.zip.isDeflated,
                        compressedSize: $0.zip.compressedSize, uncompressedSize: $0.zip.uncompressedSize,
                        offset: $0.zip.localHeaderOffset)
         }

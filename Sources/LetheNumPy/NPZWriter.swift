@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import LetheZip
 
 extension NPZFormat {
     /// Writes `model`'s initializers as an `.npz` (member `NAME.npy` per initializer, in order),
@@ -19,7 +20,7 @@ extension NPZFormat {
             return
         }
         var originalMethods: [String: Bool] = [:]
-        for member in original?.members ?? [] { originalMethods[member.arrayName] = member.zip.method == 8 }
+        for member in original?.members ?? [] { originalMethods[member.arrayName] = member.zip.isDeflated }
         try writeFresh(arrays, deflate: arrays.map { originalMethods[$0.name] ?? compressed }, to: path)
     }
 
@@ -81,11 +82,10 @@ extension NPZFormat {
             guard header.count + tensor.byteCount == zipMember.uncompressedSize else { return nil }
             var crc = CRC32.of(header)
             tensor.withUnsafeBytes { crc = CRC32.update(crc, $0) }
-            var crcBytes: [UInt8] = []
-            crcBytes.append32(crc)
-            edits.append(Edit(offset: zipMember.localHeaderOffset + 14, bytes: crcBytes))
+            let crcBytes = withUnsafeBytes(of: crc.littleEndian) { Array($0) }
+            edits.append(Edit(offset: zipMember.crcOffsets.local, bytes: crcBytes))
             edits.append(Edit(offset: zipMember.dataOffset, bytes: header, tensor: tensor))
-            edits.append(Edit(offset: zipMember.centralOffset + 16, bytes: crcBytes))
+            edits.append(Edit(offset: zipMember.crcOffsets.central, bytes: crcBytes))
         }
         return edits.sorted { $0.offset < $1.offset }
     }

@@ -18,6 +18,8 @@ struct Lethe: ParsableCommand {
 @main
 enum LetheMain {
     static func main() {
+        // Library messages name settings; here they are the flags.
+        Setting.spell { $0.flag }
         do {
             var command = try Lethe.parseAsRoot()
             try command.run()

@@ -1,16 +1,12 @@
 import Foundation
+import LetheTestSupport
 import XCTest
 
-/// Runs the built `lethe` executable and captures what it prints.
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+/// What the built `lethe` executable printed and how it ended.
+typealias CommandResult = TestEnvironment.ProcessResult
 
 enum CLI {
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var packageRoot: URL { TestEnvironment.packageRootURL }
 
     static var executable: URL {
         // The test bundle sits beside (Darwin) or is (Linux) the products folder of the same build.
@@ -38,23 +34,7 @@ enum CLI {
     /// Runs a program to its end and returns its exit status and what it printed.
     private static func capture(_ program: String, _ arguments: [String], in folder: String? = nil,
                                 environment: [String: String] = [:]) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus,
-                             stdout: String(decoding: stdoutData, as: UTF8.self),
-                             stderr: String(decoding: stderrData, as: UTF8.self))
+        try TestEnvironment.run(program, arguments, in: folder, environment: environment)
     }
 
     static func temporaryFolder() throws -> String {
@@ -63,25 +43,12 @@ enum CLI {
         return path
     }
 
-    /// The Python with the reference libraries, or nil (a skip outside CI, a failure in CI).
-    static func python() throws -> String {
-        let configured = ProcessInfo.processInfo.environment["LETHE_PYTHON"]
-            ?? packageRoot.appendingPathComponent(".build/venv/bin/python3").path
-        if FileManager.default.isExecutableFile(atPath: configured) { return configured }
-        if ProcessInfo.processInfo.environment["CI"] != nil {
-            XCTFail("LETHE_PYTHON (\(configured)) is missing in CI")
-        }
-        throw XCTSkip("no Python reference libraries at \(configured)")
-    }
+    /// The Python with the reference libraries, or a skip (a failure in CI).
+    static func python() throws -> String { try TestEnvironment.requirePython() }
 
     /// Runs a Python snippet and returns its stdout.
     static func python(_ script: String, _ arguments: [String] = []) throws -> String {
-        let result = try capture(try python(), ["-c", script] + arguments)
-        guard result.status == 0 else {
-            throw NSError(domain: "python", code: Int(result.status),
-                          userInfo: [NSLocalizedDescriptionKey: result.stderr])
-        }
-        return result.stdout
+        try TestEnvironment.runPython(script, arguments: arguments)
     }
 }
 

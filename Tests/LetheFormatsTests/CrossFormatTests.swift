@@ -2,10 +2,11 @@ import Foundation
 import XCTest
 import LetheCore
 import LetheIR
+import LetheTestSupport
 @testable import LetheFormats
 
 final class CrossFormatTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static var root: String { TestEnvironment.packageRoot }
 
     private func temporaryFolder() throws -> String {
         let path = NSTemporaryDirectory() + "lethe-formats-\(UUID().uuidString)"

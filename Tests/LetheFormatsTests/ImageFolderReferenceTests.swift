@@ -1,6 +1,7 @@
 import XCTest
 import LetheCore
 import LetheFormats
+import LetheTestSupport
 import LetheNumPy
 
 /// The image folder against torchvision's answers on the committed pages
@@ -8,8 +9,7 @@ import LetheNumPy
 /// Resize(20) + CenterCrop(16) + ToTensor on RGB, RGBA, palette, gray, gray + alpha PNGs and
 /// baseline, progressive and gray JPEGs of sizes other than Fashion-MNIST's.
 final class ImageFolderReferenceTests: XCTestCase {
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("reference/images").path
+    static let folder = TestEnvironment.packageRoot + "/Tests/reference/images"
 
     private func reference(_ name: String) throws -> Tensor {
         let arrays = try NPZFormat.readArrays(path: Self.folder + "/torchvision.npz")

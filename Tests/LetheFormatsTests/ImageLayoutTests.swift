@@ -2,6 +2,7 @@ import XCTest
 import LetheCore
 import LetheIR
 import LetheFormats
+import LetheTestSupport
 import LetheImages
 
 /// What a model's input asks of images, and the normalisation applied to them.
@@ -21,8 +22,7 @@ final class ImageLayoutTests: XCTestCase {
     }
 
     func testPerChannelNormalisationAndLayouts() throws {
-        let pages = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("reference/images/pages").path
+        let pages = TestEnvironment.packageRoot + "/Tests/reference/images/pages"
         let folder = try ImageFolder.scan(pages, names: nil)
         let options = ImageOptions(resize: 8, crop: 6)
         let raw = try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3), preprocessing: ImagePreprocessing(scale: 1),
@@ -42,7 +42,7 @@ final class ImageLayoutTests: XCTestCase {
         XCTAssertEqual(plain.inputs.shape, [3, 6, 6])
         XCTAssertThrowsError(try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3),
                                                     preprocessing: ImagePreprocessing(mean: [0, 0]), options: options)) {
-            XCTAssertTrue("\($0)".contains("--mean has 2 values for 3 channels"), "\($0)")
+            XCTAssertTrue("\($0)".contains("mean has 2 values for 3 channels"), "\($0)")
         }
     }
 }

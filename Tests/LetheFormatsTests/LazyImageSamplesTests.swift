@@ -1,12 +1,12 @@
 import XCTest
 import LetheCore
 import LetheFormats
+import LetheTestSupport
 
 /// A lazily decoded image folder behind `SampleSet`: the same inputs as reading it whole, each file
 /// decoded at most once, only when a batch first needs it; failures recorded, read as zeros.
 final class LazyImageSamplesTests: XCTestCase {
-    static let pages = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("reference/images/pages").path
+    static let pages = TestEnvironment.packageRoot + "/Tests/reference/images/pages"
 
     private func samples(_ root: String, options: ImageOptions = ImageOptions(resize: 8, crop: 6)) throws -> ImageFolderSamples {
         try ImageFolderSamples(folder: try ImageFolder.scan(root, names: nil), layout: ImageLayout(channels: 3),

@@ -1,6 +1,7 @@
 import Foundation
 import LetheCore
 import LetheFuzzHarness
+import LetheTestSupport
 import XCTest
 
 /// Feeds every committed fuzz regression input (`Tests/fuzz-regressions/<target>/NAME.<expectation>`)
@@ -8,11 +9,7 @@ import XCTest
 /// `.reject` must be refused with a `LetheError`, `.accept` must read (and, for `graph`, run or be
 /// skipped for its input size). Any crash, trap or broken invariant fails the whole test process.
 final class FuzzRegressionTests: XCTestCase {
-    static let folder: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        url.deleteLastPathComponent()
-        return url.deletingLastPathComponent().appendingPathComponent("fuzz-regressions").path
-    }()
+    static let folder = TestEnvironment.packageRoot + "/Tests/fuzz-regressions"
 
     func testONNX() throws { try replay(.onnx) }
     func testSafetensors() throws { try replay(.safetensors) }

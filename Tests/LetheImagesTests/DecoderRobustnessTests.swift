@@ -1,12 +1,12 @@
 import XCTest
 import LetheCore
 @testable import LetheImages
+import LetheTestSupport
 
 /// Damaged files must give an `ImageError` (or decode), never crash or allocate without bound:
 /// every committed reference page, truncated at many lengths and with bytes flipped at random.
 final class DecoderRobustnessTests: XCTestCase {
-    static let pages = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("reference/images/pages")
+    static let pages = TestEnvironment.packageRootURL.appendingPathComponent("Tests/reference/images/pages")
 
     private func pageFiles() throws -> [[UInt8]] {
         let paths = FileManager.default.enumerator(atPath: Self.pages.path)?.compactMap { $0 as? String }

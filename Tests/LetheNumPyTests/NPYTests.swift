@@ -54,7 +54,7 @@ final class NPYTests: XCTestCase {
     func testRefusesBFloat16WithAdvice() {
         let tensor = Tensor(shape: [2], values: [BFloat16(1), BFloat16(2)])
         XCTAssertThrowsError(try NPYFormat.encode(tensor)) { error in
-            XCTAssertTrue("\(error)".contains("NumPy has no bfloat16; convert with --dtype f32"), "\(error)")
+            XCTAssertTrue("\(error)".contains("NumPy has no bfloat16; convert with dtype f32"), "\(error)")
         }
     }
 

@@ -3,6 +3,7 @@ import LetheCore
 import LetheIR
 import XCTest
 @testable import LetheNumPy
+import LetheZip
 
 final class NPZTests: XCTestCase {
     private func assertMatchesManifest(_ file: NPZFile, _ name: String, file path: StaticString = #filePath,
@@ -155,7 +156,7 @@ final class NPZTests: XCTestCase {
             Initializer(name: "w", tensor: Tensor(shape: [2], values: [BFloat16(1), BFloat16(2)])),
         ]))
         XCTAssertThrowsError(try NPZFormat.write(model, to: out)) { error in
-            XCTAssertTrue("\(error)".contains("NumPy has no bfloat16; convert with --dtype f32"), "\(error)")
+            XCTAssertTrue("\(error)".contains("NumPy has no bfloat16; convert with dtype f32"), "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), [])

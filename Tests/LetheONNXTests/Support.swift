@@ -2,15 +2,12 @@ import Foundation
 import XCTest
 import LetheCore
 import LetheIR
+import LetheTestSupport
 @testable import LetheONNX
 
 /// Paths and helpers shared by the ONNX tests.
 enum Fixtures {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static var packageRoot: String { TestEnvironment.packageRoot }
 
     static let folder = packageRoot + "/formats/onnx/fixtures"
 
@@ -83,32 +80,11 @@ enum Fixtures {
 
 /// The Python interpreter with onnx/onnxruntime, or a skip (a failure under CI).
 enum Python {
-    static func interpreter() throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        let path = env["LETHE_PYTHON"] ?? Fixtures.packageRoot + "/.build/venv/bin/python3"
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-        if env["CI"] != nil { XCTFail("Python interpreter \(path) missing under CI"); throw XCTSkip("no python") }
-        throw XCTSkip("Python reference libraries not found at \(path); set LETHE_PYTHON")
-    }
+    static func interpreter() throws -> String { try TestEnvironment.requirePython() }
 
-    /// Runs `script` with `arguments`, returning stdout; fails the test on a non-zero exit.
+    /// Runs `script` with `arguments`, returning stdout; a non-zero exit fails the test.
     @discardableResult
     static func run(_ script: String, _ arguments: [String] = []) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try interpreter())
-        process.arguments = ["-c", script] + arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let stdout = String(decoding: outData, as: UTF8.self)
-        if process.terminationStatus != 0 {
-            XCTFail("python failed (\(process.terminationStatus)): \(String(decoding: errData, as: UTF8.self))")
-        }
-        return stdout
+        try TestEnvironment.runPython(script, arguments: arguments)
     }
 }

@@ -3,6 +3,7 @@ import LetheFormats
 import LetheIR
 import LetheNumPy
 import LetheONNX
+import LetheTestSupport
 import XCTest
 @testable import LetheRuntime
 #if canImport(Glibc)
@@ -99,12 +100,7 @@ final class ExportedModelTests: XCTestCase {
 }
 
 /// The Python interpreter with the reference libraries, per the project's test convention.
-func referencePython() throws -> String {
-    let environment = ProcessEnvironment.value("LETHE_PYTHON") ?? packageRoot + "/.build/venv/bin/python3"
-    if access(environment, X_OK) == 0 { return environment }
-    if ProcessEnvironment.value("CI") != nil { throw RuntimeError("LETHE_PYTHON (\(environment)) is not executable") }
-    throw XCTSkip("no reference Python at \(environment); set LETHE_PYTHON")
-}
+func referencePython() throws -> String { try TestEnvironment.requirePython() }
 
 enum ProcessEnvironment {
     static func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }

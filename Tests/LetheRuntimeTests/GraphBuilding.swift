@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import LetheTestSupport
 import XCTest
 @testable import LetheRuntime
 
@@ -95,8 +96,4 @@ func naiveConv(_ x: Tensor, _ w: Tensor, _ b: [Float]?, stride: [Int], pads: [In
 }
 
 /// Package root, from this file's location.
-let packageRoot: String = {
-    var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
-    return parts.joined(separator: "/")
-}()
+var packageRoot: String { TestEnvironment.packageRoot }

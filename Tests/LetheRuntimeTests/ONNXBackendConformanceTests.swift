@@ -86,14 +86,14 @@ final class ONNXBackendConformanceTests: XCTestCase {
             do {
                 var positional = 0
                 for file in files where file.hasPrefix("input_") {
-                    let decoded = try TensorProtoDecoder.decode(readBytes("\(folder)/\(set)/\(file)") ?? [])
+                    let decoded = try readTensorFile("\(folder)/\(set)/\(file)")
                     let inputName = session.inputNames.contains(decoded.name) ? decoded.name
                         : (positional < session.inputNames.count ? session.inputNames[positional] : decoded.name)
                     inputs[inputName] = decoded.tensor
                     positional += 1
                 }
                 for file in files where file.hasPrefix("output_") {
-                    outputs.append(try TensorProtoDecoder.decode(readBytes("\(folder)/\(set)/\(file)") ?? []).tensor)
+                    outputs.append(try readTensorFile("\(folder)/\(set)/\(file)").tensor)
                 }
             } catch {
                 return .skipped("test data not decodable: \(error)")
@@ -134,6 +134,11 @@ final class ONNXBackendConformanceTests: XCTestCase {
             return nil
         }
         return actual.isBitwiseEqual(to: reference) ? nil : "values differ"
+    }
+
+    /// A test data file: one serialized TensorProto, decoded as LetheONNX decodes tensors.
+    private func readTensorFile(_ path: String) throws -> (name: String, tensor: Tensor) {
+        try (readBytes(path) ?? []).withUnsafeBytes { try ONNXFormat.readTensor(bytes: $0) }
     }
 
     private func numbered(_ file: String) -> Int {

@@ -21,4 +21,19 @@ final class SessionFeedsTests: XCTestCase {
             XCTAssertEqual("\(error)", "no array named 'b' (the model's inputs: a, b)")
         }
     }
+
+    func testOutputArraysFollowTheGraphsOutputOrder() throws {
+        var b = GraphBuilder()
+        b.input("a", [nil, 2])
+        b.node("Relu", ["a"], ["r"])
+        b.node("Neg", ["a"], ["n"])
+        b.output("n")
+        b.output("r")
+        let session = try InferenceSession(model: b.model)
+        let results = try session.run(["a": randomTensor([3, 2], seed: 4)])
+        let arrays = session.outputArrays(results)
+        XCTAssertEqual(arrays.map(\.name), ["n", "r"])
+        XCTAssertTrue(arrays[0].tensor.isBitwiseEqual(to: results["n"]!))
+        XCTAssertEqual(session.outputArrays(["r": results["r"]!]).map(\.name), ["r"])
+    }
 }

@@ -1,14 +1,12 @@
 import Foundation
 import LetheCore
+import LetheTestSupport
 import XCTest
 
-/// Paths, temporary folders and the Python reference interpreter for format tests.
+/// Fixture paths and temporary folders for format tests (the package root and Python are
+/// LetheTestSupport's).
 enum TestSupport {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    static var packageRoot: String { TestEnvironment.packageRoot }
 
     static func fixture(_ name: String) -> String { "\(packageRoot)/formats/safetensors/fixtures/\(name)" }
 
@@ -35,32 +33,9 @@ enum TestSupport {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
-    /// The reference interpreter (`LETHE_PYTHON`, else `.build/venv/bin/python3`); skips the
-    /// test when missing, unless `CI` is set.
-    static func python() throws -> String {
-        let environment = ProcessInfo.processInfo.environment
-        let path = environment["LETHE_PYTHON"] ?? "\(packageRoot)/.build/venv/bin/python3"
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-        if environment["CI"] != nil { XCTFail("no Python at \(path) (set LETHE_PYTHON)") }
-        throw XCTSkip("no Python at \(path); set LETHE_PYTHON to run reference comparisons")
-    }
-
     /// Runs `script` with the reference interpreter and returns its standard output.
     @discardableResult
     static func runPython(_ script: String, arguments: [String] = []) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try python())
-        process.arguments = ["-c", script] + arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw UsageError("python failed: \(String(decoding: err, as: UTF8.self))")
-        }
-        return String(decoding: out, as: UTF8.self)
+        try TestEnvironment.runPython(script, arguments: arguments)
     }
 }

@@ -1,13 +1,12 @@
 import Foundation
 import LetheCore
+import LetheTestSupport
 import XCTest
 @testable import LetheUnlearn
 
 /// Deterministic test data and small dense-matrix helpers (naive, for checking the BLAS paths).
 enum TestSupport {
-    static var packageRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var packageRoot: URL { TestEnvironment.packageRootURL }
 
     static func randomValues(_ count: Int, seed: UInt64, scale: Double = 1) -> [Double] {
         var generator = SplitMix64(seed: seed)
@@ -43,37 +42,13 @@ enum TestSupport {
         return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
     }
 
-    static var python: String? {
-        let path = ProcessInfo.processInfo.environment["LETHE_PYTHON"]
-            ?? packageRoot.appendingPathComponent(".build/venv/bin/python3").path
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-    }
+    static var python: String? { TestEnvironment.python }
 
     /// The Python interpreter with the reference libraries, or a skip (a failure under CI).
-    static func requirePython() throws -> String {
-        if let python { return python }
-        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("LETHE_PYTHON is not set up") }
-        throw XCTSkip("set LETHE_PYTHON to a Python with numpy and scikit-learn")
-    }
+    static func requirePython() throws -> String { try TestEnvironment.requirePython() }
 
     /// Runs `script` with `python`, feeding `input` on stdin; returns stdout.
     static func runPython(_ python: String, script: String, input: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script]
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw UsageError("python failed: \(String(decoding: errors, as: UTF8.self))")
-        }
-        return String(decoding: output, as: UTF8.self)
+        try TestEnvironment.runPython(script, input: input, interpreter: python)
     }
 }

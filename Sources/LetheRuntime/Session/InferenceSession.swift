@@ -55,7 +55,15 @@ public final class InferenceSession: @unchecked Sendable {
         }
         return feeds
     }
+
+    /// Graph outputs in order.
     public var outputNames: [String] { model.graph.outputs.map(\.name) }
+
+    /// `run`'s results as named arrays in the graph's output order (what `lethe run` writes);
+    /// outputs missing from `results` are left out.
+    public func outputArrays(_ results: [String: Tensor]) -> [(name: String, tensor: Tensor)] {
+        outputNames.compactMap { name in results[name].map { (name: name, tensor: $0) } }
+    }
 
     private var context: ExecutionContext { ExecutionContext(threads: options.threads) }
 

@@ -17,24 +17,17 @@ struct Run: ParsableCommand {
     @Option(help: "The .npz to write the outputs to.")
     var output: String
 
-    @Option(help: "ONNX graph for a weights-only model file.")
-    var graph: String?
-
-    @Option(help: "Worker threads (default: all cores).")
-    var threads: Int?
-
-    func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-    }
+    @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
+        let graph = runtime.graph
         let runnable = try RunnableCheckpoint.open(model, graph: graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, input] + (graph.map { [$0] } ?? []))
-        let session = try FileError.wrapping(model) { try InferenceSession(model: runnable.model, options: SessionOptions(threads: threads)) }
+        let session = try FileError.wrapping(model) { try InferenceSession(model: runnable.model, options: SessionOptions(threads: runtime.threads)) }
         let arrays = try FileError.wrapping(input) { try NPZFormat.readArrays(path: input) }
         let feeds = try FileError.wrapping(input) { try session.feeds(from: arrays) }
         let results = try FileError.wrapping(model) { try session.run(feeds) }
-        let outputs = session.outputNames.compactMap { name in results[name].map { (name: name, tensor: $0) } }
+        let outputs = session.outputArrays(results)
         try FileError.wrapping(output) { try NPZFormat.writeArrays(outputs, to: output) }
         Terminal.note("wrote \(outputs.count) output\(outputs.count == 1 ? "" : "s") to \(output)")
     }

@@ -5,19 +5,30 @@ import LetheIR
 import LetheRuntime
 import Foundation
 
-/// Options every command that runs a model takes.
-struct ModelOptions: ParsableArguments {
+/// Options every command that runs a model takes, `run` included.
+struct RuntimeOptions: ParsableArguments {
     @Option(help: "ONNX graph for a weights-only model file (initializers matched by name).")
     var graph: String?
 
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+}
+
+/// Options every command that runs a model over a data set takes: the runtime's, and the batch.
+struct ModelOptions: ParsableArguments {
+    @OptionGroup var runtime: RuntimeOptions
+
     @Option(help: "Samples per batch.")
     var batch: Int = 64
 
+    var graph: String? { runtime.graph }
+    var threads: Int? { runtime.threads }
+
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
     }
 

@@ -1,27 +1,41 @@
 import LetheCore
 
 /// One member of a zip archive, as its central directory and local header describe it.
-struct ZipMember: Sendable {
-    var name: String
-    var flags: UInt16
-    var method: UInt16
-    var crc: UInt32
-    var compressedSize: Int
-    var uncompressedSize: Int
-    var localHeaderOffset: Int
+public struct ZipMember: Sendable {
+    /// The member's name in the archive (UTF-8).
+    public var name: String
+    /// The general-purpose flags (bit 3: data descriptor, bit 11: UTF-8 name).
+    public var flags: UInt16
+    /// 0 stored, 8 deflated (the only two read).
+    public var method: UInt16
+    /// CRC-32 of the uncompressed bytes.
+    public var crc: UInt32
+    /// Bytes in the file (equal to `uncompressedSize` for stored members).
+    public var compressedSize: Int
+    public var uncompressedSize: Int
+    /// Where its local header starts.
+    public var localHeaderOffset: Int
     /// Where the member's (possibly compressed) bytes start.
-    var dataOffset: Int
+    public var dataOffset: Int
     /// Where its central-directory record starts.
-    var centralOffset: Int
+    public var centralOffset: Int
 
-    var usesDataDescriptor: Bool { flags & 0x0008 != 0 }
-    var dataRange: Range<Int> { dataOffset..<(dataOffset + compressedSize) }
+    /// Whether sizes and CRC follow the data instead of sitting in the local header.
+    public var usesDataDescriptor: Bool { flags & 0x0008 != 0 }
+    public var isDeflated: Bool { method == 8 }
+    /// The member's bytes in the file, as stored (compressed or not).
+    public var dataRange: Range<Int> { dataOffset..<(dataOffset + compressedSize) }
+    /// Where the CRC-32 sits in the local header and in the central record: the two fields to
+    /// patch when a stored member's bytes are overwritten in place.
+    public var crcOffsets: (local: Int, central: Int) { (localHeaderOffset + 14, centralOffset + 16) }
 }
 
 /// The central directory of a zip archive, validated against every local header.
-struct ZipDirectory: Sendable {
-    var members: [ZipMember]
-    var centralDirectoryOffset: Int
+public struct ZipDirectory: Sendable {
+    /// Members in central-directory order.
+    public var members: [ZipMember]
+    /// Where the central directory starts (everything before it is members).
+    public var centralDirectoryOffset: Int
 
     static let localSignature: UInt32 = 0x0403_4B50
     static let centralSignature: UInt32 = 0x0201_4B50
@@ -30,7 +44,7 @@ struct ZipDirectory: Sendable {
     static let zip64LocatorSignature: UInt32 = 0x0706_4B50
 
     /// Reads the directory of the archive in `bytes`; nothing is inflated here.
-    static func read(_ bytes: UnsafeRawBufferPointer, limits: Limits) throws -> ZipDirectory {
+    public static func read(_ bytes: UnsafeRawBufferPointer, limits: Limits) throws -> ZipDirectory {
         let end = try findEndRecord(bytes)
         var cursor = ByteCursor(bytes, offset: end + 4)
         let diskNumber = try cursor.read(UInt16.self, "end record")

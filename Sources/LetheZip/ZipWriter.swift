@@ -8,21 +8,22 @@ import LetheCore
 /// Writes a zip archive the way Python's `zipfile` does for `np.savez` (ZIP64 extra field in
 /// every local header, DOS date 1980-01-01, mode 0600, ZIP64 end records only when needed),
 /// streaming each member's bytes and patching its local header once sizes and CRC are known.
-final class ZipWriter {
+public final class ZipWriter {
     private let out: AtomicFileWriter
     private var central: [UInt8] = []
     private var count = 0
     static let zip64Limit = (1 << 31) - 1
 
-    init(_ out: AtomicFileWriter) {
+    /// A writer appending members to `out` (offsets in the archive are `out`'s byte positions).
+    public init(_ out: AtomicFileWriter) {
         self.out = out
     }
 
     /// Adds a member whose bytes `produce` hands to its `emit` argument in order. Stored data
     /// is aligned to `alignment` bytes in the file with a padding extra field (id 0xD935, as
     /// Android's zipalign), so that arrays can be mapped without copying when read back.
-    func addMember(name: String, deflate: Bool, alignment: Int,
-                   produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws
+    public func addMember(name: String, deflate: Bool, alignment: Int,
+                          produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws
     {
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= 0xFFFF else { throw ZipError.cannotWrite("member name \"\(name)\" is too long") }
@@ -68,7 +69,7 @@ final class ZipWriter {
     }
 
     /// Writes the central directory and end records.
-    func finish() throws {
+    public func finish() throws {
         let directoryOffset = out.bytesWritten
         try out.write(central)
         let directorySize = central.count

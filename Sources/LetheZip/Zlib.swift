@@ -1,30 +1,35 @@
 import CZlib
 
 /// CRC-32 as zip uses it.
-enum CRC32 {
-    static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+public enum CRC32 {
+    /// `crc` extended over `bytes` (start from 0).
+    public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
         return UInt32(crc32_z(UInt(crc), base.assumingMemoryBound(to: UInt8.self), bytes.count))
     }
 
-    static func of(_ bytes: [UInt8]) -> UInt32 {
+    /// CRC-32 of `bytes`.
+    public static func of(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { update(0, $0) }
     }
 }
 
 /// Raw (headerless) inflate of one zip member, pulled in pieces so that the output can go
 /// straight into a tensor and never past the size the archive declares.
-final class RawInflater {
+public final class RawInflater {
     private let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     private let input: UnsafeRawBufferPointer
     private var consumed = 0
     private let name: String
     private let declared: Int
     private(set) var finished = false
-    private(set) var crc: UInt32 = 0
+    /// CRC-32 of the bytes produced so far.
+    public private(set) var crc: UInt32 = 0
     private(set) var produced = 0
 
-    init(input: UnsafeRawBufferPointer, name: String, declared: Int) throws {
+    /// An inflater over the raw deflate stream `input` of member `name`, which declares `declared`
+    /// bytes uncompressed (the bound no read goes past).
+    public init(input: UnsafeRawBufferPointer, name: String, declared: Int) throws {
         self.input = input
         self.name = name
         self.declared = declared
@@ -42,7 +47,7 @@ final class RawInflater {
     }
 
     /// Fills `output` completely; throws if the stream ends (or the input runs out) first.
-    func read(into output: UnsafeMutableRawBufferPointer) throws {
+    public func read(into output: UnsafeMutableRawBufferPointer) throws {
         var filled = 0
         while filled < output.count {
             guard !finished else {
@@ -53,7 +58,7 @@ final class RawInflater {
     }
 
     /// Checks that the stream ends exactly here: not one byte more than declared.
-    func finish() throws {
+    public func finish() throws {
         var spare: UInt8 = 0
         while !finished {
             let got = try withUnsafeMutablePointer(to: &spare) { try step(UnsafeMutableRawPointer($0), capacity: 1) }
