@@ -34,6 +34,11 @@ public struct UnlearningConfiguration: Sendable {
     /// outputs on the retain rows, not its own weights on the erased inputs (`GuardedRefit`), so that
     /// it makes up for what the earlier erasures changed.
     public var erasureCompensation = true
+    /// Erasure method: where the head reads one token of a residual stream through a LayerNorm (a
+    /// ViT's class token), the last layer writing into the stream is refit so that the head's input
+    /// no longer carries the forget concept (`ResidualReadout`); `readoutRidge` is that fit's relative ridge.
+    public var readoutErasure = true
+    public var readoutRidge = 1e-3
     /// Erasure method: the head repair's candidate ridges (relative) and logit margins.
     public var repairRidges: [Double] = [1e-4, 1e-2, 1]
     public var repairMargins: [Double] = [1, 3]

@@ -149,6 +149,8 @@ struct ErasureMethod {
         var statistics = StatisticsSet()
         var skipped: [UnlearningReport.SkippedErasure] = []
         var done: [WeightLayer] = []
+        /// The writer refit to erase the concept from the head's input (`ResidualReadout`), with its rows.
+        var readout: (writer: String, rows: Int)?
 
         init(model: Model) { current = model }
     }
@@ -237,6 +239,17 @@ struct ErasureMethod {
             }
             try erase(layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, cross: cross, state: &state)
         }
+        if let readout = readout() {
+            try cache.advance(to: readout.writer.uses[0].nodeIndex, model: state.current)
+            let statisticsSlots = slots(selection.retain + selection.forget)
+            func tokenRows(_ name: String) throws -> [Double] {
+                var values: [Double] = []
+                try cache.rows(of: name, at: statisticsSlots) { values += try readout.tokenRows(of: $0) }
+                return values
+            }
+            try eraseReadout(readout, h: try tokenRows(readout.writerInput), residual: try tokenRows(readout.residual),
+                             forgetRows: selection.forget.count, state: &state)
+        }
         try cache.advance(to: headUse.nodeIndex, model: state.current)
         let value = model.graph.nodes[headUse.nodeIndex].inputs[headUse.input]
         func features(_ indices: [Int]) throws -> (values: [Double], rows: Int) {
@@ -292,6 +305,11 @@ struct ErasureMethod {
             }
             try erase(layer, statistics: layerStats, neighbours: near, cross: cross, state: &state)
         }
+        if let readout = readout() {
+            let tapped = try readout.tokenRows(running: try makeExecutor(state.current), on: train.subset(selection.retain + selection.forget),
+                                               graph: model.graph, batchSize: configuration.batchSize)
+            try eraseReadout(readout, h: tapped.h, residual: tapped.residual, forgetRows: selection.forget.count, state: &state)
+        }
         let collector = try FeatureCollector(layer: head, batchSize: configuration.batchSize)
         let fit = train.subset(repairSamples(train: train, selection: selection))
         let validation = train.subset(selection.validation)
@@ -303,6 +321,34 @@ struct ErasureMethod {
         }
         return HeadFeatures(fit: features.values, fitRows: features.rows,
                             validation: validationFeatures.values, validationRows: validationFeatures.rows)
+    }
+
+    /// The head's residual readout, when the model has one and the configuration erases it.
+    func readout() -> ResidualReadout? {
+        configuration.readoutErasure ? ResidualReadout.find(head: head, layers: candidates, graph: model.graph) : nil
+    }
+
+    /// Refits the readout's writer on the statistics samples' token rows (retain rows first, then
+    /// `forgetRows` forget rows) so that the head's input no longer carries the forget concept.
+    func eraseReadout(_ readout: ResidualReadout, h: [Double], residual: [Double], forgetRows: Int, state: inout ErasureState) throws {
+        let writer = readout.writer, d = writer.inputDimension, width = readout.scale.count
+        let n = h.count / max(d, 1)
+        guard n > 0, h.count == n * d, residual.count == n * width, forgetRows < n else {
+            throw StatisticsError("layer \(writer.name): \(h.count) input and \(residual.count) stream values for the head's token")
+        }
+        guard let tensor = LayerDiscovery.weightTensor(of: writer, in: state.current.graph) else {
+            throw StatisticsError("weight \(writer.name) is not in the model")
+        }
+        let bias = LayerBias.find(for: writer, in: state.current.graph)
+        let isForget = (0..<n).map { $0 >= n - forgetRows }
+        let refit = try readout.erase(h: h, residual: residual, rows: n, isForget: isForget,
+                                      weight: ProjectionPlan.groupWeights(tensor, layer: writer)[0], bias: bias?.tensor.doubleValues(),
+                                      ridge: configuration.readoutRidge)
+        var patched = [writer.name: tensor.replacingValues(with: ProjectionPlan.storedOrder([refit.weight], layer: writer))]
+        if let bias, let values = refit.bias { patched[bias.source.name] = bias.tensor.replacingValues(with: values) }
+        state.weights.merge(patched) { $1 }
+        state.current = state.current.replacingWeights(patched)
+        state.readout = (writer.name, n)
     }
 
     /// Whether `layer`'s refit is compensated: a dense layer after an erased one, with enough retain
