@@ -1,7 +1,6 @@
 import Dispatch
 import LetheCore
 import LetheIR
-import Synchronization
 import XCTest
 @testable import LetheRuntime
 
@@ -111,7 +110,7 @@ final class DNNLConvolutionTests: XCTestCase {
         let expected = try batches.map { batch in
             try im2col.run([x.rows(0..<batch)] + inputs.dropFirst(), ExecutionContext(threads: 1))[0].floatValues()
         }
-        let results = Mutex<[Int: [Float]]>([:])
+        let results = Locked<[Int: [Float]]>([:])
         DispatchQueue.concurrentPerform(iterations: batches.count) { index in
             let batch = batches[index]
             let y = try? dnnl.run([x.rows(0..<batch)] + inputs.dropFirst(), ExecutionContext(threads: 1 + index % 2))[0]

@@ -1,6 +1,5 @@
 import CDNNL
 import LetheCore
-import Synchronization
 
 /// One Conv node's oneDNN convolution (float32, constant weights, 1-D to 3-D).
 ///
@@ -67,12 +66,13 @@ final class DNNLConvolution: Sendable {
         var weights: [(layout: dnnl_memory_desc_t, buffer: DNNLBuffer)] = []
     }
 
+    private static let entryLimit = 64
     private let engine: DNNLEngine
     private let weight: Tensor
     private let bias: DNNLBuffer?
     private let group: Int
     private let postOps: [PostOp]
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Nil when there is no oneDNN engine. `weight` is OI… (float32), `bias` has one value per output
     /// channel; `postOps` run in order after the bias.
@@ -112,7 +112,7 @@ final class DNNLConvolution: Sendable {
             try execute(small, x, y)
             return true
         }
-        let failure = Mutex<RuntimeError?>(nil)
+        let failure = Locked<RuntimeError?>(nil)
         let pointers = UncheckedSendable((x, y))
         Parallel.forEach(slices, threads: slices) { range in
             LibraryThreads.useOpenMP(threads: 1)
@@ -154,6 +154,9 @@ final class DNNLConvolution: Sendable {
             } catch {
                 throw RuntimeError("oneDNN convolution: \(error)")
             }
+            // Many distinct input sizes (images of every size) would otherwise keep a primitive
+            // each forever; rebuilding one is cheap next to a run, and the weights stay.
+            if state.entries.count >= Self.entryLimit { state.entries.removeAll() }
             state.entries[key] = entry
             return entry
         }
@@ -163,8 +166,9 @@ final class DNNLConvolution: Sendable {
     /// (naive) kernel or none at all.
     private func make(_ conv: ConvolutionShape, axes: [ConvolutionShape.Axis], batch: Int,
                       state: inout State) throws -> Prepared? {
-        // oneDNN takes no negative pads.
-        guard axes.allSatisfy({ $0.padBegin >= 0 }) else { return nil }
+        // oneDNN takes no negative pads; with no input channels or an empty input, only the bias
+        // (im2col's answer) is right.
+        guard axes.allSatisfy({ $0.padBegin >= 0 && $0.input > 0 }), conv.channels > 0 else { return nil }
         let sourceDims = [batch, conv.channels] + axes.map(\.input)
         let destinationDims = [batch, conv.outChannels] + axes.map(\.output)
         // Channel blocks of 16 (AVX-512 kernels), then 8 (AVX2), then whatever oneDNN prefers: on
@@ -343,7 +347,7 @@ final class DNNLConvolution: Sendable {
 enum DNNLScratchPool {
     /// Buffers kept: one per thread of a typical session with room to spare; the smallest goes first.
     private static let limit = 8
-    private static let free = Mutex<[DNNLBuffer]>([])
+    private static let free = Locked<[DNNLBuffer]>([])
 
     /// The smallest free buffer of at least `bytes`, or a new one.
     static func take(_ bytes: Int) -> DNNLBuffer {
