@@ -94,7 +94,7 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 
     func testBatchesSplitAcrossThreadsAgreeWithIm2col() throws {
-        // 64 and 5 images on 2 and 3 threads: equal and unequal slices; 1 image lets oneDNN thread.
+        // 64 and 5 images on 2 and 3 threads: equal and unequal slices; 1 image runs as one slice.
         for (index, batch) in [1, 5, 64].enumerated() {
             try check(Case(x: [batch, 16, 10, 10], w: [32, 16, 3, 3], pads: [1, 1, 1, 1], activation: .relu),
                       threads: [1, 2, 3], seed: 50 + UInt64(index))

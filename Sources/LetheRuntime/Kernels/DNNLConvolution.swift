@@ -4,7 +4,7 @@ import LetheCore
 /// One Conv node's oneDNN convolution (float32, constant weights, 1-D to 3-D).
 ///
 /// oneDNN picks the layouts (`dnnl_format_tag_any`: blocked nChw16c/8c and matching weights), so the
-/// weights are reordered once per layout asked for and kept; each input shape and thread split gets
+/// weights are reordered once per layout asked for and kept; each input shape and batch slice gets
 /// its own primitive with reorders from and to plain NC… at its edges. A shape oneDNN has no
 /// optimized kernel for is remembered as refused and the caller runs its im2col path, so the choice
 /// is the same on every run. Safe to share between concurrent sessions: the cache is locked,
@@ -52,7 +52,6 @@ final class DNNLConvolution: Sendable {
     private struct Key: Hashable {
         var batch: Int
         var input: [Int]
-        var openMPThreads: Int
     }
 
     private enum Entry {
@@ -94,21 +93,21 @@ final class DNNLConvolution: Sendable {
     /// over `threads`. Returns false, having written nothing, when oneDNN refuses these sizes.
     func run(_ conv: ConvolutionShape, rank: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
              threads: Int) throws -> Bool {
-        // A batch as large as the thread count is split into one slice per thread, each run by a
-        // single-threaded primitive: the runtime's threads do the parallel work and OpenMP's
-        // spinning workers never compete with them. A smaller batch lets oneDNN thread instead.
-        let slices = threads > 1 && conv.batch >= threads ? threads : 1
-        let openMP = slices > 1 ? 1 : threads
+        // The batch is split into one slice per thread, each run by a single-threaded primitive.
+        // Letting oneDNN thread with OpenMP instead (tried for batches smaller than the thread
+        // count) made a one-image ResNet-18 run 6× slower: libgomp's idle workers spin for
+        // milliseconds after every convolution, on the cores the runtime's own threads need next.
+        let slices = max(1, min(threads, conv.batch))
         let base = conv.batch / slices, extra = conv.batch % slices
-        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: base, openMP: openMP) else { return false }
+        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: base) else { return false }
         var large = small
         if extra > 0 {
-            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base + 1, openMP: openMP) else { return false }
+            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base + 1) else { return false }
             large = prepared
         }
         let imageIn = conv.channels * conv.inPlane, imageOut = conv.outChannels * conv.outPlane
         if slices == 1 {
-            LibraryThreads.useOpenMP(threads: openMP)
+            LibraryThreads.useOpenMP(threads: 1)
             try execute(small, x, y)
             return true
         }
@@ -133,19 +132,19 @@ final class DNNLConvolution: Sendable {
 
     /// The name of the oneDNN kernel used for these sizes, or nil when refused (for tests and logs).
     func implementation(_ conv: ConvolutionShape, rank: Int, threads: Int) throws -> String? {
-        let slices = threads > 1 && conv.batch >= threads ? threads : 1
-        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: conv.batch / slices,
-                                                        openMP: slices > 1 ? 1 : threads) else { return nil }
+        let slices = max(1, min(threads, conv.batch))
+        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: conv.batch / slices) else { return nil }
         return prepared.convolution.implementation
     }
 
-    private func prepared(_ conv: ConvolutionShape, rank: Int, batch: Int, openMP: Int) throws -> Entry? {
+    private func prepared(_ conv: ConvolutionShape, rank: Int, batch: Int) throws -> Entry? {
         let axes = conv.axes(rank: rank)
-        let key = Key(batch: batch, input: [conv.channels] + axes.map(\.input), openMPThreads: openMP)
+        let key = Key(batch: batch, input: [conv.channels] + axes.map(\.input))
         return try state.withLock { state throws(RuntimeError) -> Entry? in
             if let entry = state.entries[key] { return entry }
-            // oneDNN sizes a kernel's work split on the creating thread's OpenMP setting.
-            LibraryThreads.useOpenMP(threads: openMP)
+            // oneDNN sizes a kernel's work split on the creating thread's OpenMP setting: one thread,
+            // as every run uses.
+            LibraryThreads.useOpenMP(threads: 1)
             let entry: Entry
             do {
                 entry = try make(conv, axes: axes, batch: batch, state: &state).map(Entry.ready) ?? .refused

@@ -5,9 +5,9 @@ import Glibc
 
 /// The one owner of the C libraries' thread settings, so the GEMM and convolution wrappers agree.
 ///
-/// oneDNN threads with OpenMP, whose idle workers spin and compete with the runtime's own threads;
-/// OpenBLAS has a pool of its own. Both are kept to the caller's thread unless a wrapper asks for
-/// more on purpose (a convolution too small in batch to split across the runtime's threads).
+/// oneDNN threads with OpenMP, whose idle workers spin for milliseconds after each parallel region
+/// and compete with the runtime's own threads; OpenBLAS has a pool of its own. Both are kept to the
+/// calling thread, and the wrappers split work across the runtime's threads themselves.
 enum LibraryThreads {
     private typealias SetThreads = @convention(c) (Int32) -> Void
     private static let setOpenMPThreads: SetThreads? = {
