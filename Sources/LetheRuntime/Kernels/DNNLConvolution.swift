@@ -3,9 +3,9 @@ import LetheCore
 
 /// One Conv node's oneDNN convolution (float32, constant weights, 1-D to 3-D).
 ///
-/// oneDNN picks the layouts (`dnnl_format_tag_any`: blocked nChw16c/8c and matching weights), so the
-/// weights are reordered once per layout asked for and kept; each input shape and batch slice gets
-/// its own primitive with reorders from and to plain NC… at its edges. A shape oneDNN has no
+/// The activations are offered channel-blocked (nChw16c, then nChw8c, then oneDNN's own choice) and
+/// oneDNN picks the weights' layout, into which they are reordered once and kept; each input shape
+/// and batch slice gets its own primitive with reorders from and to plain NC… at its edges. A shape oneDNN has no
 /// optimized kernel for is remembered as refused and the caller runs its im2col path, so the choice
 /// is the same on every run. Safe to share between concurrent sessions: the cache is locked,
 /// primitives are stateless once made and every run brings its own scratch memory.
