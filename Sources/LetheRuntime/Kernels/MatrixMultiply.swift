@@ -8,7 +8,6 @@ import LetheCore
 /// large float32 product goes through it. Each call is single-threaded (see `LibraryThreads`) and a
 /// large product is split into column or row blocks across the runtime's threads instead.
 enum MatrixMultiply {
-
     /// Row-major `C = alpha · op(A) · op(B) + beta · C` with `op(A)` of `m × k` and `op(B)` of `k × n`.
     static func multiply(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

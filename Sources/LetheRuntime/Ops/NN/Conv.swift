@@ -176,6 +176,7 @@ struct ConvKernel: Kernel {
         weight = constantWeight
         bias = request.constant(2)?.asFloat32()
         activation = request.activation
+        // Empty when there is no activation, nil when oneDNN cannot compute it exactly.
         let fused = activation.map { $0.dnnlPostOps } ?? []
         if allowDNNL, let weight, !request.hasInput(2) || bias != nil {
             dnnl = DNNLConvolution(weight: weight, bias: bias, group: group, postOps: fused ?? [])
