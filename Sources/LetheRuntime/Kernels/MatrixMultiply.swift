@@ -1,27 +1,13 @@
 import CBLAS
 import CDNNL
 import LetheCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The one place that calls the C matrix-multiply library.
 ///
 /// oneDNN's `dnnl_sgemm` measured ≈ 1.8× OpenBLAS's `cblas_sgemm` on this machine class, so every
-/// float32 product goes through it. oneDNN would thread with OpenMP, whose idle workers spin and
-/// compete with the runtime's own threads; so each call is single-threaded (`omp_set_num_threads(1)`,
-/// found at run time because libgomp is only an indirect dependency) and a large product is split
-/// into column or row blocks across the runtime's threads instead.
+/// large float32 product goes through it. Each call is single-threaded (see `LibraryThreads`) and a
+/// large product is split into column or row blocks across the runtime's threads instead.
 enum MatrixMultiply {
-    private typealias SetThreads = @convention(c) (Int32) -> Void
-    private static let setThreadsFunction: SetThreads? = {
-        // oneDNN's ITT tracing hooks cost a few percent on the many small products; they read this
-        // variable when the library first runs, which is after this point.
-        setenv("DNNL_ITT_TASK_LEVEL", "0", 0)
-        guard let symbol = dlsym(nil, "omp_set_num_threads") else { return nil }
-        return unsafeBitCast(symbol, to: SetThreads.self)
-    }()
-
     /// Row-major `C = alpha · op(A) · op(B) + beta · C` with `op(A)` of `m × k` and `op(B)` of `k × n`.
     static func multiply(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -58,12 +44,6 @@ enum MatrixMultiply {
         single(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
-    /// OpenBLAS runs single-threaded: the runtime parallelises around it.
-    private static let openBLASConfigured: Bool = {
-        openblas_set_num_threads(1)
-        return true
-    }()
-
     private static func single(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                                _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                                _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
@@ -72,12 +52,12 @@ enum MatrixMultiply {
             // Small products (attention heads, late feature maps) go to OpenBLAS: oneDNN 2.6 keeps
             // memory for every small call it serves (≈ 20 kB each, never returned), which grew a ViT
             // run by ~100 MB per batch.
-            _ = openBLASConfigured
+            _ = LibraryThreads.openBLASSingleThreaded
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
             return
         }
-        setThreadsFunction?(1)
+        LibraryThreads.useOpenMP(threads: 1)
         let status = dnnl_sgemm(transposeA ? 84 : 78, transposeB ? 84 : 78,
                                 dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k), alpha,
                                 a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc))

@@ -147,17 +147,24 @@ struct ConvolutionShape {
     }
 }
 
-/// Conv via im2col and one GEMM per group, with bias and a fused activation applied as each output
-/// row is finished. Small feature maps are batched (several images' patches side by side) so the
-/// GEMM stays wide; batches of chunks run on separate threads with single-threaded GEMMs.
+/// Conv through oneDNN's convolution primitives when the weights are constants (see
+/// `DNNLConvolution`), else, and for sizes oneDNN refuses, via im2col and one GEMM per group, with
+/// bias and a fused activation applied as each output row is finished. There small feature maps are
+/// batched (several images' patches side by side) so the GEMM stays wide; batches of chunks run on
+/// separate threads with single-threaded GEMMs.
 struct ConvKernel: Kernel {
     let geometry: SpatialGeometry
     let group: Int
     let weight: Tensor?
     let bias: Tensor?
     let activation: Activation?
+    /// The oneDNN path, nil when the weights or bias are run-time inputs or `allowDNNL` was false.
+    let dnnl: DNNLConvolution?
+    /// The part of `activation` oneDNN does not fuse, applied to its output afterwards.
+    private let activationAfterDNNL: Activation?
 
-    init(_ request: KernelRequest) throws {
+    /// `allowDNNL: false` keeps every size on the im2col path (tests compare the two).
+    init(_ request: KernelRequest, allowDNNL: Bool = true) throws {
         group = try request.int("group", 1)
         guard group >= 1 else { throw Unsupported("group \(group)") }
         let constantWeight = request.constant(1)?.asFloat32()
@@ -169,6 +176,14 @@ struct ConvKernel: Kernel {
         weight = constantWeight
         bias = request.constant(2)?.asFloat32()
         activation = request.activation
+        // Empty when there is no activation, nil when oneDNN cannot compute it exactly.
+        let fused = activation.map { $0.dnnlPostOps } ?? []
+        if allowDNNL, let weight, !request.hasInput(2) || bias != nil {
+            dnnl = DNNLConvolution(weight: weight, bias: bias, group: group, postOps: fused ?? [])
+        } else {
+            dnnl = nil
+        }
+        activationAfterDNNL = fused == nil ? activation : nil
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
@@ -188,6 +203,10 @@ struct ConvKernel: Kernel {
         // The patch matrix (and the gather table, a fraction of it) is scratch memory the size of one
         // image-group's im2col: refuse it like a tensor when it exceeds the memory limit.
         _ = try Tensor.checkedByteCount(.float32, [conv.patchSize, conv.outPlane])
+        if let dnnl, try dnnl.run(conv, rank: x.rank - 2, x: x.floats, y: y.mutableFloats, threads: context.threads) {
+            activationAfterDNNL?.apply(y.mutableFloats, y.elementCount, threads: context.threads)
+            return [y]
+        }
         if conv.channelsPerGroup == 1 && conv.outChannelsPerGroup == 1 {
             depthwise(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
         } else {

@@ -81,11 +81,19 @@ struct PoolKernel: Kernel {
         let twoByTwo = isMax && pi == nil && ad.kernel == 1 && ad.stride == 1 && ad.padBegin == 0
             && ah.kernel == 2 && aw.kernel == 2 && ah.stride == 2 && aw.stride == 2 && ah.dilation == 1 && aw.dilation == 1
             && ah.padBegin == 0 && aw.padBegin == 0 && 2 * aw.output <= width
+        // Each window's in-bounds taps, per axis, worked out once: their integer divisions cost more
+        // than the window itself on the small maps of a CNN.
+        let zTaps = (0..<ad.output).map { ad.taps(from: $0 * ad.stride - ad.padBegin) }
+        let yTaps = (0..<ah.output).map { ah.taps(from: $0 * ah.stride - ah.padBegin) }
+        let xTaps = (0..<aw.output).map { aw.taps(from: $0 * aw.stride - aw.padBegin) }
+        zTaps.withUnsafeBufferPointer { zTaps in
+        yTaps.withUnsafeBufferPointer { yTaps in
+        xTaps.withUnsafeBufferPointer { xTaps in
         Parallel.forEach(planes, threads: context.threads, grain: max(1, 2048 / planeOut)) { range in
             for plane in range {
                 let input = px + plane * planeIn
                 for oz in 0..<ad.output {
-                    let z0 = oz * ad.stride - ad.padBegin, tz = ad.taps(from: z0)
+                    let z0 = oz * ad.stride - ad.padBegin, tz = zTaps[oz]
                     for oy in 0..<ah.output {
                         let row = (oz * ah.output + oy) * aw.output
                         let output = py + plane * planeOut + row
@@ -97,10 +105,26 @@ struct PoolKernel: Kernel {
                             }
                             continue
                         }
-                        let y0 = oy * ah.stride - ah.padBegin, ty = ah.taps(from: y0)
+                        let y0 = oy * ah.stride - ah.padBegin, ty = yTaps[oy]
                         for ox in 0..<aw.output {
-                            let x0 = ox * aw.stride - aw.padBegin, tx = aw.taps(from: x0)
-                            if isMax {
+                            let x0 = ox * aw.stride - aw.padBegin, tx = xTaps[ox]
+                            if isMax && pi == nil {
+                                // Without indices only the value matters: a select the compiler keeps
+                                // branch-free (the branchy loop below mispredicts on every new maximum).
+                                // NaN still wins: once `best` is NaN no comparison replaces it.
+                                var best = -Float.infinity
+                                for i in tz {
+                                    let iz = z0 + i * ad.dilation
+                                    for j in ty {
+                                        let line = input + (iz * height + y0 + j * ah.dilation) * width + x0
+                                        for k in tx {
+                                            let v = line[k * aw.dilation]
+                                            best = v > best || v != v ? v : best
+                                        }
+                                    }
+                                }
+                                output[ox] = best
+                            } else if isMax {
                                 // NaN wins, as in PyTorch; among equal maxima the first tap wins, as in ONNX Runtime.
                                 var best = -Float.infinity, at = -1
                                 for i in tz {
@@ -140,6 +164,9 @@ struct PoolKernel: Kernel {
                     }
                 }
             }
+        }
+        }
+        }
         }
         return indices.map { [y, $0] } ?? [y]
     }

@@ -1,0 +1,146 @@
+import CDNNL
+import LetheCore
+import Synchronization
+
+/// oneDNN's CPU engine, made once per process; every primitive and memory object lives on it.
+/// oneDNN engines are immutable once created and safe to share between threads.
+final class DNNLEngine: @unchecked Sendable {
+    let handle: dnnl_engine_t
+
+    /// Nil when oneDNN cannot make a CPU engine; convolutions then stay on the im2col path.
+    static let shared: DNNLEngine? = {
+        // Thread settings first: oneDNN reads its environment when it first runs.
+        LibraryThreads.useOpenMP(threads: 1)
+        var engine: dnnl_engine_t?
+        guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { return nil }
+        return DNNLEngine(engine)
+    }()
+
+    private init(_ handle: dnnl_engine_t) { self.handle = handle }
+}
+
+/// Throws a `RuntimeError` naming the oneDNN call unless it succeeded.
+func dnnlCheck(_ status: dnnl_status_t, _ operation: @autoclosure () -> String) throws {
+    guard status != dnnl_success else { return }
+    let names: [UInt32: String] = [
+        dnnl_out_of_memory.rawValue: "out of memory", dnnl_invalid_arguments.rawValue: "invalid arguments",
+        dnnl_unimplemented.rawValue: "unimplemented", dnnl_runtime_error.rawValue: "runtime error",
+    ]
+    let name = names[UInt32(status.rawValue)] ?? "status \(status.rawValue)"
+    throw RuntimeError("oneDNN \(operation()) failed: \(name)")
+}
+
+/// A plain (row-major, dense) or `any` float32 memory descriptor.
+func dnnlDescriptor(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+    var descriptor = dnnl_memory_desc_t()
+    let dims = dims.map { dnnl_dim_t($0) }
+    try dnnlCheck(dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims, dnnl_f32, tag),
+                  "memory descriptor \(dims)")
+    return descriptor
+}
+
+/// The dense row-major tag of a float tensor of `rank` dimensions (NC…, OI…, GOI…).
+func dnnlPlainTag(rank: Int) -> dnnl_format_tag_t {
+    switch rank {
+    case 1: return dnnl_a
+    case 2: return dnnl_ab
+    case 3: return dnnl_abc
+    case 4: return dnnl_abcd
+    case 5: return dnnl_abcde
+    default: return dnnl_abcdef
+    }
+}
+
+/// Memory owned by Swift, 64-byte aligned as oneDNN's blocked kernels prefer.
+final class DNNLBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let byteCount: Int
+    init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = .allocate(byteCount: max(64, byteCount), alignment: 64)
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// A oneDNN primitive and the descriptor of its scratch memory; destroyed with the object.
+/// oneDNN primitives are stateless once made (scratch memory comes from the caller here), so one
+/// may run on several threads at once.
+final class DNNLPrimitive: @unchecked Sendable {
+    let handle: dnnl_primitive_t
+    let scratchpadBytes: Int
+    let implementation: String
+
+    /// Makes the primitive of `descriptor` (which stays owned by the caller).
+    init(_ descriptor: dnnl_primitive_desc_t, _ what: String) throws {
+        var primitive: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&primitive, descriptor), "creating the \(what) primitive")
+        handle = primitive!
+        scratchpadBytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+        var name: UnsafePointer<CChar>?
+        if dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name {
+            implementation = String(cString: name)
+        } else {
+            implementation = "?"
+        }
+    }
+
+    /// A reorder from `source` to `target` layout.
+    static func reorder(from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t,
+                        engine: dnnl_engine_t) throws -> DNNLPrimitive {
+        var source = source, target = target
+        let attributes = try DNNLAttributes()
+        var descriptor: dnnl_primitive_desc_t?
+        try dnnlCheck(dnnl_reorder_primitive_desc_create(&descriptor, &source, engine, &target, engine, attributes.handle),
+                      "reorder descriptor")
+        defer { dnnl_primitive_desc_destroy(descriptor) }
+        return try DNNLPrimitive(descriptor!, "reorder")
+    }
+
+    /// Runs the primitive on `arguments` (argument index, memory) in `stream`, adding the scratch
+    /// memory it asked for.
+    func execute(_ arguments: [dnnl_exec_arg_t], stream: dnnl_stream_t, scratchpad: dnnl_memory_t?) throws {
+        var arguments = arguments
+        if scratchpadBytes > 0, let scratchpad { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpad)) }
+        try dnnlCheck(dnnl_primitive_execute(handle, stream, Int32(arguments.count), arguments), "executing \(implementation)")
+    }
+
+    deinit { dnnl_primitive_destroy(handle) }
+}
+
+/// Primitive attributes with scratch memory supplied by the caller, which is what makes a
+/// primitive safe to run on several threads at once (the library's own scratch is shared).
+final class DNNLAttributes {
+    let handle: dnnl_primitive_attr_t
+    init() throws {
+        var attributes: dnnl_primitive_attr_t?
+        try dnnlCheck(dnnl_primitive_attr_create(&attributes), "creating primitive attributes")
+        handle = attributes!
+        try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
+    }
+    deinit { dnnl_primitive_attr_destroy(handle) }
+}
+
+/// A memory object over caller memory, destroyed with the Swift object.
+final class DNNLMemory {
+    let handle: dnnl_memory_t
+    init(_ descriptor: dnnl_memory_desc_t, _ data: UnsafeMutableRawPointer, engine: dnnl_engine_t) throws {
+        var descriptor = descriptor
+        var memory: dnnl_memory_t?
+        try dnnlCheck(dnnl_memory_create(&memory, &descriptor, engine, data), "creating a memory object")
+        handle = memory!
+    }
+    deinit { dnnl_memory_destroy(handle) }
+}
+
+/// A CPU stream for one run; created per call because oneDNN streams are not meant to be shared
+/// between threads and making one costs little next to a convolution.
+final class DNNLStream {
+    let handle: dnnl_stream_t
+    init(engine: dnnl_engine_t) throws {
+        var stream: dnnl_stream_t?
+        try dnnlCheck(dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)), "creating a stream")
+        handle = stream!
+    }
+    func wait() throws { try dnnlCheck(dnnl_stream_wait(handle), "waiting for the stream") }
+    deinit { dnnl_stream_destroy(handle) }
+}

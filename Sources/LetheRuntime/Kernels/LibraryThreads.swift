@@ -1,0 +1,32 @@
+import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one owner of the C libraries' thread settings, so the GEMM and convolution wrappers agree.
+///
+/// oneDNN threads with OpenMP, whose idle workers spin for milliseconds after each parallel region
+/// and compete with the runtime's own threads; OpenBLAS has a pool of its own. Both are kept to the
+/// calling thread, and the wrappers split work across the runtime's threads themselves.
+enum LibraryThreads {
+    private typealias SetThreads = @convention(c) (Int32) -> Void
+    private static let setOpenMPThreads: SetThreads? = {
+        // oneDNN's ITT tracing hooks cost a few percent on the many small calls; the library reads
+        // this variable when it first runs, which is after this point.
+        setenv("DNNL_ITT_TASK_LEVEL", "0", 0)
+        // libgomp is only an indirect dependency (through libdnnl), so its symbol is found at run time.
+        guard let symbol = dlsym(nil, "omp_set_num_threads") else { return nil }
+        return unsafeBitCast(symbol, to: SetThreads.self)
+    }()
+
+    /// OpenMP's thread count for parallel regions the calling thread starts (a per-thread setting),
+    /// which is what oneDNN sizes its work split on, both when a primitive is created and when run.
+    static func useOpenMP(threads: Int) {
+        setOpenMPThreads?(Int32(max(1, threads)))
+    }
+
+    /// OpenBLAS runs single-threaded: the runtime parallelises around it.
+    static let openBLASSingleThreaded: Void = {
+        openblas_set_num_threads(1)
+    }()
+}
