@@ -263,7 +263,8 @@ public struct Unlearner: Sendable {
         timings.evaluation = Date().timeIntervalSince(phase)
         timings.total = Date().timeIntervalSince(started)
 
-        let summaries = (outcome.erased + [method.head]).map {
+        let readoutWriter = outcome.readout.flatMap { name in outcome.erased.contains { $0.name == name } ? nil : method.candidates.first { $0.name == name } }
+        let summaries = (outcome.erased + (readoutWriter.map { [$0] } ?? []) + [method.head]).map {
             LayerSummaryBuilder.summary(of: $0, statistics: outcome.statistics, original: model, patched: outcome.weights[$0.name])
         }
         var report = UnlearningReport(
@@ -273,7 +274,7 @@ public struct Unlearner: Sendable {
             grid: [], chosenAlphaRetain: 0, chosenAlphaForget: 0, test: evaluation)
         report.method = UnlearningMethod.erase.rawValue
         report.erasure = UnlearningReport.Erasure(
-            erasedLayers: outcome.erased.map(\.name), head: method.head.name, depths: outcome.depths,
+            erasedLayers: outcome.erased.map(\.name), readoutWriter: outcome.readout, head: method.head.name, depths: outcome.depths,
             originalValidationRetainAccuracy: outcome.originalValidationRetainAccuracy, repairGrid: outcome.grid,
             chosenRidge: outcome.chosen.ridge, chosenMargin: outcome.chosen.margin,
             rule: String(format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))

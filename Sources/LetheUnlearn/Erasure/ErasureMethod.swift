@@ -27,6 +27,8 @@ struct ErasureMethod {
         /// Every depth tried, in order, with its validation accuracies.
         var depths: [UnlearningReport.DepthPoint] = []
         var originalValidationRetainAccuracy: Double?
+        /// The writer refit to erase the head's input (`ResidualReadout`), if any.
+        var readout: String?
         /// Why the erasure ran whole-model passes per layer instead of keeping activations; nil when it kept them.
         var wholeModelReason: String?
         var erasureSeconds: Double
@@ -138,7 +140,7 @@ struct ErasureMethod {
         state.weights.merge(repair.weights) { $1 }
         let patched = state.current.replacingWeights(repair.weights)
         return Outcome(weights: state.weights, model: patched, grid: repair.grid, chosen: repair.chosen, statistics: state.statistics,
-                       erased: state.done, skipped: state.skipped, wholeModelReason: wholeModelReason, erasureSeconds: erasureSeconds,
+                       erased: state.done, skipped: state.skipped, readout: state.readout?.writer, wholeModelReason: wholeModelReason, erasureSeconds: erasureSeconds,
                        repairSeconds: Date().timeIntervalSince(repairStarted))
     }
 

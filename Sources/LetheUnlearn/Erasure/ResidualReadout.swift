@@ -23,6 +23,8 @@ struct ResidualReadout {
     let scale: [Double]
     let shift: [Double]
     let epsilon: Double
+    /// At most this many rounds of erasing and re-spreading the rows.
+    static let rounds = 12
 
     /// The readout of `head` in `graph`, when the graph has exactly that shape and nothing else reads
     /// the values along it; `layers` are the candidates for the writer.
@@ -118,17 +120,20 @@ struct ResidualReadout {
 
     /// The writer's weight (`D × d`, acting as `W·h`) and bias refit so that the normalised stream at
     /// the read token has the forget concept erased: on rows `h` (`n × d`) and `residual` (`n × D`),
-    /// with `isForget` per row, the normalised rows `f` are LEACE-erased for the concept "forget
-    /// sample" (`f' = f − A(f − μ)`, rank one: the class-conditional means become equal), mapped back
-    /// through the norm with each row's own mean and spread, and the writer is refit by ridge toward
-    /// the outputs that give them, pulled toward its current weights.
+    /// with `isForget` per row, the standardised rows `x̂` are LEACE-erased for the concept "forget
+    /// sample" (`x̂' = x̂ − A(x̂ − μ)`, rank one: the class-conditional means become equal), mapped back
+    /// with each row's own mean and spread, and the writer is refit by ridge toward the outputs that
+    /// give them, pulled toward its current weights.
     func erase(h: [Double], residual: [Double], rows n: Int, isForget: [Bool], weight: [Double], bias: [Double]?,
                ridge: Double) throws -> (weight: [Double], bias: [Double]?) {
         let d = writer.inputDimension, width = scale.count
         precondition(h.count == n * d && residual.count == n * width && isForget.count == n && weight.count == width * d)
         var stream = HeadRepair.logits(features: h, rows: n, dimension: d, weight: weight, bias: bias, classes: width)
         for i in 0..<(n * width) { stream[i] += residual[i] }
-        var normalised = stream
+        // LEACE on the norm's standardised rows x̂ = (r − mean)/spread: its scale and shift are affine,
+        // so equal means there are equal means in the head's input; and x̂'s rows all sum to zero, so
+        // the erased direction does too and the norm's re-centring leaves it be.
+        var standardised = stream
         var means = [Double](repeating: 0, count: n), spreads = [Double](repeating: 1, count: n)
         for r in 0..<n {
             let row = stream[(r * width)..<((r + 1) * width)]
@@ -136,17 +141,27 @@ struct ResidualReadout {
             let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(width)
             means[r] = mean
             spreads[r] = (variance + epsilon).squareRoot()
-            for i in 0..<width { normalised[r * width + i] = (stream[r * width + i] - mean) / spreads[r] * scale[i] + shift[i] }
+            for i in 0..<width { standardised[r * width + i] = (stream[r * width + i] - mean) / spreads[r] }
         }
-        guard let eraser = try ConceptEraser(rows: normalised, count: n, dimension: width, concept: isForget) else { return (weight, bias) }
+        // The norm re-scales every row to its spread, which the erasure changed: erase, give each row
+        // back its spread, and erase again until the concept's means stay together after the norm
+        // (each round shrinks the gap several-fold).
+        var erased = standardised
+        let firstGap = ConceptEraser.meanGap(erased, count: n, dimension: width, concept: isForget)
+        for _ in 0..<Self.rounds {
+            guard let eraser = try ConceptEraser(rows: erased, count: n, dimension: width, concept: isForget) else { break }
+            for r in 0..<n {
+                let row = Array(erased[(r * width)..<((r + 1) * width)])
+                let moved = eraser.apply(row)
+                let before = row.reduce(0) { $0 + $1 * $1 }, after = moved.reduce(0) { $0 + $1 * $1 }
+                let rescale = after > 0 ? (before / after).squareRoot() : 1
+                for i in 0..<width { erased[r * width + i] = moved[i] * rescale }
+            }
+            if ConceptEraser.meanGap(erased, count: n, dimension: width, concept: isForget) <= firstGap * 1e-4 { break }
+        }
         var targets = [Double](repeating: 0, count: n * width)
         for r in 0..<n {
-            let erased = eraser.apply(Array(normalised[(r * width)..<((r + 1) * width)]))
-            for i in 0..<width {
-                // A channel the norm scales to nothing carries nothing to erase: keep the stream there.
-                let value = abs(scale[i]) > 1e-12 ? means[r] + spreads[r] * (erased[i] - shift[i]) / scale[i] : stream[r * width + i]
-                targets[r * width + i] = value - residual[r * width + i]
-            }
+            for i in 0..<width { targets[r * width + i] = means[r] + spreads[r] * erased[r * width + i] - residual[r * width + i] }
         }
         return try HeadRepair.refit(features: h, rows: n, dimension: d, targets: targets, classes: width, withBias: bias != nil,
                                     ridge: ridge, prior: (weight, bias))
@@ -198,6 +213,18 @@ struct ConceptEraser {
         self.mean = mean
         p = apply(u, power: 0.5)
         q = apply(u, power: -0.5).map { $0 / norm }
+    }
+
+    /// ‖mean of the concept's rows − mean of the others‖ over row-major `x`.
+    static func meanGap(_ x: [Double], count n: Int, dimension d: Int, concept: [Bool]) -> Double {
+        var inside = [Double](repeating: 0, count: d), outside = [Double](repeating: 0, count: d)
+        let positives = Double(max(concept.filter { $0 }.count, 1)), negatives = Double(max(concept.filter { !$0 }.count, 1))
+        for r in 0..<n {
+            for i in 0..<d {
+                if concept[r] { inside[i] += x[r * d + i] / positives } else { outside[i] += x[r * d + i] / negatives }
+            }
+        }
+        return zip(inside, outside).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
     }
 
     func apply(_ x: [Double]) -> [Double] {

@@ -48,7 +48,8 @@ extension UnlearningReport {
         lines.append("forget classes \(forget); \(retainSamples) retain and \(forgetSamples) forget samples; \(layers.count) layers patched")
         for skipped in skippedLayers { lines.append("skipped \(skipped.node): \(skipped.reason)") }
         if let erasure {
-            lines.append("method erase: \(erasure.erasedLayers.count) layers erased, head \(erasure.head) repaired " +
+            lines.append("method erase: \(erasure.erasedLayers.count) layers erased, " +
+                         (erasure.readoutWriter.map { "head input erased through \($0), " } ?? "") + "head \(erasure.head) repaired " +
                          String(format: "(ridge %g, margin %g, chosen from %d candidates on %d validation samples: %@)",
                                 erasure.chosenRidge, erasure.chosenMargin, erasure.repairGrid.count, validationSamples, erasure.rule))
         } else {

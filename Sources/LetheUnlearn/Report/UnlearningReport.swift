@@ -89,6 +89,9 @@ public struct UnlearningReport: Sendable, Codable {
     /// What the erasure method (the default) did: which layers it erased and how the head was repaired.
     public struct Erasure: Sendable, Codable {
         public var erasedLayers: [String]
+        /// The last layer writing into the residual stream the head reads, refit so that the head's
+        /// input no longer carries the forget classes (`ResidualReadout`); nil when the model has no such readout.
+        public var readoutWriter: String?
         public var head: String
         /// Depths tried, in order; the chosen one erased `erasedLayers`.
         public var depths: [DepthPoint]
