@@ -127,8 +127,8 @@ public struct Unlearner: Sendable {
             throw UsageError("α scales must be positive")
         }
         guard configuration.batchSize > 0 else { throw UsageError("batch size must be positive") }
-        guard configuration.passes >= 1 else { throw UsageError("--passes must be at least 1") }
-        if let cap = configuration.positionCap, cap <= 0 { throw UsageError("--positions must be positive or 'all'") }
+        guard configuration.passes >= 1 else { throw UsageError("\(Setting.passes) must be at least 1") }
+        if let cap = configuration.positionCap, cap <= 0 { throw UsageError("\(Setting.positions) must be positive or 'all'") }
         // Weights the reader left as unaligned views of the file (protobuf places raw_data anywhere)
         // are aligned once here, not again by every session the method makes.
         self.model = model.aligningInitializers()
@@ -137,7 +137,7 @@ public struct Unlearner: Sendable {
         guard !found.layers.isEmpty else {
             throw UsageError(configuration.layerFilter == nil
                 ? "the model has no Conv, Gemm or MatMul with a constant weight"
-                : "no weight layer matches --layers \(configuration.layerFilter!.patterns.joined(separator: ","))")
+                : "no weight layer matches \(Setting.layers) \(configuration.layerFilter!.patterns.joined(separator: ","))")
         }
         layers = found.layers
         skippedLayers = found.skipped
@@ -160,7 +160,7 @@ public struct Unlearner: Sendable {
                     progress: UnlearningProgress? = nil) throws -> UnlearningResult {
         if configuration.method == .erase {
             guard statistics == nil else {
-                throw UsageError("statistics files serve the published method (--method published): the erasure method measures each layer on the model with the layers before it already erased")
+                throw UsageError("statistics files serve the published method (\(Setting.method) published): the erasure method measures each layer on the model with the layers before it already erased")
             }
             return try runErasure(train: train, test: test, progress: progress)
         }
@@ -239,7 +239,7 @@ public struct Unlearner: Sendable {
         report.notes.append(contentsOf: notes)
         if configuration.search { report.notes += validationNotes(selection: selection, labels: train.labels) }
         if let forget = evaluation?.after.forgetAccuracy, forget > 0.02 {
-            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, --method erase, chooses its settings on a validation split)",
+            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, \(Setting.method) erase, chooses its settings on a validation split)",
                                        forget * 100))
         }
         return UnlearningResult(patchedWeights: weights, model: patched, statistics: stats, report: report)

@@ -40,12 +40,12 @@ struct ErasureMethod {
     init(model: Model, layers: [WeightLayer], allLayers: [WeightLayer], configuration: UnlearningConfiguration,
          makeExecutor: @escaping ModelExecutorFactory) throws {
         guard let head = LayerDiscovery.classifierHead(of: allLayers) else {
-            throw UsageError("the erasure method needs the model to end in a Gemm or MatMul classifier layer; use --method published")
+            throw UsageError("the erasure method needs the model to end in a Gemm or MatMul classifier layer; use \(Setting.method) published")
         }
         let node = model.graph.nodes[head.uses[0].nodeIndex]
         if node.opType == "Gemm" {
             guard (node.attribute("alpha")?.floatValue ?? 1) == 1, (node.attribute("beta")?.floatValue ?? 1) == 1 else {
-                throw UsageError("the classifier layer \(head.name) scales its product (Gemm alpha/beta ≠ 1); use --method published")
+                throw UsageError("the classifier layer \(head.name) scales its product (Gemm alpha/beta ≠ 1); use \(Setting.method) published")
             }
         }
         self.model = model

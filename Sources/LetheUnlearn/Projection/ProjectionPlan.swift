@@ -22,7 +22,7 @@ public struct ProjectionPlan: Sendable {
         var entries: [Entry] = []
         for layer in layers {
             guard let stats = statistics[layer.name] else {
-                throw StatisticsError("no statistics for layer \(layer.name); collect them on this model with the same --layers")
+                throw StatisticsError("no statistics for layer \(layer.name); collect them on this model with the same \(Setting.layers)")
             }
             guard stats.groups == layer.groups, stats.dimension == layer.inputDimension else {
                 throw StatisticsError("statistics of layer \(layer.name) are \(stats.groups) group(s) of size \(stats.dimension), the model's weight needs \(layer.groups) of size \(layer.inputDimension)")

@@ -19,7 +19,7 @@ public struct SampleSelection: Sendable {
 
     public init(labels: [Int], forgetClasses: Set<Int>, alreadyForgotten: Set<Int> = [], samples: Int = 900,
                 validationPerClass: Int = 0) throws {
-        guard samples > 0 else { throw UsageError("--samples must be positive") }
+        guard samples > 0 else { throw UsageError("\(Setting.samples) must be positive") }
         let classes = Array(Set(labels)).sorted()
         let missing = forgetClasses.subtracting(classes)
         guard missing.isEmpty else {

@@ -65,7 +65,7 @@ public struct StatisticsProvenance: Sendable, Hashable {
             return "were collected to forget class(es) \(Self.list(forgetClasses)), this run forgets \(Self.list(run.forgetClasses))"
         }
         if alreadyForgotten != run.alreadyForgotten {
-            return "were collected with --already-forgotten '\(Self.list(alreadyForgotten))', this run has '\(Self.list(run.alreadyForgotten))'"
+            return "were collected with \(Setting.alreadyForgotten) '\(Self.list(alreadyForgotten))', this run has '\(Self.list(run.alreadyForgotten))'"
         }
         return nil
     }

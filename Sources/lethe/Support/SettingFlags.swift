@@ -13,6 +13,12 @@ extension Setting {
         case .crop: "--crop"
         case .labels: "--labels"
         case .inPlace: "--in-place"
+        case .method: "--method"
+        case .passes: "--passes"
+        case .positions: "--positions"
+        case .layers: "--layers"
+        case .samples: "--samples"
+        case .alreadyForgotten: "--already-forgotten"
         }
     }
 }
