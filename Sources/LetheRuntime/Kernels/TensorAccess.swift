@@ -56,6 +56,19 @@ extension Tensor {
 }
 
 /// Row-major strides of `shape`.
+/// Steps the multi-index `position` to the next element of `shape` in row-major order (back to all
+/// zeros after the last one).
+@inline(__always)
+func advance(_ position: inout [Int], in shape: [Int]) {
+    var axis = shape.count - 1
+    while axis >= 0 {
+        position[axis] += 1
+        if position[axis] < shape[axis] { return }
+        position[axis] = 0
+        axis -= 1
+    }
+}
+
 func contiguousStrides(_ shape: [Int]) -> [Int] {
     var strides = [Int](repeating: 1, count: shape.count)
     var running = 1

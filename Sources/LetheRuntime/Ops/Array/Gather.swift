@@ -57,13 +57,7 @@ struct GatherElementsKernel: Kernel {
                 offset += coordinate * xStrides[axis]
             }
             (target + flat * size).copyMemory(from: source + offset * size, byteCount: size)
-            var axis = shape.count - 1
-            while axis >= 0 {
-                position[axis] += 1
-                if position[axis] < shape[axis] { break }
-                position[axis] = 0
-                axis -= 1
-            }
+            advance(&position, in: shape)
         }
         return [out]
     }

@@ -82,13 +82,7 @@ struct PadKernel: Kernel {
             } else {
                 fill.withUnsafeBytes { (target + flat * size).copyMemory(from: $0.baseAddress!, byteCount: size) }
             }
-            var axis = rank - 1
-            while axis >= 0 {
-                position[axis] += 1
-                if position[axis] < shape[axis] { break }
-                position[axis] = 0
-                axis -= 1
-            }
+            advance(&position, in: shape)
         }
         return [out]
     }

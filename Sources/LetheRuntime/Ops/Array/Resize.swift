@@ -120,13 +120,7 @@ struct ResizeKernel: Kernel {
                 }
                 py[flat] = total
             }
-            var axis = rank - 1
-            while axis >= 0 {
-                position[axis] += 1
-                if position[axis] < outShape[axis] { break }
-                position[axis] = 0
-                axis -= 1
-            }
+            advance(&position, in: outShape)
         }
         return [out]
     }

@@ -84,12 +84,17 @@ struct ScatterNDKernel: Kernel {
         return [out]
     }
 
+    /// Calls `body` with each target slice and the update slice that lands on it, in update order.
+    private func eachSlice<T>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ offsets: [Int],
+                              _ sliceSize: Int, _ body: (UnsafeMutablePointer<T>, UnsafePointer<T>) -> Void) {
+        let out = target.assumingMemoryBound(to: T.self), updates = source.assumingMemoryBound(to: T.self)
+        for (s, offset) in offsets.enumerated() { body(out + offset, updates + s * sliceSize) }
+    }
+
     private func combineFloats<T: BinaryFloatingPoint>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
                                                        _ offsets: [Int], _ sliceSize: Int) {
-        let out = target.assumingMemoryBound(to: T.self), updates = source.assumingMemoryBound(to: T.self)
         let reduction = self.reduction
-        for (s, offset) in offsets.enumerated() {
-            let line = out + offset, update = updates + s * sliceSize
+        eachSlice(T.self, target, source, offsets, sliceSize) { line, update in
             switch reduction {
             case .add: for i in 0..<sliceSize { line[i] += update[i] }
             case .mul: for i in 0..<sliceSize { line[i] *= update[i] }
@@ -103,10 +108,8 @@ struct ScatterNDKernel: Kernel {
 
     private func combineIntegers<T: FixedWidthInteger>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
                                                        _ offsets: [Int], _ sliceSize: Int) {
-        let out = target.assumingMemoryBound(to: T.self), updates = source.assumingMemoryBound(to: T.self)
         let reduction = self.reduction
-        for (s, offset) in offsets.enumerated() {
-            let line = out + offset, update = updates + s * sliceSize
+        eachSlice(T.self, target, source, offsets, sliceSize) { line, update in
             switch reduction {
             // Wrapping arithmetic: integer overflow wraps in ONNX Runtime and NumPy rather than trapping.
             case .add: for i in 0..<sliceSize { line[i] = line[i] &+ update[i] }
