@@ -3,6 +3,8 @@
 # libraries in .build/venv, the ONNX backend node tests), builds, and runs every test target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The sources are as scripts/format.sh leaves them (.swift-format); run it to fix what this reports.
+scripts/format.sh --lint
 scripts/install-deps.sh --python
 if [ -x formats/onnx-backend/fetch.sh ]; then formats/onnx-backend/fetch.sh; fi
 export LETHE_PYTHON="$PWD/.build/venv/bin/python3"

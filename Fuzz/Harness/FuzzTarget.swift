@@ -86,7 +86,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         try ONNXFormat.write(file.model, to: path, original: file)
         let written = try readFile(path)
         guard written.elementsEqual(bytes) else {
-            fatalError("onnx: an unchanged model was not written back byte for byte (\(bytes.count) → \(written.count) bytes)")
+            fatalError(
+                "onnx: an unchanged model was not written back byte for byte (\(bytes.count) → \(written.count) bytes)")
         }
     }
 
@@ -105,7 +106,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         checkLayout(tensor, "fuzz.npy")
         let encoded = try NPYFormat.encode(tensor)
         let again = try encoded.withUnsafeBytes { try NPYFormat.parse($0, name: "re-encoded", limits: limits) }
-        checkSameTensors([Initializer(name: "array", tensor: tensor)], [Initializer(name: "array", tensor: again)], "npy")
+        checkSameTensors(
+            [Initializer(name: "array", tensor: tensor)], [Initializer(name: "array", tensor: again)], "npy")
     }
 
     static func readNPZ(_ bytes: UnsafeRawBufferPointer) throws {
@@ -131,9 +133,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let image = try ImageDecoder.decode(bytes, maxPixels: maxImagePixels)
         func check(_ image: PixelImage, _ what: String) {
             guard image.width > 0, image.height > 0, (1...4).contains(image.channels),
-                  image.samples.count == image.width * image.height * image.channels,
-                  image.samples.allSatisfy({ $0 >= 0 && $0 <= 255 })
-            else { fatalError("image \(what): \(image.width)x\(image.height)x\(image.channels), \(image.samples.count) samples") }
+                image.samples.count == image.width * image.height * image.channels,
+                image.samples.allSatisfy({ $0 >= 0 && $0 <= 255 })
+            else {
+                fatalError(
+                    "image \(what): \(image.width)x\(image.height)x\(image.channels), \(image.samples.count) samples")
+            }
         }
         check(image, "decoded")
         for channels in [1, 3] {
@@ -201,8 +206,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A tensor handed out must own exactly the bytes its dtype and shape say.
     static func checkLayout(_ tensor: Tensor, _ what: String) {
         guard tensor.shape.allSatisfy({ $0 >= 0 }),
-              let expected = Tensor.byteCount(dtype: tensor.dtype, shape: tensor.shape),
-              expected == tensor.byteCount
+            let expected = Tensor.byteCount(dtype: tensor.dtype, shape: tensor.shape),
+            expected == tensor.byteCount
         else {
             fatalError("\(what): \(tensor.dtype) \(tensor.shape) holds \(tensor.byteCount) bytes")
         }
@@ -212,8 +217,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         guard a.count == b.count else { fatalError("\(format): \(a.count) tensors read, \(b.count) after a rewrite") }
         for (x, y) in zip(a, b) {
             guard x.name == y.name, x.tensor.dtype == y.tensor.dtype, x.tensor.shape == y.tensor.shape,
-                  x.tensor.isBitwiseEqual(to: y.tensor)
-            else { fatalError("\(format): tensor '\(x.name)' changed in a rewrite (\(x.tensor) → '\(y.name)' \(y.tensor))") }
+                x.tensor.isBitwiseEqual(to: y.tensor)
+            else {
+                fatalError("\(format): tensor '\(x.name)' changed in a rewrite (\(x.tensor) → '\(y.name)' \(y.tensor))")
+            }
         }
     }
 

@@ -15,7 +15,9 @@ public enum OutputPath {
             try refuseOverwritingInput(output, inputs: inputs)
             return nil
         }
-        guard let outputReal = realPath(output), inputs.contains(where: { realPath($0) == outputReal }) else { return nil }
+        guard let outputReal = realPath(output), inputs.contains(where: { realPath($0) == outputReal }) else {
+            return nil
+        }
         return try InPlaceBackup(path: outputReal)
     }
 
@@ -23,7 +25,8 @@ public enum OutputPath {
     public static func refuseOverwritingInput(_ output: String, inputs: [String]) throws {
         guard let outputReal = realPath(output) else { return }
         for input in inputs where realPath(input) == outputReal {
-            throw UsageError("'\(output)' is an input; refusing to overwrite it (write elsewhere, or pass \(Setting.inPlace))")
+            throw UsageError(
+                "'\(output)' is an input; refusing to overwrite it (write elsewhere, or pass \(Setting.inPlace))")
         }
     }
 

@@ -14,7 +14,8 @@ public struct SampleSet: Sendable {
     public var labels: [Int]
 
     public init(inputs: Tensor, labels: [Int]) {
-        precondition(inputs.rank >= 1 && inputs.shape[0] == labels.count, "\(labels.count) labels for inputs \(inputs.shape)")
+        precondition(
+            inputs.rank >= 1 && inputs.shape[0] == labels.count, "\(labels.count) labels for inputs \(inputs.shape)")
         storage = .dense(inputs)
         self.labels = labels
     }
@@ -34,7 +35,9 @@ public struct SampleSet: Sendable {
             }
         }
         set {
-            precondition(newValue.rank >= 1 && newValue.shape[0] == labels.count, "\(labels.count) labels for inputs \(newValue.shape)")
+            precondition(
+                newValue.rank >= 1 && newValue.shape[0] == labels.count,
+                "\(labels.count) labels for inputs \(newValue.shape)")
             storage = .dense(newValue)
         }
     }
@@ -67,7 +70,8 @@ public struct SampleSet: Sendable {
         case .dense(let inputs):
             let rowBytes = inputs.byteCount / max(count, 1)
             return inputs.withUnsafeBytes { bytes in
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
+                let slice = UnsafeRawBufferPointer(
+                    rebasing: bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
                 return Tensor(dtype: inputs.dtype, shape: [range.count] + sampleShape, copying: slice)
             }
         }
@@ -78,10 +82,12 @@ public struct SampleSet: Sendable {
         switch storage {
         case .lazy(let store, let held):
             var picked = self
-            picked.storage = .lazy(store, indices.map { index in
-                precondition(index >= 0 && index < count)
-                return held[index]
-            })
+            picked.storage = .lazy(
+                store,
+                indices.map { index in
+                    precondition(index >= 0 && index < count)
+                    return held[index]
+                })
             picked.labels = indices.map { labels[$0] }
             return picked
         case .dense(let inputs):
@@ -91,7 +97,8 @@ public struct SampleSet: Sendable {
                 out.withUnsafeMutableBytes { target in
                     for (row, index) in indices.enumerated() where rowBytes > 0 {
                         precondition(index >= 0 && index < count)
-                        (target.baseAddress! + row * rowBytes).copyMemory(from: source.baseAddress! + index * rowBytes, byteCount: rowBytes)
+                        (target.baseAddress! + row * rowBytes).copyMemory(
+                            from: source.baseAddress! + index * rowBytes, byteCount: rowBytes)
                     }
                 }
             }

@@ -50,8 +50,9 @@ extension SampleSource {
         guard let full = inputs else { throw UsageError("no sample could be read") }
         if labels.count == count { return SampleSet(inputs: full, labels: labels) }
         let kept = full.withUnsafeBytes { bytes in
-            Tensor(dtype: full.dtype, shape: [labels.count] + Array(full.shape.dropFirst()),
-                   copying: UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count / count * labels.count)]))
+            Tensor(
+                dtype: full.dtype, shape: [labels.count] + Array(full.shape.dropFirst()),
+                copying: UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count / count * labels.count)]))
         }
         return SampleSet(inputs: kept, labels: labels)
     }
@@ -62,7 +63,9 @@ extension SampleSource {
         let shape = [count] + part.sampleShape
         let limit = Limits.default.maxTensorBytes
         guard let bytes = Tensor.byteCount(dtype: part.inputs.dtype, shape: shape), bytes <= limit else {
-            throw UsageError("holding \(count) samples of \(part.sampleShape.map(String.init).joined(separator: "×")) \(part.inputs.dtype.rawValue) in memory would take more than the limit of \(limit) bytes; give fewer samples (or a smaller \(Setting.crop))")
+            throw UsageError(
+                "holding \(count) samples of \(part.sampleShape.map(String.init).joined(separator: "×")) \(part.inputs.dtype.rawValue) in memory would take more than the limit of \(limit) bytes; give fewer samples (or a smaller \(Setting.crop))"
+            )
         }
         return Tensor(zeros: part.inputs.dtype, shape: shape)
     }

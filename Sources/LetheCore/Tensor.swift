@@ -18,8 +18,9 @@ public struct Tensor: @unchecked Sendable {
     /// Wraps `storage`, which must hold exactly `shape`'s elements of `dtype`.
     public init(dtype: DType, shape: [Int], storage: TensorStorage) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
-        precondition(storage.count == Tensor.byteCount(dtype: dtype, shape: shape) ?? -1,
-                     "storage of \(storage.count) bytes for \(dtype) \(shape)")
+        precondition(
+            storage.count == Tensor.byteCount(dtype: dtype, shape: shape) ?? -1,
+            "storage of \(storage.count) bytes for \(dtype) \(shape)")
         self.dtype = dtype
         self.shape = shape
         self.storage = storage

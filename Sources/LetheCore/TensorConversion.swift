@@ -26,7 +26,8 @@ extension Tensor {
         case .uint32: return withUnsafeBufferPointer(of: UInt32.self) { $0.map { Int64($0) } }
         case .uint64: return withUnsafeBufferPointer(of: UInt64.self) { $0.map { Int64(truncatingIfNeeded: $0) } }
         case .bool: return withUnsafeBufferPointer(of: Bool.self) { $0.map { $0 ? 1 : 0 } }
-        case .float64: return withUnsafeBufferPointer(of: Double.self) { $0.map { Int64(exactly: $0.rounded(.towardZero)) ?? 0 } }
+        case .float64:
+            return withUnsafeBufferPointer(of: Double.self) { $0.map { Int64(exactly: $0.rounded(.towardZero)) ?? 0 } }
         default: return floatValues().map { Int64(exactly: $0.rounded(.towardZero)) ?? 0 }
         }
     }
@@ -38,11 +39,15 @@ extension Tensor {
         let n = elementCount
         let raw = storage.bytes
         func each<T>(_ type: T.Type, _ convert: (T) -> Float) {
-            for i in 0..<n { out[i] = convert(raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self)) }
+            for i in 0..<n {
+                out[i] = convert(raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self))
+            }
         }
         switch dtype {
         case .float32:
-            if n > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)])) }
+            if n > 0 {
+                UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)]))
+            }
         case .float64: each(Double.self) { Float($0) }
         case .float16: each(UInt16.self) { HalfPrecision.float(fromFloat16: $0) }
         case .bfloat16: each(UInt16.self) { HalfPrecision.float(fromBFloat16: $0) }
@@ -69,11 +74,14 @@ extension Tensor {
     public func convertedFloatingPoint(to target: DType) -> Tensor {
         guard dtype.isFloatingPoint, target.isFloatingPoint, dtype != target else { return self }
         let values = floatValues()
-        return Tensor.fromFloats(values, shape: shape, dtype: target, sourceDoubles: dtype == .float64 ? doubleValues() : nil)
+        return Tensor.fromFloats(
+            values, shape: shape, dtype: target, sourceDoubles: dtype == .float64 ? doubleValues() : nil)
     }
 
     /// Builds a tensor of a floating `dtype` from float values (rounding to nearest even).
-    public static func fromFloats(_ values: [Float], shape: [Int], dtype: DType, sourceDoubles: [Double]? = nil) -> Tensor {
+    public static func fromFloats(
+        _ values: [Float], shape: [Int], dtype: DType, sourceDoubles: [Double]? = nil
+    ) -> Tensor {
         switch dtype {
         case .float32:
             return Tensor(shape: shape, values: values)

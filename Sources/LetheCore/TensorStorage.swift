@@ -24,7 +24,9 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `count` zeroed bytes.
     public convenience init(zeroedByteCount count: Int) {
         self.init(uninitializedByteCount: count)
-        if count > 0 { UnsafeMutableRawPointer(mutating: base).initializeMemory(as: UInt8.self, repeating: 0, count: count) }
+        if count > 0 {
+            UnsafeMutableRawPointer(mutating: base).initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        }
     }
 
     /// Allocates `count` bytes without clearing them; the caller fills every byte.

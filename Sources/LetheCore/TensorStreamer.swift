@@ -13,8 +13,10 @@ public enum TensorStreamer {
     public static let chunk = 16 << 20
 
     /// Hands `bytes` to `body` piece by piece; with `release`, each piece's pages are dropped after.
-    public static func forEachChunk(_ bytes: UnsafeRawBufferPointer, release: Bool,
-                                    _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+    public static func forEachChunk(
+        _ bytes: UnsafeRawBufferPointer, release: Bool,
+        _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) rethrows {
         var offset = 0
         while offset < bytes.count {
             let end = min(bytes.count, offset + chunk)
@@ -26,7 +28,8 @@ public enum TensorStreamer {
     }
 
     /// Writes `bytes` piece by piece; with `release`, as `forEachChunk`.
-    public static func write(_ bytes: UnsafeRawBufferPointer, to writer: AtomicFileWriter, release: Bool = false) throws {
+    public static func write(_ bytes: UnsafeRawBufferPointer, to writer: AtomicFileWriter, release: Bool = false) throws
+    {
         try forEachChunk(bytes, release: release) { try writer.write($0) }
     }
 

@@ -37,8 +37,9 @@ public struct Checkpoint: Sendable {
             case .npy:
                 let file = try NPYFormat.read(path: path, limits: limits)
                 let array = Initializer(name: NPYFile.arrayName(forPath: path), tensor: file.tensor)
-                return Checkpoint(path: path, format: format, model: Model(graph: Graph(initializers: [array])),
-                                  source: .npy(file))
+                return Checkpoint(
+                    path: path, format: format, model: Model(graph: Graph(initializers: [array])),
+                    source: .npy(file))
             }
         }
     }
@@ -52,7 +53,8 @@ public struct Checkpoint: Sendable {
             case .onnx(let file): try ONNXFormat.write(model, to: path, original: file)
             case .safetensors(let file): try SafetensorsFormat.write(model, to: path, original: file)
             case .npz(let file): try NPZFormat.write(model, to: path, original: file)
-            case .npy(let file): try NPYFormat.write(try CheckpointWriter.singleArray(of: model), to: path, original: file)
+            case .npy(let file):
+                try NPYFormat.write(try CheckpointWriter.singleArray(of: model), to: path, original: file)
             }
         }
     }
@@ -98,7 +100,8 @@ public enum CheckpointWriter {
     static func singleArray(of model: Model) throws -> Tensor {
         let initializers = model.graph.initializers
         guard initializers.count == 1 else {
-            throw UsageError("an .npy file holds one array, the model has \(initializers.count) tensors (write .npz instead)")
+            throw UsageError(
+                "an .npy file holds one array, the model has \(initializers.count) tensors (write .npz instead)")
         }
         return initializers[0].tensor
     }

@@ -70,9 +70,14 @@ public struct CheckpointDiff: Codable, Sendable {
 
     /// nil when `a` and `b` are bitwise equal; otherwise the change, and whether every value stays
     /// inside a non-exact `tolerance` (type and non-numeric byte changes never do).
-    static func compare(_ name: String, _ a: Tensor, _ b: Tensor, _ tolerance: Tolerance) -> (ChangedTensor, isClose: Bool)? {
+    static func compare(
+        _ name: String, _ a: Tensor, _ b: Tensor, _ tolerance: Tolerance
+    ) -> (ChangedTensor, isClose: Bool)? {
         if a.dtype != b.dtype || a.shape != b.shape {
-            return (ChangedTensor(name: name, typeChange: "\(a.dtype.shortName) \(a.shape) → \(b.dtype.shortName) \(b.shape)"), false)
+            return (
+                ChangedTensor(
+                    name: name, typeChange: "\(a.dtype.shortName) \(a.shape) → \(b.dtype.shortName) \(b.shape)"), false
+            )
         }
         if a.isBitwiseEqual(to: b) { return nil }
         guard a.dtype.isNumeric, a.dtype != .bool else {
@@ -91,11 +96,17 @@ public struct CheckpointDiff: Codable, Sendable {
         }
         if changedCount == 0 {
             // Same values, different bytes (signed zeros, NaN payloads): still a change.
-            return (ChangedTensor(name: name, maxAbsoluteDifference: 0, maxRelativeDifference: 0,
-                                  fractionChanged: byteFractionChanged(a, b)), isClose)
+            return (
+                ChangedTensor(
+                    name: name, maxAbsoluteDifference: 0, maxRelativeDifference: 0,
+                    fractionChanged: byteFractionChanged(a, b)), isClose
+            )
         }
-        return (ChangedTensor(name: name, maxAbsoluteDifference: maxAbs, maxRelativeDifference: maxRel,
-                              fractionChanged: Double(changedCount) / Double(max(1, x.count))), isClose)
+        return (
+            ChangedTensor(
+                name: name, maxAbsoluteDifference: maxAbs, maxRelativeDifference: maxRel,
+                fractionChanged: Double(changedCount) / Double(max(1, x.count))), isClose
+        )
     }
 
     static func byteFractionChanged(_ a: Tensor, _ b: Tensor) -> Double {
@@ -125,13 +136,20 @@ public struct CheckpointDiff: Codable, Sendable {
             if x.outputs != y.outputs { lines.append("\(label): outputs \(x.outputs) → \(y.outputs)") }
             let xa = x.attributes.map { "\($0.name)=\(describe($0.value))" }
             let ya = y.attributes.map { "\($0.name)=\(describe($0.value))" }
-            if xa != ya { lines.append("\(label): attributes \(xa.joined(separator: " ")) → \(ya.joined(separator: " "))") }
+            if xa != ya {
+                lines.append("\(label): attributes \(xa.joined(separator: " ")) → \(ya.joined(separator: " "))")
+            }
         }
-        if a.inputs.map(\.name) != b.inputs.map(\.name) { lines.append("graph inputs \(a.inputs.map(\.name)) → \(b.inputs.map(\.name))") }
-        if a.outputs.map(\.name) != b.outputs.map(\.name) { lines.append("graph outputs \(a.outputs.map(\.name)) → \(b.outputs.map(\.name))") }
+        if a.inputs.map(\.name) != b.inputs.map(\.name) {
+            lines.append("graph inputs \(a.inputs.map(\.name)) → \(b.inputs.map(\.name))")
+        }
+        if a.outputs.map(\.name) != b.outputs.map(\.name) {
+            lines.append("graph outputs \(a.outputs.map(\.name)) → \(b.outputs.map(\.name))")
+        }
         let am = first.metadata.map { "\($0.key)=\($0.value)" }, bm = second.metadata.map { "\($0.key)=\($0.value)" }
         if am != bm { lines.append("metadata \(am) → \(bm)") }
-        let ao = first.opsets.map { "\($0.domain):\($0.version)" }, bo = second.opsets.map { "\($0.domain):\($0.version)" }
+        let ao = first.opsets.map { "\($0.domain):\($0.version)" },
+            bo = second.opsets.map { "\($0.domain):\($0.version)" }
         if ao != bo { lines.append("opsets \(ao) → \(bo)") }
         return lines
     }
@@ -172,14 +190,21 @@ public struct CheckpointDiff: Codable, Sendable {
             if let type = change.typeChange {
                 lines.append("changed \(change.name): \(type)")
             } else if let abs = change.maxAbsoluteDifference, let rel = change.maxRelativeDifference {
-                lines.append(String(format: "changed %@: max abs %.3g, max rel %.3g, %.1f%% of elements",
-                                    change.name, abs, rel, 100 * (change.fractionChanged ?? 0)))
+                lines.append(
+                    String(
+                        format: "changed %@: max abs %.3g, max rel %.3g, %.1f%% of elements",
+                        change.name, abs, rel, 100 * (change.fractionChanged ?? 0)))
             } else {
-                lines.append(String(format: "changed %@: %.1f%% of elements (bytes)", change.name, 100 * (change.fractionChanged ?? 0)))
+                lines.append(
+                    String(
+                        format: "changed %@: %.1f%% of elements (bytes)", change.name,
+                        100 * (change.fractionChanged ?? 0)))
             }
         }
         lines.append(contentsOf: graphDifferences.map { "graph: \($0)" })
-        lines.append("\(changed.count) changed, \(onlyInFirst.count + onlyInSecond.count) unmatched, \(unchangedCount) identical tensors\(close)")
+        lines.append(
+            "\(changed.count) changed, \(onlyInFirst.count + onlyInSecond.count) unmatched, \(unchangedCount) identical tensors\(close)"
+        )
         return lines.joined(separator: "\n")
     }
 }

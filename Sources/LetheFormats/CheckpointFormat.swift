@@ -34,7 +34,9 @@ public enum CheckpointFormat: String, Sendable, CaseIterable, Codable {
             if length > 0, length <= UInt64(bytes.count - 8) { return .safetensors }
         }
         if let byExtension = fromExtension(path) { return byExtension }
-        throw FileError(path: path, underlying: UsageError(
-            "unknown checkpoint format (expected .onnx, .safetensors, .npz or .npy)"))
+        throw FileError(
+            path: path,
+            underlying: UsageError(
+                "unknown checkpoint format (expected .onnx, .safetensors, .npz or .npy)"))
     }
 }

@@ -13,7 +13,9 @@ public struct ClassNames: Sendable, Equatable {
     public static func load(_ path: String) throws -> ClassNames {
         try FileError.wrapping(path) {
             let file = try MappedFile(path: path)
-            guard let text = String(bytes: file.bytes, encoding: .utf8) else { throw UsageError("labels file is not UTF-8 text") }
+            guard let text = String(bytes: file.bytes, encoding: .utf8) else {
+                throw UsageError("labels file is not UTF-8 text")
+            }
             var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
                 .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             while lines.last?.isEmpty == true { lines.removeLast() }
@@ -35,13 +37,16 @@ public struct ClassNames: Sendable, Equatable {
             if let map = json as? [String: Any] {
                 var byID: [Int: String] = [:]
                 for (key, value) in map {
-                    guard let id = Int(key), id >= 0, id < ClassificationLimits.maxClasses, let name = value as? String else {
+                    guard let id = Int(key), id >= 0, id < ClassificationLimits.maxClasses, let name = value as? String
+                    else {
                         throw UsageError("\(context): expected a map from class ids to names, found key '\(key)'")
                     }
                     byID[id] = name
                 }
                 let count = (byID.keys.max() ?? -1) + 1
-                guard byID.count == count else { throw UsageError("\(context): class ids must run 0…\(count - 1) without gaps") }
+                guard byID.count == count else {
+                    throw UsageError("\(context): class ids must run 0…\(count - 1) without gaps")
+                }
                 return try validated((0..<count).map { byID[$0]! }, source: context)
             }
             throw UsageError("\(context): expected a list of names or a map from ids to names")
@@ -94,10 +99,12 @@ public struct ClassNames: Sendable, Equatable {
                 return id
             }
             guard let names else {
-                throw UsageError("\(flag): '\(token)' is not a class id, and no class names are known (give \(Setting.labels) FILE)")
+                throw UsageError(
+                    "\(flag): '\(token)' is not a class id, and no class names are known (give \(Setting.labels) FILE)")
             }
             guard let id = names.id(of: token) else {
-                throw UsageError("\(flag): unknown class '\(token)'; known classes: \(names.names.joined(separator: ", "))")
+                throw UsageError(
+                    "\(flag): unknown class '\(token)'; known classes: \(names.names.joined(separator: ", "))")
             }
             return id
         }

@@ -31,7 +31,8 @@ public struct GraphTemplate: Sendable {
         let initializerNames = Set(model.graph.initializers.map(\.name))
         for name in initializerNames { aliases[name] = name }
         var identitySource: [String: String] = [:]
-        for node in model.graph.nodes where node.opType == "Identity" && node.inputs.count == 1 && node.outputs.count == 1 {
+        for node in model.graph.nodes
+        where node.opType == "Identity" && node.inputs.count == 1 && node.outputs.count == 1 {
             identitySource[node.outputs[0]] = node.inputs[0]
         }
         for start in identitySource.keys {
@@ -83,7 +84,8 @@ public struct GraphTemplate: Sendable {
             } else if convertDTypes && tensor.dtype.isFloatingPoint && original.dtype.isFloatingPoint {
                 model.graph.initializers[index].tensor = tensor.convertedFloatingPoint(to: original.dtype)
             } else {
-                error.mismatched.append("'\(from)' is \(tensor.dtype.rawValue), the graph expects \(original.dtype.rawValue)")
+                error.mismatched.append(
+                    "'\(from)' is \(tensor.dtype.rawValue), the graph expects \(original.dtype.rawValue)")
             }
         }
         if !error.missing.isEmpty || !error.extra.isEmpty || !error.mismatched.isEmpty { throw error }

@@ -36,7 +36,9 @@ public struct ImageFolder: Sendable {
             var folders: [(name: String, label: Int)] = []
             for name in folderNames {
                 guard let id = try classID(ofFolder: name, in: classNames) else {
-                    throw UsageError("folder '\(name)' is not a class name; known classes: \(classNames.names.joined(separator: ", "))")
+                    throw UsageError(
+                        "folder '\(name)' is not a class name; known classes: \(classNames.names.joined(separator: ", "))"
+                    )
                 }
                 folders.append((name, id))
             }
@@ -58,10 +60,12 @@ public struct ImageFolder: Sendable {
         if let id = classNames.id(of: name) { return id }
         let spelled = classNames.names.indices.filter { id in
             let className = classNames.names[id]
-            return className.contains("/") && ["_", "-", " "].contains { className.replacingOccurrences(of: "/", with: $0) == name }
+            return className.contains("/")
+                && ["_", "-", " "].contains { className.replacingOccurrences(of: "/", with: $0) == name }
         }
         if spelled.count > 1 {
-            throw UsageError("folder '\(name)' could stand for \(spelled.map { classNames.names[$0] }.joined(separator: " or "))")
+            throw UsageError(
+                "folder '\(name)' could stand for \(spelled.map { classNames.names[$0] }.joined(separator: " or "))")
         }
         if let id = spelled.first { return id }
         if let id = Int(name), id >= 0, id < classNames.names.count { return id }
@@ -89,9 +93,12 @@ public struct ImageFolder: Sendable {
             .flatMap(\.files)
     }
 
-    private static func walk(_ folder: String, depth: Int, into walked: inout [(folder: String, files: [String])]) throws {
+    private static func walk(
+        _ folder: String, depth: Int, into walked: inout [(folder: String, files: [String])]
+    ) throws {
         guard depth <= maxDepth else {
-            throw FileError(path: folder, underlying: UsageError("folders nest deeper than \(maxDepth) levels (a link loop?)"))
+            throw FileError(
+                path: folder, underlying: UsageError("folders nest deeper than \(maxDepth) levels (a link loop?)"))
         }
         var own: [String] = []
         for name in try visible(folder) {

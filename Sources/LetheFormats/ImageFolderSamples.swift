@@ -73,7 +73,9 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
     /// The size fixed before any file is read (the model's, else the crop), if any.
     private let fixedSize: (height: Int, width: Int)?
 
-    public init(folder: ImageFolder, layout: ImageLayout, preprocessing: ImagePreprocessing, options: ImageOptions) throws {
+    public init(
+        folder: ImageFolder, layout: ImageLayout, preprocessing: ImagePreprocessing, options: ImageOptions
+    ) throws {
         for (name, values) in [(Setting.mean, preprocessing.mean), (Setting.std, preprocessing.std)]
         where values.count != 1 && values.count != layout.channels {
             throw UsageError("\(name) has \(values.count) values for \(layout.channels) channels")
@@ -130,7 +132,13 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         }
         return zip(indices, results).map { index, result in
             let path = folder.entries[index].path
-            return result!.flatMap { image in Result { try FileError.wrapping(path) { try checkSize(image); return image } } }
+            return result!.flatMap { image in
+                Result {
+                    try FileError.wrapping(path) {
+                        try checkSize(image); return image
+                    }
+                }
+            }
         }
     }
 
@@ -141,7 +149,9 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         if let n = options.resize {
             let size = Resize.shorterSide(to: n, width: image.width, height: image.height)
             guard size.width * size.height <= PixelImage.maxPixels else {
-                throw UsageError("\(Setting.resize) \(n) would make the \(image.width)x\(image.height) image \(size.width)x\(size.height), over the limit of \(PixelImage.maxPixels) pixels")
+                throw UsageError(
+                    "\(Setting.resize) \(n) would make the \(image.width)x\(image.height) image \(size.width)x\(size.height), over the limit of \(PixelImage.maxPixels) pixels"
+                )
             }
             image = Resize.resize(image, width: size.width, height: size.height)
         }
@@ -157,10 +167,13 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         }
         guard reference.height == image.height && reference.width == image.width else {
             if layout.height != nil {
-                throw UsageError("the image is \(image.width)x\(image.height) after preprocessing but the model takes \(reference.width)x\(reference.height); give \(Setting.resize) and \(Setting.crop)")
+                throw UsageError(
+                    "the image is \(image.width)x\(image.height) after preprocessing but the model takes \(reference.width)x\(reference.height); give \(Setting.resize) and \(Setting.crop)"
+                )
             }
-            throw ImageError.sizeMismatch(width: image.width, height: image.height,
-                                          expectedWidth: reference.width, expectedHeight: reference.height)
+            throw ImageError.sizeMismatch(
+                width: image.width, height: image.height,
+                expectedWidth: reference.width, expectedHeight: reference.height)
         }
     }
 
@@ -173,7 +186,9 @@ public final class ImageFolderSamples: SampleSource, @unchecked Sendable {
         let rowElements = layout.channels * height * width
         inputs.withUnsafeMutableBufferPointer(of: Float.self) { out in
             for (n, item) in images.enumerated() {
-                write(item.image, to: UnsafeMutableBufferPointer(rebasing: out[(n * rowElements)..<((n + 1) * rowElements)]))
+                write(
+                    item.image,
+                    to: UnsafeMutableBufferPointer(rebasing: out[(n * rowElements)..<((n + 1) * rowElements)]))
             }
         }
         return SampleSet(inputs: inputs, labels: images.map(\.label))
@@ -219,7 +234,10 @@ extension ImageFolderSamples: SampleDecoder {
         for (position, result) in prepared(indices).enumerated() {
             switch result {
             case .success(let image):
-                write(image, to: UnsafeMutableBufferPointer(rebasing: rows[(position * rowElements)..<((position + 1) * rowElements)]))
+                write(
+                    image,
+                    to: UnsafeMutableBufferPointer(
+                        rebasing: rows[(position * rowElements)..<((position + 1) * rowElements)]))
             case .failure(let error):
                 errors[position] = error
             }

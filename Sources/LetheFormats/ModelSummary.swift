@@ -61,14 +61,18 @@ public struct ModelSummary: Codable, Sendable {
             if counts[op] == nil { order.append(op) }
             counts[op, default: 0] += 1
         }
-        ops = order.map { OpCount(op: $0, count: counts[$0]!) }.sorted { $0.count > $1.count || ($0.count == $1.count && $0.op < $1.op) }
+        ops = order.map { OpCount(op: $0, count: counts[$0]!) }.sorted {
+            $0.count > $1.count || ($0.count == $1.count && $0.op < $1.op)
+        }
         tensors = graph.initializers.map {
             if let text = $0.tensor.characterArray {
-                return TensorEntry(name: $0.name, dtype: text.typeName($0.tensor.dtype), shape: text.shape,
-                                   bytes: $0.tensor.byteCount)
+                return TensorEntry(
+                    name: $0.name, dtype: text.typeName($0.tensor.dtype), shape: text.shape,
+                    bytes: $0.tensor.byteCount)
             }
-            return TensorEntry(name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape,
-                               bytes: $0.tensor.byteCount)
+            return TensorEntry(
+                name: $0.name, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape,
+                bytes: $0.tensor.byteCount)
         }
         parameters = graph.parameterCount
         tensorBytes = tensors.reduce(0) { $0 + $1.bytes }
@@ -79,7 +83,9 @@ public struct ModelSummary: Codable, Sendable {
     /// The human-readable form `lethe inspect` prints.
     public func render() -> String {
         var lines: [String] = []
-        func row(_ label: String, _ value: String) { lines.append(label.padding(toLength: 10, withPad: " ", startingAt: 0) + value) }
+        func row(_ label: String, _ value: String) {
+            lines.append(label.padding(toLength: 10, withPad: " ", startingAt: 0) + value)
+        }
         row("file", path)
         row("format", format + (irVersion.map { " (IR version \($0))" } ?? ""))
         if !producer.isEmpty { row("producer", producer) }
@@ -90,15 +96,19 @@ public struct ModelSummary: Codable, Sendable {
         for (i, input) in inputs.enumerated() { row(i == 0 ? "inputs" : "", value(input)) }
         for (i, output) in outputs.enumerated() { row(i == 0 ? "outputs" : "", value(output)) }
         if !ops.isEmpty {
-            row("ops", "\(ops.reduce(0) { $0 + $1.count }) nodes: " + ops.map { "\($0.op) ×\($0.count)" }.joined(separator: ", "))
+            row(
+                "ops",
+                "\(ops.reduce(0) { $0 + $1.count }) nodes: "
+                    + ops.map { "\($0.op) ×\($0.count)" }.joined(separator: ", "))
         }
         row("tensors", "\(tensors.count), \(formatCount(parameters)) parameters, \(formatBytes(tensorBytes))")
         let nameWidth = min(48, tensors.map(\.name.count).max() ?? 0)
         for tensor in tensors {
             let dtype = DType(rawValue: tensor.dtype)?.shortName ?? tensor.dtype
-            lines.append("  " + tensor.name.padding(toLength: max(nameWidth, tensor.name.count), withPad: " ", startingAt: 0)
-                         + "  " + dtype.padding(toLength: 5, withPad: " ", startingAt: 0)
-                         + "  [" + tensor.shape.map(String.init).joined(separator: ", ") + "]  " + formatBytes(tensor.bytes))
+            lines.append(
+                "  " + tensor.name.padding(toLength: max(nameWidth, tensor.name.count), withPad: " ", startingAt: 0)
+                    + "  " + dtype.padding(toLength: 5, withPad: " ", startingAt: 0)
+                    + "  [" + tensor.shape.map(String.init).joined(separator: ", ") + "]  " + formatBytes(tensor.bytes))
         }
         if !metadataOrder.isEmpty {
             row("metadata", "")

@@ -12,14 +12,19 @@ public struct RunnableCheckpoint: Sendable {
     public let template: GraphTemplate?
 
     /// Opens `path`; weights-only files need `graph` (an ONNX file of the same model).
-    public static func open(_ path: String, graph: String? = nil, limits: Limits = .default) throws -> RunnableCheckpoint {
+    public static func open(
+        _ path: String, graph: String? = nil, limits: Limits = .default
+    ) throws -> RunnableCheckpoint {
         let checkpoint = try Checkpoint.open(path, limits: limits)
         if checkpoint.format.hasGraph {
             return RunnableCheckpoint(checkpoint: checkpoint, model: checkpoint.model, template: nil)
         }
         guard let graph else {
-            throw FileError(path: path, underlying: UsageError(
-                "\(checkpoint.format.rawValue) holds weights only: pass \(Setting.graph) MODEL.onnx with the model's graph"))
+            throw FileError(
+                path: path,
+                underlying: UsageError(
+                    "\(checkpoint.format.rawValue) holds weights only: pass \(Setting.graph) MODEL.onnx with the model's graph"
+                ))
         }
         let templateFile = try Checkpoint.open(graph, limits: limits)
         guard templateFile.format == .onnx else {
@@ -67,7 +72,8 @@ public struct RunnableCheckpoint: Sendable {
             let name = model.graph.initializers[index].name
             guard let tensor = byStoredName[name] else { continue }
             let stored = model.graph.initializers[index].tensor
-            model.graph.initializers[index].tensor = tensor.dtype == stored.dtype ? tensor : tensor.convertedFloatingPoint(to: stored.dtype)
+            model.graph.initializers[index].tensor =
+                tensor.dtype == stored.dtype ? tensor : tensor.convertedFloatingPoint(to: stored.dtype)
         }
         try checkpoint.write(model, to: path)
     }

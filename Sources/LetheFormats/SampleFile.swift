@@ -21,8 +21,10 @@ public enum SampleFile {
     /// Reads `x` and `y` from `path`. `x` is kept as it is when its dtype is `inputDType` (or
     /// an integer id kind for integer inputs); uint8 images are converted to float32 with
     /// `preprocessing` when the model wants floats.
-    public static func load(_ path: String, inputDType: DType? = .float32,
-                            preprocessing: ImagePreprocessing = .init()) throws -> SampleSet {
+    public static func load(
+        _ path: String, inputDType: DType? = .float32,
+        preprocessing: ImagePreprocessing = .init()
+    ) throws -> SampleSet {
         try FileError.wrapping(path) {
             let arrays = try NPZFormat.readArrays(path: path)
             guard let x = arrays.first(where: { $0.name == "x" })?.tensor else {
@@ -47,7 +49,8 @@ public enum SampleFile {
     }
 
     /// Converts `x` to the dtype the model's input declares.
-    public static func prepare(_ x: Tensor, for inputDType: DType?, preprocessing: ImagePreprocessing) throws -> Tensor {
+    public static func prepare(_ x: Tensor, for inputDType: DType?, preprocessing: ImagePreprocessing) throws -> Tensor
+    {
         guard let target = inputDType, target != x.dtype else { return x }
         if target.isInteger && x.dtype.isInteger {
             return Tensor(shape: x.shape, values: x.int64Values()).castInteger(to: target)

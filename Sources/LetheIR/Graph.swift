@@ -58,7 +58,9 @@ public indirect enum Attribute: Sendable {
     }
     public var intsValue: [Int]? { if case .ints(let v) = self { v } else { nil } }
     public var floatsValue: [Float]? { if case .floats(let v) = self { v } else { nil } }
-    public var stringValue: String? { if case .string(let v) = self { String(decoding: v, as: UTF8.self) } else { nil } }
+    public var stringValue: String? {
+        if case .string(let v) = self { String(decoding: v, as: UTF8.self) } else { nil }
+    }
     public var tensorValue: Tensor? { if case .tensor(let v) = self { v } else { nil } }
     public var graphValue: Graph? { if case .graph(let v) = self { v } else { nil } }
 
@@ -93,8 +95,10 @@ public struct Node: Sendable {
     public var attributes: [(name: String, value: Attribute)]
     public var docString: String
 
-    public init(name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
-                attributes: [(name: String, value: Attribute)] = [], docString: String = "") {
+    public init(
+        name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
+        attributes: [(name: String, value: Attribute)] = [], docString: String = ""
+    ) {
         self.name = name
         self.opType = opType
         self.domain = domain
@@ -133,8 +137,10 @@ public struct Graph: Sendable {
     public var initializers: [Initializer]
     public var docString: String
 
-    public init(name: String = "", nodes: [Node] = [], inputs: [ValueInfo] = [], outputs: [ValueInfo] = [],
-                valueInfos: [ValueInfo] = [], initializers: [Initializer] = [], docString: String = "") {
+    public init(
+        name: String = "", nodes: [Node] = [], inputs: [ValueInfo] = [], outputs: [ValueInfo] = [],
+        valueInfos: [ValueInfo] = [], initializers: [Initializer] = [], docString: String = ""
+    ) {
         self.name = name
         self.nodes = nodes
         self.inputs = inputs
@@ -179,9 +185,11 @@ public struct Model: Sendable {
     public var opsets: [(domain: String, version: Int)]
     public var docString: String
 
-    public init(graph: Graph, metadata: [(key: String, value: String)] = [], producerName: String = "",
-                producerVersion: String = "", irVersion: Int = 0, opsets: [(domain: String, version: Int)] = [],
-                docString: String = "") {
+    public init(
+        graph: Graph, metadata: [(key: String, value: String)] = [], producerName: String = "",
+        producerVersion: String = "", irVersion: Int = 0, opsets: [(domain: String, version: Int)] = [],
+        docString: String = ""
+    ) {
         self.graph = graph
         self.metadata = metadata
         self.producerName = producerName

@@ -16,7 +16,8 @@ public enum ChannelConversion {
                         for c in 0..<3 { target[p * 3 + c] = source[base + (colour ? c : 0)] }
                     } else if colour {
                         let (r, g, b) = (source[base], source[base + 1], source[base + 2])
-                        target[p] = eightBit
+                        target[p] =
+                            eightBit
                             ? Float((Int(r) * 19595 + Int(g) * 38470 + Int(b) * 7471 + 0x8000) >> 16)
                             : (r * 19595 + g * 38470 + b * 7471) / 65536
                     } else {
@@ -25,6 +26,7 @@ public enum ChannelConversion {
                 }
             }
         }
-        return PixelImage(width: image.width, height: image.height, channels: channels, samples: out, isEightBit: eightBit)
+        return PixelImage(
+            width: image.width, height: image.height, channels: channels, samples: out, isEightBit: eightBit)
     }
 }

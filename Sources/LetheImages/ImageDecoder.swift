@@ -3,7 +3,9 @@ import LetheCore
 /// Picks the decoder by the file's signature, not its name, so a mislabelled file still decodes
 /// and a stray non-image is named as such.
 public enum ImageDecoder {
-    public static func decode(_ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels) throws -> PixelImage {
+    public static func decode(
+        _ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels
+    ) throws -> PixelImage {
         if data.starts(with: PNGDecoder.signature) { return try PNGDecoder.decode(data, maxPixels: maxPixels) }
         if data.starts(with: JPEGDecoder.signature) { return try JPEGDecoder.decode(data, maxPixels: maxPixels) }
         throw ImageError.notAnImage

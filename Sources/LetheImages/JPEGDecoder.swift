@@ -8,7 +8,9 @@ public enum JPEGDecoder {
     public static let signature: [UInt8] = [0xFF, 0xD8, 0xFF]
 
     /// `maxPixels`: the largest width × height accepted, checked from the header.
-    public static func decode(_ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels) throws -> PixelImage {
+    public static func decode(
+        _ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels
+    ) throws -> PixelImage {
         do {
             let bytes = data.baseAddress?.assumingMemoryBound(to: UInt8.self)
             var width: UInt32 = 0, height: UInt32 = 0
@@ -26,12 +28,14 @@ public enum JPEGDecoder {
             }
             var raw = [UInt8](repeating: 0, count: Int(width) * Int(height) * Int(channels))
             let status = raw.withUnsafeMutableBufferPointer { out in
-                lethe_jpeg_decode(bytes, data.count, &width, &height, &channels,
-                                  maxPixels, out.baseAddress!, out.count, &message)
+                lethe_jpeg_decode(
+                    bytes, data.count, &width, &height, &channels,
+                    maxPixels, out.baseAddress!, out.count, &message)
             }
             guard status == 0 else { throw fail() }
-            return PixelImage(width: Int(width), height: Int(height), channels: Int(channels),
-                              samples: raw.map { Float($0) }, isEightBit: true)
+            return PixelImage(
+                width: Int(width), height: Int(height), channels: Int(channels),
+                samples: raw.map { Float($0) }, isEightBit: true)
         }
     }
 }

@@ -7,7 +7,9 @@ public enum PNGDecoder {
     public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// `maxPixels`: the largest width × height accepted, checked from the header.
-    public static func decode(_ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels) throws -> PixelImage {
+    public static func decode(
+        _ data: UnsafeRawBufferPointer, maxPixels: Int = PixelImage.maxPixels
+    ) throws -> PixelImage {
         do {
             var source = lethe_png_source()
             source.data = data.baseAddress?.assumingMemoryBound(to: UInt8.self)
@@ -22,21 +24,24 @@ public enum PNGDecoder {
             if depth == 16 {
                 var raw = [UInt16](repeating: 0, count: count)
                 let status = raw.withUnsafeMutableBytes { out in
-                    lethe_png_decode(&source, &width, &height, &channels, &depth, maxPixels,
-                                     out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count)
+                    lethe_png_decode(
+                        &source, &width, &height, &channels, &depth, maxPixels,
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count)
                 }
                 guard status == 0 else { throw ImageError.corrupt(format: "PNG", message: message(&source)) }
                 // v · 255/65535 = v/257: the same 0–255 scale as 8-bit files, keeping the fraction.
-                return PixelImage(width: Int(width), height: Int(height), channels: Int(channels),
-                                  samples: raw.map { Float($0) / 257 }, isEightBit: false)
+                return PixelImage(
+                    width: Int(width), height: Int(height), channels: Int(channels),
+                    samples: raw.map { Float($0) / 257 }, isEightBit: false)
             }
             var raw = [UInt8](repeating: 0, count: count)
             let status = raw.withUnsafeMutableBufferPointer { out in
                 lethe_png_decode(&source, &width, &height, &channels, &depth, maxPixels, out.baseAddress!, out.count)
             }
             guard status == 0 else { throw ImageError.corrupt(format: "PNG", message: message(&source)) }
-            return PixelImage(width: Int(width), height: Int(height), channels: Int(channels),
-                              samples: raw.map { Float($0) }, isEightBit: true)
+            return PixelImage(
+                width: Int(width), height: Int(height), channels: Int(channels),
+                samples: raw.map { Float($0) }, isEightBit: true)
         }
     }
 

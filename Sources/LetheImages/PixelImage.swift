@@ -11,7 +11,8 @@ public struct PixelImage: Sendable, Equatable {
     public var isEightBit: Bool
 
     public init(width: Int, height: Int, channels: Int, samples: [Float], isEightBit: Bool) {
-        precondition(samples.count == width * height * channels, "\(samples.count) samples for \(width)x\(height)x\(channels)")
+        precondition(
+            samples.count == width * height * channels, "\(samples.count) samples for \(width)x\(height)x\(channels)")
         self.width = width
         self.height = height
         self.channels = channels

@@ -24,8 +24,9 @@ extension NPYFormat {
         try FileError.wrapping(path) {
             let file = try MappedFile(path: path)
             let source = TensorStorage(file: file, range: 0..<file.count)
-            let tensor = try decode(source.bytes, name: NPYFile.arrayName(forPath: path), limits: limits,
-                                    mapped: file, fileOffset: 0)
+            let tensor = try decode(
+                source.bytes, name: NPYFile.arrayName(forPath: path), limits: limits,
+                mapped: file, fileOffset: 0)
             return NPYFile(path: path, tensor: tensor, source: source)
         }
     }
@@ -47,7 +48,9 @@ extension NPYFormat {
             try AtomicFileWriter.write(to: path) { out in
                 try out.write(header)
                 try tensor.withUnsafeBytes { bytes in
-                    try TensorStreamer.forEachChunk(bytes, release: tensor.storage.mappedFile != nil) { try out.write($0) }
+                    try TensorStreamer.forEachChunk(bytes, release: tensor.storage.mappedFile != nil) {
+                        try out.write($0)
+                    }
                 }
             }
         }

@@ -8,7 +8,8 @@ public enum NPYFormat {
     /// Fortran-order data transposed. String arrays (`|S n`, `<U n`) become `bytes`/`unicode`
     /// tensors whose last axis is the width. Object (pickled), structured, datetime and
     /// extended-precision arrays are refused. The bytes are copied.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, limits: Limits = .default) throws -> Tensor {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, limits: Limits = .default) throws -> Tensor
+    {
         try decode(bytes, name: name, limits: limits, mapped: nil, fileOffset: 0)
     }
 
@@ -30,9 +31,10 @@ public enum NPYFormat {
 
     /// Parses `bytes`; when `mapped` is given (and `bytes` lie in it at `fileOffset`), C-order
     /// little-endian aligned data is returned as a view of the mapping instead of a copy.
-    static func decode(_ bytes: UnsafeRawBufferPointer, name: String, limits: Limits, mapped: MappedFile?,
-                       fileOffset: Int) throws -> Tensor
-    {
+    static func decode(
+        _ bytes: UnsafeRawBufferPointer, name: String, limits: Limits, mapped: MappedFile?,
+        fileOffset: Int
+    ) throws -> Tensor {
         let header = try NPYHeader.parse(bytes, name: name, limits: limits)
         let available = bytes.count - header.headerLength
         guard available == header.dataByteCount else {
@@ -43,8 +45,9 @@ public enum NPYFormat {
         // only its bytes, and element readers align it themselves (`Tensor.aligned()`).
         if !header.bigEndian && !header.fortranOrder, let mapped {
             let start = fileOffset + header.headerLength
-            return Tensor(dtype: header.dtype, shape: header.tensorShape,
-                          storage: TensorStorage(file: mapped, range: start..<(start + data.count)))
+            return Tensor(
+                dtype: header.dtype, shape: header.tensorShape,
+                storage: TensorStorage(file: mapped, range: start..<(start + data.count)))
         }
         let storage = TensorStorage(uninitializedByteCount: data.count)
         var copied = 0
@@ -116,9 +119,10 @@ public enum NPYFormat {
 
 /// Copies `count` elements `stride` bytes apart in `source` to consecutive places in `target`.
 @inline(__always)
-private func gather<T: FixedWidthInteger>(_ type: T.Type, _ source: UnsafeRawPointer, _ stride: Int,
-                                          _ target: UnsafeMutableRawPointer, _ count: Int)
-{
+private func gather<T: FixedWidthInteger>(
+    _ type: T.Type, _ source: UnsafeRawPointer, _ stride: Int,
+    _ target: UnsafeMutableRawPointer, _ count: Int
+) {
     for i in 0..<count {
         (target + i * MemoryLayout<T>.size).storeBytes(of: (source + i * stride).loadUnaligned(as: T.self), as: T.self)
     }

@@ -41,7 +41,8 @@ struct NPYHeader: Sendable {
         guard prefix.count >= 8 + fieldSize else {
             throw NPYError.invalidHeader(name: name, offset: prefix.count, reason: "truncated in the header length")
         }
-        let dictLength = major == 1
+        let dictLength =
+            major == 1
             ? Int(UInt16(littleEndian: prefix.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
             : Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
         guard dictLength <= limits.maxNPYHeader else {
@@ -52,11 +53,13 @@ struct NPYHeader: Sendable {
 
     /// Parses the header at the start of `bytes` (which must hold at least the whole header).
     static func parse(_ bytes: UnsafeRawBufferPointer, name: String, limits: Limits) throws -> NPYHeader {
-        let total = try totalLength(prefix: UnsafeRawBufferPointer(rebasing: bytes.prefix(prefixLength)),
-                                    name: name, limits: limits)
+        let total = try totalLength(
+            prefix: UnsafeRawBufferPointer(rebasing: bytes.prefix(prefixLength)),
+            name: name, limits: limits)
         guard total <= bytes.count else {
-            throw NPYError.invalidHeader(name: name, offset: bytes.count,
-                                         reason: "header of \(total) bytes is truncated at \(bytes.count)")
+            throw NPYError.invalidHeader(
+                name: name, offset: bytes.count,
+                reason: "header of \(total) bytes is truncated at \(bytes.count)")
         }
         let major = bytes[6]
         let dictStart = major == 1 ? 10 : 12
@@ -77,10 +80,11 @@ struct NPYHeader: Sendable {
         let dict = try parser.parseHeaderDict()
 
         guard let descrValue = dict["descr"], let orderValue = dict["fortran_order"], let shapeValue = dict["shape"],
-              dict.count == 3
+            dict.count == 3
         else {
-            throw NPYError.invalidHeader(name: name, offset: dictStart,
-                                         reason: "keys are \(dict.keys.sorted()), expected descr, fortran_order, shape")
+            throw NPYError.invalidHeader(
+                name: name, offset: dictStart,
+                reason: "keys are \(dict.keys.sorted()), expected descr, fortran_order, shape")
         }
         guard case .bool(let fortranOrder) = orderValue else {
             throw NPYError.invalidHeader(name: name, offset: dictStart, reason: "fortran_order is not True or False")
@@ -97,8 +101,9 @@ struct NPYHeader: Sendable {
                 throw NPYError.invalidHeader(name: name, offset: dictStart, reason: "shape holds a non-integer")
             }
             guard let value, value >= 0 else {
-                throw NPYError.invalidHeader(name: name, offset: dictStart,
-                                             reason: "shape holds a negative or too large dimension")
+                throw NPYError.invalidHeader(
+                    name: name, offset: dictStart,
+                    reason: "shape holds a negative or too large dimension")
             }
             shape.append(value)
         }
@@ -113,15 +118,17 @@ struct NPYHeader: Sendable {
         guard size / dtype.byteSize <= limits.maxElements else {
             throw LimitError(what: "\(name): element count", value: size / dtype.byteSize, limit: limits.maxElements)
         }
-        return NPYHeader(major: major, dtype: dtype, bigEndian: bigEndian, fortranOrder: fortranOrder, shape: shape,
-                         characterWidth: characterWidth, headerLength: total, dataByteCount: size)
+        return NPYHeader(
+            major: major, dtype: dtype, bigEndian: bigEndian, fortranOrder: fortranOrder, shape: shape,
+            characterWidth: characterWidth, headerLength: total, dataByteCount: size)
     }
 
     /// The dtype, whether its data is big-endian, and a string array's width in characters.
     private static func parseDescr(_ value: PythonLiteral, name: String) throws -> (DType, Bool, Int?) {
         guard case .string(let descr) = value else {
             if case .list = value {
-                throw NPYError.unsupportedDescr(name: name, descr: "[...]", reason: "structured dtypes are not supported")
+                throw NPYError.unsupportedDescr(
+                    name: name, descr: "[...]", reason: "structured dtypes are not supported")
             }
             throw NPYError.invalidHeader(name: name, offset: 0, reason: "descr is not a string")
         }
@@ -134,7 +141,8 @@ struct NPYHeader: Sendable {
         if let kind = code.first, "SaU".contains(kind) {
             // `a` is NumPy's old spelling of `S`; the width must be given (`|S0` is the empty string).
             guard code.count > 1, code.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let width = Int(code.dropFirst()) else {
+                let width = Int(code.dropFirst())
+            else {
                 throw NPYError.unsupportedDescr(name: name, descr: descr, reason: "string width is not a number")
             }
             let dtype: DType = kind == "U" ? .unicode : .bytes

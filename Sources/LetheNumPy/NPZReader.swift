@@ -37,15 +37,17 @@ public enum NPZFormat {
             var names = Set<String>()
             members.reserveCapacity(directory.members.count)
             for zipMember in directory.members {
-                let arrayName = zipMember.name.hasSuffix(".npy")
+                let arrayName =
+                    zipMember.name.hasSuffix(".npy")
                     ? String(zipMember.name.dropLast(4)) : zipMember.name
                 guard names.insert(arrayName).inserted else { throw ZipError.duplicateMember(name: arrayName) }
                 let tensor = try readMember(zipMember, source: source, mapped: file, limits: limits)
                 members.append(.init(arrayName: arrayName, zip: zipMember, tensor: tensor))
                 initializers.append(Initializer(name: arrayName, tensor: tensor))
             }
-            return NPZFile(path: path, model: Model(graph: Graph(initializers: initializers)), members: members,
-                           directory: directory, source: source)
+            return NPZFile(
+                path: path, model: Model(graph: Graph(initializers: initializers)), members: members,
+                directory: directory, source: source)
         }
     }
 
@@ -55,9 +57,10 @@ public enum NPZFormat {
         try read(path: path, limits: limits).model.graph.initializers.map { ($0.name, $0.tensor) }
     }
 
-    private static func readMember(_ member: ZipMember, source: TensorStorage, mapped: MappedFile,
-                                   limits: Limits) throws -> Tensor
-    {
+    private static func readMember(
+        _ member: ZipMember, source: TensorStorage, mapped: MappedFile,
+        limits: Limits
+    ) throws -> Tensor {
         let name = member.name
         let data = UnsafeRawBufferPointer(rebasing: source.bytes[member.dataRange])
         if member.method == 0 {
@@ -75,13 +78,16 @@ public enum NPZFormat {
 
     /// Inflates a deflated member straight into the tensor's storage, never past the size the
     /// archive declares, refusing declared sizes and ratios beyond the limits first.
-    private static func inflateMember(_ member: ZipMember, data: UnsafeRawBufferPointer, limits: Limits) throws -> Tensor {
+    private static func inflateMember(
+        _ member: ZipMember, data: UnsafeRawBufferPointer, limits: Limits
+    ) throws -> Tensor {
         let name = member.name
         let declared = member.uncompressedSize
         let (ceiling, overflow) = max(member.compressedSize, 1).multipliedReportingOverflow(by: limits.maxDeflateRatio)
         guard overflow || declared <= ceiling else {
-            throw ZipError.suspiciousRatio(name: name, compressed: member.compressedSize, uncompressed: declared,
-                                           limit: limits.maxDeflateRatio)
+            throw ZipError.suspiciousRatio(
+                name: name, compressed: member.compressedSize, uncompressed: declared,
+                limit: limits.maxDeflateRatio)
         }
         let (allowance, tooLarge) = limits.maxTensorBytes.addingReportingOverflow(1 << 20)
         guard tooLarge || declared <= allowance else {
@@ -91,18 +97,22 @@ public enum NPZFormat {
         let prefixCount = min(declared, NPYHeader.prefixLength)
         var header = [UInt8](repeating: 0, count: prefixCount)
         try header.withUnsafeMutableBytes { try inflater.read(into: $0) }
-        guard header.count >= 6, header.prefix(6).elementsEqual(NPYHeader.magic) else { throw ZipError.notAnArray(name: name) }
+        guard header.count >= 6, header.prefix(6).elementsEqual(NPYHeader.magic) else {
+            throw ZipError.notAnArray(name: name)
+        }
         let headerLength = try header.withUnsafeBytes {
             try NPYHeader.totalLength(prefix: $0, name: name, limits: limits)
         }
         guard headerLength <= declared else {
-            throw NPYError.invalidHeader(name: name, offset: declared,
-                                         reason: "header of \(headerLength) bytes is longer than the member")
+            throw NPYError.invalidHeader(
+                name: name, offset: declared,
+                reason: "header of \(headerLength) bytes is longer than the member")
         }
         // A version 1.0 header announcing under 2 bytes of text ends inside the 12 bytes already read.
         guard headerLength >= prefixCount else {
-            throw NPYError.invalidHeader(name: name, offset: headerLength,
-                                         reason: "header of \(headerLength) bytes is too short to hold its dictionary")
+            throw NPYError.invalidHeader(
+                name: name, offset: headerLength,
+                reason: "header of \(headerLength) bytes is too short to hold its dictionary")
         }
         var rest = [UInt8](repeating: 0, count: headerLength - prefixCount)
         try rest.withUnsafeMutableBytes { try inflater.read(into: $0) }
@@ -139,9 +149,10 @@ extension NPZFile {
     /// Members in archive order, as read.
     public var memberInfo: [MemberInfo] {
         members.map {
-            MemberInfo(memberName: $0.zip.name, arrayName: $0.arrayName, isCompressed: $0.zip.isDeflated,
-                       compressedSize: $0.zip.compressedSize, uncompressedSize: $0.zip.uncompressedSize,
-                       offset: $0.zip.localHeaderOffset)
+            MemberInfo(
+                memberName: $0.zip.name, arrayName: $0.arrayName, isCompressed: $0.zip.isDeflated,
+                compressedSize: $0.zip.compressedSize, uncompressedSize: $0.zip.uncompressedSize,
+                offset: $0.zip.localHeaderOffset)
         }
     }
 }

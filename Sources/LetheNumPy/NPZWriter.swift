@@ -12,7 +12,8 @@ extension NPZFormat {
     /// members present in `original` keep their compression, new ones follow `compressed`.
     /// Throws for tensors NumPy has no dtype for (bfloat16, float8). String tensors (`bytes`,
     /// `unicode`) are written as NumPy string arrays, their last axis the width.
-    public static func write(_ model: Model, to path: String, original: NPZFile? = nil, compressed: Bool = false) throws {
+    public static func write(_ model: Model, to path: String, original: NPZFile? = nil, compressed: Bool = false) throws
+    {
         let arrays = model.graph.initializers.map { (name: $0.name, tensor: $0.tensor) }
         try validate(arrays)
         if let original, let edits = try patchEdits(arrays, original: original) {
@@ -25,9 +26,10 @@ extension NPZFormat {
     }
 
     /// Writes named arrays (a data file, or a run's outputs) as a fresh `.npz`.
-    public static func writeArrays(_ arrays: [(name: String, tensor: Tensor)], to path: String,
-                                   compressed: Bool = false) throws
-    {
+    public static func writeArrays(
+        _ arrays: [(name: String, tensor: Tensor)], to path: String,
+        compressed: Bool = false
+    ) throws {
         try validate(arrays)
         try writeFresh(arrays, deflate: arrays.map { _ in compressed }, to: path)
     }
@@ -43,7 +45,8 @@ extension NPZFormat {
         }
     }
 
-    private static func writeFresh(_ arrays: [(name: String, tensor: Tensor)], deflate: [Bool], to path: String) throws {
+    private static func writeFresh(_ arrays: [(name: String, tensor: Tensor)], deflate: [Bool], to path: String) throws
+    {
         try AtomicFileWriter.write(to: path) { out in
             let zip = ZipWriter(out)
             for (index, (name, tensor)) in arrays.enumerated() {
@@ -77,7 +80,8 @@ extension NPZFormat {
             if tensor.storage === member.tensor.storage || tensor.isBitwiseEqual(to: member.tensor) { continue }
             let zipMember = member.zip
             guard zipMember.method == 0, !zipMember.usesDataDescriptor,
-                  zipMember.name == name + ".npy" else { return nil }
+                zipMember.name == name + ".npy"
+            else { return nil }
             let header = try NPYFormat.header(for: tensor, name: name)
             guard header.count + tensor.byteCount == zipMember.uncompressedSize else { return nil }
             var crc = CRC32.of(header)
@@ -96,8 +100,10 @@ extension NPZFormat {
         try AtomicFileWriter.write(to: path) { out in
             var position = 0
             func copy(upTo end: Int) throws {
-                try TensorStreamer.forEachChunk(UnsafeRawBufferPointer(rebasing: source[position..<end]),
-                                                release: release) { try out.write($0) }
+                try TensorStreamer.forEachChunk(
+                    UnsafeRawBufferPointer(rebasing: source[position..<end]),
+                    release: release
+                ) { try out.write($0) }
                 position = end
             }
             for edit in edits {

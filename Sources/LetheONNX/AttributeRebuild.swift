@@ -5,13 +5,16 @@ import LetheIR
 /// attributes the IR holds only as opaque are copied whole.
 extension ProtoRebuild {
     /// The attribute message for `value`, built on `original` when it has the same kind.
-    mutating func attribute(name: String, value: Attribute,
-                            original: (proto: Onnx_AttributeProto, ir: Attribute, path: ProtoPath)?,
-                            node: Node) throws -> Onnx_AttributeProto {
+    mutating func attribute(
+        name: String, value: Attribute,
+        original: (proto: Onnx_AttributeProto, ir: Attribute, path: ProtoPath)?,
+        node: Node
+    ) throws -> Onnx_AttributeProto {
         if case .opaque = value {
             guard let original, case .opaque = original.ir else {
-                throw ONNXError.cannotWrite("attribute '\(name)' of node '\(node.name)' (\(value.kindName)) "
-                                            + "has no original to copy")
+                throw ONNXError.cannotWrite(
+                    "attribute '\(name)' of node '\(node.name)' (\(value.kindName)) "
+                        + "has no original to copy")
             }
             return try keptAttribute(original.proto, path: original.path)
         }
@@ -34,13 +37,19 @@ extension ProtoRebuild {
         case .ints(let v): proto.ints = v.map { Int64($0) }
         case .strings(let v): proto.strings = v.map { Data($0) }
         case .tensor(let t):
-            let o = sameKind ? original.map { (proto: $0.proto.t, path: $0.path.appending(ONNXField.Attribute.tensor, 0)) } : nil
+            let o =
+                sameKind
+                ? original.map { (proto: $0.proto.t, path: $0.path.appending(ONNXField.Attribute.tensor, 0)) } : nil
             proto.t = try tensorProto(t, name: o?.proto.name ?? "", original: o, isInitializer: false)
         case .tensors(let ts):
             var out: [Onnx_TensorProto] = []
             for (m, t) in ts.enumerated() {
-                let o = sameKind && m < original!.proto.tensors.count
-                    ? (proto: original!.proto.tensors[m], path: original!.path.appending(ONNXField.Attribute.tensors, m)) : nil
+                let o =
+                    sameKind && m < original!.proto.tensors.count
+                    ? (
+                        proto: original!.proto.tensors[m],
+                        path: original!.path.appending(ONNXField.Attribute.tensors, m)
+                    ) : nil
                 out.append(try tensorProto(t, name: o?.proto.name ?? "", original: o, isInitializer: false))
             }
             proto.tensors = out
@@ -54,7 +63,9 @@ extension ProtoRebuild {
             var out: [Onnx_GraphProto] = []
             for (m, g) in gs.enumerated() {
                 var o: OriginalGraph?
-                if sameKind, let original, case .graphs(let irs) = original.ir, m < irs.count, m < original.proto.graphs.count {
+                if sameKind, let original, case .graphs(let irs) = original.ir, m < irs.count,
+                    m < original.proto.graphs.count
+                {
                     o = (original.proto.graphs[m], irs[m], original.path.appending(ONNXField.Attribute.graphs, m))
                 }
                 out.append(try buildGraph(g, original: o))
@@ -86,7 +97,9 @@ extension ProtoRebuild {
     mutating func keptAttribute(_ proto: Onnx_AttributeProto, path: ProtoPath) throws -> Onnx_AttributeProto {
         var copy = proto
         if copy.hasT { copy.t = try keptTensor(copy.t, path: path.appending(ONNXField.Attribute.tensor, 0)) }
-        for m in copy.tensors.indices { copy.tensors[m] = try keptTensor(copy.tensors[m], path: path.appending(ONNXField.Attribute.tensors, m)) }
+        for m in copy.tensors.indices {
+            copy.tensors[m] = try keptTensor(copy.tensors[m], path: path.appending(ONNXField.Attribute.tensors, m))
+        }
         return copy
     }
 }

@@ -8,7 +8,8 @@ enum ExternalDataPath {
     /// paths (POSIX or a Windows drive), NUL bytes, and `..` components.
     static func refuseUnsafeSpelling(_ location: String, tensor: String) throws {
         let utf8 = Array(location.utf8)
-        let driveLetter = utf8.count >= 2 && utf8[1] == UInt8(ascii: ":")
+        let driveLetter =
+            utf8.count >= 2 && utf8[1] == UInt8(ascii: ":")
             && (UInt8(ascii: "A")...UInt8(ascii: "z")).contains(utf8[0])
         if location.hasPrefix("/") || location.hasPrefix("\\") || driveLetter {
             throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location, reason: "absolute path")
@@ -31,7 +32,9 @@ enum ExternalDataPath {
         switch FilePaths.resolved(joined) {
         case .success(let path): resolved = path
         case .failure(let error):
-            let reason = error.code == ENOENT ? "does not exist" : "cannot be resolved (\(String(cString: strerror(error.code))))"
+            let reason =
+                error.code == ENOENT
+                ? "does not exist" : "cannot be resolved (\(String(cString: strerror(error.code))))"
             throw ONNXError.externalData(tensor: tensor, reason: "data file '\(location)' \(reason)")
         }
         // A second name for the same inode may sit anywhere on the file system, so a hard-linked data
@@ -44,13 +47,16 @@ enum ExternalDataPath {
             guard status.st_nlink <= 1 else {
                 throw ONNXError.unsafeExternalLocation(
                     tensor: tensor, location: location,
-                    reason: "the file has \(status.st_nlink) hard links, so it may also live outside the model's folder (copy it to load)")
+                    reason:
+                        "the file has \(status.st_nlink) hard links, so it may also live outside the model's folder (copy it to load)"
+                )
             }
         }
         let prefix = resolvedFolder.hasSuffix("/") ? resolvedFolder : resolvedFolder + "/"
         guard resolved.hasPrefix(prefix) else {
-            throw ONNXError.unsafeExternalLocation(tensor: tensor, location: location,
-                                                   reason: "resolves to '\(resolved)', outside '\(resolvedFolder)'")
+            throw ONNXError.unsafeExternalLocation(
+                tensor: tensor, location: location,
+                reason: "resolves to '\(resolved)', outside '\(resolvedFolder)'")
         }
         return resolved
     }

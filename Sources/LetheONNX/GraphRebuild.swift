@@ -12,15 +12,18 @@ extension ProtoRebuild {
         if graph.docString != proto.docString || proto.hasDocString { proto.docString = graph.docString }
         proto.input = valueInfos(graph.inputs, original: original.map { ($0.proto.input, $0.ir.inputs) })
         proto.output = valueInfos(graph.outputs, original: original.map { ($0.proto.output, $0.ir.outputs) })
-        proto.valueInfo = valueInfos(graph.valueInfos, original: original.map { ($0.proto.valueInfo, $0.ir.valueInfos) })
+        proto.valueInfo = valueInfos(
+            graph.valueInfos, original: original.map { ($0.proto.valueInfo, $0.ir.valueInfos) })
         proto.initializer = try initializers(graph, original: original)
         proto.node = try nodes(graph, original: original)
         return proto
     }
 
     /// Value infos in the IR's order, each the original message where the IR's entry is unchanged.
-    func valueInfos(_ infos: [ValueInfo],
-                    original: ([Onnx_ValueInfoProto], [ValueInfo])?) -> [Onnx_ValueInfoProto] {
+    func valueInfos(
+        _ infos: [ValueInfo],
+        original: ([Onnx_ValueInfoProto], [ValueInfo])?
+    ) -> [Onnx_ValueInfoProto] {
         var byName: [String: (Onnx_ValueInfoProto, ValueInfo)] = [:]
         if let (protos, irs) = original {
             for (p, v) in zip(protos, irs) where byName[v.name] == nil { byName[v.name] = (p, v) }
@@ -76,8 +79,10 @@ extension ProtoRebuild {
                 }
                 guard let i = newByName[proto.name], !emitted.contains(i) else { continue }
                 emitted.insert(i)
-                out.append(try tensorProto(graph.initializers[i].tensor, name: proto.name,
-                                           original: (proto, path), isInitializer: true))
+                out.append(
+                    try tensorProto(
+                        graph.initializers[i].tensor, name: proto.name,
+                        original: (proto, path), isInitializer: true))
             }
         }
         for (i, initializer) in graph.initializers.enumerated() where !emitted.contains(i) {
@@ -106,15 +111,22 @@ extension ProtoRebuild {
             proto.opType = node.opType
             if node.domain != proto.domain || proto.hasDomain { proto.domain = node.domain }
             if node.docString != proto.docString || proto.hasDocString { proto.docString = node.docString }
-            let originalNode = match.map { (proto: $0.0.proto.node[$0.1], ir: $0.0.ir.nodes[$0.1],
-                                            path: $0.0.path.appending(ONNXField.Graph.node, $0.1)) }
+            let originalNode = match.map {
+                (
+                    proto: $0.0.proto.node[$0.1], ir: $0.0.ir.nodes[$0.1],
+                    path: $0.0.path.appending(ONNXField.Graph.node, $0.1)
+                )
+            }
             var attributes: [Onnx_AttributeProto] = []
             for (name, value) in node.attributes {
                 var originalAttribute: (proto: Onnx_AttributeProto, ir: Attribute, path: ProtoPath)?
                 if let originalNode, let k = originalNode.proto.attribute.firstIndex(where: { $0.name == name }),
-                   k < originalNode.ir.attributes.count {
-                    originalAttribute = (originalNode.proto.attribute[k], originalNode.ir.attributes[k].value,
-                                         originalNode.path.appending(ONNXField.Node.attribute, k))
+                    k < originalNode.ir.attributes.count
+                {
+                    originalAttribute = (
+                        originalNode.proto.attribute[k], originalNode.ir.attributes[k].value,
+                        originalNode.path.appending(ONNXField.Node.attribute, k)
+                    )
                 }
                 attributes.append(try attribute(name: name, value: value, original: originalAttribute, node: node))
             }

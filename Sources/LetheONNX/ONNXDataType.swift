@@ -114,7 +114,8 @@ public enum ONNXDataType {
         case .int64: .int64Data
         case .uint32, .uint64: .uint64Data
         case .int8, .int16, .int32, .uint8, .uint16, .bool, .float16, .bfloat16,
-             .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz: .int32Data
+            .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz:
+            .int32Data
         // Never used: ONNX strings live in `string_data`, no reader yields these kinds and
         // `ONNXFormat.write` refuses them.
         case .bytes, .unicode: .int32Data

@@ -90,9 +90,12 @@ final class ONNXSource: @unchecked Sendable {
     /// External data files by resolved path.
     let externalFiles: [String: MappedFile]
 
-    init(bytes: SourceBytes, baseFolder: String?, proto: Onnx_ModelProto, model: Model,
-         records: [ProtoPath: TensorRecord], rawData: [ProtoPath: Range<Int>],
-         carriedExternal: [ProtoPath: ExternalSlice], initializerIndices: [ProtoPath: [Int]], externalFiles: [String: MappedFile]) {
+    init(
+        bytes: SourceBytes, baseFolder: String?, proto: Onnx_ModelProto, model: Model,
+        records: [ProtoPath: TensorRecord], rawData: [ProtoPath: Range<Int>],
+        carriedExternal: [ProtoPath: ExternalSlice], initializerIndices: [ProtoPath: [Int]],
+        externalFiles: [String: MappedFile]
+    ) {
         self.bytes = bytes
         self.baseFolder = baseFolder
         self.proto = proto

@@ -10,13 +10,16 @@ public enum ONNXFormat {
     public static func read(path: String, limits: Limits = .default) throws -> ONNXFile {
         try FileError.wrapping(path) {
             let file = try MappedFile(path: path)
-            return try ONNXReader(source: .mapped(file), path: path, baseFolder: folder(of: path), limits: limits).read()
+            return try ONNXReader(source: .mapped(file), path: path, baseFolder: folder(of: path), limits: limits)
+                .read()
         }
     }
 
     /// Reads a model from memory (the bytes are copied). External data needs `baseFolder`.
-    public static func read(bytes: UnsafeRawBufferPointer, path: String, baseFolder: String?,
-                            limits: Limits = .default) throws -> ONNXFile {
+    public static func read(
+        bytes: UnsafeRawBufferPointer, path: String, baseFolder: String?,
+        limits: Limits = .default
+    ) throws -> ONNXFile {
         try FileError.wrapping(path) {
             let owned = TensorStorage(uninitializedByteCount: bytes.count)
             if bytes.count > 0 { owned.mutableBytes.copyMemory(from: bytes) }
@@ -59,7 +62,8 @@ struct ONNXReader {
         options.messageDepthLimit = limits.maxNestingDepth
         let proto: Onnx_ModelProto
         do {
-            proto = try Onnx_ModelProto(serializedBytes: scan.stripped, extensions: nil, partial: true, options: options)
+            proto = try Onnx_ModelProto(
+                serializedBytes: scan.stripped, extensions: nil, partial: true, options: options)
         } catch {
             throw ONNXError.protobufDecoding(String(describing: error))
         }
@@ -77,9 +81,10 @@ struct ONNXReader {
             irVersion: Int(proto.irVersion),
             opsets: proto.opsetImport.map { (domain: $0.domain, version: Int($0.version)) },
             docString: proto.docString)
-        let original = ONNXSource(bytes: source, baseFolder: baseFolder, proto: proto, model: model, records: records, rawData: rawData,
-                                  carriedExternal: carriedExternal,
-                                  initializerIndices: initializerIndices, externalFiles: externalFiles)
+        let original = ONNXSource(
+            bytes: source, baseFolder: baseFolder, proto: proto, model: model, records: records, rawData: rawData,
+            carriedExternal: carriedExternal,
+            initializerIndices: initializerIndices, externalFiles: externalFiles)
         return ONNXFile(path: path, model: model, carriedInitializers: carried, source: original)
     }
 
@@ -97,7 +102,9 @@ struct ONNXReader {
         }
         for (index, tensor) in proto.initializer.enumerated() {
             let label = tensor.name.isEmpty ? "initializer \(index)" : tensor.name
-            if let decoded = try decodeTensor(tensor, path: path.appending(ONNXField.Graph.initializer, index), label: label) {
+            if let decoded = try decodeTensor(
+                tensor, path: path.appending(ONNXField.Graph.initializer, index), label: label)
+            {
                 initializers.append(Initializer(name: tensor.name, tensor: decoded))
                 indices.append(index)
             } else {
@@ -108,7 +115,8 @@ struct ONNXReader {
         var nodes: [Node] = []
         nodes.reserveCapacity(proto.node.count)
         for (index, node) in proto.node.enumerated() {
-            nodes.append(try mapNode(node, path: path.appending(ONNXField.Graph.node, index), index: index, depth: depth))
+            nodes.append(
+                try mapNode(node, path: path.appending(ONNXField.Graph.node, index), index: index, depth: depth))
         }
         return Graph(
             name: proto.name, nodes: nodes,
@@ -123,15 +131,19 @@ struct ONNXReader {
         var attributes: [(name: String, value: Attribute)] = []
         attributes.reserveCapacity(proto.attribute.count)
         for (k, attribute) in proto.attribute.enumerated() {
-            let value = try mapAttribute(attribute, path: path.appending(ONNXField.Node.attribute, k), node: label, depth: depth)
+            let value = try mapAttribute(
+                attribute, path: path.appending(ONNXField.Node.attribute, k), node: label, depth: depth)
             attributes.append((name: attribute.name, value: value))
         }
-        return Node(name: proto.name, opType: proto.opType, domain: proto.domain, inputs: proto.input,
-                    outputs: proto.output, attributes: attributes, docString: proto.docString)
+        return Node(
+            name: proto.name, opType: proto.opType, domain: proto.domain, inputs: proto.input,
+            outputs: proto.output, attributes: attributes, docString: proto.docString)
     }
 
-    private mutating func mapAttribute(_ proto: Onnx_AttributeProto, path: ProtoPath, node: String,
-                                       depth: Int) throws -> Attribute {
+    private mutating func mapAttribute(
+        _ proto: Onnx_AttributeProto, path: ProtoPath, node: String,
+        depth: Int
+    ) throws -> Attribute {
         let where_ = "node '\(node)' attribute '\(proto.name)'"
         switch ONNXReader.kind(of: proto) {
         case .float: return .float(proto.f)
@@ -142,7 +154,10 @@ struct ONNXReader {
         case .strings: return .strings(proto.strings.map { [UInt8]($0) })
         case .tensor:
             let label = proto.t.name.isEmpty ? where_ : proto.t.name
-            guard let tensor = try decodeTensor(proto.t, path: path.appending(ONNXField.Attribute.tensor, 0), label: label) else {
+            guard
+                let tensor = try decodeTensor(
+                    proto.t, path: path.appending(ONNXField.Attribute.tensor, 0), label: label)
+            else {
                 return .opaque(kind: "TENSOR(\(ONNXDataType.name(of: proto.t.dataType)))")
             }
             return .tensor(tensor)
@@ -151,7 +166,8 @@ struct ONNXReader {
             var carriedOne = false
             for (m, t) in proto.tensors.enumerated() {
                 let label = t.name.isEmpty ? "\(where_) tensor \(m)" : t.name
-                if let tensor = try decodeTensor(t, path: path.appending(ONNXField.Attribute.tensors, m), label: label) {
+                if let tensor = try decodeTensor(t, path: path.appending(ONNXField.Attribute.tensors, m), label: label)
+                {
                     tensors.append(tensor)
                 } else {
                     carriedOne = true
@@ -212,8 +228,9 @@ struct ONNXReader {
                 }
             }
         }
-        return ValueInfo(name: proto.name, dtype: ONNXDataType.dtype(onnx: type.elemType), shape: shape,
-                         docString: proto.docString)
+        return ValueInfo(
+            name: proto.name, dtype: ONNXDataType.dtype(onnx: type.elemType), shape: shape,
+            docString: proto.docString)
     }
 
     // MARK: Tensors
@@ -241,7 +258,8 @@ struct ONNXReader {
                 throw ONNXError.protobufDecoding("raw_data of tensor '\(label)' was not located by the wire scan")
             }
             guard range.count == byteCount else {
-                throw ONNXError.dataSizeMismatch(tensor: label, field: "raw_data", expected: byteCount, actual: range.count)
+                throw ONNXError.dataSizeMismatch(
+                    tensor: label, field: "raw_data", expected: byteCount, actual: range.count)
             }
             placement = .raw(range)
             tensor = Tensor(dtype: dtype, shape: shape, storage: source.storage(range, dtype: dtype))
@@ -255,8 +273,10 @@ struct ONNXReader {
 
     /// Validates an external reference and maps its file. `byteCount` is nil for carried kinds,
     /// whose extent is the declared length or the rest of the file.
-    private mutating func externalSlice(_ proto: Onnx_TensorProto, label: String,
-                                        byteCount: Int?) throws -> ExternalSlice {
+    private mutating func externalSlice(
+        _ proto: Onnx_TensorProto, label: String,
+        byteCount: Int?
+    ) throws -> ExternalSlice {
         var location: String?
         var offset = 0
         var length: Int?
@@ -265,12 +285,14 @@ struct ONNXReader {
             case "location": location = entry.value
             case "offset":
                 guard let value = Int(entry.value), value >= 0 else {
-                    throw ONNXError.externalData(tensor: label, reason: "offset '\(entry.value)' is not a non-negative integer")
+                    throw ONNXError.externalData(
+                        tensor: label, reason: "offset '\(entry.value)' is not a non-negative integer")
                 }
                 offset = value
             case "length":
                 guard let value = Int(entry.value), value >= 0 else {
-                    throw ONNXError.externalData(tensor: label, reason: "length '\(entry.value)' is not a non-negative integer")
+                    throw ONNXError.externalData(
+                        tensor: label, reason: "length '\(entry.value)' is not a non-negative integer")
                 }
                 length = value
             default: break
@@ -280,7 +302,8 @@ struct ONNXReader {
             throw ONNXError.externalData(tensor: label, reason: "has no location")
         }
         if let length, let byteCount, length != byteCount {
-            throw ONNXError.dataSizeMismatch(tensor: label, field: "external data length", expected: byteCount, actual: length)
+            throw ONNXError.dataSizeMismatch(
+                tensor: label, field: "external data length", expected: byteCount, actual: length)
         }
         let resolved = try resolveExternal(location, tensor: label)
         let file: MappedFile
@@ -293,8 +316,9 @@ struct ONNXReader {
         let extent = byteCount ?? length ?? max(0, file.count - offset)
         let (end, overflow) = offset.addingReportingOverflow(extent)
         guard !overflow, end <= file.count else {
-            throw ONNXError.externalDataOutOfRange(tensor: label, location: location, offset: offset,
-                                                   length: extent, fileSize: file.count)
+            throw ONNXError.externalDataOutOfRange(
+                tensor: label, location: location, offset: offset,
+                length: extent, fileSize: file.count)
         }
         return ExternalSlice(location: location, file: file, range: offset..<end)
     }
@@ -303,7 +327,8 @@ struct ONNXReader {
     private mutating func resolveExternal(_ location: String, tensor: String) throws -> String {
         try ExternalDataPath.refuseUnsafeSpelling(location, tensor: tensor)
         guard let baseFolder else {
-            throw ONNXError.externalData(tensor: tensor, reason: "refers to '\(location)' but the model's folder is unknown")
+            throw ONNXError.externalData(
+                tensor: tensor, reason: "refers to '\(location)' but the model's folder is unknown")
         }
         if resolvedBase == nil { resolvedBase = try ExternalDataPath.realPath(baseFolder) }
         return try ExternalDataPath.resolve(location, tensor: tensor, folder: baseFolder, resolvedFolder: resolvedBase!)
@@ -365,12 +390,15 @@ struct TensorLayout {
 extension ONNXFormat {
     /// Decodes one serialized `TensorProto`, such as the `input_0.pb` files of ONNX test data
     /// sets. The bytes are copied; external data and the kinds Lethe does not represent are refused.
-    public static func readTensor(bytes: UnsafeRawBufferPointer, limits: Limits = .default) throws -> (name: String, tensor: Tensor) {
+    public static func readTensor(
+        bytes: UnsafeRawBufferPointer, limits: Limits = .default
+    ) throws -> (name: String, tensor: Tensor) {
         var options = BinaryDecodingOptions()
         options.messageDepthLimit = limits.maxNestingDepth
         let proto: Onnx_TensorProto
         do {
-            proto = try Onnx_TensorProto(serializedBytes: Array(bytes), extensions: nil, partial: true, options: options)
+            proto = try Onnx_TensorProto(
+                serializedBytes: Array(bytes), extensions: nil, partial: true, options: options)
         } catch {
             throw ONNXError.protobufDecoding(String(describing: error))
         }
@@ -383,16 +411,18 @@ extension ONNXFormat {
         }
         if proto.hasRawData {
             guard proto.rawData.count == layout.byteCount else {
-                throw ONNXError.dataSizeMismatch(tensor: label, field: "raw_data", expected: layout.byteCount,
-                                                 actual: proto.rawData.count)
+                throw ONNXError.dataSizeMismatch(
+                    tensor: label, field: "raw_data", expected: layout.byteCount,
+                    actual: proto.rawData.count)
             }
             let tensor = proto.rawData.withUnsafeBytes {
                 Tensor(dtype: layout.dtype, shape: layout.shape, copying: $0)
             }
             return (proto.name, tensor)
         }
-        let tensor = try TypedData.decode(proto, dtype: layout.dtype, shape: layout.shape, elements: layout.elements,
-                                          label: label)
+        let tensor = try TypedData.decode(
+            proto, dtype: layout.dtype, shape: layout.shape, elements: layout.elements,
+            label: label)
         return (proto.name, tensor)
     }
 }

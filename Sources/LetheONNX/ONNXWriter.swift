@@ -23,21 +23,28 @@ extension ONNXFormat {
     /// written byte for byte. Otherwise the original message is rebuilt around the IR's changes,
     /// keeping every field the IR does not cover. Writes are atomic: external data files first,
     /// the model last; `original`'s files are never modified in place.
-    public static func write(_ model: Model, to path: String, original: ONNXFile?,
-                             options: ONNXWriteOptions = .init()) throws {
+    public static func write(
+        _ model: Model, to path: String, original: ONNXFile?,
+        options: ONNXWriteOptions = .init()
+    ) throws {
         try FileError.wrapping(path) {
             // NumPy's fixed-width strings have no raw-data form in ONNX (its strings are length-prefixed).
             if let text = model.graph.initializers.first(where: { $0.tensor.dtype.isCharacter }) {
-                let kind = text.tensor.characterArray.map { $0.typeName(text.tensor.dtype) } ?? text.tensor.dtype.shortName
-                throw ONNXError.cannotWrite("tensor \"\(text.name)\" is a NumPy string array (\(kind)); ONNX weights are numbers")
+                let kind =
+                    text.tensor.characterArray.map { $0.typeName(text.tensor.dtype) } ?? text.tensor.dtype.shortName
+                throw ONNXError.cannotWrite(
+                    "tensor \"\(text.name)\" is a NumPy string array (\(kind)); ONNX weights are numbers")
             }
-            if let original, let plan = try PatchPlan.make(model, original: original, outputPath: path, options: options) {
+            if let original,
+                let plan = try PatchPlan.make(model, original: original, outputPath: path, options: options)
+            {
                 try plan.execute()
                 return
             }
             let overwrites = original.map { sameFile(path, $0.path) } ?? false
-            try ProtoRebuild.write(model, to: path, original: original?.source, overwritesOriginal: overwrites,
-                                   options: options)
+            try ProtoRebuild.write(
+                model, to: path, original: original?.source, overwritesOriginal: overwrites,
+                options: options)
         }
     }
 
@@ -97,8 +104,10 @@ struct PatchPlan {
     var dataCopies: [DataCopy] = []
 
     /// The plan, or nil when the change cannot be made in place.
-    static func make(_ model: Model, original: ONNXFile, outputPath: String,
-                     options: ONNXWriteOptions) throws -> PatchPlan? {
+    static func make(
+        _ model: Model, original: ONNXFile, outputPath: String,
+        options: ONNXWriteOptions
+    ) throws -> PatchPlan? {
         let source = original.source
         guard StructuralEquality.equal(model, source.model) else { return nil }
         var plan = PatchPlan(source: source, outputPath: outputPath)
@@ -116,11 +125,14 @@ struct PatchPlan {
             case .raw(let range):
                 plan.modelPatches.append(Patch(offset: range.lowerBound, bytes: .tensor(tensor)))
             case .external(let slice):
-                externalPatches[slice.file.path, default: []].append(Patch(offset: slice.range.lowerBound,
-                                                                           bytes: .tensor(tensor)))
+                externalPatches[slice.file.path, default: []].append(
+                    Patch(
+                        offset: slice.range.lowerBound,
+                        bytes: .tensor(tensor)))
             case .typed(let payload):
                 guard let payload, let encoded = TypedData.packedPayload(tensor, field: payload.field),
-                      encoded.count == payload.range.count else { feasible = false; return }
+                    encoded.count == payload.range.count
+                else { feasible = false; return }
                 plan.modelPatches.append(Patch(offset: payload.range.lowerBound, bytes: .encoded(encoded)))
             }
         }

@@ -40,10 +40,14 @@ struct ProtoRebuild {
             if model.opsets.isEmpty { proto.opsetImport = [ProtoRebuild.defaultOpset] }
         }
         if model.producerName != proto.producerName || proto.hasProducerName { proto.producerName = model.producerName }
-        if model.producerVersion != proto.producerVersion || proto.hasProducerVersion { proto.producerVersion = model.producerVersion }
+        if model.producerVersion != proto.producerVersion || proto.hasProducerVersion {
+            proto.producerVersion = model.producerVersion
+        }
         if model.docString != proto.docString || proto.hasDocString { proto.docString = model.docString }
         let originalOpsets = source?.model.opsets ?? []
-        if source != nil || !model.opsets.isEmpty, !model.opsets.elementsEqual(originalOpsets, by: { $0.domain == $1.domain && $0.version == $1.version }) {
+        if source != nil || !model.opsets.isEmpty,
+            !model.opsets.elementsEqual(originalOpsets, by: { $0.domain == $1.domain && $0.version == $1.version })
+        {
             proto.opsetImport = model.opsets.map { opset in
                 var entry = Onnx_OperatorSetIdProto()
                 entry.domain = opset.domain

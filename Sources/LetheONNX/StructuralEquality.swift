@@ -67,10 +67,15 @@ extension ONNXSource {
                 switch attribute.value {
                 case .tensor(let t): try body(attributePath.appending(ONNXField.Attribute.tensor, 0), t)
                 case .tensors(let ts):
-                    for (m, t) in ts.enumerated() { try body(attributePath.appending(ONNXField.Attribute.tensors, m), t) }
-                case .graph(let g): try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graph, 0), body)
+                    for (m, t) in ts.enumerated() {
+                        try body(attributePath.appending(ONNXField.Attribute.tensors, m), t)
+                    }
+                case .graph(let g):
+                    try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graph, 0), body)
                 case .graphs(let gs):
-                    for (m, g) in gs.enumerated() { try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graphs, m), body) }
+                    for (m, g) in gs.enumerated() {
+                        try visitTensors(of: g, path: attributePath.appending(ONNXField.Attribute.graphs, m), body)
+                    }
                 default: break
                 }
             }

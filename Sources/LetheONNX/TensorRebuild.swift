@@ -18,8 +18,10 @@ extension ProtoRebuild {
     }
 
     /// The message for `tensor`, placed by the threshold (initializers) or where the original had it.
-    mutating func tensorProto(_ tensor: Tensor, name: String, original: (proto: Onnx_TensorProto, path: ProtoPath)?,
-                              isInitializer: Bool) throws -> Onnx_TensorProto {
+    mutating func tensorProto(
+        _ tensor: Tensor, name: String, original: (proto: Onnx_TensorProto, path: ProtoPath)?,
+        isInitializer: Bool
+    ) throws -> Onnx_TensorProto {
         let record = original.flatMap { source?.records[$0.path] }
         var wasExternal = false
         var wasTyped = false
@@ -36,9 +38,10 @@ extension ProtoRebuild {
         } else {
             external = wasExternal
         }
-        let unchanged = record.map {
-            StructuralEquality.sameLayout(tensor, $0.tensor) && StructuralEquality.unchanged(tensor, $0.tensor)
-        } ?? false
+        let unchanged =
+            record.map {
+                StructuralEquality.sameLayout(tensor, $0.tensor) && StructuralEquality.unchanged(tensor, $0.tensor)
+            } ?? false
 
         if unchanged, external == wasExternal, var proto = original?.proto {
             if external {
@@ -94,8 +97,9 @@ extension ProtoRebuild {
     /// A `Data` over bytes that outlive it (a mapped file or a kept tensor), without copying.
     func dataReferring(to bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Data {
         guard !range.isEmpty, let base = bytes.baseAddress else { return Data() }
-        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base + range.lowerBound), count: range.count,
-                    deallocator: .none)
+        return Data(
+            bytesNoCopy: UnsafeMutableRawPointer(mutating: base + range.lowerBound), count: range.count,
+            deallocator: .none)
     }
 }
 

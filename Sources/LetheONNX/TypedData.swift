@@ -9,8 +9,10 @@ enum TypedData {
         dtype == .complex64 || dtype == .complex128 ? 2 : 1
     }
 
-    static func decode(_ proto: Onnx_TensorProto, dtype: DType, shape: [Int], elements: Int,
-                       label: String) throws -> Tensor {
+    static func decode(
+        _ proto: Onnx_TensorProto, dtype: DType, shape: [Int], elements: Int,
+        label: String
+    ) throws -> Tensor {
         let field = ONNXDataType.typedField(for: dtype)
         let count: Int
         switch field {
@@ -23,8 +25,9 @@ enum TypedData {
         let (expected, overflow) = elements.multipliedReportingOverflow(by: valuesPerElement(dtype))
         if count == 0, elements > 0 { throw ONNXError.missingData(tensor: label) }
         guard !overflow, count == expected else {
-            throw ONNXError.dataSizeMismatch(tensor: label, field: field.name, expected: overflow ? Int.max : expected,
-                                             actual: count)
+            throw ONNXError.dataSizeMismatch(
+                tensor: label, field: field.name, expected: overflow ? Int.max : expected,
+                actual: count)
         }
         var tensor = Tensor(zeros: dtype, shape: shape)
         tensor.withUnsafeMutableBytes { out in
@@ -71,7 +74,8 @@ enum TypedData {
             case .doubleData: proto.doubleData = Array(raw.bindMemory(to: Double.self))
             case .int64Data: proto.int64Data = Array(raw.bindMemory(to: Int64.self))
             case .uint64Data:
-                proto.uint64Data = tensor.dtype == .uint64
+                proto.uint64Data =
+                    tensor.dtype == .uint64
                     ? Array(raw.bindMemory(to: UInt64.self))
                     : raw.bindMemory(to: UInt32.self).map { UInt64($0) }
             case .int32Data: proto.int32Data = int32Values(tensor.dtype, raw)

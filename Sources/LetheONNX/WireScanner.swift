@@ -46,8 +46,10 @@ struct WireScan: Sendable {
 /// other field without interpreting it. Nothing it reads is trusted before it is checked against
 /// the end of the enclosing message.
 struct WireScanner {
-    private enum Kind: String { case model = "ModelProto", graph = "GraphProto", node = "NodeProto",
-                                     attribute = "AttributeProto", tensor = "TensorProto" }
+    private enum Kind: String {
+        case model = "ModelProto", graph = "GraphProto", node = "NodeProto",
+            attribute = "AttributeProto", tensor = "TensorProto"
+    }
 
     let bytes: UnsafeRawBufferPointer
     let depthLimit: Int
@@ -79,13 +81,17 @@ struct WireScanner {
     /// Singular message fields: protobuf would merge repeats, which would break path identity.
     private static func isSingular(_ kind: Kind, field: Int) -> Bool {
         switch (kind, field) {
-        case (.model, ONNXField.Model.graph), (.attribute, ONNXField.Attribute.tensor), (.attribute, ONNXField.Attribute.graph): true
+        case (.model, ONNXField.Model.graph), (.attribute, ONNXField.Attribute.tensor),
+            (.attribute, ONNXField.Attribute.graph):
+            true
         default: false
         }
     }
 
-    private static let typedFields: Set<Int> = [ONNXField.Tensor.floatData, ONNXField.Tensor.int32Data, ONNXField.Tensor.int64Data,
-                                                ONNXField.Tensor.doubleData, ONNXField.Tensor.uint64Data]
+    private static let typedFields: Set<Int> = [
+        ONNXField.Tensor.floatData, ONNXField.Tensor.int32Data, ONNXField.Tensor.int64Data,
+        ONNXField.Tensor.doubleData, ONNXField.Tensor.uint64Data
+    ]
 
     private mutating func transform(_ kind: Kind, _ range: Range<Int>, path: ProtoPath, depth: Int) throws -> [UInt8] {
         guard depth <= depthLimit else {
@@ -112,7 +118,8 @@ struct WireScanner {
             let field = Int(truncatingIfNeeded: key >> 3)
             let wireType = Int(key & 7)
             guard key >> 3 >= 1, key >> 3 <= 0x1FFF_FFFF else {
-                throw ONNXError.malformedProtobuf(offset: fieldStart, reason: "field number \(key >> 3) in \(kind.rawValue)")
+                throw ONNXError.malformedProtobuf(
+                    offset: fieldStart, reason: "field number \(key >> 3) in \(kind.rawValue)")
             }
             let occurrence = counts[field, default: 0]
             counts[field] = occurrence + 1
@@ -140,13 +147,17 @@ struct WireScanner {
                     if occurrence > 0, WireScanner.isSingular(kind, field: field) {
                         throw ONNXError.duplicateField(message: kind.rawValue, field: field, offset: fieldStart)
                     }
-                    let child = try transform(childKind, payload, path: path.appending(field, occurrence), depth: depth + 1)
+                    let child = try transform(
+                        childKind, payload, path: path.appending(field, occurrence), depth: depth + 1)
                     flush(upTo: lengthStart, into: &out)
                     appendVarint(UInt64(child.count), to: &out)
                     out.append(contentsOf: child)
                     copyStart = offset
                 } else if kind == .tensor, field == ONNXField.Tensor.rawData {
-                    if rawSeen { throw ONNXError.duplicateField(message: "TensorProto", field: ONNXField.Tensor.rawData, offset: fieldStart) }
+                    if rawSeen {
+                        throw ONNXError.duplicateField(
+                            message: "TensorProto", field: ONNXField.Tensor.rawData, offset: fieldStart)
+                    }
                     rawSeen = true
                     scan.rawData[path] = payload
                     flush(upTo: lengthStart, into: &out)
@@ -157,9 +168,11 @@ struct WireScanner {
                     typedPacked = TypedPayload(field: field, range: payload)
                 }
             case 3, 4:
-                throw ONNXError.malformedProtobuf(offset: fieldStart, reason: "group wire type in \(kind.rawValue) field \(field)")
+                throw ONNXError.malformedProtobuf(
+                    offset: fieldStart, reason: "group wire type in \(kind.rawValue) field \(field)")
             default:
-                throw ONNXError.malformedProtobuf(offset: fieldStart, reason: "wire type \(wireType) in \(kind.rawValue) field \(field)")
+                throw ONNXError.malformedProtobuf(
+                    offset: fieldStart, reason: "wire type \(wireType) in \(kind.rawValue) field \(field)")
             }
         }
         if kind == .tensor, typedRecords == 1, let typedPacked {

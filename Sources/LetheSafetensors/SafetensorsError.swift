@@ -49,9 +49,11 @@ public enum SafetensorsError: LetheError {
             "safetensors: tensor \"\(name)\": dtype \(dtype) is not supported by Lethe yet"
         case .invalidOffsets(let name, let begin, let end, let expected):
             "safetensors: tensor \"\(name)\": data_offsets [\(begin), \(end)] "
-                + (begin == expected ? "run backwards" :
-                   begin < expected ? "overlap the previous tensor (which ends at \(expected))"
-                                    : "leave a gap after the previous tensor (which ends at \(expected))")
+                + (begin == expected
+                    ? "run backwards"
+                    : begin < expected
+                        ? "overlap the previous tensor (which ends at \(expected))"
+                        : "leave a gap after the previous tensor (which ends at \(expected))")
         case .sizeMismatch(let name, let expected, let actual):
             "safetensors: tensor \"\(name)\": data_offsets span \(actual) bytes, shape and dtype need \(expected)"
         case .shapeOverflow(let name, let shape):

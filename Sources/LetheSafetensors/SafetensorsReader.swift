@@ -43,7 +43,9 @@ public enum SafetensorsFormat {
     }
 
     /// Reads a file held in memory (tests and fuzzing); the bytes are copied.
-    public static func read(bytes: UnsafeRawBufferPointer, path: String, limits: Limits = .default) throws
+    public static func read(
+        bytes: UnsafeRawBufferPointer, path: String, limits: Limits = .default
+    ) throws
         -> SafetensorsFile
     {
         try FileError.wrapping(path) {
@@ -63,7 +65,9 @@ public enum SafetensorsFormat {
         var order: Int
     }
 
-    private static func parse(source: TensorStorage, mapped: MappedFile?, path: String, limits: Limits) throws
+    private static func parse(
+        source: TensorStorage, mapped: MappedFile?, path: String, limits: Limits
+    ) throws
         -> SafetensorsFile
     {
         let bytes = source.bytes
@@ -78,8 +82,10 @@ public enum SafetensorsFormat {
         }
         let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + headerLength)])
         guard String(validating: headerBytes, as: UTF8.self) != nil else { throw SafetensorsError.headerNotUTF8 }
-        guard case .object(let members) = try HeaderJSONParser.parse(headerBytes, baseOffset: 8,
-                                                                      maxDepth: limits.maxNestingDepth)
+        guard
+            case .object(let members) = try HeaderJSONParser.parse(
+                headerBytes, baseOffset: 8,
+                maxDepth: limits.maxNestingDepth)
         else {
             throw SafetensorsError.invalidJSON(message: "the header is not a JSON object", offset: 8)
         }
@@ -103,8 +109,9 @@ public enum SafetensorsFormat {
         var expectedBegin = 0
         for entry in declared {
             guard entry.begin == expectedBegin, entry.end >= entry.begin else {
-                throw SafetensorsError.invalidOffsets(name: entry.name, begin: entry.begin, end: entry.end,
-                                                      expectedBegin: expectedBegin)
+                throw SafetensorsError.invalidOffsets(
+                    name: entry.name, begin: entry.begin, end: entry.end,
+                    expectedBegin: expectedBegin)
             }
             guard let size = Tensor.byteCount(dtype: entry.dtype, shape: entry.shape) else {
                 throw SafetensorsError.shapeOverflow(name: entry.name, shape: entry.shape)
@@ -117,8 +124,9 @@ public enum SafetensorsFormat {
             }
             let elements = size / entry.dtype.byteSize
             guard elements <= limits.maxElements else {
-                throw LimitError(what: "tensor \"\(entry.name)\" element count", value: elements,
-                                 limit: limits.maxElements)
+                throw LimitError(
+                    what: "tensor \"\(entry.name)\" element count", value: elements,
+                    limit: limits.maxElements)
             }
             expectedBegin = entry.end
         }
@@ -132,27 +140,33 @@ public enum SafetensorsFormat {
         initializers.reserveCapacity(declared.count)
         for entry in declared {
             let range = (dataStart + entry.begin)..<(dataStart + entry.end)
-            let tensor = makeTensor(dtype: entry.dtype, shape: entry.shape, source: source, mapped: mapped,
-                                    range: range)
-            entries.append(.init(name: entry.name, dtypeName: entry.dtypeName, shape: entry.shape,
-                                 begin: entry.begin, end: entry.end, tensor: tensor))
+            let tensor = makeTensor(
+                dtype: entry.dtype, shape: entry.shape, source: source, mapped: mapped,
+                range: range)
+            entries.append(
+                .init(
+                    name: entry.name, dtypeName: entry.dtypeName, shape: entry.shape,
+                    begin: entry.begin, end: entry.end, tensor: tensor))
             initializers.append(Initializer(name: entry.name, tensor: tensor))
         }
         let model = Model(graph: Graph(initializers: initializers), metadata: metadata)
-        return SafetensorsFile(path: path, model: model, entries: entries, headerLength: headerLength,
-                               metadata: metadata, source: source)
+        return SafetensorsFile(
+            path: path, model: model, entries: entries, headerLength: headerLength,
+            metadata: metadata, source: source)
     }
 
     /// A view of the mapping (element readers align it themselves, `Tensor.aligned()`), or a copy
     /// when the bytes are not in a mapped file.
-    private static func makeTensor(dtype: DType, shape: [Int], source: TensorStorage, mapped: MappedFile?,
-                                   range: Range<Int>) -> Tensor
-    {
+    private static func makeTensor(
+        dtype: DType, shape: [Int], source: TensorStorage, mapped: MappedFile?,
+        range: Range<Int>
+    ) -> Tensor {
         if let mapped {
             return Tensor(dtype: dtype, shape: shape, storage: TensorStorage(file: mapped, range: range))
         }
-        return Tensor(dtype: dtype, shape: shape,
-                      copying: UnsafeRawBufferPointer(rebasing: source.bytes[range]))
+        return Tensor(
+            dtype: dtype, shape: shape,
+            copying: UnsafeRawBufferPointer(rebasing: source.bytes[range]))
     }
 
     private static func parseMetadata(_ value: HeaderJSON) throws -> [(key: String, value: String)] {
@@ -195,15 +209,18 @@ public enum SafetensorsFormat {
             case "data_offsets":
                 let pair = try integers(field, name: name, field: key)
                 guard pair.count == 2 else {
-                    throw SafetensorsError.invalidEntry(name: name, field: key,
-                                                        reason: "has \(pair.count) values, not 2")
+                    throw SafetensorsError.invalidEntry(
+                        name: name, field: key,
+                        reason: "has \(pair.count) values, not 2")
                 }
                 offsets = pair
             default:
                 continue // the reference reader ignores unknown fields too
             }
         }
-        guard let dtypeName else { throw SafetensorsError.invalidEntry(name: name, field: "dtype", reason: "is missing") }
+        guard let dtypeName else {
+            throw SafetensorsError.invalidEntry(name: name, field: "dtype", reason: "is missing")
+        }
         guard let shape else { throw SafetensorsError.invalidEntry(name: name, field: "shape", reason: "is missing") }
         guard let offsets else {
             throw SafetensorsError.invalidEntry(name: name, field: "data_offsets", reason: "is missing")
@@ -214,23 +231,27 @@ public enum SafetensorsFormat {
             }
             throw SafetensorsError.unknownDType(name: name, dtype: dtypeName)
         }
-        return Declared(name: name, dtypeName: dtypeName, dtype: dtype, shape: shape, begin: offsets[0],
-                        end: offsets[1], order: order)
+        return Declared(
+            name: name, dtypeName: dtypeName, dtype: dtype, shape: shape, begin: offsets[0],
+            end: offsets[1], order: order)
     }
 
     /// Non-negative integers that fit an `Int`, as the reference's `usize` fields.
     private static func integers(_ value: HeaderJSON, name: String, field: String) throws -> [Int] {
         guard case .array(let elements) = value else {
-            throw SafetensorsError.invalidEntry(name: name, field: field, reason: "is a \(value.kindName), not an array")
+            throw SafetensorsError.invalidEntry(
+                name: name, field: field, reason: "is a \(value.kindName), not an array")
         }
         return try elements.map { element in
             guard case .number(let text) = element else {
-                throw SafetensorsError.invalidEntry(name: name, field: field,
-                                                    reason: "holds a \(element.kindName), not an integer")
+                throw SafetensorsError.invalidEntry(
+                    name: name, field: field,
+                    reason: "holds a \(element.kindName), not an integer")
             }
             guard let number = Int(text), number >= 0 else {
-                throw SafetensorsError.invalidEntry(name: name, field: field,
-                                                    reason: "holds \(text), not a non-negative integer below 2^63")
+                throw SafetensorsError.invalidEntry(
+                    name: name, field: field,
+                    reason: "holds \(text), not a non-negative integer below 2^63")
             }
             return number
         }
@@ -251,8 +272,9 @@ extension SafetensorsFile {
     /// Entries in data-offset order, as read.
     public var entryInfo: [EntryInfo] {
         entries.map {
-            EntryInfo(name: $0.name, dtype: $0.dtypeName, shape: $0.shape,
-                      fileRange: (dataStart + $0.begin)..<(dataStart + $0.end))
+            EntryInfo(
+                name: $0.name, dtype: $0.dtypeName, shape: $0.shape,
+                fileRange: (dataStart + $0.begin)..<(dataStart + $0.end))
         }
     }
 

@@ -20,14 +20,16 @@ extension SafetensorsFormat {
         try validateForWriting(model)
         if let original, let plan = patchPlan(model, original: original) {
             try AtomicFileWriter.write(to: path) { writer in
-                try TensorStreamer.write(UnsafeRawBufferPointer(rebasing: original.source.bytes[0..<original.dataStart]),
-                                         to: writer)
+                try TensorStreamer.write(
+                    UnsafeRawBufferPointer(rebasing: original.source.bytes[0..<original.dataStart]),
+                    to: writer)
                 for (index, initializer) in initializers.enumerated() {
                     let entry = original.entries[index]
                     if plan[index] {
                         let range = (original.dataStart + entry.begin)..<(original.dataStart + entry.end)
-                        try TensorStreamer.write(UnsafeRawBufferPointer(rebasing: original.source.bytes[range]),
-                                                 to: writer, release: original.source.mappedFile != nil)
+                        try TensorStreamer.write(
+                            UnsafeRawBufferPointer(rebasing: original.source.bytes[range]),
+                            to: writer, release: original.source.mappedFile != nil)
                     } else {
                         try TensorStreamer.write(initializer.tensor, to: writer)
                     }
@@ -53,9 +55,11 @@ extension SafetensorsFormat {
         for initializer in model.graph.initializers {
             guard name(of: initializer.tensor.dtype) != nil else {
                 let tensor = initializer.tensor
-                let kind = tensor.characterArray.map { "a NumPy string array (\($0.typeName(tensor.dtype)))" }
+                let kind =
+                    tensor.characterArray.map { "a NumPy string array (\($0.typeName(tensor.dtype)))" }
                     ?? tensor.dtype.shortName
-                throw SafetensorsError.cannotWrite("tensor \"\(initializer.name)\" is \(kind), which safetensors has no dtype for")
+                throw SafetensorsError.cannotWrite(
+                    "tensor \"\(initializer.name)\" is \(kind), which safetensors has no dtype for")
             }
             guard initializer.name != "__metadata__" else {
                 throw SafetensorsError.cannotWrite("a tensor may not be called \"__metadata__\"")
@@ -75,15 +79,16 @@ extension SafetensorsFormat {
     private static func patchPlan(_ model: Model, original: SafetensorsFile) -> [Bool]? {
         let initializers = model.graph.initializers
         guard initializers.count == original.entries.count,
-              model.metadata.count == original.metadata.count,
-              zip(model.metadata, original.metadata).allSatisfy({ $0.key == $1.key && $0.value == $1.value })
+            model.metadata.count == original.metadata.count,
+            zip(model.metadata, original.metadata).allSatisfy({ $0.key == $1.key && $0.value == $1.value })
         else { return nil }
         var unchanged: [Bool] = []
         unchanged.reserveCapacity(initializers.count)
         for (initializer, entry) in zip(initializers, original.entries) {
             let tensor = initializer.tensor
             guard initializer.name == entry.name, name(of: tensor.dtype) == entry.dtypeName,
-                  tensor.shape == entry.shape else { return nil }
+                tensor.shape == entry.shape
+            else { return nil }
             unchanged.append(tensor.storage === entry.tensor.storage || tensor.isBitwiseEqual(to: entry.tensor))
         }
         return unchanged

@@ -120,24 +120,31 @@ public struct Unlearner: Sendable {
     let makeExecutor: ModelExecutorFactory
 
     /// `executorFactory` runs models; by default Lethe's interpreter.
-    public init(model: Model, configuration: UnlearningConfiguration, executorFactory: ModelExecutorFactory? = nil) throws {
+    public init(
+        model: Model, configuration: UnlearningConfiguration, executorFactory: ModelExecutorFactory? = nil
+    ) throws {
         guard !configuration.forgetClasses.isEmpty else { throw UsageError("name at least one class to forget") }
         guard configuration.alphaRetain > 0, configuration.alphaForget > 0,
-              (configuration.alphaRetainGrid + configuration.alphaForgetGrid).allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            (configuration.alphaRetainGrid + configuration.alphaForgetGrid).allSatisfy({ $0 > 0 && $0.isFinite })
+        else {
             throw UsageError("α scales must be positive")
         }
         guard configuration.batchSize > 0 else { throw UsageError("batch size must be positive") }
         guard configuration.passes >= 1 else { throw UsageError("\(Setting.passes) must be at least 1") }
-        if let cap = configuration.positionCap, cap <= 0 { throw UsageError("\(Setting.positions) must be positive or 'all'") }
+        if let cap = configuration.positionCap, cap <= 0 {
+            throw UsageError("\(Setting.positions) must be positive or 'all'")
+        }
         // Weights the reader left as unaligned views of the file (protobuf places raw_data anywhere)
         // are aligned once here, not again by every session the method makes.
         self.model = model.aligningInitializers()
         self.configuration = configuration
         let found = LayerDiscovery.discover(in: model, filter: configuration.layerFilter)
         guard !found.layers.isEmpty else {
-            throw UsageError(configuration.layerFilter == nil
-                ? "the model has no Conv, Gemm or MatMul with a constant weight"
-                : "no weight layer matches \(Setting.layers) \(configuration.layerFilter!.patterns.joined(separator: ","))")
+            throw UsageError(
+                configuration.layerFilter == nil
+                    ? "the model has no Conv, Gemm or MatMul with a constant weight"
+                    : "no weight layer matches \(Setting.layers) \(configuration.layerFilter!.patterns.joined(separator: ","))"
+            )
         }
         layers = found.layers
         skippedLayers = found.skipped
@@ -156,11 +163,15 @@ public struct Unlearner: Sendable {
 
     /// Forgets the configured classes. `statistics` (from `collectStatistics`, possibly summed over
     /// shards) skips the statistics pass; `test` enables the before/after metrics.
-    public func run(train: SampleSet, test: SampleSet? = nil, statistics: StatisticsSet? = nil,
-                    progress: UnlearningProgress? = nil) throws -> UnlearningResult {
+    public func run(
+        train: SampleSet, test: SampleSet? = nil, statistics: StatisticsSet? = nil,
+        progress: UnlearningProgress? = nil
+    ) throws -> UnlearningResult {
         if configuration.method == .erase {
             guard statistics == nil else {
-                throw UsageError("statistics files serve the published method (\(Setting.method) published): the erasure method measures each layer on the model with the layers before it already erased")
+                throw UsageError(
+                    "statistics files serve the published method (\(Setting.method) published): the erasure method measures each layer on the model with the layers before it already erased"
+                )
             }
             return try runErasure(train: train, test: test, progress: progress)
         }
@@ -169,7 +180,9 @@ public struct Unlearner: Sendable {
         let selection = try select(from: train, validation: configuration.search)
 
         if let recorded = statistics?.provenance,
-           let reason = recorded.mismatch(with: StatisticsProvenance(model: model, layers: layers, configuration: configuration)) {
+            let reason = recorded.mismatch(
+                with: StatisticsProvenance(model: model, layers: layers, configuration: configuration))
+        {
             throw StatisticsError("the statistics \(reason)")
         }
         var phase = Date()
@@ -186,12 +199,14 @@ public struct Unlearner: Sendable {
         var alphaRetain = configuration.alphaRetain, alphaForget = configuration.alphaForget
         if configuration.search {
             phase = Date()
-            var search = try AlphaSearch(plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
-                                         validation: train.subset(selection.validation), batchSize: configuration.batchSize,
-                                         makeExecutor: makeExecutor)
+            var search = try AlphaSearch(
+                plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
+                validation: train.subset(selection.validation), batchSize: configuration.batchSize,
+                makeExecutor: makeExecutor)
             search.ignoring = Set(configuration.alreadyForgotten)
-            let outcome = try search.run(alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
-                                         progress: progress)
+            let outcome = try search.run(
+                alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
+                progress: progress)
             grid = outcome.grid
             alphaRetain = outcome.best.alphaRetain
             alphaForget = outcome.best.alphaForget
@@ -218,8 +233,10 @@ public struct Unlearner: Sendable {
             timings.decomposition += t.decomposition
             timings.search += t.search
             timings.projection += t.projection
-            notes.append(String(format: "pass %d: α_r = %g, α_f = %g", pass + 1,
-                                result.report.chosenAlphaRetain, result.report.chosenAlphaForget))
+            notes.append(
+                String(
+                    format: "pass %d: α_r = %g, α_f = %g", pass + 1,
+                    result.report.chosenAlphaRetain, result.report.chosenAlphaForget))
         }
 
         phase = Date()
@@ -234,23 +251,32 @@ public struct Unlearner: Sendable {
             settings: settings(retainClasses: selection.retainClasses, statisticsLoaded: statistics != nil),
             timings: timings, retainSamples: selection.retain.count, forgetSamples: selection.forget.count,
             validationSamples: selection.validation.count,
-            layers: plan.entries.map { LayerSummaryBuilder.summary(of: $0, statistics: stats, patched: weights[$0.layer.name], model: model) },
-            skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget, test: evaluation)
+            layers: plan.entries.map {
+                LayerSummaryBuilder.summary(of: $0, statistics: stats, patched: weights[$0.layer.name], model: model)
+            },
+            skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget,
+            test: evaluation)
         report.notes.append(contentsOf: notes)
         if configuration.search { report.notes += validationNotes(selection: selection, labels: train.labels) }
         if let forget = evaluation?.after.forgetAccuracy, forget > 0.02 {
-            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, \(Setting.method) erase, chooses its settings on a validation split)",
-                                       forget * 100))
+            report.notes.append(
+                String(
+                    format:
+                        "forget accuracy on the test set is %.1f%% after unlearning; the published method leaves classes that share most features with others partly remembered (the default method, \(Setting.method) erase, chooses its settings on a validation split)",
+                    forget * 100))
         }
         return UnlearningResult(patchedWeights: weights, model: patched, statistics: stats, report: report)
     }
 
-    private func runErasure(train: SampleSet, test: SampleSet?, progress: UnlearningProgress?) throws -> UnlearningResult {
+    private func runErasure(
+        train: SampleSet, test: SampleSet?, progress: UnlearningProgress?
+    ) throws -> UnlearningResult {
         let started = Date()
         var timings = UnlearningReport.Timings()
         let selection = try select(from: train, validation: true)
-        let method = try ErasureMethod(model: model, layers: layers, allLayers: allLayers, configuration: configuration,
-                                       makeExecutor: makeExecutor)
+        let method = try ErasureMethod(
+            model: model, layers: layers, allLayers: allLayers, configuration: configuration,
+            makeExecutor: makeExecutor)
         let outcome = try method.run(train: train, selection: selection, progress: progress)
         timings.statistics = outcome.erasureSeconds
         timings.search = outcome.repairSeconds
@@ -258,14 +284,18 @@ public struct Unlearner: Sendable {
         let phase = Date()
         var evaluation: UnlearningReport.Evaluation?
         if let test {
-            evaluation = try evaluate(original: model, patched: outcome.model, train: train, test: test, progress: progress)
+            evaluation = try evaluate(
+                original: model, patched: outcome.model, train: train, test: test, progress: progress)
         }
         timings.evaluation = Date().timeIntervalSince(phase)
         timings.total = Date().timeIntervalSince(started)
 
-        let readoutWriter = outcome.readout.flatMap { name in outcome.erased.contains { $0.name == name } ? nil : method.candidates.first { $0.name == name } }
+        let readoutWriter = outcome.readout.flatMap { name in
+            outcome.erased.contains { $0.name == name } ? nil : method.candidates.first { $0.name == name }
+        }
         let summaries = (outcome.erased + (readoutWriter.map { [$0] } ?? []) + [method.head]).map {
-            LayerSummaryBuilder.summary(of: $0, statistics: outcome.statistics, original: model, patched: outcome.weights[$0.name])
+            LayerSummaryBuilder.summary(
+                of: $0, statistics: outcome.statistics, original: model, patched: outcome.weights[$0.name])
         }
         var report = UnlearningReport(
             settings: settings(retainClasses: selection.retainClasses, statisticsLoaded: false),
@@ -274,18 +304,22 @@ public struct Unlearner: Sendable {
             grid: [], chosenAlphaRetain: 0, chosenAlphaForget: 0, test: evaluation)
         report.method = UnlearningMethod.erase.rawValue
         report.erasure = UnlearningReport.Erasure(
-            erasedLayers: outcome.erased.map(\.name), readoutWriter: outcome.readout, head: method.head.name, depths: outcome.depths,
+            erasedLayers: outcome.erased.map(\.name), readoutWriter: outcome.readout, head: method.head.name,
+            depths: outcome.depths,
             originalValidationRetainAccuracy: outcome.originalValidationRetainAccuracy, repairGrid: outcome.grid,
             chosenRidge: outcome.chosen.ridge, chosenMargin: outcome.chosen.margin,
-            rule: String(format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))
+            rule: String(
+                format: "validation ACC_f ≤ %g%%, then the highest validation ACC_r", configuration.forgetTarget * 100))
         report.notes += validationNotes(selection: selection, labels: train.labels)
         if let reason = outcome.wholeModelReason {
             report.notes.append("the erasure ran the whole model for every layer (slower) because \(reason)")
         }
         if let forget = evaluation?.after.forgetAccuracy, forget > configuration.forgetTarget {
-            report.notes.append(String(format: "forget accuracy on the test set is %.1f%% after unlearning", forget * 100))
+            report.notes.append(
+                String(format: "forget accuracy on the test set is %.1f%% after unlearning", forget * 100))
         }
-        return UnlearningResult(patchedWeights: outcome.weights, model: outcome.model, statistics: outcome.statistics, report: report)
+        return UnlearningResult(
+            patchedWeights: outcome.weights, model: outcome.model, statistics: outcome.statistics, report: report)
     }
 
     /// A warning when the validation split holds too few forget samples to judge a choice.
@@ -293,29 +327,41 @@ public struct Unlearner: Sendable {
         let forget = Set(configuration.forgetClasses)
         let held = selection.validation.filter { forget.contains(labels[$0]) }.count
         guard held < 20 else { return [] }
-        return ["only \(held) forget-class samples could be held out for validation; choices made on them are coarse (give more samples of the class)"]
+        return [
+            "only \(held) forget-class samples could be held out for validation; choices made on them are coarse (give more samples of the class)"
+        ]
     }
 
     func select(from samples: SampleSet, validation: Bool) throws -> SampleSelection {
-        let selection = try SampleSelection(labels: samples.labels, forgetClasses: Set(configuration.forgetClasses),
-                                            alreadyForgotten: Set(configuration.alreadyForgotten), samples: configuration.samples,
-                                            validationPerClass: validation ? configuration.validationPerClass : 0)
-        guard !selection.forget.isEmpty else { throw UsageError("no samples of the forget classes are left for statistics") }
+        let selection = try SampleSelection(
+            labels: samples.labels, forgetClasses: Set(configuration.forgetClasses),
+            alreadyForgotten: Set(configuration.alreadyForgotten), samples: configuration.samples,
+            validationPerClass: validation ? configuration.validationPerClass : 0)
+        guard !selection.forget.isEmpty else {
+            throw UsageError("no samples of the forget classes are left for statistics")
+        }
         if validation, selection.validation.isEmpty {
-            throw UsageError("the data is too small to hold out a validation split for the choices made on it (needs ≥ 10 samples per class)")
+            throw UsageError(
+                "the data is too small to hold out a validation split for the choices made on it (needs ≥ 10 samples per class)"
+            )
         }
         return selection
     }
 
-    func collect(samples: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> StatisticsSet {
-        let collector = StatisticsCollector(layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
-                                            batchSize: configuration.batchSize)
-        return try collector.collect(executor: makeExecutor(model), retain: samples.subset(selection.retain),
-                                     forget: samples.subset(selection.forget), progress: progress)
+    func collect(samples: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> StatisticsSet
+    {
+        let collector = StatisticsCollector(
+            layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
+            batchSize: configuration.batchSize)
+        return try collector.collect(
+            executor: makeExecutor(model), retain: samples.subset(selection.retain),
+            forget: samples.subset(selection.forget), progress: progress)
     }
 
-    private func evaluate(original: Model, patched: Model, train: SampleSet, test: SampleSet,
-                          progress: UnlearningProgress?) throws -> UnlearningReport.Evaluation {
+    private func evaluate(
+        original: Model, patched: Model, train: SampleSet, test: SampleSet,
+        progress: UnlearningProgress?
+    ) throws -> UnlearningReport.Evaluation {
         let forget = Set(configuration.forgetClasses)
         let excluded = forget.union(configuration.alreadyForgotten)
         var members: SampleSet?
@@ -333,36 +379,49 @@ public struct Unlearner: Sendable {
         }
         func measure(_ model: Model, _ phase: String) throws -> (ClassificationMetrics, MembershipInference.Result?) {
             let executor = try makeExecutor(model)
-            let logits = try executor.logits(of: test, batchSize: configuration.batchSize, progress: progress, phase: phase)
-            let metrics = ClassificationMetrics(labels: test.labels, predictions: logits.predictions, forgetClasses: forget,
-                                                ignoring: Set(configuration.alreadyForgotten))
+            let logits = try executor.logits(
+                of: test, batchSize: configuration.batchSize, progress: progress, phase: phase)
+            let metrics = ClassificationMetrics(
+                labels: test.labels, predictions: logits.predictions, forgetClasses: forget,
+                ignoring: Set(configuration.alreadyForgotten))
             guard let members, let targets else { return (metrics, nil) }
-            let memberProbabilities = try executor.logits(of: members, batchSize: configuration.batchSize).trueLabelProbabilities(members.labels)
-            let targetProbabilities = try executor.logits(of: targets, batchSize: configuration.batchSize).trueLabelProbabilities(targets.labels)
-            let mia = try MembershipInference.efficacy(members: memberProbabilities, nonMembers: logits.trueLabelProbabilities(test.labels),
-                                                       targets: targetProbabilities, seed: configuration.seed,
-                                                       maxPerSide: configuration.membershipMaxPerSide)
+            let memberProbabilities = try executor.logits(of: members, batchSize: configuration.batchSize)
+                .trueLabelProbabilities(members.labels)
+            let targetProbabilities = try executor.logits(of: targets, batchSize: configuration.batchSize)
+                .trueLabelProbabilities(targets.labels)
+            let mia = try MembershipInference.efficacy(
+                members: memberProbabilities, nonMembers: logits.trueLabelProbabilities(test.labels),
+                targets: targetProbabilities, seed: configuration.seed,
+                maxPerSide: configuration.membershipMaxPerSide)
             return (metrics, mia)
         }
         let before = try measure(original, "evaluate (original)")
         let after = try measure(patched, "evaluate (patched)")
-        let probe = configuration.probe ? try probeRecovery(original: original, patched: patched, train: train, test: test, progress: progress) : nil
-        return UnlearningReport.Evaluation(before: before.0, after: after.0, membershipBefore: before.1, membershipAfter: after.1,
-                                           probe: probe)
+        let probe =
+            configuration.probe
+            ? try probeRecovery(original: original, patched: patched, train: train, test: test, progress: progress)
+            : nil
+        return UnlearningReport.Evaluation(
+            before: before.0, after: after.0, membershipBefore: before.1, membershipAfter: after.1,
+            probe: probe)
     }
 
     /// Probe recovery before and after (DESIGN §4b): a linear probe fitted on the penultimate
     /// features of the training samples (every class, the forgotten ones too), scored on the forget
     /// classes' test samples. nil when the model has no dense classifier layer to read them at.
-    private func probeRecovery(original: Model, patched: Model, train: SampleSet, test: SampleSet,
-                               progress: UnlearningProgress?) throws -> UnlearningReport.ProbeRecovery? {
+    private func probeRecovery(
+        original: Model, patched: Model, train: SampleSet, test: SampleSet,
+        progress: UnlearningProgress?
+    ) throws -> UnlearningReport.ProbeRecovery? {
         guard let head = LayerDiscovery.classifierHead(of: allLayers),
-              let collector = try? FeatureCollector(layer: head, batchSize: configuration.batchSize) else { return nil }
+            let collector = try? FeatureCollector(layer: head, batchSize: configuration.batchSize)
+        else { return nil }
         let forget = Set(configuration.forgetClasses)
         let classes = head.outputDimension
         guard classes > 1, train.labels.allSatisfy({ $0 >= 0 && $0 < classes }) else { return nil }
         var generator = SplitMix64(seed: SplitMix64.combine(configuration.seed, 0x50524F4245))
-        let fitIndices = train.count > configuration.probeMaxSamples
+        let fitIndices =
+            train.count > configuration.probeMaxSamples
             ? Array(train.labels.indices.shuffled(using: &generator).prefix(configuration.probeMaxSamples)).sorted()
             : Array(train.labels.indices)
         let fit = train.subset(fitIndices)
@@ -374,21 +433,28 @@ public struct Unlearner: Sendable {
             let features = try collector.features(of: fit, executor: executor)
             let scored = try collector.features(of: targets, executor: executor)
             guard features.rows == fit.count, scored.rows == targets.count else { return nil }
-            let probe = LinearProbe(features: features.values, labels: fit.labels, dimension: head.inputDimension, classes: classes)
+            let probe = LinearProbe(
+                features: features.values, labels: fit.labels, dimension: head.inputDimension, classes: classes)
             let predictions = probe.predict(scored.values)
             progress?(phase, 1, 1)
             return Double(zip(predictions, targets.labels).filter { $0 == $1 }.count) / Double(targets.count)
         }
-        guard let before = try recovery(original, "probe (original)"), let after = try recovery(patched, "probe (patched)") else { return nil }
-        return UnlearningReport.ProbeRecovery(before: before, after: after, trainSamples: fit.count, testSamples: targets.count)
+        guard let before = try recovery(original, "probe (original)"),
+            let after = try recovery(patched, "probe (patched)")
+        else { return nil }
+        return UnlearningReport.ProbeRecovery(
+            before: before, after: after, trainSamples: fit.count, testSamples: targets.count)
     }
 
     private func settings(retainClasses: [Int], statisticsLoaded: Bool) -> UnlearningReport.Settings {
         UnlearningReport.Settings(
-            forgetClasses: configuration.forgetClasses.sorted(), alreadyForgotten: configuration.alreadyForgotten.sorted(),
+            forgetClasses: configuration.forgetClasses.sorted(),
+            alreadyForgotten: configuration.alreadyForgotten.sorted(),
             retainClasses: retainClasses, samples: configuration.samples, alphaRetain: configuration.alphaRetain,
-            alphaForget: configuration.alphaForget, search: configuration.search, positionCap: configuration.positionCap,
-            seed: configuration.seed, layerPatterns: configuration.layerFilter?.patterns ?? [], batchSize: configuration.batchSize,
+            alphaForget: configuration.alphaForget, search: configuration.search,
+            positionCap: configuration.positionCap,
+            seed: configuration.seed, layerPatterns: configuration.layerFilter?.patterns ?? [],
+            batchSize: configuration.batchSize,
             threads: configuration.threads, statisticsLoaded: statisticsLoaded, passes: configuration.passes,
             method: configuration.method.rawValue)
     }

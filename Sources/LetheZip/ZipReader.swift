@@ -64,8 +64,9 @@ public struct ZipDirectory: Sendable {
             let disks = try locator.read(UInt32.self, "ZIP64 locator")
             guard disk == 0, disks <= 1 else { throw ZipError.multiDisk }
             guard end - 20 >= 56, recordOffset <= UInt64(end - 20 - 56) else {
-                throw ZipError.invalidRecord(what: "ZIP64 locator", offset: end - 20,
-                                             reason: "points to \(recordOffset), leaving no room for the ZIP64 end record")
+                throw ZipError.invalidRecord(
+                    what: "ZIP64 locator", offset: end - 20,
+                    reason: "points to \(recordOffset), leaving no room for the ZIP64 end record")
             }
             let recordStart = Int(recordOffset)
             var record = ByteCursor(bytes, offset: recordStart)
@@ -74,8 +75,9 @@ public struct ZipDirectory: Sendable {
             }
             let recordSize = try record.read(UInt64.self, "ZIP64 end record")
             guard recordSize >= 44, recordSize <= UInt64(end - 20 - recordStart - 12) else {
-                throw ZipError.invalidRecord(what: "ZIP64 end record", offset: recordStart,
-                                             reason: "size \(recordSize) does not fit before the locator")
+                throw ZipError.invalidRecord(
+                    what: "ZIP64 end record", offset: recordStart,
+                    reason: "size \(recordSize) does not fit before the locator")
             }
             try record.skip(4, "ZIP64 end record") // versions
             let disk64 = try record.read(UInt32.self, "ZIP64 end record")
@@ -86,8 +88,9 @@ public struct ZipDirectory: Sendable {
             let offset64 = try record.read(UInt64.self, "ZIP64 end record")
             guard disk64 == 0, directoryDisk64 == 0, onDisk64 == total64 else { throw ZipError.multiDisk }
             guard total64 <= UInt64(Int.max), size64 <= UInt64(bytes.count), offset64 <= UInt64(bytes.count) else {
-                throw ZipError.invalidRecord(what: "ZIP64 end record", offset: recordStart,
-                                             reason: "sizes exceed the file")
+                throw ZipError.invalidRecord(
+                    what: "ZIP64 end record", offset: recordStart,
+                    reason: "sizes exceed the file")
             }
             entriesOnDisk = Int(onDisk64)
             totalEntries = Int(total64)
@@ -100,12 +103,14 @@ public struct ZipDirectory: Sendable {
             throw ZipError.tooManyEntries(count: totalEntries, limit: limits.maxZipEntries)
         }
         guard directoryOffset <= directoryEnd, directorySize == directoryEnd - directoryOffset else {
-            throw ZipError.invalidRecord(what: "central directory", offset: directoryOffset,
-                                         reason: "declared size \(directorySize) does not end at the end record (\(directoryEnd))")
+            throw ZipError.invalidRecord(
+                what: "central directory", offset: directoryOffset,
+                reason: "declared size \(directorySize) does not end at the end record (\(directoryEnd))")
         }
         guard totalEntries <= directorySize / 46 || totalEntries == 0 else {
-            throw ZipError.invalidRecord(what: "central directory", offset: directoryOffset,
-                                         reason: "\(totalEntries) entries cannot fit in \(directorySize) bytes")
+            throw ZipError.invalidRecord(
+                what: "central directory", offset: directoryOffset,
+                reason: "\(totalEntries) entries cannot fit in \(directorySize) bytes")
         }
 
         var members: [ZipMember] = []
@@ -119,14 +124,16 @@ public struct ZipDirectory: Sendable {
             members.append(member)
         }
         guard central.offset == directoryEnd else {
-            throw ZipError.invalidRecord(what: "central directory", offset: central.offset,
-                                         reason: "\(directoryEnd - central.offset) unexplained bytes after the last entry")
+            throw ZipError.invalidRecord(
+                what: "central directory", offset: central.offset,
+                reason: "\(directoryEnd - central.offset) unexplained bytes after the last entry")
         }
         // Members must not share bytes (overlapping members are a known zip-bomb construction).
         let byOffset = members.sorted { $0.localHeaderOffset < $1.localHeaderOffset }
         for (a, b) in zip(byOffset, byOffset.dropFirst()) where a.dataRange.upperBound > b.localHeaderOffset {
-            throw ZipError.badMemberRange(name: b.name, offset: b.localHeaderOffset,
-                                          reason: "overlaps member \"\(a.name)\"")
+            throw ZipError.badMemberRange(
+                name: b.name, offset: b.localHeaderOffset,
+                reason: "overlaps member \"\(a.name)\"")
         }
         return ZipDirectory(members: members, centralDirectoryOffset: directoryOffset)
     }
@@ -175,18 +182,22 @@ public struct ZipDirectory: Sendable {
 
         var uncompressed = UInt64(uncompressed32), compressed = UInt64(compressed32), offset = UInt64(offset32)
         var disk = UInt32(diskStart)
-        try readZip64Extra(extra, name: name, at: start,
-                           marked: (uncompressed32 == 0xFFFF_FFFF, compressed32 == 0xFFFF_FFFF,
-                                    offset32 == 0xFFFF_FFFF, diskStart == 0xFFFF),
-                           uncompressed: &uncompressed, compressed: &compressed, offset: &offset, disk: &disk)
+        try readZip64Extra(
+            extra, name: name, at: start,
+            marked: (
+                uncompressed32 == 0xFFFF_FFFF, compressed32 == 0xFFFF_FFFF,
+                offset32 == 0xFFFF_FFFF, diskStart == 0xFFFF
+            ),
+            uncompressed: &uncompressed, compressed: &compressed, offset: &offset, disk: &disk)
         guard disk == 0 else { throw ZipError.multiDisk }
         let limit = UInt64(Int.max / 2)
         guard uncompressed <= limit, compressed <= limit, offset <= limit else {
             throw ZipError.badMemberRange(name: name, offset: start, reason: "declared sizes are impossibly large")
         }
-        return ZipMember(name: name, flags: flags, method: method, crc: crc, compressedSize: Int(compressed),
-                         uncompressedSize: Int(uncompressed), localHeaderOffset: Int(offset), dataOffset: 0,
-                         centralOffset: start)
+        return ZipMember(
+            name: name, flags: flags, method: method, crc: crc, compressedSize: Int(compressed),
+            uncompressedSize: Int(uncompressed), localHeaderOffset: Int(offset), dataOffset: 0,
+            centralOffset: start)
     }
 
     private static func decodeName(_ bytes: UnsafeRawBufferPointer, flags: UInt16) throws -> String {
@@ -197,17 +208,19 @@ public struct ZipDirectory: Sendable {
             return name
         }
         // Without the UTF-8 flag the name is CP437; NumPy never writes such names.
-        throw ZipError.badMemberName(name: String(decoding: bytes, as: UTF8.self),
-                                     reason: "is not ASCII and lacks the UTF-8 flag")
+        throw ZipError.badMemberName(
+            name: String(decoding: bytes, as: UTF8.self),
+            reason: "is not ASCII and lacks the UTF-8 flag")
     }
 
     /// Fills the fields whose 32-bit value was the ZIP64 marker from the ZIP64 extra field, in
     /// the order the specification fixes (only the marked fields are present).
-    private static func readZip64Extra(_ extra: UnsafeRawBufferPointer, name: String, at recordOffset: Int,
-                                       marked: (uncompressed: Bool, compressed: Bool, offset: Bool, disk: Bool),
-                                       uncompressed: inout UInt64, compressed: inout UInt64,
-                                       offset: inout UInt64, disk: inout UInt32) throws
-    {
+    private static func readZip64Extra(
+        _ extra: UnsafeRawBufferPointer, name: String, at recordOffset: Int,
+        marked: (uncompressed: Bool, compressed: Bool, offset: Bool, disk: Bool),
+        uncompressed: inout UInt64, compressed: inout UInt64,
+        offset: inout UInt64, disk: inout UInt32
+    ) throws {
         guard marked.uncompressed || marked.compressed || marked.offset || marked.disk else { return }
         var cursor = ByteCursor(extra)
         while cursor.remaining >= 4 {
@@ -222,26 +235,31 @@ public struct ZipDirectory: Sendable {
                 if marked.offset { offset = try field.read(UInt64.self, "ZIP64 extra") }
                 if marked.disk { disk = try field.read(UInt32.self, "ZIP64 extra") }
             } catch {
-                throw ZipError.invalidRecord(what: "ZIP64 extra field of \"\(name)\"", offset: recordOffset,
-                                             reason: "too short for the marked sizes")
+                throw ZipError.invalidRecord(
+                    what: "ZIP64 extra field of \"\(name)\"", offset: recordOffset,
+                    reason: "too short for the marked sizes")
             }
             return
         }
-        throw ZipError.invalidRecord(what: "central directory entry of \"\(name)\"", offset: recordOffset,
-                                     reason: "sizes are marked ZIP64 but there is no ZIP64 extra field")
+        throw ZipError.invalidRecord(
+            what: "central directory entry of \"\(name)\"", offset: recordOffset,
+            reason: "sizes are marked ZIP64 but there is no ZIP64 extra field")
     }
 
     /// Cross-checks the local header with the central record and sets `dataOffset`.
-    private static func checkLocalHeader(_ member: inout ZipMember, _ bytes: UnsafeRawBufferPointer,
-                                         directoryOffset: Int) throws
-    {
+    private static func checkLocalHeader(
+        _ member: inout ZipMember, _ bytes: UnsafeRawBufferPointer,
+        directoryOffset: Int
+    ) throws {
         let start = member.localHeaderOffset
         guard start <= directoryOffset - 30 else {
-            throw ZipError.badMemberRange(name: member.name, offset: start, reason: "local header is not before the central directory")
+            throw ZipError.badMemberRange(
+                name: member.name, offset: start, reason: "local header is not before the central directory")
         }
         var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: bytes[0..<directoryOffset]), offset: start)
         guard try cursor.read(UInt32.self, "local header") == localSignature else {
-            throw ZipError.invalidRecord(what: "local header of \"\(member.name)\"", offset: start, reason: "bad signature")
+            throw ZipError.invalidRecord(
+                what: "local header of \"\(member.name)\"", offset: start, reason: "bad signature")
         }
         try cursor.skip(2, "local header")
         let flags = try cursor.read(UInt16.self, "local header")
@@ -257,7 +275,9 @@ public struct ZipDirectory: Sendable {
         guard String(decoding: nameBytes, as: UTF8.self) == member.name else {
             throw ZipError.headerMismatch(name: member.name, field: "name")
         }
-        guard method == member.method else { throw ZipError.headerMismatch(name: member.name, field: "compression method") }
+        guard method == member.method else {
+            throw ZipError.headerMismatch(name: member.name, field: "compression method")
+        }
         guard flags & 0x0001 == 0 else { throw ZipError.encrypted(name: member.name) }
         if flags & 0x0008 == 0 {
             var uncompressed = UInt64(uncompressed32), compressed = UInt64(compressed32)
@@ -270,7 +290,9 @@ public struct ZipDirectory: Sendable {
                     let body = try extraCursor.readBytes(size, "local extra field")
                     if id == 0x0001 {
                         var field = ByteCursor(body)
-                        if uncompressed32 == 0xFFFF_FFFF { uncompressed = try field.read(UInt64.self, "local ZIP64 extra") }
+                        if uncompressed32 == 0xFFFF_FFFF {
+                            uncompressed = try field.read(UInt64.self, "local ZIP64 extra")
+                        }
                         if compressed32 == 0xFFFF_FFFF { compressed = try field.read(UInt64.self, "local ZIP64 extra") }
                         break
                     }
@@ -286,8 +308,9 @@ public struct ZipDirectory: Sendable {
         }
         member.dataOffset = cursor.offset
         guard member.compressedSize <= directoryOffset - member.dataOffset else {
-            throw ZipError.badMemberRange(name: member.name, offset: member.dataOffset,
-                                          reason: "\(member.compressedSize) bytes run into the central directory")
+            throw ZipError.badMemberRange(
+                name: member.name, offset: member.dataOffset,
+                reason: "\(member.compressedSize) bytes run into the central directory")
         }
         if member.method == 0 && member.compressedSize != member.uncompressedSize {
             throw ZipError.headerMismatch(name: member.name, field: "stored size (compressed ≠ uncompressed)")

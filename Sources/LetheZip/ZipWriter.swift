@@ -22,9 +22,10 @@ public final class ZipWriter {
     /// Adds a member whose bytes `produce` hands to its `emit` argument in order. Stored data
     /// is aligned to `alignment` bytes in the file with a padding extra field (id 0xD935, as
     /// Android's zipalign), so that arrays can be mapped without copying when read back.
-    public func addMember(name: String, deflate: Bool, alignment: Int,
-                          produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws
-    {
+    public func addMember(
+        name: String, deflate: Bool, alignment: Int,
+        produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws {
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= 0xFFFF else { throw ZipError.cannotWrite("member name \"\(name)\" is too long") }
         let flags: UInt16 = nameBytes.allSatisfy { $0 < 0x80 } ? 0 : 0x0800
@@ -35,8 +36,10 @@ public final class ZipWriter {
             padding = (alignment - (offset + 30 + nameBytes.count + 20) % alignment) % alignment
             if padding > 0 && padding < 6 { padding += alignment }
         }
-        try out.write(localHeader(nameBytes, flags: flags, method: method, crc: 0, compressed: 0, uncompressed: 0,
-                                  padding: padding, alignment: alignment))
+        try out.write(
+            localHeader(
+                nameBytes, flags: flags, method: method, crc: 0, compressed: 0, uncompressed: 0,
+                padding: padding, alignment: alignment))
         var crc: UInt32 = 0
         var uncompressed = 0
         var compressed = 0
@@ -60,11 +63,14 @@ public final class ZipWriter {
             }
             compressed = uncompressed
         }
-        try localHeader(nameBytes, flags: flags, method: method, crc: crc, compressed: compressed,
-                        uncompressed: uncompressed, padding: padding, alignment: alignment)
-            .withUnsafeBytes { try out.write($0, at: offset) }
-        appendCentral(nameBytes, flags: flags, method: method, crc: crc, compressed: compressed,
-                      uncompressed: uncompressed, offset: offset)
+        try localHeader(
+            nameBytes, flags: flags, method: method, crc: crc, compressed: compressed,
+            uncompressed: uncompressed, padding: padding, alignment: alignment
+        )
+        .withUnsafeBytes { try out.write($0, at: offset) }
+        appendCentral(
+            nameBytes, flags: flags, method: method, crc: crc, compressed: compressed,
+            uncompressed: uncompressed, offset: offset)
         count += 1
     }
 
@@ -96,17 +102,18 @@ public final class ZipWriter {
         try out.write(tail)
     }
 
-    private func localHeader(_ name: [UInt8], flags: UInt16, method: UInt16, crc: UInt32, compressed: Int,
-                             uncompressed: Int, padding: Int, alignment: Int) -> [UInt8]
-    {
+    private func localHeader(
+        _ name: [UInt8], flags: UInt16, method: UInt16, crc: UInt32, compressed: Int,
+        uncompressed: Int, padding: Int, alignment: Int
+    ) -> [UInt8] {
         var header: [UInt8] = []
         header.reserveCapacity(30 + name.count + 20 + padding)
         header.append32(ZipDirectory.localSignature)
         header.append16(45)
         header.append16(flags)
         header.append16(method)
-        header.append16(0)      // time 00:00:00
-        header.append16(0x21)   // date 1980-01-01, as zipfile.ZipInfo's default
+        header.append16(0) // time 00:00:00
+        header.append16(0x21) // date 1980-01-01, as zipfile.ZipInfo's default
         header.append32(crc)
         header.append32(0xFFFF_FFFF)
         header.append32(0xFFFF_FFFF)
@@ -126,11 +133,13 @@ public final class ZipWriter {
         return header
     }
 
-    private func appendCentral(_ name: [UInt8], flags: UInt16, method: UInt16, crc: UInt32, compressed: Int,
-                               uncompressed: Int, offset: Int)
-    {
+    private func appendCentral(
+        _ name: [UInt8], flags: UInt16, method: UInt16, crc: UInt32, compressed: Int,
+        uncompressed: Int, offset: Int
+    ) {
         var zip64: [UInt64] = []
-        var compressed32 = UInt32(truncatingIfNeeded: compressed), uncompressed32 = UInt32(truncatingIfNeeded: uncompressed)
+        var compressed32 = UInt32(truncatingIfNeeded: compressed),
+            uncompressed32 = UInt32(truncatingIfNeeded: uncompressed)
         var offset32 = UInt32(truncatingIfNeeded: offset)
         if uncompressed > ZipWriter.zip64Limit || compressed > ZipWriter.zip64Limit {
             zip64 += [UInt64(uncompressed), UInt64(compressed)]
@@ -142,7 +151,7 @@ public final class ZipWriter {
             offset32 = 0xFFFF_FFFF
         }
         central.append32(ZipDirectory.centralSignature)
-        central += [45, 3, 45, 0]   // made by zip 4.5 on Unix, needs 4.5
+        central += [45, 3, 45, 0] // made by zip 4.5 on Unix, needs 4.5
         central.append16(flags)
         central.append16(method)
         central.append16(0)
@@ -152,9 +161,9 @@ public final class ZipWriter {
         central.append32(uncompressed32)
         central.append16(UInt16(name.count))
         central.append16(UInt16(zip64.isEmpty ? 0 : 4 + 8 * zip64.count))
-        central.append16(0)         // comment
-        central.append16(0)         // disk
-        central.append16(0)         // internal attributes
+        central.append16(0) // comment
+        central.append16(0) // disk
+        central.append16(0) // internal attributes
         central.append32(0o600 << 16)
         central.append32(offset32)
         central += name

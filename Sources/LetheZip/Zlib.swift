@@ -69,8 +69,9 @@ public final class RawInflater {
     private func step(_ out: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
         if stream.pointee.avail_in == 0 && consumed < input.count {
             let piece = min(input.count - consumed, 1 << 30)
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.advanced(by: consumed)
-                .assumingMemoryBound(to: UInt8.self))
+            stream.pointee.next_in = UnsafeMutablePointer(
+                mutating: input.baseAddress!.advanced(by: consumed)
+                    .assumingMemoryBound(to: UInt8.self))
             stream.pointee.avail_in = UInt32(piece)
             consumed += piece
         }
@@ -106,8 +107,9 @@ final class RawDeflater {
 
     init() throws {
         stream.initialize(to: z_stream())
-        let status = deflateInit2_(stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
-                                   zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        let status = deflateInit2_(
+            stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
+            zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
             stream.deallocate()
             throw ZipError.cannotWrite("deflateInit2 returned \(status)")
@@ -120,14 +122,17 @@ final class RawDeflater {
     }
 
     /// Compresses `input` (and with `finish`, ends the stream), handing output to `sink`.
-    func compress(_ input: UnsafeRawBufferPointer, finish: Bool,
-                  sink: (UnsafeRawBufferPointer) throws -> Void) throws
-    {
+    func compress(
+        _ input: UnsafeRawBufferPointer, finish: Bool,
+        sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         var offset = 0
         repeat {
             let piece = min(input.count - offset, 1 << 30)
-            stream.pointee.next_in = piece > 0
-                ? UnsafeMutablePointer(mutating: input.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self))
+            stream.pointee.next_in =
+                piece > 0
+                ? UnsafeMutablePointer(
+                    mutating: input.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self))
                 : nil
             stream.pointee.avail_in = UInt32(piece)
             offset += piece

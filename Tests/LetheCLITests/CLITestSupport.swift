@@ -11,8 +11,10 @@ enum CLI {
     static var executable: URL {
         // The test bundle sits beside (Darwin) or is (Linux) the products folder of the same build.
         let bundle = Bundle(for: BundleToken.self).bundleURL
-        let candidates = [bundle.appendingPathComponent("lethe"),
-                          bundle.deletingLastPathComponent().appendingPathComponent("lethe")]
+        let candidates = [
+            bundle.appendingPathComponent("lethe"),
+            bundle.deletingLastPathComponent().appendingPathComponent("lethe")
+        ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
     }
 
@@ -24,16 +26,23 @@ enum CLI {
     /// test's own, and `addressSpaceKiB` runs it under `ulimit -v` (so an oversized allocation
     /// kills it instead of passing unnoticed).
     @discardableResult
-    static func run(_ arguments: [String], in folder: String? = nil, environment: [String: String] = [:],
-                    addressSpaceKiB: Int? = nil) throws -> CommandResult {
-        guard let addressSpaceKiB else { return try capture(executable.path, arguments, in: folder, environment: environment) }
-        return try capture("/bin/bash", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", executable.path] + arguments,
-                           in: folder, environment: environment)
+    static func run(
+        _ arguments: [String], in folder: String? = nil, environment: [String: String] = [:],
+        addressSpaceKiB: Int? = nil
+    ) throws -> CommandResult {
+        guard let addressSpaceKiB else {
+            return try capture(executable.path, arguments, in: folder, environment: environment)
+        }
+        return try capture(
+            "/bin/bash", ["-c", "ulimit -v \(addressSpaceKiB); exec \"$0\" \"$@\"", executable.path] + arguments,
+            in: folder, environment: environment)
     }
 
     /// Runs a program to its end and returns its exit status and what it printed.
-    private static func capture(_ program: String, _ arguments: [String], in folder: String? = nil,
-                                environment: [String: String] = [:]) throws -> CommandResult {
+    private static func capture(
+        _ program: String, _ arguments: [String], in folder: String? = nil,
+        environment: [String: String] = [:]
+    ) throws -> CommandResult {
         try TestEnvironment.run(program, arguments, in: folder, environment: environment)
     }
 

@@ -9,7 +9,8 @@ final class CrashSafetyTests: XCTestCase {
         var header = "{"
         for i in 0..<tensors {
             let begin = i * floatsEach * 4
-            header += "\"t\(i)\":{\"dtype\":\"F32\",\"shape\":[\(floatsEach)],\"data_offsets\":[\(begin),\(begin + floatsEach * 4)]}"
+            header +=
+                "\"t\(i)\":{\"dtype\":\"F32\",\"shape\":[\(floatsEach)],\"data_offsets\":[\(begin),\(begin + floatsEach * 4)]}"
             header += i + 1 < tensors ? "," : "}"
         }
         while (header.utf8.count + 8) % 8 != 0 { header += " " }
@@ -29,7 +30,7 @@ final class CrashSafetyTests: XCTestCase {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let source = "\(folder)/big.safetensors", destination = "\(folder)/out.npz"
-        try writeSafetensors(source, tensors: 3, floatsEach: 4 << 20, seed: 1)  // 48 MB
+        try writeSafetensors(source, tensors: 3, floatsEach: 4 << 20, seed: 1) // 48 MB
         try writeSafetensors("\(folder)/old.safetensors", tensors: 1, floatsEach: 16, seed: 2)
         XCTAssertEqual(try CLI.run(["convert", "\(folder)/old.safetensors", destination]).status, 0)
         let oldBytes = try Data(contentsOf: URL(fileURLWithPath: destination))
@@ -62,10 +63,12 @@ final class CrashSafetyTests: XCTestCase {
             process.waitUntilExit()
             if process.terminationReason == .uncaughtSignal { killedMidway += 1 }
             let now = try Data(contentsOf: URL(fileURLWithPath: destination))
-            XCTAssertTrue(now == oldBytes || now == newBytes, "round \(round): destination is neither the old nor the new file")
+            XCTAssertTrue(
+                now == oldBytes || now == newBytes, "round \(round): destination is neither the old nor the new file")
             // Start each round from the old file again so a kill can be checked against it.
             if now != oldBytes { try oldBytes.write(to: URL(fileURLWithPath: destination)) }
-            for leftover in try FileManager.default.contentsOfDirectory(atPath: folder) where leftover.hasPrefix(".out.npz.lethe-") {
+            for leftover in try FileManager.default.contentsOfDirectory(atPath: folder)
+            where leftover.hasPrefix(".out.npz.lethe-") {
                 try FileManager.default.removeItem(atPath: "\(folder)/\(leftover)")
             }
         }
@@ -88,6 +91,7 @@ final class CrashSafetyTests: XCTestCase {
         let inspect = try CLI.run(["inspect", file, "--json"])
         let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((json["tensors"] as! [[String: Any]]).map { $0["dtype"] as! String }, ["float16", "float16"])
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["w.safetensors"], "backup released")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: folder), ["w.safetensors"], "backup released")
     }
 }

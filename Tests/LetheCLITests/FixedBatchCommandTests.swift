@@ -13,8 +13,10 @@ final class FixedBatchCommandTests: XCTestCase {
     }
 
     func testFixedBatchExportsEvaluateLikeDynamicOnes() throws {
-        for (fixed, dynamic) in [("fashion_cnn_b1.onnx", "fashion_cnn.onnx"), ("fashion_cnn_dynamo_b1.onnx", "fashion_cnn.onnx"),
-                                 ("fashion_vit_b1.onnx", "fashion_vit.onnx"), ("fashion_vit_dynamo_b1.onnx", "fashion_vit.onnx")] {
+        for (fixed, dynamic) in [
+            ("fashion_cnn_b1.onnx", "fashion_cnn.onnx"), ("fashion_cnn_dynamo_b1.onnx", "fashion_cnn.onnx"),
+            ("fashion_vit_b1.onnx", "fashion_vit.onnx"), ("fashion_vit_dynamo_b1.onnx", "fashion_vit.onnx")
+        ] {
             let a = try evaluation(fixed), b = try evaluation(dynamic)
             XCTAssertEqual(a["accuracy"] as? Double, b["accuracy"] as? Double, fixed)
             XCTAssertEqual(a["confusion"] as? [[Int]], b["confusion"] as? [[Int]], fixed)
@@ -26,8 +28,10 @@ final class FixedBatchCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var reports: [[String: Any]] = []
         for model in ["fashion_cnn_dynamo_b1.onnx", "fashion_cnn.onnx"] {
-            let result = try CLI.run(["unlearn", CLI.sample(model), "--data", CLI.sample("fashion_train.npz"), "--test",
-                                      CLI.sample("fashion_test.npz"), "--forget", "2", "-o", "\(folder)/\(model)", "--json"])
+            let result = try CLI.run([
+                "unlearn", CLI.sample(model), "--data", CLI.sample("fashion_train.npz"), "--test",
+                CLI.sample("fashion_test.npz"), "--forget", "2", "-o", "\(folder)/\(model)", "--json"
+            ])
             XCTAssertEqual(result.status, 0, result.stderr)
             reports.append(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any])
         }
@@ -35,7 +39,9 @@ final class FixedBatchCommandTests: XCTestCase {
         XCTAssertEqual(after[0]["forgetAccuracy"] as! Double, after[1]["forgetAccuracy"] as! Double, accuracy: 0.002)
         XCTAssertEqual(after[0]["retainAccuracy"] as! Double, after[1]["retainAccuracy"] as! Double, accuracy: 0.002)
         // The written file still declares a batch of 1: only weights changed.
-        let diff = try CLI.run(["diff", CLI.sample("fashion_cnn_dynamo_b1.onnx"), "\(folder)/fashion_cnn_dynamo_b1.onnx", "--json"])
+        let diff = try CLI.run([
+            "diff", CLI.sample("fashion_cnn_dynamo_b1.onnx"), "\(folder)/fashion_cnn_dynamo_b1.onnx", "--json"
+        ])
         let changes = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(changes["graphDifferences"] as? [String], [])
     }

@@ -21,19 +21,24 @@ final class HostileInputTests: XCTestCase {
 
     /// Runs `lethe` in `folder` under the memory bound.
     private func runBounded(_ arguments: [String], in folder: String) throws -> CommandResult {
-        try CLI.run(arguments, in: folder, environment: ["LETHE_MAX_TENSOR_BYTES": "64M"], addressSpaceKiB: Self.addressSpaceKiB)
+        try CLI.run(
+            arguments, in: folder, environment: ["LETHE_MAX_TENSOR_BYTES": "64M"], addressSpaceKiB: Self.addressSpaceKiB
+        )
     }
 
     /// Checks one refused run: exit 2, a single `lethe: <file>: …` line, the folder as it was.
-    private func assertRefused(_ arguments: [String], in folder: String, naming file: String, _ why: String,
-                               line: UInt = #line) throws {
+    private func assertRefused(
+        _ arguments: [String], in folder: String, naming file: String, _ why: String,
+        line: UInt = #line
+    ) throws {
         let before = try snapshot(folder)
         let result = try runBounded(arguments, in: folder)
         XCTAssertEqual(result.status, 2, "\(file) (\(why)): \(result.stderr)", line: line)
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "\(file): \(result.stderr)", line: line)
-        XCTAssertTrue(result.stderr.hasPrefix("lethe: ") && result.stderr.contains(file),
-                      "\(file): the message names the file: \(result.stderr)", line: line)
+        XCTAssertTrue(
+            result.stderr.hasPrefix("lethe: ") && result.stderr.contains(file),
+            "\(file): the message names the file: \(result.stderr)", line: line)
         XCTAssertEqual(try snapshot(folder), before, "\(file): no output, no temporary, input untouched", line: line)
     }
 
@@ -43,13 +48,16 @@ final class HostileInputTests: XCTestCase {
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
             var isFolder: ObjCBool = false
             FileManager.default.fileExists(atPath: "\(folder)/\(name)", isDirectory: &isFolder)
-            files[name] = isFolder.boolValue ? Data("folder".utf8) : try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name)"))
+            files[name] =
+                isFolder.boolValue
+                ? Data("folder".utf8) : try Data(contentsOf: URL(fileURLWithPath: "\(folder)/\(name)"))
         }
         return files
     }
 
     func testEveryCorpusFileIsRefusedCleanly() throws {
-        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: Self.corpus.appendingPathComponent("cases.json")))
+        let cases = try JSONDecoder().decode(
+            [Case].self, from: Data(contentsOf: Self.corpus.appendingPathComponent("cases.json")))
         XCTAssertGreaterThanOrEqual(cases.count, 40)
         let files = Self.corpus.appendingPathComponent("files").path
         for item in cases {
@@ -82,7 +90,8 @@ final class HostileInputTests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let name = "broken." + (sample as NSString).pathExtension
             var generator = SplitMix64(seed: 42)
-            let cuts = (0..<24).map { _ in Int(generator.next() % UInt64(original.count)) } + [0, 1, 7, 8, original.count - 1]
+            let cuts =
+                (0..<24).map { _ in Int(generator.next() % UInt64(original.count)) } + [0, 1, 7, 8, original.count - 1]
             for cut in cuts {
                 try original.prefix(cut).write(to: URL(fileURLWithPath: "\(folder)/\(name)"))
                 try assertRefused(["convert", name, "out.safetensors"], in: folder, naming: name, "cut at \(cut)")
@@ -93,8 +102,9 @@ final class HostileInputTests: XCTestCase {
                 flipped[index] ^= UInt8(1 << (generator.next() % 8))
                 try flipped.write(to: URL(fileURLWithPath: "\(folder)/\(name)"))
                 let result = try runBounded(["inspect", name], in: folder)
-                XCTAssertTrue(result.status == 0 || (result.status == 2 && result.stderr.split(separator: "\n").count == 1),
-                              "\(sample) bit flip at \(index): status \(result.status), \(result.stderr)")
+                XCTAssertTrue(
+                    result.status == 0 || (result.status == 2 && result.stderr.split(separator: "\n").count == 1),
+                    "\(sample) bit flip at \(index): status \(result.status), \(result.stderr)")
             }
         }
     }
@@ -113,8 +123,10 @@ final class HostileInputTests: XCTestCase {
         let model = try Data(contentsOf: URL(fileURLWithPath: "\(files)/onnx_external_missing.onnx"))
         try model.write(to: URL(fileURLWithPath: "\(folder)/linked.onnx"))
         try Data(count: 64).write(to: URL(fileURLWithPath: "\(outside)/secret.bin"))
-        try FileManager.default.createSymbolicLink(atPath: "\(folder)/not_there.bin", withDestinationPath: "\(outside)/secret.bin")
-        try assertRefused(["convert", "linked.onnx", "out.safetensors"], in: folder, naming: "linked.onnx", "symlink out")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(folder)/not_there.bin", withDestinationPath: "\(outside)/secret.bin")
+        try assertRefused(
+            ["convert", "linked.onnx", "out.safetensors"], in: folder, naming: "linked.onnx", "symlink out")
         try FileManager.default.removeItem(atPath: "\(folder)/not_there.bin")
         try FileManager.default.linkItem(atPath: "\(outside)/secret.bin", toPath: "\(folder)/not_there.bin")
         try assertRefused(["convert", "linked.onnx", "out.safetensors"], in: folder, naming: "linked.onnx", "hard link")

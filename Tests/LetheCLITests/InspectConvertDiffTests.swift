@@ -30,14 +30,16 @@ final class InspectConvertDiffTests: XCTestCase {
         XCTAssertEqual(back.status, 0, back.stderr)
         let same = try CLI.run(["diff", onnx, "\(folder)/d.onnx"])
         XCTAssertEqual(same.status, 0, same.stdout + same.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(folder)/d.onnx")),
-                       try Data(contentsOf: URL(fileURLWithPath: onnx)), "unchanged weights give the template's bytes")
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: "\(folder)/d.onnx")),
+            try Data(contentsOf: URL(fileURLWithPath: onnx)), "unchanged weights give the template's bytes")
         // Rewriting a file in its own format is byte-identical.
         for sample in ["fashion_cnn.safetensors", "fashion_cnn.npz", "fashion_cnn.onnx"] {
             let target = "\(folder)/copy-\(sample)"
             XCTAssertEqual(try CLI.run(["convert", CLI.sample(sample), target]).status, 0)
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target)),
-                           try Data(contentsOf: URL(fileURLWithPath: CLI.sample(sample))), sample)
+            XCTAssertEqual(
+                try Data(contentsOf: URL(fileURLWithPath: target)),
+                try Data(contentsOf: URL(fileURLWithPath: CLI.sample(sample))), sample)
         }
     }
 
@@ -71,7 +73,8 @@ final class InspectConvertDiffTests: XCTestCase {
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains(truncated), result.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["cut.safetensors"], "no output, no temporary")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: folder), ["cut.safetensors"], "no output, no temporary")
         let usage = try CLI.run(["convert", CLI.sample("fashion_cnn.onnx"), "\(folder)/x.unknown"])
         XCTAssertEqual(usage.status, 2)
         let overwrite = try CLI.run(["convert", truncated, truncated])

@@ -27,8 +27,9 @@ final class NumPyFileCommandTests: XCTestCase {
         let source = Self.corpus("fftpack_test.npz")
         let copy = try CLI.run(["convert", source, "\(folder)/copy.npz"])
         XCTAssertEqual(copy.status, 0, copy.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(folder)/copy.npz")),
-                       try Data(contentsOf: URL(fileURLWithPath: source)))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: "\(folder)/copy.npz")),
+            try Data(contentsOf: URL(fileURLWithPath: source)))
         let refused = try CLI.run(["convert", source, "\(folder)/out.safetensors"])
         XCTAssertEqual(refused.status, 2)
         XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)

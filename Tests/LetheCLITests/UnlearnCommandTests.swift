@@ -7,9 +7,12 @@ final class UnlearnCommandTests: XCTestCase {
     func testUnlearnGivesTheSamePatchInEveryFormat() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let common = ["--method", "published", "--data", CLI.sample("fashion_train.npz"), "--forget", "3", "--samples", "300"]
-        let onnx = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx")] + common
-                               + ["-o", "\(folder)/u.onnx", "--test", CLI.sample("fashion_test.npz"), "--json"])
+        let common = [
+            "--method", "published", "--data", CLI.sample("fashion_train.npz"), "--forget", "3", "--samples", "300"
+        ]
+        let onnx = try CLI.run(
+            ["unlearn", CLI.sample("fashion_cnn.onnx")] + common
+                + ["-o", "\(folder)/u.onnx", "--test", CLI.sample("fashion_test.npz"), "--json"])
         XCTAssertEqual(onnx.status, 0, onnx.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(onnx.stdout.utf8)) as! [String: Any]
         let test = report["test"] as! [String: Any]
@@ -19,8 +22,9 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertGreaterThan(after["retainAccuracy"] as! Double, (before["retainAccuracy"] as! Double) - 0.03)
 
         for (sample, name) in [("fashion_cnn.safetensors", "u.safetensors"), ("fashion_cnn.npz", "u.npz")] {
-            let result = try CLI.run(["unlearn", CLI.sample(sample), "--graph", CLI.sample("fashion_cnn.onnx")] + common
-                                     + ["-o", "\(folder)/\(name)"])
+            let result = try CLI.run(
+                ["unlearn", CLI.sample(sample), "--graph", CLI.sample("fashion_cnn.onnx")] + common
+                    + ["-o", "\(folder)/\(name)"])
             XCTAssertEqual(result.status, 0, result.stderr)
             let same = try CLI.run(["diff", "\(folder)/u.onnx", "\(folder)/\(name)"])
             XCTAssertEqual(same.status, 0, "\(name): \(same.stdout)")
@@ -37,7 +41,8 @@ final class UnlearnCommandTests: XCTestCase {
         // ONNX Runtime runs the patched file and agrees with Lethe's own evaluation.
         let ours = try CLI.run(["eval", "\(folder)/u.onnx", "--data", CLI.sample("fashion_test.npz"), "--json"])
         XCTAssertEqual(ours.status, 0, ours.stderr)
-        let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
+        let ourAccuracy =
+            (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
         XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
         XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), ourAccuracy, accuracy: 0.0015)
     }
@@ -48,8 +53,10 @@ final class UnlearnCommandTests: XCTestCase {
     func testDefaultMethodForgetsAndKeepsRetainAccuracy() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let result = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
-                                  "--test", CLI.sample("fashion_test.npz"), "--forget", "7", "-o", "\(folder)/u.onnx", "--json"])
+        let result = try CLI.run([
+            "unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+            "--test", CLI.sample("fashion_test.npz"), "--forget", "7", "-o", "\(folder)/u.onnx", "--json"
+        ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(report["method"] as? String, "erase")
@@ -68,19 +75,23 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(diff.status, 1)
         let changes = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as! [String: Any]
         let changed = Set((changes["changed"] as! [[String: Any]]).map { $0["name"] as! String })
-        let allowed = Set((erased + ["fc2.weight"]).flatMap { [$0, $0.replacingOccurrences(of: ".weight", with: ".bias")] })
+        let allowed = Set(
+            (erased + ["fc2.weight"]).flatMap { [$0, $0.replacingOccurrences(of: ".weight", with: ".bias")] })
         XCTAssertTrue(changed.isSubset(of: allowed), "changed \(changed.sorted())")
         XCTAssertTrue(changed.contains("fc2.weight"))
         XCTAssertFalse(changed.contains { $0.hasPrefix("bn") }, "normalisation layers stay as they were")
 
         let ours = try CLI.run(["eval", "\(folder)/u.onnx", "--data", CLI.sample("fashion_test.npz"), "--json"])
-        let ourAccuracy = (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
+        let ourAccuracy =
+            (try JSONSerialization.jsonObject(with: Data(ours.stdout.utf8)) as! [String: Any])["accuracy"] as! Double
         XCTAssertEqual(ourAccuracy, after["accuracy"] as! Double, accuracy: 1e-9)
         XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), ourAccuracy, accuracy: 0.0015)
 
         // The published method's options are refused with the default method.
-        let mixed = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
-                                 "--forget", "7", "--alpha-retain", "30", "-o", "\(folder)/v.onnx"])
+        let mixed = try CLI.run([
+            "unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+            "--forget", "7", "--alpha-retain", "30", "-o", "\(folder)/v.onnx"
+        ])
         XCTAssertEqual(mixed.status, 2)
         XCTAssertTrue(mixed.stderr.contains("--alpha-retain belongs to --method published"), mixed.stderr)
     }
@@ -90,9 +101,12 @@ final class UnlearnCommandTests: XCTestCase {
     func testAHardClassIsForgottenWithASecondPass() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let result = try CLI.run(["unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
-                                  "--test", CLI.sample("fashion_test.npz"), "--forget", "4", "--method", "published", "--search", "--passes", "2",
-                                  "-o", "\(folder)/u.onnx", "--json"])
+        let result = try CLI.run([
+            "unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+            "--test", CLI.sample("fashion_test.npz"), "--forget", "4", "--method", "published", "--search", "--passes",
+            "2",
+            "-o", "\(folder)/u.onnx", "--json"
+        ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         let test = report["test"] as! [String: Any]
@@ -106,12 +120,17 @@ final class UnlearnCommandTests: XCTestCase {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let model = CLI.sample("fashion_cnn.onnx")
-        let args = ["--data", CLI.sample("fashion_train.npz"), "--forget", "5", "--samples", "90", "--layers", "fc2,conv1"]
+        let args = [
+            "--data", CLI.sample("fashion_train.npz"), "--forget", "5", "--samples", "90", "--layers", "fc2,conv1"
+        ]
         let stats = try CLI.run(["stats", model] + args + ["-o", "\(folder)/s.safetensors"])
         XCTAssertEqual(stats.status, 0, stats.stderr)
         let direct = try CLI.run(["unlearn", model, "--method", "published"] + args + ["-o", "\(folder)/a.onnx"])
         XCTAssertEqual(direct.status, 0, direct.stderr)
-        let fromFile = try CLI.run(["unlearn", model, "--method", "published"] + args + ["--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"])
+        let fromFile = try CLI.run(
+            ["unlearn", model, "--method", "published"] + args + [
+                "--stats", "\(folder)/s.safetensors", "-o", "\(folder)/b.onnx"
+            ])
         XCTAssertEqual(fromFile.status, 0, fromFile.stderr)
         // The direct run decomposes the few forget rows themselves, the file holds only their Gram:
         // the same spaces up to rounding, so the patches agree to float32 precision, not bit for bit.
@@ -120,13 +139,17 @@ final class UnlearnCommandTests: XCTestCase {
         let original = try CLI.run(["diff", model, "\(folder)/b.onnx", "--rtol", "1e-4", "--atol", "1e-7"])
         XCTAssertEqual(original.status, 1, "the patch is far outside the tolerance")
         // The file records what it was collected for: another class is refused, nothing is written.
-        let otherClass = try CLI.run(["unlearn", model, "--method", "published", "--data", CLI.sample("fashion_train.npz"),
-                                      "--forget", "4", "--samples", "90", "--layers", "fc2,conv1",
-                                      "--stats", "\(folder)/s.safetensors", "-o", "\(folder)/d.onnx"])
+        let otherClass = try CLI.run([
+            "unlearn", model, "--method", "published", "--data", CLI.sample("fashion_train.npz"),
+            "--forget", "4", "--samples", "90", "--layers", "fc2,conv1",
+            "--stats", "\(folder)/s.safetensors", "-o", "\(folder)/d.onnx"
+        ])
         XCTAssertEqual(otherClass.status, 2)
         XCTAssertTrue(otherClass.stderr.contains("forget class(es) 5, this run forgets 4"), otherClass.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/d.onnx"))
-        let bad = try CLI.run(["unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"])
+        let bad = try CLI.run([
+            "unlearn", model, "--data", CLI.sample("fashion_train.npz"), "--forget", "x", "-o", "\(folder)/c.onnx"
+        ])
         XCTAssertEqual(bad.status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/c.onnx"))
     }
@@ -137,7 +160,8 @@ final class UnlearnCommandTests: XCTestCase {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let model = CLI.sample("fashion_cnn.onnx")
-        _ = try CLI.python("""
+        _ = try CLI.python(
+            """
             import sys, numpy as np
             d = np.load(sys.argv[1])
             np.savez(sys.argv[2], x=d["x"][0::2], y=d["y"][0::2])
@@ -145,10 +169,14 @@ final class UnlearnCommandTests: XCTestCase {
             """, [CLI.sample("fashion_train.npz"), "\(folder)/a.npz", "\(folder)/b.npz"])
         let settings = ["--forget", "5", "--samples", "90", "--layers", "fc2,conv1"]
         for shard in ["a", "b"] {
-            let stats = try CLI.run(["stats", model, "--data", "\(folder)/\(shard).npz"] + settings + ["-o", "\(folder)/\(shard).safetensors"])
+            let stats = try CLI.run(
+                ["stats", model, "--data", "\(folder)/\(shard).npz"] + settings + [
+                    "-o", "\(folder)/\(shard).safetensors"
+                ])
             XCTAssertEqual(stats.status, 0, stats.stderr)
         }
-        _ = try CLI.python("""
+        _ = try CLI.python(
+            """
             import sys
             from safetensors import safe_open
             from safetensors.numpy import save_file
@@ -159,18 +187,24 @@ final class UnlearnCommandTests: XCTestCase {
             """, ["\(folder)/a.safetensors", "\(folder)/b.safetensors", "\(folder)/sum.safetensors"])
         let common = ["unlearn", model, "--method", "published", "--data", CLI.sample("fashion_train.npz")] + settings
         for (output, files) in [("two", ["a", "b"]), ("sum", ["sum"]), ("one", ["a"])] {
-            let run = try CLI.run(common + files.flatMap { ["--stats", "\(folder)/\($0).safetensors"] } + ["-o", "\(folder)/\(output).onnx"])
+            let run = try CLI.run(
+                common + files.flatMap { ["--stats", "\(folder)/\($0).safetensors"] } + [
+                    "-o", "\(folder)/\(output).onnx"
+                ])
             XCTAssertEqual(run.status, 0, run.stderr)
         }
         let same = try CLI.run(["diff", "\(folder)/two.onnx", "\(folder)/sum.onnx", "--rtol", "1e-6", "--atol", "1e-9"])
         XCTAssertEqual(same.status, 0, same.stdout)
-        let shardOnly = try CLI.run(["diff", "\(folder)/two.onnx", "\(folder)/one.onnx", "--rtol", "1e-6", "--atol", "1e-9"])
+        let shardOnly = try CLI.run([
+            "diff", "\(folder)/two.onnx", "\(folder)/one.onnx", "--rtol", "1e-6", "--atol", "1e-9"
+        ])
         XCTAssertEqual(shardOnly.status, 1, "one shard's statistics give another patch")
     }
 
     /// ONNX Runtime's accuracy on the sample test set, after `onnx.checker` accepts the file.
     private func onnxRuntimeAccuracy(_ model: String) throws -> Double {
-        let output = try CLI.python("""
+        let output = try CLI.python(
+            """
             import sys, numpy as np, onnx, onnxruntime as ort
             onnx.checker.check_model(onnx.load(sys.argv[1]))
             d = np.load(sys.argv[2])

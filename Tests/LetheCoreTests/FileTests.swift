@@ -14,10 +14,11 @@ final class FileTests: XCTestCase {
         let target = folder + "/out.bin"
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: target))
         struct Boom: Error {}
-        XCTAssertThrowsError(try AtomicFileWriter.write(to: target) { writer in
-            try writer.write([9, 9, 9, 9])
-            throw Boom()
-        })
+        XCTAssertThrowsError(
+            try AtomicFileWriter.write(to: target) { writer in
+                try writer.write([9, 9, 9, 9])
+                throw Boom()
+            })
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target)), Data([1, 2, 3]))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), ["out.bin"], "temporary removed")
         try AtomicFileWriter.write(to: target) { try $0.write([4, 5]) }

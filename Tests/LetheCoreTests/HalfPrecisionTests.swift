@@ -20,7 +20,8 @@ final class HalfPrecisionTests: XCTestCase {
         XCTAssertEqual(HalfPrecision.bfloat16Bits(1 + 0x1p-8), 0x3F80)
         XCTAssertEqual(HalfPrecision.bfloat16Bits(1 + 3 * 0x1p-8), 0x3F82)
         XCTAssertEqual(HalfPrecision.bfloat16Bits(.infinity), 0x7F80)
-        XCTAssertEqual(HalfPrecision.bfloat16Bits(Float.greatestFiniteMagnitude), 0x7F80, "overflows to infinity like PyTorch")
+        XCTAssertEqual(
+            HalfPrecision.bfloat16Bits(Float.greatestFiniteMagnitude), 0x7F80, "overflows to infinity like PyTorch")
         let nan = HalfPrecision.bfloat16Bits(Float(bitPattern: 0x7F80_0001))
         XCTAssertTrue(HalfPrecision.float(fromBFloat16: nan).isNaN, "a signalling NaN must not become infinity")
         XCTAssertEqual(HalfPrecision.float(fromBFloat16: 0xC040), -3.0)

@@ -11,8 +11,13 @@ final class CheckpointDiffTests: XCTestCase {
     }
 
     func testToleranceFollowsAllclose() {
-        let a = model([("w", Tensor(shape: [3], values: [Float(1), 100, 0])), ("b", Tensor(shape: [1], values: [Float(2)]))])
-        let b = model([("w", Tensor(shape: [3], values: [Float(1.00001), 100.001, 0])), ("b", Tensor(shape: [1], values: [Float(2)]))])
+        let a = model([
+            ("w", Tensor(shape: [3], values: [Float(1), 100, 0])), ("b", Tensor(shape: [1], values: [Float(2)]))
+        ])
+        let b = model([
+            ("w", Tensor(shape: [3], values: [Float(1.00001), 100.001, 0])),
+            ("b", Tensor(shape: [1], values: [Float(2)]))
+        ])
         let exact = CheckpointDiff(a, b)
         XCTAssertFalse(exact.isEqual)
         XCTAssertEqual(exact.changed.map(\.name), ["w"])
@@ -29,7 +34,9 @@ final class CheckpointDiffTests: XCTestCase {
         let tight = CheckpointDiff(a, b, tolerance: .init(relative: 1e-6, absolute: 0))
         XCTAssertFalse(tight.isEqual)
 
-        let reshaped = model([("w", Tensor(shape: [1, 3], values: [Float(1), 100, 0])), ("b", Tensor(shape: [1], values: [Float(2)]))])
+        let reshaped = model([
+            ("w", Tensor(shape: [1, 3], values: [Float(1), 100, 0])), ("b", Tensor(shape: [1], values: [Float(2)]))
+        ])
         XCTAssertEqual(CheckpointDiff(a, reshaped, tolerance: .init(relative: 1, absolute: 1)).changed.count, 1)
     }
 }

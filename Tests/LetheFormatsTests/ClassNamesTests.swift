@@ -11,10 +11,18 @@ final class ClassNamesTests: XCTestCase {
     }
 
     func testLabelsFileOneNamePerLine() throws {
-        XCTAssertEqual(try ClassNames.load(try temporaryFile("T-shirt/top\n Trouser \r\nDress\n\n")).names, ["T-shirt/top", "Trouser", "Dress"])
-        XCTAssertThrowsError(try ClassNames.load(try temporaryFile("a\n\nb\n"))) { XCTAssertTrue("\($0)".contains("class 1 has an empty name"), "\($0)") }
-        XCTAssertThrowsError(try ClassNames.load(try temporaryFile("a\nb\na\n"))) { XCTAssertTrue("\($0)".contains("'a' names both class 0 and class 2"), "\($0)") }
-        XCTAssertThrowsError(try ClassNames.load("/nonexistent/labels.txt")) { XCTAssertTrue("\($0)".hasPrefix("/nonexistent/labels.txt: "), "\($0)") }
+        XCTAssertEqual(
+            try ClassNames.load(try temporaryFile("T-shirt/top\n Trouser \r\nDress\n\n")).names,
+            ["T-shirt/top", "Trouser", "Dress"])
+        XCTAssertThrowsError(try ClassNames.load(try temporaryFile("a\n\nb\n"))) {
+            XCTAssertTrue("\($0)".contains("class 1 has an empty name"), "\($0)")
+        }
+        XCTAssertThrowsError(try ClassNames.load(try temporaryFile("a\nb\na\n"))) {
+            XCTAssertTrue("\($0)".contains("'a' names both class 0 and class 2"), "\($0)")
+        }
+        XCTAssertThrowsError(try ClassNames.load("/nonexistent/labels.txt")) {
+            XCTAssertTrue("\($0)".hasPrefix("/nonexistent/labels.txt: "), "\($0)")
+        }
     }
 
     func testMetadataListMapOrLines() throws {
@@ -22,7 +30,8 @@ final class ClassNamesTests: XCTestCase {
         XCTAssertEqual(try ClassNames.fromMetadata([("labels", #"["cat","dog"]"#)])?.names, ["cat", "dog"])
         XCTAssertEqual(try ClassNames.fromMetadata([("classes", #"{"1":"dog","0":"cat"}"#)])?.names, ["cat", "dog"])
         XCTAssertEqual(try ClassNames.fromMetadata([("class_names", "cat\ndog")])?.names, ["cat", "dog"])
-        XCTAssertEqual(try ClassNames.fromMetadata([("names", #"{0: 'person', 1: "bi, cycle"}"#)])?.names, ["person", "bi, cycle"])
+        XCTAssertEqual(
+            try ClassNames.fromMetadata([("names", #"{0: 'person', 1: "bi, cycle"}"#)])?.names, ["person", "bi, cycle"])
         XCTAssertThrowsError(try ClassNames.fromMetadata([("names", "{1: 'person'}")]))
         XCTAssertThrowsError(try ClassNames.fromMetadata([("labels", #"{"0":"cat","2":"dog"}"#)])) {
             XCTAssertTrue("\($0)".contains("without gaps"), "\($0)")
@@ -51,13 +60,15 @@ final class ClassNamesTests: XCTestCase {
         // and code points put "B" before "a"; hidden entries are left out.
         for path in ["B/1.png", "a/2.png", "a/a b/3.png", "a/x/4.png", "a/.hidden/5.png", "a/.6.png", "a/10.png"] {
             let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data().write(to: URL(fileURLWithPath: full))
         }
         let folder = try ImageFolder.scan(root, names: nil)
         XCTAssertEqual(folder.classNames.names, ["B", "a"])
-        XCTAssertEqual(folder.entries.map { String($0.path.dropFirst(root.count + 1)) },
-                       ["B/1.png", "a/10.png", "a/2.png", "a/a b/3.png", "a/x/4.png"])
+        XCTAssertEqual(
+            folder.entries.map { String($0.path.dropFirst(root.count + 1)) },
+            ["B/1.png", "a/10.png", "a/2.png", "a/a b/3.png", "a/x/4.png"])
         XCTAssertEqual(folder.entries.map(\.label), [0, 1, 1, 1, 1])
 
         let named = try ImageFolder.scan(root, names: ClassNames(["a", "zero", "B"]))
@@ -71,13 +82,16 @@ final class ClassNamesTests: XCTestCase {
         let root = NSTemporaryDirectory() + "lethe-slash-\(UUID().uuidString)"
         for path in ["T-shirt_top/1.png", "Trouser/2.png", "x y z/3.png", "1/4.png"] {
             let full = root + "/" + path
-            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try Data().write(to: URL(fileURLWithPath: full))
         }
         let folder = try ImageFolder.scan(root, names: ClassNames(["T-shirt/top", "Trouser", "x/y z"]))
         // "1" is no name, so it stands for class 1 (folders sort as "1", "T-shirt_top", "Trouser", "x y z").
         XCTAssertEqual(folder.entries.map(\.label), [1, 0, 1, 2])
-        XCTAssertThrowsError(try ImageFolder.scan(root, names: ClassNames(["T-shirt/top", "Trouser", "x/y z", "x y/z"]))) {
+        XCTAssertThrowsError(
+            try ImageFolder.scan(root, names: ClassNames(["T-shirt/top", "Trouser", "x/y z", "x y/z"]))
+        ) {
             XCTAssertTrue("\($0)".contains("folder 'x y z' could stand for x/y z or x y/z"), "\($0)")
         }
     }

@@ -19,12 +19,15 @@ final class ImageFolderReferenceTests: XCTestCase {
     private func load(channels: Int) throws -> SampleSet {
         let folder = try ImageFolder.scan(Self.folder + "/pages", names: nil)
         XCTAssertEqual(folder.classNames.names, ["boots", "coats"])
-        let samples = try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: channels), preprocessing: ImagePreprocessing(),
-                                             options: ImageOptions(resize: 20, crop: 16))
+        let samples = try ImageFolderSamples(
+            folder: folder, layout: ImageLayout(channels: channels), preprocessing: ImagePreprocessing(),
+            options: ImageOptions(resize: 20, crop: 16))
         return try samples.load(0..<samples.count)
     }
 
-    private func compare(_ ours: Tensor, _ theirs: Tensor, file: StaticString = #filePath, line: UInt = #line) -> (mean: Double, max: Double) {
+    private func compare(
+        _ ours: Tensor, _ theirs: Tensor, file: StaticString = #filePath, line: UInt = #line
+    ) -> (mean: Double, max: Double) {
         XCTAssertEqual(ours.shape, theirs.shape, file: file, line: line)
         let a = ours.floatValues(), b = theirs.floatValues()
         let differences = zip(a, b).map { Double(abs($0 - $1)) }

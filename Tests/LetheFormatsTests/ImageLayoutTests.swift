@@ -15,7 +15,9 @@ final class ImageLayoutTests: XCTestCase {
         let plain = ValueInfo(name: "x", dtype: .float32, shape: [.symbolic("N"), .fixed(28), .fixed(28)])
         XCTAssertEqual(try ImageLayout.of(plain), ImageLayout(channels: 1, channelAxis: false, height: 28, width: 28))
         XCTAssertEqual(try ImageLayout.of(nil), ImageLayout(channels: 3))
-        XCTAssertThrowsError(try ImageLayout.of(ValueInfo(name: "x", shape: [.fixed(1), .fixed(5), .fixed(8), .fixed(8)]))) {
+        XCTAssertThrowsError(
+            try ImageLayout.of(ValueInfo(name: "x", shape: [.fixed(1), .fixed(5), .fixed(8), .fixed(8)]))
+        ) {
             XCTAssertTrue("\($0)".contains("5 channels"), "\($0)")
         }
         XCTAssertThrowsError(try ImageLayout.of(ValueInfo(name: "x", shape: [.fixed(1), .fixed(784)])))
@@ -25,23 +27,32 @@ final class ImageLayoutTests: XCTestCase {
         let pages = TestEnvironment.packageRoot + "/Tests/reference/images/pages"
         let folder = try ImageFolder.scan(pages, names: nil)
         let options = ImageOptions(resize: 8, crop: 6)
-        let raw = try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3), preprocessing: ImagePreprocessing(scale: 1),
-                                         options: options).load(0..<2)
+        let raw = try ImageFolderSamples(
+            folder: folder, layout: ImageLayout(channels: 3), preprocessing: ImagePreprocessing(scale: 1),
+            options: options
+        ).load(0..<2)
         let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
-        let normalised = try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3),
-                                                preprocessing: ImagePreprocessing(scale: 1.0 / 255, mean: mean, std: std),
-                                                options: options).load(0..<2)
+        let normalised = try ImageFolderSamples(
+            folder: folder, layout: ImageLayout(channels: 3),
+            preprocessing: ImagePreprocessing(scale: 1.0 / 255, mean: mean, std: std),
+            options: options
+        ).load(0..<2)
         XCTAssertEqual(normalised.inputs.shape, [2, 3, 6, 6])
         let x = raw.inputs.floatValues(), y = normalised.inputs.floatValues()
         for i in x.indices {
             let c = (i / 36) % 3
             XCTAssertEqual(y[i], (x[i] * (1.0 / 255) - mean[c]) / std[c], accuracy: 1e-5)
         }
-        let plain = try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 1, channelAxis: false),
-                                           preprocessing: ImagePreprocessing(), options: options).load(0..<3)
+        let plain = try ImageFolderSamples(
+            folder: folder, layout: ImageLayout(channels: 1, channelAxis: false),
+            preprocessing: ImagePreprocessing(), options: options
+        ).load(0..<3)
         XCTAssertEqual(plain.inputs.shape, [3, 6, 6])
-        XCTAssertThrowsError(try ImageFolderSamples(folder: folder, layout: ImageLayout(channels: 3),
-                                                    preprocessing: ImagePreprocessing(mean: [0, 0]), options: options)) {
+        XCTAssertThrowsError(
+            try ImageFolderSamples(
+                folder: folder, layout: ImageLayout(channels: 3),
+                preprocessing: ImagePreprocessing(mean: [0, 0]), options: options)
+        ) {
             XCTAssertTrue("\($0)".contains("mean has 2 values for 3 channels"), "\($0)")
         }
     }

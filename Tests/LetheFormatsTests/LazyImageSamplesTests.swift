@@ -8,9 +8,12 @@ import LetheTestSupport
 final class LazyImageSamplesTests: XCTestCase {
     static let pages = TestEnvironment.packageRoot + "/Tests/reference/images/pages"
 
-    private func samples(_ root: String, options: ImageOptions = ImageOptions(resize: 8, crop: 6)) throws -> ImageFolderSamples {
-        try ImageFolderSamples(folder: try ImageFolder.scan(root, names: nil), layout: ImageLayout(channels: 3),
-                               preprocessing: ImagePreprocessing(), options: options)
+    private func samples(
+        _ root: String, options: ImageOptions = ImageOptions(resize: 8, crop: 6)
+    ) throws -> ImageFolderSamples {
+        try ImageFolderSamples(
+            folder: try ImageFolder.scan(root, names: nil), layout: ImageLayout(channels: 3),
+            preprocessing: ImagePreprocessing(), options: options)
     }
 
     func testLazySetMatchesTheWholeReadAndDecodesEachFileOnce() throws {
@@ -48,6 +51,7 @@ final class LazyImageSamplesTests: XCTestCase {
         XCTAssertTrue(batch[108...].allSatisfy { $0 == 0 })
         XCTAssertFalse(batch[..<108].allSatisfy { $0 == 0 })
         XCTAssertEqual(store.failures.map(\.index), [1])
-        XCTAssertTrue("\(store.failures[0].error)".hasSuffix("a/2.png: not a PNG or JPEG image"), "\(store.failures[0].error)")
+        XCTAssertTrue(
+            "\(store.failures[0].error)".hasSuffix("a/2.png: not a PNG or JPEG image"), "\(store.failures[0].error)")
     }
 }

@@ -23,15 +23,17 @@ final class FuzzRegressionTests: XCTestCase {
         let targets = Set(FuzzTarget.allCases.map(\.rawValue))
         let folders = try FileManager.default.contentsOfDirectory(atPath: Self.folder).filter {
             var isFolder: ObjCBool = false
-            return FileManager.default.fileExists(atPath: "\(Self.folder)/\($0)", isDirectory: &isFolder) && isFolder.boolValue
+            return FileManager.default.fileExists(atPath: "\(Self.folder)/\($0)", isDirectory: &isFolder)
+                && isFolder.boolValue
         }
         XCTAssertEqual(Set(folders), targets)
         for target in FuzzTarget.allCases {
             let files = try inputs(target)
             XCTAssertFalse(files.isEmpty, "no regression inputs for \(target)")
             for file in files {
-                XCTAssertTrue(file.hasSuffix(".reject") || file.hasSuffix(".accept"),
-                              "\(target.rawValue)/\(file): name must end in .reject or .accept")
+                XCTAssertTrue(
+                    file.hasSuffix(".reject") || file.hasSuffix(".accept"),
+                    "\(target.rawValue)/\(file): name must end in .reject or .accept")
             }
         }
     }

@@ -11,9 +11,12 @@ final class GraphTests: XCTestCase {
     func testTopologicalOrderKeepsFileOrderWhereItWorks() throws {
         let weight = Initializer(name: "w", tensor: Tensor(shape: [1], values: [Float(1)]))
         // c reads b, which is listed after it; a and d are already in order.
-        let graph = Graph(nodes: [node("a", ["x", "w"], ["a"]), node("c", ["b"], ["c"]), node("b", ["a"], ["b"]),
-                                  node("d", ["c", ""], ["d"])],
-                          inputs: [ValueInfo(name: "x")], initializers: [weight])
+        let graph = Graph(
+            nodes: [
+                node("a", ["x", "w"], ["a"]), node("c", ["b"], ["c"]), node("b", ["a"], ["b"]),
+                node("d", ["c", ""], ["d"])
+            ],
+            inputs: [ValueInfo(name: "x")], initializers: [weight])
         XCTAssertEqual(try graph.topologicalOrder(), [0, 2, 1, 3])
         let inOrder = Graph(nodes: [node("a", ["x"], ["a"]), node("b", ["a"], ["b"])], inputs: [ValueInfo(name: "x")])
         XCTAssertEqual(try inOrder.topologicalOrder(), [0, 1])
@@ -36,10 +39,13 @@ final class GraphTests: XCTestCase {
     }
 
     func testRuntimeInputsLeaveOutInitializersAndCountParameters() {
-        let graph = Graph(inputs: [ValueInfo(name: "x"), ValueInfo(name: "w")],
-                          initializers: [Initializer(name: "w", tensor: Tensor(zeros: .float32, shape: [2, 3])),
-                                         Initializer(name: "shape", tensor: Tensor(shape: [2], values: [Int64(1), -1])),
-                                         Initializer(name: "h", tensor: Tensor(zeros: .float16, shape: [4]))])
+        let graph = Graph(
+            inputs: [ValueInfo(name: "x"), ValueInfo(name: "w")],
+            initializers: [
+                Initializer(name: "w", tensor: Tensor(zeros: .float32, shape: [2, 3])),
+                Initializer(name: "shape", tensor: Tensor(shape: [2], values: [Int64(1), -1])),
+                Initializer(name: "h", tensor: Tensor(zeros: .float16, shape: [4]))
+            ])
         XCTAssertEqual(graph.runtimeInputs.map(\.name), ["x"])
         // Floating-point weights count; integer shape constants do not.
         XCTAssertEqual(graph.parameterCount, 6 + 4)

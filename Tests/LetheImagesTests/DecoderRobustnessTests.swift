@@ -9,7 +9,8 @@ final class DecoderRobustnessTests: XCTestCase {
     static let pages = TestEnvironment.packageRootURL.appendingPathComponent("Tests/reference/images/pages")
 
     private func pageFiles() throws -> [[UInt8]] {
-        let paths = FileManager.default.enumerator(atPath: Self.pages.path)?.compactMap { $0 as? String }
+        let paths =
+            FileManager.default.enumerator(atPath: Self.pages.path)?.compactMap { $0 as? String }
             .filter { $0.hasSuffix(".png") || $0.hasSuffix(".jpg") }.sorted() ?? []
         XCTAssertGreaterThanOrEqual(paths.count, 10)
         return try paths.map { Array(try Data(contentsOf: Self.pages.appendingPathComponent($0))) }
@@ -32,7 +33,8 @@ final class DecoderRobustnessTests: XCTestCase {
     func testTruncatedPagesFailCleanly() throws {
         for bytes in try pageFiles() {
             for length in Swift.stride(from: 0, to: bytes.count, by: max(1, bytes.count / 40)) {
-                XCTAssertThrowsError(try ImageDecoder.decode(Array(bytes.prefix(length))), "truncated at \(length) of \(bytes.count)")
+                XCTAssertThrowsError(
+                    try ImageDecoder.decode(Array(bytes.prefix(length))), "truncated at \(length) of \(bytes.count)")
             }
         }
     }
@@ -52,7 +54,9 @@ final class DecoderRobustnessTests: XCTestCase {
     }
 
     func testNotAnImage() {
-        XCTAssertThrowsError(try ImageDecoder.decode(Array("hello".utf8))) { XCTAssertEqual($0 as? ImageError, .notAnImage) }
+        XCTAssertThrowsError(try ImageDecoder.decode(Array("hello".utf8))) {
+            XCTAssertEqual($0 as? ImageError, .notAnImage)
+        }
         XCTAssertThrowsError(try ImageDecoder.decode([])) { XCTAssertEqual($0 as? ImageError, .notAnImage) }
     }
 }

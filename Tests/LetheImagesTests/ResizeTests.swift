@@ -18,7 +18,9 @@ final class ResizeTests: XCTestCase {
         let half = Resize.resize(image, width: 2, height: 1)
         // (0·.75 + 100·.75 + 200·.25)/1.75 = 71.43 → 71; (100·.25 + 200·.75 + 255·.75)/1.75 = 209.29 → 209.
         XCTAssertEqual(half.samples, [71, 209])
-        let float = Resize.resize(PixelImage(width: 4, height: 1, channels: 1, samples: [0, 100, 200, 255], isEightBit: false), width: 2, height: 1)
+        let float = Resize.resize(
+            PixelImage(width: 4, height: 1, channels: 1, samples: [0, 100, 200, 255], isEightBit: false), width: 2,
+            height: 1)
         XCTAssertEqual(Double(float.samples[0]), 125.0 / 1.75, accuracy: 1e-4)
     }
 

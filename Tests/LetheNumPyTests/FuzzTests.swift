@@ -14,7 +14,9 @@ final class FuzzTests: XCTestCase {
         var random = SplitMix64(seed: 0x1E7E)
         let folder = try TestSupport.temporaryDirectory()
         let path = "\(folder)/fuzz.npz", copy = "\(folder)/copy.npz"
-        let sources = try ["data.npz", "deflated.npz", "stored.npz"].map { try TestSupport.bytes(TestSupport.fixture($0)) }
+        let sources = try ["data.npz", "deflated.npz", "stored.npz"].map {
+            try TestSupport.bytes(TestSupport.fixture($0))
+        }
         let arrays = try ["v1_f4.npy", "v3_c8.npy", "fortran_big_endian_i4.npy"].map {
             try TestSupport.bytes(TestSupport.fixture($0))
         }
@@ -44,9 +46,12 @@ final class FuzzTests: XCTestCase {
         guard !bytes.isEmpty else { return }
         for _ in 0...random.next(below: 4) {
             let region = random.next(below: 3)
-            let index = region == 0 ? random.next(below: min(bytes.count, 128))
-                : region == 1 ? bytes.count - 1 - random.next(below: min(bytes.count, 256))
-                : random.next(below: bytes.count)
+            let index =
+                region == 0
+                ? random.next(below: min(bytes.count, 128))
+                : region == 1
+                    ? bytes.count - 1 - random.next(below: min(bytes.count, 256))
+                    : random.next(below: bytes.count)
             let values: [UInt8] = [0, 0xFF, 0x7F, 0x80, UInt8(truncatingIfNeeded: random.next(below: 256))]
             bytes[index] = values[random.next(below: values.count)]
         }

@@ -63,8 +63,9 @@ final class NPYTests: XCTestCase {
         for name in ["v1_f4.npy", "v3_c8.npy", "fortran_f4.npy"] {
             let bytes = try TestSupport.bytes(TestSupport.fixture(name))
             for cut in 0..<bytes.count {
-                XCTAssertThrowsError(try Array(bytes[0..<cut]).withUnsafeBytes { try NPYFormat.parse($0, name: name) },
-                                     "\(name) cut at \(cut)")
+                XCTAssertThrowsError(
+                    try Array(bytes[0..<cut]).withUnsafeBytes { try NPYFormat.parse($0, name: name) },
+                    "\(name) cut at \(cut)")
             }
         }
     }
@@ -80,9 +81,12 @@ final class NPYTests: XCTestCase {
         return bytes + body
     }
 
-    private func assertRefused(_ bytes: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try bytes.withUnsafeBytes { try NPYFormat.parse($0, name: "t.npy") }, message,
-                             file: file, line: line) { error in
+    private func assertRefused(_ bytes: [UInt8], _ message: String, file: StaticString = #filePath, line: UInt = #line)
+    {
+        XCTAssertThrowsError(
+            try bytes.withUnsafeBytes { try NPYFormat.parse($0, name: "t.npy") }, message,
+            file: file, line: line
+        ) { error in
             XCTAssertTrue(error is LetheError, "\(error)", file: file, line: line)
         }
     }
@@ -91,12 +95,15 @@ final class NPYTests: XCTestCase {
         assertRefused(Array("NOTNUMPY\u{1}\u{0}".utf8), "wrong magic")
         assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", version: 4), "version 4")
         assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }"), "negative dim")
-        assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }"),
-                      "overflowing shape")
-        assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }"),
-                      "huge dim")
-        assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }"),
-                      "shape larger than the data")
+        assertRefused(
+            header("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }"),
+            "overflowing shape")
+        assertRefused(
+            header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }"),
+            "huge dim")
+        assertRefused(
+            header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }"),
+            "shape larger than the data")
         assertRefused(header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}"), "extra key")
         assertRefused(header("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}"), "duplicate")
         assertRefused(header("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }"), "non-bool order")
@@ -106,14 +113,17 @@ final class NPYTests: XCTestCase {
         assertRefused(header("{'descr': '|S-1', 'fortran_order': False, 'shape': (2,), }"), "negative string width")
         assertRefused(header("{'descr': '<U', 'fortran_order': False, 'shape': (2,), }"), "string without a width")
         assertRefused(header("{'descr': '|Sx', 'fortran_order': False, 'shape': (2,), }"), "string width not a number")
-        assertRefused(header("{'descr': '|S99999999999999999999', 'fortran_order': False, 'shape': (2,), }"),
-                      "string width overflowing")
-        assertRefused(header("{'descr': '<U4611686018427387904', 'fortran_order': False, 'shape': (2,), }"),
-                      "string byte size overflowing")
+        assertRefused(
+            header("{'descr': '|S99999999999999999999', 'fortran_order': False, 'shape': (2,), }"),
+            "string width overflowing")
+        assertRefused(
+            header("{'descr': '<U4611686018427387904', 'fortran_order': False, 'shape': (2,), }"),
+            "string byte size overflowing")
         assertRefused(header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }"), "structured")
         assertRefused(header("__import__('os').system('true')"), "code")
-        var long = header("{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }" + String(repeating: " ", count: 20_000),
-                          version: 2)
+        var long = header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }" + String(repeating: " ", count: 20_000),
+            version: 2)
         assertRefused(long, "header over the limit")
         long = [0x93] + Array("NUMPY".utf8) + [2, 0, 0xFF, 0xFF, 0xFF, 0xFF]
         assertRefused(long, "declared 4 GB header")

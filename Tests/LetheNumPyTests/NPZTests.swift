@@ -6,16 +6,19 @@ import XCTest
 import LetheZip
 
 final class NPZTests: XCTestCase {
-    private func assertMatchesManifest(_ file: NPZFile, _ name: String, file path: StaticString = #filePath,
-                                       line: UInt = #line) throws
-    {
+    private func assertMatchesManifest(
+        _ file: NPZFile, _ name: String, file path: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let expected = try TestSupport.manifest("npz")[name] as! [[String: Any]]
         let initializers = file.model.graph.initializers
         XCTAssertEqual(initializers.map(\.name), expected.map { $0["name"] as! String }, file: path, line: line)
         for (initializer, entry) in zip(initializers, expected) {
-            XCTAssertEqual(initializer.tensor.dtype.rawValue, entry["dtype"] as? String, initializer.name, file: path, line: line)
+            XCTAssertEqual(
+                initializer.tensor.dtype.rawValue, entry["dtype"] as? String, initializer.name, file: path, line: line)
             XCTAssertEqual(initializer.tensor.shape, entry["shape"] as? [Int], initializer.name, file: path, line: line)
-            XCTAssertEqual(TestSupport.hex(initializer.tensor), entry["hex"] as? String, initializer.name, file: path, line: line)
+            XCTAssertEqual(
+                TestSupport.hex(initializer.tensor), entry["hex"] as? String, initializer.name, file: path, line: line)
         }
     }
 
@@ -61,10 +64,12 @@ final class NPZTests: XCTestCase {
         XCTAssertLessThanOrEqual(differing, 24 + 8)
         let reread = try NPZFormat.read(path: out)
         XCTAssertTrue(reread.model.graph.initializer(named: "f4")!.isBitwiseEqual(to: patched))
-        XCTAssertTrue(reread.model.graph.initializer(named: "c16")!
-            .isBitwiseEqual(to: file.model.graph.initializer(named: "c16")!))
+        XCTAssertTrue(
+            reread.model.graph.initializer(named: "c16")!
+                .isBitwiseEqual(to: file.model.graph.initializer(named: "c16")!))
         // Python agrees (CRCs are checked by zipfile on read).
-        let output = try TestSupport.runPython("""
+        let output = try TestSupport.runPython(
+            """
             import numpy as np, sys
             z = np.load(sys.argv[1])
             print(z['f4'].tolist() == [[0.25]*3]*2, list(z.keys())[:3])
@@ -81,7 +86,8 @@ final class NPZTests: XCTestCase {
         let arrays = file.model.graph.initializers.map { (name: $0.name, tensor: $0.tensor) }
         let out = "\(folder)/lethe.npz"
         try NPZFormat.writeArrays(arrays, to: out, compressed: true)
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys
             z = np.load(sys.argv[1])
             d = {k: z[k].astype(z[k].dtype.newbyteorder('<')).copy(order='C') for k in z.keys()}
@@ -96,9 +102,11 @@ final class NPZTests: XCTestCase {
         let file = try NPZFormat.read(path: TestSupport.fixture("stored.npz"))
         for compressed in [false, true] {
             let out = "\(folder)/out-\(compressed).npz"
-            try NPZFormat.writeArrays(file.model.graph.initializers.map { ($0.name, $0.tensor) }, to: out,
-                                      compressed: compressed)
-            let listing = try TestSupport.runPython("""
+            try NPZFormat.writeArrays(
+                file.model.graph.initializers.map { ($0.name, $0.tensor) }, to: out,
+                compressed: compressed)
+            let listing = try TestSupport.runPython(
+                """
                 import numpy as np, sys
                 z = np.load(sys.argv[1])
                 for k in z.keys():
@@ -122,7 +130,8 @@ final class NPZTests: XCTestCase {
 
     func testFreshPythonFilesAndLargeZip64Fields() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys, os
             d = sys.argv[1]
             a = {f"w{i}": np.full((3, i + 1), i, dtype=np.float32) for i in range(40)}
@@ -151,10 +160,11 @@ final class NPZTests: XCTestCase {
     func testRefusesBFloat16AndLeavesNoFile() throws {
         let folder = try TestSupport.temporaryDirectory()
         let out = "\(folder)/bf16.npz"
-        let model = Model(graph: Graph(initializers: [
-            Initializer(name: "a", tensor: Tensor(shape: [1], values: [Float(1)])),
-            Initializer(name: "w", tensor: Tensor(shape: [2], values: [BFloat16(1), BFloat16(2)])),
-        ]))
+        let model = Model(
+            graph: Graph(initializers: [
+                Initializer(name: "a", tensor: Tensor(shape: [1], values: [Float(1)])),
+                Initializer(name: "w", tensor: Tensor(shape: [2], values: [BFloat16(1), BFloat16(2)]))
+            ]))
         XCTAssertThrowsError(try NPZFormat.write(model, to: out)) { error in
             XCTAssertTrue("\(error)".contains("NumPy has no bfloat16; convert with dtype f32"), "\(error)")
         }
@@ -164,9 +174,10 @@ final class NPZTests: XCTestCase {
 
     // MARK: hostile archives
 
-    private func assertRefused(_ bytes: [UInt8], limits: Limits = .default, _ message: String,
-                               file: StaticString = #filePath, line: UInt = #line) throws -> any Error
-    {
+    private func assertRefused(
+        _ bytes: [UInt8], limits: Limits = .default, _ message: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> any Error {
         let folder = try TestSupport.temporaryDirectory()
         let path = "\(folder)/bad.npz"
         try TestSupport.write(bytes, to: path)
@@ -222,7 +233,8 @@ final class NPZTests: XCTestCase {
         _ = try assertRefused(Array("hello, this is not a zip archive at all......".utf8), "not a zip")
         _ = try assertRefused([], "empty")
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import zipfile, sys
             with zipfile.ZipFile(sys.argv[1], 'w') as z:
                 z.writestr('readme.txt', 'hello')
@@ -234,7 +246,8 @@ final class NPZTests: XCTestCase {
 
     func testZipBombGuards() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys
             np.savez_compressed(sys.argv[1], z=np.zeros(4_000_000, dtype=np.uint8))
             """, arguments: ["\(folder)/zeros.npz"])
@@ -270,7 +283,8 @@ final class NPZTests: XCTestCase {
 
     func testDuplicateAndOverlappingMembers() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import zipfile, sys, io, numpy as np, warnings
             warnings.simplefilter('ignore')
             b = io.BytesIO(); np.save(b, np.arange(3))
@@ -295,7 +309,9 @@ final class NPZTests: XCTestCase {
         let bytes = try TestSupport.bytes(TestSupport.fixture("data.npz"))
         let end = bytes.count - 22
         func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-        func read32(_ offset: Int) -> UInt32 { bytes[offset..<(offset + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        func read32(_ offset: Int) -> UInt32 {
+            bytes[offset..<(offset + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+        }
         let count = UInt64(bytes[end + 10]) | UInt64(bytes[end + 11]) << 8
         let size = UInt64(read32(end + 12)), offset = UInt64(read32(end + 16))
         var record = le(UInt32(0x0606_4B50)) + le(UInt64(44)) + le(UInt16(45)) + le(UInt16(45))
@@ -309,8 +325,9 @@ final class NPZTests: XCTestCase {
         let file = try NPZFormat.read(path: "\(folder)/zip64.npz")
         try assertMatchesManifest(file, "data.npz")
         // Python agrees the archive is valid.
-        let keys = try TestSupport.runPython("import numpy as np, sys; print(sorted(np.load(sys.argv[1]).keys()))",
-                                             arguments: ["\(folder)/zip64.npz"])
+        let keys = try TestSupport.runPython(
+            "import numpy as np, sys; print(sorted(np.load(sys.argv[1]).keys()))",
+            arguments: ["\(folder)/zip64.npz"])
         XCTAssertEqual(keys.trimmingCharacters(in: .whitespacesAndNewlines), "['x', 'y']")
         // A locator pointing past itself is refused.
         var broken = zip64
@@ -320,7 +337,8 @@ final class NPZTests: XCTestCase {
 
     func testPickledMemberRefused() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys
             np.savez(sys.argv[1], w=np.ones(3, dtype=np.float32), o=np.array([{'x': 1}], dtype=object))
             np.savez_compressed(sys.argv[2], o=np.array([{'x': 1}], dtype=object))

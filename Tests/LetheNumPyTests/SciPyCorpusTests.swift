@@ -7,15 +7,18 @@ import XCTest
 /// Real `.npy`/`.npz` files from SciPy's wheel (`formats/npz/fixtures/scipy`) and string arrays
 /// written by NumPy: every array reads as NumPy reads it and is written back byte for byte.
 final class SciPyCorpusTests: XCTestCase {
-    static let readable = ["csc_py2.npz", "csc_py3.npz", "fftpack_test.npz", "jf_skew_t_gamlss_pdf_data.npy",
-                           "estimate_gradients_hang.npy", "rel_breitwigner_pdf_sample_data_ROOT.npy"]
+    static let readable = [
+        "csc_py2.npz", "csc_py3.npz", "fftpack_test.npz", "jf_skew_t_gamlss_pdf_data.npy",
+        "estimate_gradients_hang.npy", "rel_breitwigner_pdf_sample_data_ROOT.npy"
+    ]
 
     private func corpus(_ name: String) -> String { TestSupport.fixture("scipy/\(name)") }
 
     /// NumPy's arrays in `path`, one line each: name (None for a bare `.npy`), `dtype.str` after
     /// converting to little-endian, shape, and the C-order bytes in hex.
     private func numpyListing(_ path: String) throws -> [String] {
-        let output = try TestSupport.runPython("""
+        let output = try TestSupport.runPython(
+            """
             import numpy as np, sys
             p = sys.argv[1]
             if p.endswith('.npy'):
@@ -31,8 +34,10 @@ final class SciPyCorpusTests: XCTestCase {
     }
 
     /// Compares listings line by line, showing only the start of lines that differ.
-    private func assertSameListing(_ lethe: [String], _ numpy: [String], _ what: String,
-                                   file: StaticString = #filePath, line: UInt = #line) {
+    private func assertSameListing(
+        _ lethe: [String], _ numpy: [String], _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(lethe.count, numpy.count, "\(what): array count", file: file, line: line)
         for (a, b) in zip(lethe, numpy) where a != b {
             XCTFail("\(what): Lethe has \(a.prefix(160)), NumPy \(b.prefix(160))", file: file, line: line)
@@ -42,7 +47,8 @@ final class SciPyCorpusTests: XCTestCase {
     /// The same listing from Lethe's arrays.
     private func letheListing(_ arrays: [(name: String?, tensor: Tensor)]) throws -> [String] {
         try arrays.map { name, tensor in
-            let (descr, shape) = try NPYHeader.numPyType(dtype: tensor.dtype, shape: tensor.shape, name: name ?? "array")
+            let (descr, shape) = try NPYHeader.numPyType(
+                dtype: tensor.dtype, shape: tensor.shape, name: name ?? "array")
             return "\(name ?? "None") \(descr) \(shape) \(TestSupport.hex(tensor))"
         }
     }
@@ -57,12 +63,14 @@ final class SciPyCorpusTests: XCTestCase {
             assertSameListing(try letheListing(try read(corpus(name))), try numpyListing(corpus(name)), name)
         }
         // The string members are there, with NumPy's shape and width after the character axis.
-        let py3 = try XCTUnwrap(try NPZFormat.read(path: corpus("csc_py3.npz")).model.graph.initializer(named: "format"))
+        let py3 = try XCTUnwrap(
+            try NPZFormat.read(path: corpus("csc_py3.npz")).model.graph.initializer(named: "format"))
         XCTAssertEqual(py3.dtype, .unicode)
         XCTAssertEqual(py3.shape, [3])
         XCTAssertEqual(py3.characterArray, CharacterArray(shape: [], width: 3))
         XCTAssertEqual(py3.withUnsafeBytes { Array($0) }, Array("c\0\0\0s\0\0\0c\0\0\0".utf8))
-        let py2 = try XCTUnwrap(try NPZFormat.read(path: corpus("csc_py2.npz")).model.graph.initializer(named: "format"))
+        let py2 = try XCTUnwrap(
+            try NPZFormat.read(path: corpus("csc_py2.npz")).model.graph.initializer(named: "format"))
         XCTAssertEqual(py2.dtype, .bytes)
         XCTAssertEqual(py2.withUnsafeBytes { Array($0) }, Array("csc".utf8))
     }
@@ -105,7 +113,8 @@ final class SciPyCorpusTests: XCTestCase {
 
     func testPickledMembersAreRefusedWithTheirReason() throws {
         XCTAssertThrowsError(try NPZFormat.read(path: corpus("propack_test_data.npz"))) { error in
-            XCTAssertTrue("\(error)".contains("A_real.npy: object array (descr 'O') holds pickled Python objects"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("A_real.npy: object array (descr 'O') holds pickled Python objects"), "\(error)")
             XCTAssertTrue("\(error)".hasPrefix(self.corpus("propack_test_data.npz") + ": "), "\(error)")
         }
     }
@@ -115,7 +124,8 @@ final class SciPyCorpusTests: XCTestCase {
     /// little-endian ones exactly as `np.save` does.
     func testStringArraysMatchNumPy() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys, os
             d = sys.argv[1]
             cases = {
@@ -144,7 +154,8 @@ final class SciPyCorpusTests: XCTestCase {
     /// A stored string member changed in place is patched like a number member, and NumPy reads it.
     func testPatchedStringMember() throws {
         let folder = try TestSupport.temporaryDirectory()
-        try TestSupport.runPython("""
+        try TestSupport.runPython(
+            """
             import numpy as np, sys
             np.savez(sys.argv[1], w=np.arange(4, dtype='<f4'), label=np.array(['cat', 'dog'], dtype='<U3'))
             """, arguments: ["\(folder)/in.npz"])
@@ -152,13 +163,16 @@ final class SciPyCorpusTests: XCTestCase {
         let index = try XCTUnwrap(file.model.graph.initializerIndex(named: "label"))
         var label = file.model.graph.initializers[index].tensor
         XCTAssertEqual(label.shape, [2, 3])
-        label.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(UInt8(ascii: "b")).littleEndian, toByteOffset: 0, as: UInt32.self) }
+        label.withUnsafeMutableBytes {
+            $0.storeBytes(of: UInt32(UInt8(ascii: "b")).littleEndian, toByteOffset: 0, as: UInt32.self)
+        }
         file.model.graph.initializers[index].tensor = label
         try NPZFormat.write(file.model, to: "\(folder)/out.npz", original: file)
         let before = try TestSupport.bytes("\(folder)/in.npz"), after = try TestSupport.bytes("\(folder)/out.npz")
         XCTAssertEqual(before.count, after.count)
         XCTAssertLessThanOrEqual(zip(before, after).filter { $0 != $1 }.count, 1 + 8)
-        let output = try TestSupport.runPython("""
+        let output = try TestSupport.runPython(
+            """
             import numpy as np, sys
             z = np.load(sys.argv[1])
             print(z['label'].tolist(), z['w'].tolist())
@@ -171,7 +185,8 @@ final class SciPyCorpusTests: XCTestCase {
         let dict = Array("{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }\n".utf8)
         header += [UInt8(dict.count), 0] + dict + [UInt8](repeating: 0, count: 16)
         XCTAssertThrowsError(try header.withUnsafeBytes { try NPYFormat.parse($0, name: "longdouble") }) { error in
-            XCTAssertEqual("\(error)", "longdouble: unsupported .npy dtype '<f16': extended-precision floats are not supported")
+            XCTAssertEqual(
+                "\(error)", "longdouble: unsupported .npy dtype '<f16': extended-precision floats are not supported")
         }
     }
 }

@@ -8,8 +8,10 @@ import LetheIR
 /// writes back byte for byte.
 final class ONNXBackendModelsTests: XCTestCase {
     func testEveryBackendTestModelReadsAndRoundTrips() throws {
-        let dataFolder = try Python.run("import os, onnx.backend.test as t; print(os.path.join(os.path.dirname(t.__file__), 'data'))")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let dataFolder = try Python.run(
+            "import os, onnx.backend.test as t; print(os.path.join(os.path.dirname(t.__file__), 'data'))"
+        )
+        .trimmingCharacters(in: .whitespacesAndNewlines)
         let enumerator = try XCTUnwrap(FileManager.default.enumerator(atPath: dataFolder))
         let output = try Fixtures.makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: output) }
@@ -26,7 +28,9 @@ final class ONNXBackendModelsTests: XCTestCase {
                 if read % 10 == 0 {
                     let out = output + "/model.onnx"
                     try ONNXFormat.write(onnx.model, to: out, original: onnx)
-                    if try Fixtures.fileBytes(out) != Fixtures.fileBytes(path) { failures.append("\(relative): not identical") }
+                    if try Fixtures.fileBytes(out) != Fixtures.fileBytes(path) {
+                        failures.append("\(relative): not identical")
+                    }
                 }
             } catch {
                 failures.append("\(relative): \(error)")

@@ -31,7 +31,9 @@ final class ONNXHostileInputTests: XCTestCase {
         }
     }
 
-    private func assertCleanError(_ error: Error?, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertCleanError(
+        _ error: Error?, _ message: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard let error else { return }
         XCTAssertTrue(error is any LetheError, "\(message): \(type(of: error)) \(error)", file: file, line: line)
     }
@@ -130,14 +132,17 @@ final class ONNXHostileInputTests: XCTestCase {
         }
     }
 
-    private func assertFails<E: Error>(_ bytes: [UInt8], as type: E.Type, containing text: String,
-                                       file: StaticString = #filePath, line: UInt = #line) {
+    private func assertFails<E: Error>(
+        _ bytes: [UInt8], as type: E.Type, containing text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let error = readError(bytes)
         XCTAssertNotNil(error, "expected \(text)", file: file, line: line)
         let inner = (error as? FileError)?.underlying ?? error
         XCTAssertTrue(inner is E, "\(String(describing: error))", file: file, line: line)
-        XCTAssertTrue(String(describing: error ?? ONNXError.cannotWrite("")).contains(text),
-                      "\(String(describing: error)) should mention \(text)", file: file, line: line)
+        XCTAssertTrue(
+            String(describing: error ?? ONNXError.cannotWrite("")).contains(text),
+            "\(String(describing: error)) should mention \(text)", file: file, line: line)
     }
 
     func testValidBaseline() throws {
@@ -152,8 +157,12 @@ final class ONNXHostileInputTests: XCTestCase {
         assertFails(try model { $0.dims = [3] }, as: ONNXError.self, containing: "raw_data holds 8 bytes")
         assertFails(try model { $0.dims = [1 << 40, 1 << 40] }, as: ONNXError.self, containing: "overflows")
         assertFails(try model { $0.dims = [1 << 40] }, as: LimitError.self, containing: "tensor 'w'")
-        assertFails(try model { $0.dims = [Int64](repeating: 1, count: 100) }, as: ONNXError.self, containing: "rank 100")
-        assertFails(try model { $0.clearRawData(); $0.floatData = [1] }, as: ONNXError.self, containing: "float_data")
+        assertFails(
+            try model { $0.dims = [Int64](repeating: 1, count: 100) }, as: ONNXError.self, containing: "rank 100")
+        assertFails(
+            try model {
+                $0.clearRawData(); $0.floatData = [1]
+            }, as: ONNXError.self, containing: "float_data")
         assertFails(try model { $0.clearRawData() }, as: ONNXError.self, containing: "no data")
         assertFails(try model { $0.dataType = 99 }, as: ONNXError.self, containing: "data_type 99")
         assertFails(try model { $0.dataType = 0 }, as: ONNXError.self, containing: "data_type 0")
@@ -169,8 +178,9 @@ final class ONNXHostileInputTests: XCTestCase {
         appendVarint(1 << 50, to: &huge)
         huge += [0x12, 0x01, 0x67]
         assertFails(huge, as: ONNXError.self, containing: "declares")
-        assertFails([0x3A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], as: ONNXError.self,
-                    containing: "varint")
+        assertFails(
+            [0x3A, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], as: ONNXError.self,
+            containing: "varint")
         assertFails([0x0B, 0x00], as: ONNXError.self, containing: "group")
         assertFails(valid + [0x3A, 0x00], as: ONNXError.self, containing: "more than once")
         // Subgraphs nested past the depth limit.
@@ -207,7 +217,8 @@ final class ONNXHostileInputTests: XCTestCase {
         let data: [UInt8] = [0, 0, 128, 63, 0, 0, 0, 64]
         FileManager.default.createFile(atPath: outside + "/secret.bin", contents: Data(data))
         FileManager.default.createFile(atPath: folder + "/ok.bin", contents: Data(data))
-        try FileManager.default.createSymbolicLink(atPath: folder + "/link.bin", withDestinationPath: outside + "/secret.bin")
+        try FileManager.default.createSymbolicLink(
+            atPath: folder + "/link.bin", withDestinationPath: outside + "/secret.bin")
         try FileManager.default.createSymbolicLink(atPath: folder + "/dir", withDestinationPath: outside)
 
         // The baseline works.
@@ -217,27 +228,37 @@ final class ONNXHostileInputTests: XCTestCase {
         XCTAssertEqual(ok.model.graph.initializer(named: "w")?.floatValues(), [1, 2])
 
         assertFails(try externalModel(location: outside + "/secret.bin"), as: ONNXError.self, containing: "absolute")
-        assertFails(try externalModel(location: "../" + ONNXFormat.fileName(of: outside) + "/secret.bin"),
-                    as: ONNXError.self, containing: "'..'")
+        assertFails(
+            try externalModel(location: "../" + ONNXFormat.fileName(of: outside) + "/secret.bin"),
+            as: ONNXError.self, containing: "'..'")
         assertFails(try externalModel(location: "sub/../../x"), as: ONNXError.self, containing: "'..'")
         assertFails(try externalModel(location: "link.bin"), as: ONNXError.self, containing: "outside")
         assertFails(try externalModel(location: "dir/secret.bin"), as: ONNXError.self, containing: "outside")
-        assertFails(try externalModel(location: "missing.bin"), as: ONNXError.self, containing: "'missing.bin' does not exist")
+        assertFails(
+            try externalModel(location: "missing.bin"), as: ONNXError.self, containing: "'missing.bin' does not exist")
         assertFails(try externalModel(location: "ok.bin", offset: 4), as: ONNXError.self, containing: "beyond the end")
-        assertFails(try externalModel(location: "ok.bin", offset: Int.max), as: ONNXError.self, containing: "beyond the end")
-        assertFails(try externalModel(location: "ok.bin", length: 4), as: ONNXError.self, containing: "external data length")
+        assertFails(
+            try externalModel(location: "ok.bin", offset: Int.max), as: ONNXError.self, containing: "beyond the end")
+        assertFails(
+            try externalModel(location: "ok.bin", length: 4), as: ONNXError.self, containing: "external data length")
         assertFails(try externalModel(location: ""), as: ONNXError.self, containing: "no location")
-        assertFails(try model { $0.clearRawData(); $0.dataLocation = .external
-            $0.externalData = [entry(key: "location", value: "ok.bin"), entry(key: "offset", value: "-1")] },
-                    as: ONNXError.self, containing: "offset")
-        XCTAssertNotNil(try externalModel(location: "ok.bin").withUnsafeBytes {
-            try? ONNXFormat.read(bytes: $0, path: "m.onnx", baseFolder: nil)
-        } == nil ? 1 : nil, "external data without a folder must be refused")
+        assertFails(
+            try model {
+                $0.clearRawData(); $0.dataLocation = .external
+                $0.externalData = [entry(key: "location", value: "ok.bin"), entry(key: "offset", value: "-1")]
+            },
+            as: ONNXError.self, containing: "offset")
+        XCTAssertNotNil(
+            try externalModel(location: "ok.bin").withUnsafeBytes {
+                try? ONNXFormat.read(bytes: $0, path: "m.onnx", baseFolder: nil)
+            } == nil ? 1 : nil, "external data without a folder must be refused")
     }
 
     func testFailedWritesLeaveNothingBehind() throws {
         var graph = Graph(name: "g")
-        graph.nodes = [Node(opType: "Custom", inputs: [], outputs: ["y"], attributes: [("blob", .opaque(kind: "SPARSE_TENSOR"))])]
+        graph.nodes = [
+            Node(opType: "Custom", inputs: [], outputs: ["y"], attributes: [("blob", .opaque(kind: "SPARSE_TENSOR"))])
+        ]
         let model = Model(graph: graph, irVersion: 10, opsets: [("", 21)])
         XCTAssertThrowsError(try ONNXFormat.write(model, to: folder + "/x.onnx", original: nil))
         XCTAssertThrowsError(try ONNXFormat.write(model, to: folder + "/missing/x.onnx", original: nil))

@@ -6,8 +6,10 @@ import LetheIR
 
 final class ONNXReaderTests: XCTestCase {
     /// Every tensor of the fixture decodes to the bytes the reference library decodes.
-    private func assertMatchesReference(_ model: String, in folder: String = Fixtures.folder,
-                                        file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertMatchesReference(
+        _ model: String, in folder: String = Fixtures.folder,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let onnx = try ONNXFormat.read(path: folder + "/" + model + ".onnx")
         let expected = try Fixtures.expected(model, in: folder)
         let actual = Fixtures.tensors(of: onnx.model.graph)
@@ -39,8 +41,10 @@ final class ONNXReaderTests: XCTestCase {
         try assertMatchesReference("dtypes_typed")
         let onnx = try ONNXFormat.read(path: Fixtures.path("dtypes_typed.onnx"))
         XCTAssertEqual(onnx.model.graph.initializer(named: "i8_typed")?.int64Values(), [-128, -1, 0, 127])
-        XCTAssertEqual(onnx.model.graph.initializer(named: "scalar_i64_typed")?.int64Values() ?? onnx.model.graph
-            .initializer(named: "scalar_i64")?.int64Values(), [-7])
+        XCTAssertEqual(
+            onnx.model.graph.initializer(named: "scalar_i64_typed")?.int64Values()
+                ?? onnx.model.graph
+                .initializer(named: "scalar_i64")?.int64Values(), [-7])
     }
 
     func testConstantsSubgraphsMetadataAndDocStrings() throws {
@@ -63,8 +67,9 @@ final class ONNXReaderTests: XCTestCase {
         XCTAssertEqual(graph.outputs.count, 6)
         let mm = try XCTUnwrap(graph.nodes.first { $0.name == "mm" })
         XCTAssertEqual(mm.docString, "a matmul")
-        XCTAssertEqual(graph.nodes.map(\.opType),
-                       ["Constant", "Constant", "Constant", "Constant", "Constant", "MatMul", "Add", "Constant", "If"])
+        XCTAssertEqual(
+            graph.nodes.map(\.opType),
+            ["Constant", "Constant", "Constant", "Constant", "Constant", "MatMul", "Add", "Constant", "If"])
         XCTAssertEqual(graph.nodes[1].attribute("value_float")?.floatValue, 0.25)
         XCTAssertEqual(graph.nodes[2].attribute("value_floats")?.floatsValue, [1.0, 2.0])
         XCTAssertEqual(graph.nodes[3].attribute("value_int")?.intValue, 3)
@@ -100,9 +105,10 @@ final class ONNXReaderTests: XCTestCase {
             try ONNXFormat.read(bytes: $0, path: "external.onnx", baseFolder: Fixtures.folder)
         }
         XCTAssertEqual(onnx.model.graph.initializer(named: "small")?.floatValues(), [1.0, 2.0])
-        XCTAssertThrowsError(try bytes.withUnsafeBytes {
-            try ONNXFormat.read(bytes: $0, path: "external.onnx", baseFolder: nil)
-        })
+        XCTAssertThrowsError(
+            try bytes.withUnsafeBytes {
+                try ONNXFormat.read(bytes: $0, path: "external.onnx", baseFolder: nil)
+            })
     }
 
     /// The installed reference libraries (onnx, PyTorch's two exporters) make fresh fixtures;
@@ -116,7 +122,8 @@ final class ONNXReaderTests: XCTestCase {
         // PyTorch is optional for this check: without it only the onnx-made fixtures are compared.
         let hasTorch = try Python.run("import importlib.util; print(importlib.util.find_spec('torch') is not None)")
             .contains("True")
-        process.arguments = [Fixtures.packageRoot + "/formats/onnx/make_fixtures.py", folder] + (hasTorch ? [] : ["--no-torch"])
+        process.arguments =
+            [Fixtures.packageRoot + "/formats/onnx/make_fixtures.py", folder] + (hasTorch ? [] : ["--no-torch"])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -124,12 +131,15 @@ final class ONNXReaderTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, "make_fixtures.py failed")
         let outputs = folder + "/out"
         try FileManager.default.createDirectory(atPath: outputs, withIntermediateDirectories: true)
-        for name in ["dtypes_raw", "dtypes_typed", "rich", "external"] + (hasTorch ? ["torch_script", "torch_dynamo"] : []) {
+        for name in ["dtypes_raw", "dtypes_typed", "rich", "external"]
+            + (hasTorch ? ["torch_script", "torch_dynamo"] : [])
+        {
             try assertMatchesReference(name, in: folder)
             let onnx = try ONNXFormat.read(path: folder + "/" + name + ".onnx")
             try ONNXFormat.write(onnx.model, to: outputs + "/" + name + ".onnx", original: onnx)
-            XCTAssertEqual(try Fixtures.fileBytes(outputs + "/" + name + ".onnx"),
-                           try Fixtures.fileBytes(folder + "/" + name + ".onnx"), name)
+            XCTAssertEqual(
+                try Fixtures.fileBytes(outputs + "/" + name + ".onnx"),
+                try Fixtures.fileBytes(folder + "/" + name + ".onnx"), name)
         }
     }
 
@@ -137,7 +147,8 @@ final class ONNXReaderTests: XCTestCase {
     func testStandaloneTensorProtos() throws {
         let folder = try Fixtures.makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try Python.run("""
+        try Python.run(
+            """
             import sys, onnx
             for kind in ("raw", "typed"):
                 m = onnx.load(sys.argv[1] + "/dtypes_" + kind + ".onnx")

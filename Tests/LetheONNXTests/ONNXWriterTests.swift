@@ -19,21 +19,21 @@ final class ONNXWriterTests: XCTestCase {
     /// reference library decodes them, keyed by name.
     private func referenceValues(_ path: String) throws -> [String: [Double]] {
         let script = """
-        import json, sys, onnx
-        from onnx import numpy_helper
-        onnx.checker.check_model(sys.argv[1], full_check=True)
-        m = onnx.load(sys.argv[1])
-        out = {}
-        def walk(g):
-            for t in g.initializer:
-                if t.data_type not in (8, 21, 22):
-                    out[t.name] = numpy_helper.to_array(t).astype('float64').flatten().tolist()
-            for n in g.node:
-                for a in n.attribute:
-                    if a.type == onnx.AttributeProto.GRAPH: walk(a.g)
-        walk(m.graph)
-        print(json.dumps(out))
-        """
+            import json, sys, onnx
+            from onnx import numpy_helper
+            onnx.checker.check_model(sys.argv[1], full_check=True)
+            m = onnx.load(sys.argv[1])
+            out = {}
+            def walk(g):
+                for t in g.initializer:
+                    if t.data_type not in (8, 21, 22):
+                        out[t.name] = numpy_helper.to_array(t).astype('float64').flatten().tolist()
+                for n in g.node:
+                    for a in n.attribute:
+                        if a.type == onnx.AttributeProto.GRAPH: walk(a.g)
+            walk(m.graph)
+            print(json.dumps(out))
+            """
         let json = try Python.run(script, [path])
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: [Double]]
         return try XCTUnwrap(object)
@@ -41,13 +41,13 @@ final class ONNXWriterTests: XCTestCase {
 
     private func runWithONNXRuntime(_ path: String, input: String, shape: [Int]) throws -> [Double] {
         let script = """
-        import json, sys, numpy as np, onnxruntime as ort
-        s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-        shape = json.loads(sys.argv[3])
-        x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 7.0
-        y = s.run(None, {sys.argv[2]: x})[0]
-        print(json.dumps(y.astype('float64').flatten().tolist()))
-        """
+            import json, sys, numpy as np, onnxruntime as ort
+            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            shape = json.loads(sys.argv[3])
+            x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) / 7.0
+            y = s.run(None, {sys.argv[2]: x})[0]
+            print(json.dumps(y.astype('float64').flatten().tolist()))
+            """
         let json = try Python.run(script, [path, input, "\(shape)"])
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [Double])
     }
@@ -63,10 +63,12 @@ final class ONNXWriterTests: XCTestCase {
             XCTAssertEqual(try Fixtures.fileBytes(output), try Fixtures.fileBytes(input), name)
         }
         // External data files are copied beside the output under the names the model uses.
-        XCTAssertEqual(try Fixtures.fileBytes(folder + "/external.data"),
-                       try Fixtures.fileBytes(Fixtures.path("external.data")))
-        XCTAssertEqual(try Fixtures.fileBytes(folder + "/torch_dynamo.onnx.data"),
-                       try Fixtures.fileBytes(Fixtures.path("torch_dynamo.onnx.data")))
+        XCTAssertEqual(
+            try Fixtures.fileBytes(folder + "/external.data"),
+            try Fixtures.fileBytes(Fixtures.path("external.data")))
+        XCTAssertEqual(
+            try Fixtures.fileBytes(folder + "/torch_dynamo.onnx.data"),
+            try Fixtures.fileBytes(Fixtures.path("torch_dynamo.onnx.data")))
     }
 
     func testPatchingOneWeightChangesOnlyItsBytes() throws {
@@ -128,7 +130,8 @@ final class ONNXWriterTests: XCTestCase {
         try ONNXFormat.write(onnx.model, to: rebuilt, original: onnx)
         for path in [output, rebuilt] {
             let reread = try ONNXFormat.read(path: path)
-            XCTAssertEqual(reread.model.graph.initializer(named: "f32_typed")?.floatValues(), [Float](repeating: 9.5, count: 6))
+            XCTAssertEqual(
+                reread.model.graph.initializer(named: "f32_typed")?.floatValues(), [Float](repeating: 9.5, count: 6))
             XCTAssertEqual(reread.carriedInitializers, ["strings", "int4"])
             let reference = try referenceValues(path)
             XCTAssertEqual(reference["f32_typed"], [Double](repeating: 9.5, count: 6))
@@ -162,8 +165,9 @@ final class ONNXWriterTests: XCTestCase {
         XCTAssertTrue(before.indices.filter { before[$0] != after[$0] }.allSatisfy { slice.range.contains($0) })
         XCTAssertEqual(try referenceValues(output)["b"], values.map(Double.init))
         // The input's data file is untouched.
-        XCTAssertEqual(try ONNXFormat.read(path: Fixtures.path("external.onnx")).model.graph.initializer(named: "b")?
-            .floatValues(), onnx.source.model.graph.initializer(named: "b")?.floatValues())
+        XCTAssertEqual(
+            try ONNXFormat.read(path: Fixtures.path("external.onnx")).model.graph.initializer(named: "b")?
+                .floatValues(), onnx.source.model.graph.initializer(named: "b")?.floatValues())
     }
 
     func testWritingBesideTheInputRelocatesSharedExternalData() throws {
@@ -177,7 +181,8 @@ final class ONNXWriterTests: XCTestCase {
         let sibling = folder + "/sibling.onnx"
         try ONNXFormat.write(onnx.model, to: sibling, original: onnx)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/sibling.onnx.data"))
-        XCTAssertEqual(try Fixtures.fileBytes(folder + "/external.data"), try Fixtures.fileBytes(Fixtures.path("external.data")))
+        XCTAssertEqual(
+            try Fixtures.fileBytes(folder + "/external.data"), try Fixtures.fileBytes(Fixtures.path("external.data")))
         let reference = try referenceValues(sibling)
         XCTAssertEqual(reference["c"], [4, 4, 4, 4, 4, 4])
         XCTAssertEqual(reference["small"], [1, 2])
@@ -199,7 +204,8 @@ final class ONNXWriterTests: XCTestCase {
         onnx.model.graph.initializers[bias].tensor = Tensor(shape: [3], values: [Double(1), 2, 3])
         onnx.model.graph.initializers[bias].tensor = try XCTUnwrap(
             onnx.model.graph.initializers[bias].tensor.convertedFloatingPoint(to: .float32))
-        onnx.model.graph.initializers.append(Initializer(name: "extra", tensor: Tensor(shape: [2], values: [Float(7), 8])))
+        onnx.model.graph.initializers.append(
+            Initializer(name: "extra", tensor: Tensor(shape: [2], values: [Float(7), 8])))
         onnx.model.metadata.append((key: "lethe", value: "forgot class 3"))
         let output = folder + "/rebuilt.onnx"
         try ONNXFormat.write(onnx.model, to: output, original: onnx)
@@ -222,16 +228,20 @@ final class ONNXWriterTests: XCTestCase {
         let reference = try referenceValues(output)
         XCTAssertEqual(reference["extra"], [7, 8])
         XCTAssertEqual(reference["then_add"], [10, 20, 30])
-        XCTAssertEqual(try Python.run("""
-            import sys, onnx
-            m = onnx.load(sys.argv[1])
-            print(m.graph.initializer[0].doc_string, m.graph.node[5].doc_string, len(m.graph.node))
-            """, [output]).trimmingCharacters(in: .whitespacesAndNewlines), "the weight a matmul 9")
+        XCTAssertEqual(
+            try Python.run(
+                """
+                import sys, onnx
+                m = onnx.load(sys.argv[1])
+                print(m.graph.initializer[0].doc_string, m.graph.node[5].doc_string, len(m.graph.node))
+                """, [output]
+            ).trimmingCharacters(in: .whitespacesAndNewlines), "the weight a matmul 9")
     }
 
     private func occurrences(of needle: [UInt8], in haystack: [UInt8]) -> Int {
         guard haystack.count >= needle.count else { return 0 }
-        return (0...(haystack.count - needle.count)).filter { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }.count
+        return (0...(haystack.count - needle.count)).filter { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+            .count
     }
 
     func testWritingWithoutOriginalBuildsAnEquivalentModel() throws {
@@ -253,7 +263,8 @@ final class ONNXWriterTests: XCTestCase {
     func testExternalDataThresholdMovesLargeInitializersOut() throws {
         let onnx = try ONNXFormat.read(path: Fixtures.path("torch_script.onnx"))
         let output = folder + "/split.onnx"
-        try ONNXFormat.write(onnx.model, to: output, original: onnx, options: ONNXWriteOptions(externalDataThreshold: 64))
+        try ONNXFormat.write(
+            onnx.model, to: output, original: onnx, options: ONNXWriteOptions(externalDataThreshold: 64))
         let reread = try ONNXFormat.read(path: output)
         for initializer in onnx.model.graph.initializers {
             let tensor = try XCTUnwrap(reread.model.graph.initializer(named: initializer.name))
@@ -264,8 +275,9 @@ final class ONNXWriterTests: XCTestCase {
         let expected = try runWithONNXRuntime(Fixtures.path("torch_script.onnx"), input: "x", shape: [2, 1, 4, 4])
         XCTAssertEqual(try runWithONNXRuntime(output, input: "x", shape: [2, 1, 4, 4]), expected)
         // And back inline.
-        try ONNXFormat.write(reread.model, to: folder + "/joined.onnx", original: reread,
-                             options: ONNXWriteOptions(externalDataThreshold: Int.max))
+        try ONNXFormat.write(
+            reread.model, to: folder + "/joined.onnx", original: reread,
+            options: ONNXWriteOptions(externalDataThreshold: Int.max))
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/joined.onnx.data"))
         XCTAssertEqual(try runWithONNXRuntime(folder + "/joined.onnx", input: "x", shape: [2, 1, 4, 4]), expected)
     }
@@ -277,8 +289,9 @@ final class ONNXWriterTests: XCTestCase {
         var model = onnx.model
         model.graph.initializers.append(Initializer(name: "big", tensor: Tensor(zeros: .float32, shape: [1024])))
         let output = folder + "/large.onnx"
-        try ProtoRebuild.write(model, to: output, original: onnx.source, overwritesOriginal: false,
-                               options: ONNXWriteOptions(), inlineLimit: 2048)
+        try ProtoRebuild.write(
+            model, to: output, original: onnx.source, overwritesOriginal: false,
+            options: ONNXWriteOptions(), inlineLimit: 2048)
         let reread = try ONNXFormat.read(path: output)
         let big = try XCTUnwrap(reread.model.graph.initializer(named: "big"))
         XCTAssertEqual(big.storage.mappedFile?.path.hasSuffix("large.onnx.data"), true)
@@ -291,7 +304,8 @@ final class ONNXWriterTests: XCTestCase {
 
     /// A weights-only model (no IR version, no opsets) still becomes a valid ONNX file.
     func testWeightsOnlyModelGetsDefaultVersions() throws {
-        let graph = Graph(name: "weights", initializers: [Initializer(name: "w", tensor: Tensor(shape: [2], values: [Float(1), 2]))])
+        let graph = Graph(
+            name: "weights", initializers: [Initializer(name: "w", tensor: Tensor(shape: [2], values: [Float(1), 2]))])
         let output = folder + "/weights.onnx"
         try ONNXFormat.write(Model(graph: graph), to: output, original: nil)
         let reread = try ONNXFormat.read(path: output)

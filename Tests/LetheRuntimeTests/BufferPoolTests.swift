@@ -12,7 +12,9 @@ final class BufferPoolTests: XCTestCase {
         g.input("x", [nil, 64])
         let ops = ["Neg", "Abs", "Neg", "Abs", "Neg"]
         for (index, op) in ops.enumerated() {
-            g.node(op, [index == 0 ? "x" : "v\(index - 1)"], [index == ops.count - 1 ? "y" : "v\(index)"], name: "n\(index)")
+            g.node(
+                op, [index == 0 ? "x" : "v\(index - 1)"], [index == ops.count - 1 ? "y" : "v\(index)"],
+                name: "n\(index)")
         }
         g.output("y")
         return g.model

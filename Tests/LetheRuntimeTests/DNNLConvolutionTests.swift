@@ -26,14 +26,18 @@ final class DNNLConvolutionTests: XCTestCase {
         if let strides = c.strides { attributes.append(("strides", .ints(strides))) }
         if let pads = c.pads { attributes.append(("pads", .ints(pads))) }
         if let dilations = c.dilations { attributes.append(("dilations", .ints(dilations))) }
-        let node = Node(name: "conv", opType: "Conv", inputs: c.bias ? ["x", "w", "b"] : ["x", "w"], outputs: ["y"],
-                        attributes: attributes)
-        let request = KernelRequest(node: node, opset: 17, constants: [nil, w] + (c.bias ? [b] : []),
-                                    activation: c.activation)
+        let node = Node(
+            name: "conv", opType: "Conv", inputs: c.bias ? ["x", "w", "b"] : ["x", "w"], outputs: ["y"],
+            attributes: attributes)
+        let request = KernelRequest(
+            node: node, opset: 17, constants: [nil, w] + (c.bias ? [b] : []),
+            activation: c.activation)
         return (try ConvKernel(request), try ConvKernel(request, allowDNNL: false), [x, w] + (c.bias ? [b] : []))
     }
 
-    private func check(_ c: Case, threads: [Int] = [1, 2], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func check(
+        _ c: Case, threads: [Int] = [1, 2], seed: UInt64, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let (dnnl, im2col, inputs) = try kernels(c, seed: seed)
         XCTAssertNil(im2col.dnnl, file: file, line: line)
         for threads in threads {
@@ -41,11 +45,13 @@ final class DNNLConvolutionTests: XCTestCase {
             let expected = try im2col.run(inputs, context)[0]
             let actual = try dnnl.run(inputs, context)[0]
             XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
-            XCTAssertLessThanOrEqual(relativeError(actual.floatValues(), expected.floatValues()), 1e-5,
-                                     "\(c) threads \(threads)", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                relativeError(actual.floatValues(), expected.floatValues()), 1e-5,
+                "\(c) threads \(threads)", file: file, line: line)
             if c.expectDNNL {
                 let conv = try ConvolutionShape(x: c.x, w: c.w, group: c.group, geometry: dnnl.geometry)
-                let implementation = try XCTUnwrap(dnnl.dnnl).implementation(conv, rank: c.x.count - 2, threads: threads)
+                let implementation = try XCTUnwrap(dnnl.dnnl).implementation(
+                    conv, rank: c.x.count - 2, threads: threads)
                 XCTAssertNotNil(implementation, "oneDNN refused \(c)", file: file, line: line)
             }
         }
@@ -60,30 +66,41 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 
     func testGroupedAndDepthwiseConvolutionsAgreeWithIm2col() throws {
-        try check(Case(x: [1, 32, 16, 16], w: [32, 1, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 32,
-                       activation: .hardSwish), seed: 10)
-        try check(Case(x: [64, 24, 12, 12], w: [24, 1, 5, 5], pads: [2, 2, 2, 2], group: 24, activation: .relu), seed: 11)
+        try check(
+            Case(
+                x: [1, 32, 16, 16], w: [32, 1, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 32,
+                activation: .hardSwish), seed: 10)
+        try check(
+            Case(x: [64, 24, 12, 12], w: [24, 1, 5, 5], pads: [2, 2, 2, 2], group: 24, activation: .relu), seed: 11)
         try check(Case(x: [3, 8, 10, 10], w: [16, 1, 3, 3], pads: [1, 1, 1, 1], group: 8), seed: 12)
-        try check(Case(x: [3, 12, 11, 11], w: [24, 4, 3, 3], pads: [0, 1, 2, 1], group: 3,
-                       activation: .clip(min: 0, max: 6)), seed: 13)
+        try check(
+            Case(
+                x: [3, 12, 11, 11], w: [24, 4, 3, 3], pads: [0, 1, 2, 1], group: 3,
+                activation: .clip(min: 0, max: 6)), seed: 13)
     }
 
     func testStridesDilationsAndAsymmetricPadsAgreeWithIm2col() throws {
-        try check(Case(x: [2, 8, 12, 12], w: [8, 8, 3, 3], pads: [2, 2, 2, 2], dilations: [2, 2],
-                       activation: .leakyRelu(alpha: 0.1)), seed: 20)
+        try check(
+            Case(
+                x: [2, 8, 12, 12], w: [8, 8, 3, 3], pads: [2, 2, 2, 2], dilations: [2, 2],
+                activation: .leakyRelu(alpha: 0.1)), seed: 20)
         // The stride skips the last input column: oneDNN needs a smaller end pad than ONNX's.
         try check(Case(x: [2, 4, 10, 10], w: [6, 4, 3, 3], strides: [2, 2], pads: [0, 0, 1, 1]), seed: 21)
-        try check(Case(x: [1, 5, 15, 9], w: [7, 5, 3, 3], strides: [3, 2], pads: [2, 0, 0, 2], dilations: [1, 3]), seed: 22)
+        try check(
+            Case(x: [1, 5, 15, 9], w: [7, 5, 3, 3], strides: [3, 2], pads: [2, 0, 0, 2], dilations: [1, 3]), seed: 22)
         try check(Case(x: [4, 6, 9, 9], w: [6, 6, 2, 2], strides: [2, 2]), seed: 23)
     }
 
     func testFusedAndUnfusedActivationsAgreeWithIm2col() throws {
-        let activations: [Activation] = [.relu, .leakyRelu(alpha: 0.2), .clip(min: -0.5, max: 0.5), .hardSwish,
-                                         .hardSigmoid(alpha: 0.2, beta: 0.5), .sigmoid, .tanh, .gelu(tanhApproximation: false),
-                                         .elu(alpha: 1), .softplus]
+        let activations: [Activation] = [
+            .relu, .leakyRelu(alpha: 0.2), .clip(min: -0.5, max: 0.5), .hardSwish,
+            .hardSigmoid(alpha: 0.2, beta: 0.5), .sigmoid, .tanh, .gelu(tanhApproximation: false),
+            .elu(alpha: 1), .softplus
+        ]
         for (index, activation) in activations.enumerated() {
-            try check(Case(x: [3, 8, 7, 7], w: [16, 8, 3, 3], pads: [1, 1, 1, 1], activation: activation),
-                      seed: 30 + UInt64(index))
+            try check(
+                Case(x: [3, 8, 7, 7], w: [16, 8, 3, 3], pads: [1, 1, 1, 1], activation: activation),
+                seed: 30 + UInt64(index))
         }
     }
 
@@ -96,14 +113,17 @@ final class DNNLConvolutionTests: XCTestCase {
     func testBatchesSplitAcrossThreadsAgreeWithIm2col() throws {
         // 64 and 5 images on 2 and 3 threads: equal and unequal slices; 1 image runs as one slice.
         for (index, batch) in [1, 5, 64].enumerated() {
-            try check(Case(x: [batch, 16, 10, 10], w: [32, 16, 3, 3], pads: [1, 1, 1, 1], activation: .relu),
-                      threads: [1, 2, 3], seed: 50 + UInt64(index))
+            try check(
+                Case(x: [batch, 16, 10, 10], w: [32, 16, 3, 3], pads: [1, 1, 1, 1], activation: .relu),
+                threads: [1, 2, 3], seed: 50 + UInt64(index))
         }
     }
 
     func testConcurrentRunsShareOneKernel() throws {
-        let (dnnl, im2col, inputs) = try kernels(Case(x: [6, 8, 12, 12], w: [16, 8, 3, 3], pads: [1, 1, 1, 1],
-                                                      activation: .relu), seed: 60)
+        let (dnnl, im2col, inputs) = try kernels(
+            Case(
+                x: [6, 8, 12, 12], w: [16, 8, 3, 3], pads: [1, 1, 1, 1],
+                activation: .relu), seed: 60)
         let x = inputs[0]!
         // Different batch sizes and thread counts at once: every run builds or finds its own primitives.
         let batches = [1, 2, 3, 6, 4, 5, 6, 1]
@@ -124,11 +144,13 @@ final class DNNLConvolutionTests: XCTestCase {
     }
 }
 
-private extension Tensor {
+extension Tensor {
     /// The first images of a batch, copied.
-    func rows(_ range: Range<Int>) -> Tensor {
+    fileprivate func rows(_ range: Range<Int>) -> Tensor {
         let per = elementCount / shape[0]
         let values = floatValues()
-        return Tensor(shape: [range.count] + shape.dropFirst(), values: Array(values[(range.lowerBound * per)..<(range.upperBound * per)]))
+        return Tensor(
+            shape: [range.count] + shape.dropFirst(),
+            values: Array(values[(range.lowerBound * per)..<(range.upperBound * per)]))
     }
 }

@@ -45,7 +45,9 @@ final class ExportedModelTests: XCTestCase {
             let inputs = try arrays("\(Self.modelsFolder)/\(name).inputs.npz")
             let session = try InferenceSession(model: model, options: .init(threads: 2))
             let plain = try session.run(inputs)["logits"]!
-            let layers = model.graph.nodes.enumerated().filter { ["Conv", "Gemm", "MatMul"].contains($0.element.opType) }
+            let layers = model.graph.nodes.enumerated().filter {
+                ["Conv", "Gemm", "MatMul"].contains($0.element.opType)
+            }
             let recorder = TapRecorder()
             let taps = layers.map { index, _ in
                 ActivationTap(nodeIndex: index, port: .input(0)) { [recorder] t in _ = recorder.record(index, t) }
@@ -57,9 +59,13 @@ final class ExportedModelTests: XCTestCase {
             XCTAssertTrue(recorder.tensor(for: layers[0].offset)?.isBitwiseEqual(to: inputs["input"]!) ?? false, name)
             // Every Gemm/MatMul tap has the weight's input size as its last axis.
             for (index, node) in layers where node.opType != "Conv" {
-                guard let seen = recorder.tensor(for: index) else { XCTFail("\(name): no tap for node \(index)"); continue }
+                guard let seen = recorder.tensor(for: index) else {
+                    XCTFail("\(name): no tap for node \(index)"); continue
+                }
                 if let weight = model.graph.initializer(named: node.inputs[1]) {
-                    let inner = node.opType == "Gemm" && node.attribute("transB")?.intValue == 1 ? weight.shape[1] : weight.shape[0]
+                    let inner =
+                        node.opType == "Gemm" && node.attribute("transB")?.intValue == 1
+                        ? weight.shape[1] : weight.shape[0]
                     XCTAssertEqual(seen.shape.last, inner, "\(name) node \(index)")
                 }
             }
@@ -70,21 +76,22 @@ final class ExportedModelTests: XCTestCase {
         let python = try referencePython()
         let folder = FileManagerless.temporaryFolder()
         let script = """
-        import sys, numpy as np, onnxruntime as ort
-        data = np.load(sys.argv[1])
-        x = data['x'][:100]
-        x = (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
-        x = x.reshape(-1, 1, 28, 28)
-        out = {'input': x}
-        for name in ['fashion_cnn.onnx', 'fashion_cnn_dynamo.onnx']:
-            options = ort.SessionOptions(); options.intra_op_num_threads = 1
-            s = ort.InferenceSession(sys.argv[2] + '/' + name, options, providers=['CPUExecutionProvider'])
-            out[name] = s.run(None, {s.get_inputs()[0].name: x})[0]
-        np.savez(sys.argv[3], **out)
-        """
+            import sys, numpy as np, onnxruntime as ort
+            data = np.load(sys.argv[1])
+            x = data['x'][:100]
+            x = (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+            x = x.reshape(-1, 1, 28, 28)
+            out = {'input': x}
+            for name in ['fashion_cnn.onnx', 'fashion_cnn_dynamo.onnx']:
+                options = ort.SessionOptions(); options.intra_op_num_threads = 1
+                s = ort.InferenceSession(sys.argv[2] + '/' + name, options, providers=['CPUExecutionProvider'])
+                out[name] = s.run(None, {s.get_inputs()[0].name: x})[0]
+            np.savez(sys.argv[3], **out)
+            """
         let scriptPath = folder + "/reference.py", outPath = folder + "/reference.npz"
         try writeText(script, to: scriptPath)
-        try runProcess(python, [scriptPath, packageRoot + "/samples/fashion_test.npz", packageRoot + "/samples", outPath])
+        try runProcess(
+            python, [scriptPath, packageRoot + "/samples/fashion_test.npz", packageRoot + "/samples", outPath])
         let reference = try arrays(outPath)
         let input = try XCTUnwrap(reference["input"])
         for name in ["fashion_cnn.onnx", "fashion_cnn_dynamo.onnx"] {
@@ -124,7 +131,9 @@ func runProcess(_ executable: String, _ arguments: [String]) throws {
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    guard posix_spawn(&pid, executable, nil, nil, argv, environ) == 0 else { throw RuntimeError("cannot start \(executable)") }
+    guard posix_spawn(&pid, executable, nil, nil, argv, environ) == 0 else {
+        throw RuntimeError("cannot start \(executable)")
+    }
     var status: Int32 = 0
     waitpid(pid, &status, 0)
     guard status == 0 else { throw RuntimeError("\(executable) \(arguments.first ?? "") exited with status \(status)") }

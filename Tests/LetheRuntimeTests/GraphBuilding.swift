@@ -13,19 +13,27 @@ struct GraphBuilder {
     var opset = 17
 
     mutating func input(_ name: String, _ shape: [Int?], dtype: DType = .float32) {
-        inputs.append(ValueInfo(name: name, dtype: dtype, shape: shape.map { $0.map(Dimension.fixed) ?? .symbolic("batch") }))
+        inputs.append(
+            ValueInfo(name: name, dtype: dtype, shape: shape.map { $0.map(Dimension.fixed) ?? .symbolic("batch") }))
     }
-    mutating func constant(_ name: String, _ tensor: Tensor) { initializers.append(Initializer(name: name, tensor: tensor)) }
-    mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String? = nil,
-                       _ attributes: [(String, Attribute)] = []) {
-        nodes.append(Node(name: name ?? "\(op)_\(nodes.count)", opType: op, inputs: inputs, outputs: outputs,
-                          attributes: attributes.map { (name: $0.0, value: $0.1) }))
+    mutating func constant(_ name: String, _ tensor: Tensor) {
+        initializers.append(Initializer(name: name, tensor: tensor))
+    }
+    mutating func node(
+        _ op: String, _ inputs: [String], _ outputs: [String], name: String? = nil,
+        _ attributes: [(String, Attribute)] = []
+    ) {
+        nodes.append(
+            Node(
+                name: name ?? "\(op)_\(nodes.count)", opType: op, inputs: inputs, outputs: outputs,
+                attributes: attributes.map { (name: $0.0, value: $0.1) }))
     }
     mutating func output(_ name: String) { outputs.append(ValueInfo(name: name)) }
 
     var model: Model {
-        Model(graph: Graph(nodes: nodes, inputs: inputs, outputs: outputs, initializers: initializers),
-              irVersion: 8, opsets: [("", opset)])
+        Model(
+            graph: Graph(nodes: nodes, inputs: inputs, outputs: outputs, initializers: initializers),
+            irVersion: 8, opsets: [("", opset)])
     }
 }
 
@@ -53,8 +61,10 @@ func relativeError(_ a: [Float], _ b: [Float]) -> Float {
     return scale == 0 ? diff : diff / scale
 }
 
-func assertClose(_ a: Tensor, _ b: [Float], shape: [Int]? = nil, tolerance: Float = 1e-5,
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ a: Tensor, _ b: [Float], shape: [Int]? = nil, tolerance: Float = 1e-5,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     if let shape { XCTAssertEqual(a.shape, shape, file: file, line: line) }
     XCTAssertEqual(a.elementCount, b.count, file: file, line: line)
     guard a.elementCount == b.count else { return }
@@ -62,7 +72,9 @@ func assertClose(_ a: Tensor, _ b: [Float], shape: [Int]? = nil, tolerance: Floa
 }
 
 /// Reference convolution by definition (NCHW, explicit pads), for checking the fast kernels.
-func naiveConv(_ x: Tensor, _ w: Tensor, _ b: [Float]?, stride: [Int], pads: [Int], dilation: [Int], group: Int) -> (values: [Float], shape: [Int]) {
+func naiveConv(
+    _ x: Tensor, _ w: Tensor, _ b: [Float]?, stride: [Int], pads: [Int], dilation: [Int], group: Int
+) -> (values: [Float], shape: [Int]) {
     let xs = x.shape, ws = w.shape
     let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3])
     let (m, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
@@ -83,7 +95,9 @@ func naiveConv(_ x: Tensor, _ w: Tensor, _ b: [Float]?, stride: [Int], pads: [In
                                 let iy = y * stride[0] - pads[0] + i * dilation[0]
                                 let ix = z * stride[1] - pads[1] + j * dilation[1]
                                 guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
-                                sum += Double(xv[((image * c + g * cg + ic) * h + iy) * wd + ix]) * Double(wv[((oc * cg + ic) * kh + i) * kw + j])
+                                sum +=
+                                    Double(xv[((image * c + g * cg + ic) * h + iy) * wd + ix])
+                                    * Double(wv[((oc * cg + ic) * kh + i) * kw + j])
                             }
                         }
                     }

@@ -23,7 +23,7 @@ final class MaxPoolFastPathTests: XCTestCase {
         let settings: [[(String, Attribute)]] = [
             [("kernel_shape", .ints([3, 3])), ("strides", .ints([2, 2])), ("pads", .ints([1, 1, 1, 1]))],
             [("kernel_shape", .ints([2, 3])), ("strides", .ints([1, 2])), ("dilations", .ints([2, 1]))],
-            [("kernel_shape", .ints([3, 3])), ("strides", .ints([3, 3])), ("ceil_mode", .int(1))],
+            [("kernel_shape", .ints([3, 3])), ("strides", .ints([3, 3])), ("ceil_mode", .int(1))]
         ]
         for attributes in settings {
             let fast = try pool(x, indices: false, attributes), indexed = try pool(x, indices: true, attributes)

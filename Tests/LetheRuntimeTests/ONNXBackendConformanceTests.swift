@@ -35,14 +35,21 @@ final class ONNXBackendConformanceTests: XCTestCase {
             case .outOfScope: outOfScope += 1
             }
         }
-        print("ONNX backend node tests: \(passed) passed, \(failed.count) failed, \(skipped.count) skipped (\(outOfScope) use operators outside the runtime's set)")
+        print(
+            "ONNX backend node tests: \(passed) passed, \(failed.count) failed, \(skipped.count) skipped (\(outOfScope) use operators outside the runtime's set)"
+        )
         for (name, why) in failed + skipped where expected[name] == nil {
             print("  unexpected: \(name): \(why)")
         }
         let unexpected = failed.filter { expected[$0.0] == nil }
-        XCTAssertTrue(unexpected.isEmpty, "unexpected failures: \(unexpected.map { "\($0.0): \($0.1)" }.joined(separator: "\n"))")
-        let nowPassing = expected.keys.filter { name in !failed.contains { $0.0 == name } && !skipped.contains { $0.0 == name } }
-        if !nowPassing.isEmpty { print("  listed in EXPECTED_FAILURES.md but passing now: \(nowPassing.sorted().joined(separator: ", "))") }
+        XCTAssertTrue(
+            unexpected.isEmpty, "unexpected failures: \(unexpected.map { "\($0.0): \($0.1)" }.joined(separator: "\n"))")
+        let nowPassing = expected.keys.filter { name in
+            !failed.contains { $0.0 == name } && !skipped.contains { $0.0 == name }
+        }
+        if !nowPassing.isEmpty {
+            print("  listed in EXPECTED_FAILURES.md but passing now: \(nowPassing.sorted().joined(separator: ", "))")
+        }
         XCTAssertGreaterThan(passed, 300)
     }
 
@@ -87,7 +94,9 @@ final class ONNXBackendConformanceTests: XCTestCase {
                 var positional = 0
                 for file in files where file.hasPrefix("input_") {
                     let decoded = try readTensorFile("\(folder)/\(set)/\(file)")
-                    let inputName = session.inputNames.contains(decoded.name) ? decoded.name
+                    let inputName =
+                        session.inputNames.contains(decoded.name)
+                        ? decoded.name
                         : (positional < session.inputNames.count ? session.inputNames[positional] : decoded.name)
                     inputs[inputName] = decoded.tensor
                     positional += 1
@@ -100,7 +109,9 @@ final class ONNXBackendConformanceTests: XCTestCase {
             }
             let kinds = Set(inputs.values.map(\.dtype) + outputs.map(\.dtype))
             if !isCast && !kinds.isDisjoint(with: Self.floatOnlyKinds) {
-                return .skipped("compute type is float32; case uses \(kinds.intersection(Self.floatOnlyKinds).map(\.rawValue).sorted())")
+                return .skipped(
+                    "compute type is float32; case uses \(kinds.intersection(Self.floatOnlyKinds).map(\.rawValue).sorted())"
+                )
             }
             let results: [String: Tensor]
             do {

@@ -10,7 +10,9 @@ final class TapRecorder: Sendable {
     private let byNode = Mutex<[Int: Tensor]>([:])
     var tensors: [Tensor] { seen.withLock { $0 } }
     var count: Int { byNode.withLock { $0.count } }
-    func record(_ node: Int, _ tensor: Tensor) -> Bool { byNode.withLock { $0.updateValue(tensor, forKey: node) == nil } }
+    func record(_ node: Int, _ tensor: Tensor) -> Bool {
+        byNode.withLock { $0.updateValue(tensor, forKey: node) == nil }
+    }
     func tensor(for node: Int) -> Tensor? { byNode.withLock { $0[node] } }
     func tap(_ node: String, _ port: ActivationTap.Port) -> ActivationTap {
         ActivationTap(node: node, port: port) { [self] tensor in seen.withLock { $0.append(tensor) } }
@@ -34,7 +36,9 @@ final class TapTests: XCTestCase {
         g.constant("w2", randomTensor([5, 4, 1, 1], seed: 7))
         g.constant("fc", randomTensor([3, 5], seed: 8))
         g.node("Conv", ["x", "w", "b"], ["c1"], name: "conv1", [("pads", .ints([1, 1, 1, 1]))])
-        g.node("BatchNormalization", ["c1", "scale", "shift", "mean", "var"], ["bn1"], name: "bn1", [("epsilon", .float(1e-3))])
+        g.node(
+            "BatchNormalization", ["c1", "scale", "shift", "mean", "var"], ["bn1"], name: "bn1",
+            [("epsilon", .float(1e-3))])
         g.node("Relu", ["bn1"], ["r1"], name: "relu1")
         g.node("Conv", ["r1", "w2"], ["c2"], name: "conv2")
         g.node("GlobalAveragePool", ["c2"], ["p"], name: "pool")
@@ -59,11 +63,16 @@ final class TapTests: XCTestCase {
 
         // The folded-away Conv output is still visible, and BN∘Relu of it is what conv2 reads.
         let convOut = TapRecorder(), bnOut = TapRecorder(), firstInput = TapRecorder()
-        let withTaps = try session.run(["x": x], taps: [convOut.tap("conv1", .output(0)), bnOut.tap("bn1", .output(0)),
-                                                       firstInput.tap("conv1", .input(0))])["y"]!
+        let withTaps = try session.run(
+            ["x": x],
+            taps: [
+                convOut.tap("conv1", .output(0)), bnOut.tap("bn1", .output(0)),
+                firstInput.tap("conv1", .input(0))
+            ])["y"]!
         XCTAssertLessThanOrEqual(relativeError(withTaps.floatValues(), plain.floatValues()), 1e-6)
         XCTAssertTrue(firstInput.tensors[0].isBitwiseEqual(to: x))
-        let expectedConv = naiveConv(x, w, randomFloats(4, seed: 2), stride: [1, 1], pads: [1, 1, 1, 1], dilation: [1, 1], group: 1)
+        let expectedConv = naiveConv(
+            x, w, randomFloats(4, seed: 2), stride: [1, 1], pads: [1, 1, 1, 1], dilation: [1, 1], group: 1)
         assertClose(convOut.tensors[0], expectedConv.values, shape: [2, 4, 8, 8])
         let plane = 64
         let expectedBN = expectedConv.values.enumerated().map { i, v in v * a[(i / plane) % 4] + b[(i / plane) % 4] }

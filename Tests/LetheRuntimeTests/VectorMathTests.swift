@@ -61,7 +61,8 @@ final class VectorMathTests: XCTestCase {
             let (mean, variance) = xs.withUnsafeBufferPointer { VectorMath.moments($0.baseAddress!, length) }
             let m = xs.map(Double.init).reduce(0, +) / Double(length)
             XCTAssertEqual(mean, m, accuracy: 1e-12)
-            XCTAssertEqual(variance, xs.map { (Double($0) - m) * (Double($0) - m) }.reduce(0, +) / Double(length), accuracy: 1e-12)
+            XCTAssertEqual(
+                variance, xs.map { (Double($0) - m) * (Double($0) - m) }.reduce(0, +) / Double(length), accuracy: 1e-12)
         }
         // A row whose maximum is not finite is left to the careful path.
         var out: [Float] = [7, 7]
@@ -88,7 +89,9 @@ final class VectorMathTests: XCTestCase {
             let xs = (0..<length).map { Float($0 % 13) * 0.7 - 3 }
             var out = [Float](repeating: -1, count: length)
             let sum = xs.withUnsafeBufferPointer { source in
-                out.withUnsafeMutableBufferPointer { VectorMath.shiftedExp(source.baseAddress!, $0.baseAddress!, length, shift: 2) }
+                out.withUnsafeMutableBufferPointer {
+                    VectorMath.shiftedExp(source.baseAddress!, $0.baseAddress!, length, shift: 2)
+                }
             }
             let want = xs.map { Foundation.exp($0 - 2) }
             for (a, b) in zip(out, want) { XCTAssertEqual(a, b, accuracy: 4 * b.ulp) }

@@ -18,7 +18,8 @@ final class FuzzTests: XCTestCase {
             let headerEnd = min(bytes.count, 8 + Int(bytes[0]) + Int(bytes[1]) << 8)
             for _ in 0...random.next(below: 3) {
                 let index = random.next(below: 2) == 0 ? random.next(below: headerEnd) : random.next(below: bytes.count)
-                let values = Array("0123456789[]{}\",:-e. ".utf8) + [0, 0xFF, UInt8(truncatingIfNeeded: random.next(below: 256))]
+                let values =
+                    Array("0123456789[]{}\",:-e. ".utf8) + [0, 0xFF, UInt8(truncatingIfNeeded: random.next(below: 256))]
                 bytes[index] = values[random.next(below: values.count)]
             }
             if random.next(below: 10) == 0 { bytes.removeLast(random.next(below: bytes.count)) }

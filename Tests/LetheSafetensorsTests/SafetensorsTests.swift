@@ -30,7 +30,9 @@ final class SafetensorsTests: XCTestCase {
         let info = every.entryInfo
         XCTAssertEqual(info.first?.dtype, "U64")
         XCTAssertEqual(info.first?.fileRange.lowerBound, 8 + every.headerByteCount)
-        XCTAssertEqual(info.last?.fileRange.upperBound, try TestSupport.bytes(TestSupport.fixture("every_dtype.safetensors")).count)
+        XCTAssertEqual(
+            info.last?.fileRange.upperBound, try TestSupport.bytes(TestSupport.fixture("every_dtype.safetensors")).count
+        )
         // Aligned tensors are views of the mapping, not copies.
         XCTAssertNotNil(every.model.graph.initializer(named: "f64")!.storage.mappedFile)
     }
@@ -72,7 +74,8 @@ final class SafetensorsTests: XCTestCase {
         let differing = zip(before, after).filter { $0 != $1 }.count
         XCTAssertGreaterThan(differing, 0)
         XCTAssertLessThanOrEqual(differing, 4)
-        let output = try TestSupport.runPython("""
+        let output = try TestSupport.runPython(
+            """
             import sys
             from safetensors.numpy import load_file
             print(load_file(sys.argv[1])['fc.weight'][0, 0])
@@ -101,7 +104,8 @@ final class SafetensorsTests: XCTestCase {
         model.metadata.append((key: "lethe", value: "tab\there \u{1} and \\ \"q\" / é"))
         let out = "\(folder)/every.safetensors"
         try SafetensorsFormat.write(model, to: out)
-        let listing = try TestSupport.runPython("""
+        let listing = try TestSupport.runPython(
+            """
             import sys, json
             from safetensors import safe_open, deserialize
             with safe_open(sys.argv[1], framework='numpy') as f:
@@ -130,9 +134,11 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(bytes, [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32])
         let file = try bytes.withUnsafeBytes { try SafetensorsFormat.read(bytes: $0, path: "empty") }
         XCTAssertTrue(file.model.graph.initializers.isEmpty)
-        try SafetensorsFormat.write(Model(graph: Graph(), metadata: [("framework", "pt")]), to: "\(folder)/meta.safetensors")
-        XCTAssertEqual(String(decoding: try TestSupport.bytes("\(folder)/meta.safetensors").dropFirst(8), as: UTF8.self),
-                       #"{"__metadata__":{"framework":"pt"}}     "#)
+        try SafetensorsFormat.write(
+            Model(graph: Graph(), metadata: [("framework", "pt")]), to: "\(folder)/meta.safetensors")
+        XCTAssertEqual(
+            String(decoding: try TestSupport.bytes("\(folder)/meta.safetensors").dropFirst(8), as: UTF8.self),
+            #"{"__metadata__":{"framework":"pt"}}     "#)
     }
 
     func testReadFromBytesAndComplex128Refused() throws {
@@ -141,9 +147,10 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(file.model.graph.initializers.count, 5)
         XCTAssertEqual(file.model.graph.initializer(named: "bn.num_batches_tracked")!.int64Values(), [17])
         let folder = try TestSupport.temporaryDirectory()
-        let model = Model(graph: Graph(initializers: [
-            Initializer(name: "z", tensor: Tensor(zeros: .complex128, shape: [2])),
-        ]))
+        let model = Model(
+            graph: Graph(initializers: [
+                Initializer(name: "z", tensor: Tensor(zeros: .complex128, shape: [2]))
+            ]))
         XCTAssertThrowsError(try SafetensorsFormat.write(model, to: "\(folder)/z.safetensors"))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder), [])
     }
@@ -157,9 +164,10 @@ final class SafetensorsTests: XCTestCase {
     }
 
     @discardableResult
-    private func assertRefused(_ bytes: [UInt8], _ message: String, file: StaticString = #filePath,
-                               line: UInt = #line) -> (any Error)?
-    {
+    private func assertRefused(
+        _ bytes: [UInt8], _ message: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) -> (any Error)? {
         do {
             _ = try bytes.withUnsafeBytes { try SafetensorsFormat.read(bytes: $0, path: "bad.safetensors") }
             XCTFail("accepted: \(message)", file: file, line: line)
@@ -198,48 +206,115 @@ final class SafetensorsTests: XCTestCase {
     func testHostileHeaders() {
         let eight = [UInt8](repeating: 0, count: 8)
         let good = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
-        XCTAssertNoThrow(try file(header: good, data: eight).withUnsafeBytes {
-            try SafetensorsFormat.read(bytes: $0, path: "ok")
-        })
-        if case SafetensorsError.headerTooLarge = assertRefused(file(header: good, data: eight,
-                                                                     declaredLength: 200_000_000), "huge header")! {} else { XCTFail() }
+        XCTAssertNoThrow(
+            try file(header: good, data: eight).withUnsafeBytes {
+                try SafetensorsFormat.read(bytes: $0, path: "ok")
+            })
+        if case SafetensorsError.headerTooLarge = assertRefused(
+            file(
+                header: good, data: eight,
+                declaredLength: 200_000_000), "huge header")!
+        {
+        } else {
+            XCTFail()
+        }
         assertRefused(file(header: good, data: eight, declaredLength: 1 << 63), "2^63 header")
         assertRefused(file(header: good, data: eight, declaredLength: 500), "header past end")
         assertRefused(file(header: "[1,2]"), "not an object")
         assertRefused(file(header: "{\"a\":"), "bad json")
         assertRefused(file(header: good + "x", data: eight), "trailing garbage")
-        if case SafetensorsError.duplicateKey = assertRefused(file(header:
-            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-            data: eight), "duplicate names")! {} else { XCTFail() }
-        assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"F32"}}"#,
-                           data: [0, 0, 0, 0]), "duplicate field")
-        if case SafetensorsError.invalidOffsets = assertRefused(file(header:
-            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-            data: eight), "overlap")! {} else { XCTFail() }
-        if case SafetensorsError.invalidOffsets = assertRefused(file(header:
-            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}}"#,
-            data: eight), "gap")! {} else { XCTFail() }
-        if case SafetensorsError.sizeMismatch = assertRefused(file(header:
-            #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: eight), "size")! {} else { XCTFail() }
-        if case SafetensorsError.incompleteBuffer = assertRefused(file(header: good, data: eight + [0]),
-                                                                  "extra data")! {} else { XCTFail() }
-        assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: eight), "negative")
-        assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: eight), "float dim")
-        assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,8]}}"#,
-                           data: eight), "dim over 2^64")
-        if case SafetensorsError.shapeOverflow = assertRefused(file(header:
-            #"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, data: eight),
-            "overflowing product")! {} else { XCTFail() }
-        assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: eight), "backwards")
+        if case SafetensorsError.duplicateKey = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                data: eight), "duplicate names")!
+        {
+        } else {
+            XCTFail()
+        }
+        assertRefused(
+            file(
+                header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"dtype":"F32"}}"#,
+                data: [0, 0, 0, 0]), "duplicate field")
+        if case SafetensorsError.invalidOffsets = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                data: eight), "overlap")!
+        {
+        } else {
+            XCTFail()
+        }
+        if case SafetensorsError.invalidOffsets = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}}"#,
+                data: eight), "gap")!
+        {
+        } else {
+            XCTFail()
+        }
+        if case SafetensorsError.sizeMismatch = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: eight), "size")!
+        {
+        } else {
+            XCTFail()
+        }
+        if case SafetensorsError.incompleteBuffer = assertRefused(
+            file(header: good, data: eight + [0]),
+            "extra data")!
+        {
+        } else {
+            XCTFail()
+        }
+        assertRefused(
+            file(header: #"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: eight), "negative")
+        assertRefused(
+            file(header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: eight), "float dim")
+        assertRefused(
+            file(
+                header: #"{"a":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,8]}}"#,
+                data: eight), "dim over 2^64")
+        if case SafetensorsError.shapeOverflow = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, data: eight),
+            "overflowing product")!
+        {
+        } else {
+            XCTFail()
+        }
+        assertRefused(
+            file(header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: eight), "backwards")
         assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}"#, data: eight), "one offset")
         assertRefused(file(header: #"{"a":{"dtype":"F32","shape":[2]}}"#, data: eight), "missing offsets")
-        if case SafetensorsError.unknownDType = assertRefused(file(header:
-            #"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: eight), "unknown dtype")! {} else { XCTFail() }
-        if case SafetensorsError.unsupportedDType = assertRefused(file(header:
-            #"{"a":{"dtype":"F8_E8M0","shape":[8],"data_offsets":[0,8]}}"#, data: eight), "e8m0")! {} else { XCTFail() }
-        if case SafetensorsError.invalidMetadata = assertRefused(file(header:
-            #"{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: eight),
-            "metadata number")! {} else { XCTFail() }
+        if case SafetensorsError.unknownDType = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: eight), "unknown dtype")!
+        {
+        } else {
+            XCTFail()
+        }
+        if case SafetensorsError.unsupportedDType = assertRefused(
+            file(
+                header:
+                    #"{"a":{"dtype":"F8_E8M0","shape":[8],"data_offsets":[0,8]}}"#, data: eight), "e8m0")!
+        {
+        } else {
+            XCTFail()
+        }
+        if case SafetensorsError.invalidMetadata = assertRefused(
+            file(
+                header:
+                    #"{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: eight),
+            "metadata number")!
+        {
+        } else {
+            XCTFail()
+        }
         assertRefused(file(header: #"{"__metadata__":"x"}"#), "metadata string")
         assertRefused(file(header: String(repeating: "[", count: 10_000)), "deep nesting")
         assertRefused([0xFF] + file(header: good, data: eight).dropFirst(), "length byte corrupted")

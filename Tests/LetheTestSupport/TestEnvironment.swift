@@ -27,7 +27,9 @@ public enum TestEnvironment {
     /// so a machine without the venv still runs everything else.
     public static func requirePython() throws -> String {
         if let python { return python }
-        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("no Python at \(pythonPath) under CI (set LETHE_PYTHON)") }
+        if ProcessInfo.processInfo.environment["CI"] != nil {
+            XCTFail("no Python at \(pythonPath) under CI (set LETHE_PYTHON)")
+        }
         throw XCTSkip("no Python reference libraries at \(pythonPath); set LETHE_PYTHON")
     }
 
@@ -47,8 +49,10 @@ public enum TestEnvironment {
 
     /// Runs `program` to its end: `folder` is its working directory, `environment` adds to the
     /// test's own, `input` is written to its standard input.
-    public static func run(_ program: String, _ arguments: [String], in folder: String? = nil,
-                           environment: [String: String] = [:], input: String? = nil) throws -> ProcessResult {
+    public static func run(
+        _ program: String, _ arguments: [String], in folder: String? = nil,
+        environment: [String: String] = [:], input: String? = nil
+    ) throws -> ProcessResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
@@ -69,15 +73,18 @@ public enum TestEnvironment {
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         let err = stderr.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                             stderr: String(decoding: err, as: UTF8.self))
+        return ProcessResult(
+            status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self))
     }
 
     /// Runs `script` (`python -c`) with `arguments` and returns its standard output; throws
     /// `PythonFailure` on a non-zero exit, and skips (see `requirePython`) without an interpreter.
     @discardableResult
-    public static func runPython(_ script: String, arguments: [String] = [], input: String? = nil,
-                                 interpreter: String? = nil) throws -> String {
+    public static func runPython(
+        _ script: String, arguments: [String] = [], input: String? = nil,
+        interpreter: String? = nil
+    ) throws -> String {
         let result = try run(try interpreter ?? requirePython(), ["-c", script] + arguments, input: input)
         guard result.status == 0 else { throw PythonFailure(status: result.status, stderr: result.stderr) }
         return result.stdout

@@ -16,15 +16,21 @@ final class ActivationCacheTests: XCTestCase {
             TestSupport.randomValues(count, seed: seed &+ salt).map { Float($0) }
         }
         let nodes = [
-            Node(name: "t2", opType: "Transpose", inputs: ["w2t"], outputs: ["w2"], attributes: [("perm", .ints([1, 0]))]),
-            Node(name: "t1", opType: "Transpose", inputs: ["w1t"], outputs: ["w1"], attributes: [("perm", .ints([1, 0]))]),
+            Node(
+                name: "t2", opType: "Transpose", inputs: ["w2t"], outputs: ["w2"], attributes: [("perm", .ints([1, 0]))]
+            ),
+            Node(
+                name: "t1", opType: "Transpose", inputs: ["w1t"], outputs: ["w1"], attributes: [("perm", .ints([1, 0]))]
+            ),
             Node(name: "mm1", opType: "MatMul", inputs: ["x", "w1"], outputs: ["h1"]),
             Node(name: "add1", opType: "Add", inputs: ["h1", "b1"], outputs: ["a1"]),
             Node(name: "relu1", opType: "Relu", inputs: ["a1"], outputs: ["r1"]),
             Node(name: "mm2", opType: "MatMul", inputs: ["r1", "w2"], outputs: ["h2"]),
             Node(name: "add2", opType: "Add", inputs: ["h2", "b2"], outputs: ["a2"]),
             Node(name: "relu2", opType: "Relu", inputs: ["a2"], outputs: ["r2"]),
-            Node(name: "head", opType: "Gemm", inputs: ["r2", "w3", "b3"], outputs: ["logits"], attributes: [("transB", .int(1))]),
+            Node(
+                name: "head", opType: "Gemm", inputs: ["r2", "w3", "b3"], outputs: ["logits"],
+                attributes: [("transB", .int(1))])
         ]
         let initializers = [
             Initializer(name: "w1t", tensor: Tensor(shape: [hidden, d], values: weights(hidden * d, 1))),
@@ -32,10 +38,11 @@ final class ActivationCacheTests: XCTestCase {
             Initializer(name: "w2t", tensor: Tensor(shape: [hidden, hidden], values: weights(hidden * hidden, 3))),
             Initializer(name: "b2", tensor: Tensor(shape: [hidden], values: weights(hidden, 4).map { $0 * 0.1 + 0.5 })),
             Initializer(name: "w3", tensor: Tensor(shape: [classes, hidden], values: weights(classes * hidden, 5))),
-            Initializer(name: "b3", tensor: Tensor(shape: [classes], values: weights(classes, 6))),
+            Initializer(name: "b3", tensor: Tensor(shape: [classes], values: weights(classes, 6)))
         ]
-        let graph = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.symbolic("N"), .fixed(d)])],
-                          outputs: [ValueInfo(name: "logits", dtype: .float32)], initializers: initializers)
+        let graph = Graph(
+            nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.symbolic("N"), .fixed(d)])],
+            outputs: [ValueInfo(name: "logits", dtype: .float32)], initializers: initializers)
         return Model(graph: graph, irVersion: 8, opsets: [("", 17)])
     }
 
@@ -44,7 +51,9 @@ final class ActivationCacheTests: XCTestCase {
         var values: [Float] = [], labels: [Int] = []
         for k in 0..<classes {
             for s in 0..<perClass {
-                values += (0..<d).map { Float(noise[(k * perClass + s) * d + $0]) * 0.5 + ($0 % classes == k ? 1.5 : 0) }
+                values += (0..<d).map {
+                    Float(noise[(k * perClass + s) * d + $0]) * 0.5 + ($0 % classes == k ? 1.5 : 0)
+                }
                 labels.append(k)
             }
         }
@@ -85,7 +94,8 @@ final class ActivationCacheTests: XCTestCase {
     func testStretchesAgreeWithWholeRunsAndSeePatchedWeights() throws {
         let original = model()
         let data = samples(perClass: 10, seed: 9)
-        let cache = try ActivationCache(model: original, samples: data, batchSize: 7, budget: 1 << 20, makeExecutor: factory)
+        let cache = try ActivationCache(
+            model: original, samples: data, batchSize: 7, budget: 1 << 20, makeExecutor: factory)
         try cache.advance(to: 5, model: original)
         XCTAssertEqual(try cached("r1", cache: cache, rows: data.count), try tapped("mm2", of: original, samples: data))
 
@@ -102,7 +112,9 @@ final class ActivationCacheTests: XCTestCase {
 
         // Repeats and any order, in chunks of the batch size.
         var picked: [Float] = []
-        try cache.rows(of: "r2", at: [29, 0, 0, 13]) { XCTAssertLessThanOrEqual($0.shape[0], 7); picked += $0.floatValues() }
+        try cache.rows(of: "r2", at: [29, 0, 0, 13]) {
+            XCTAssertLessThanOrEqual($0.shape[0], 7); picked += $0.floatValues()
+        }
         XCTAssertEqual(picked, [29, 0, 0, 13].flatMap { Array(got[($0 * hidden)..<(($0 + 1) * hidden)]) })
     }
 
@@ -110,7 +122,8 @@ final class ActivationCacheTests: XCTestCase {
     func testFinishGivesTheModelsOutput() throws {
         let original = model()
         let data = samples(perClass: 10, seed: 9)
-        let cache = try ActivationCache(model: original, samples: data, batchSize: 7, budget: 1 << 20, makeExecutor: factory)
+        let cache = try ActivationCache(
+            model: original, samples: data, batchSize: 7, budget: 1 << 20, makeExecutor: factory)
         try cache.advance(to: 5, model: original)
         let batches = try cache.finish(model: original, output: "logits")
         XCTAssertEqual(batches.map { $0.shape }, [[7, 3], [7, 3], [7, 3], [7, 3], [2, 3]])
@@ -124,11 +137,14 @@ final class ActivationCacheTests: XCTestCase {
     func testBudgetIsEnforced() throws {
         let original = model()
         let data = samples(perClass: 10, seed: 9)
-        XCTAssertThrowsError(try ActivationCache(model: original, samples: data, batchSize: 7, budget: data.inputs.byteCount - 1,
-                                                 makeExecutor: factory))
+        XCTAssertThrowsError(
+            try ActivationCache(
+                model: original, samples: data, batchSize: 7, budget: data.inputs.byteCount - 1,
+                makeExecutor: factory))
         // r1 takes 5 floats a sample where x took 6: it fits in the input's budget.
-        let cache = try ActivationCache(model: original, samples: data, batchSize: 7, budget: data.inputs.byteCount,
-                                        makeExecutor: factory)
+        let cache = try ActivationCache(
+            model: original, samples: data, batchSize: 7, budget: data.inputs.byteCount,
+            makeExecutor: factory)
         XCTAssertNoThrow(try cache.advance(to: 5, model: original))
     }
 
@@ -142,12 +158,16 @@ final class ActivationCacheTests: XCTestCase {
         configuration.erasureDepth = 2
         configuration.erasureDistortionCap = 1
         let train = samples(perClass: 60, seed: 11)
-        let onCache = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(train: train)
+        let onCache = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(
+            train: train)
         configuration.activationCacheBytes = 0
-        let whole = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(train: train)
+        let whole = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(
+            train: train)
         XCTAssertEqual(onCache.report.erasure?.erasedLayers, ["w1t", "w2t"])
         XCTAssertFalse(onCache.report.notes.contains { $0.contains("whole model") }, "\(onCache.report.notes)")
-        XCTAssertTrue(whole.report.notes.contains { $0.contains("because the samples exceed the cache budget") }, "\(whole.report.notes)")
+        XCTAssertTrue(
+            whole.report.notes.contains { $0.contains("because the samples exceed the cache budget") },
+            "\(whole.report.notes)")
         XCTAssertEqual(Set(onCache.patchedWeights.keys), Set(whole.patchedWeights.keys))
         XCTAssertEqual(Set(onCache.patchedWeights.keys), ["w1t", "b1", "w2t", "b2", "w3", "b3"])
         for (name, tensor) in onCache.patchedWeights {

@@ -12,11 +12,15 @@ final class BenchmarkTests: XCTestCase {
         guard ProcessInfo.processInfo.environment["LETHE_BENCH"] == "1" else { throw XCTSkip("set LETHE_BENCH=1") }
         let root = TestSupport.packageRoot
         let model = try ONNXFormat.read(path: root.appendingPathComponent("samples/fashion_cnn.onnx").path).model
-        let data = Dictionary(try NPZFormat.readArrays(path: root.appendingPathComponent("samples/fashion_train.npz").path).map { ($0.name, $0.tensor) },
-                              uniquingKeysWith: { a, _ in a })
+        let data = Dictionary(
+            try NPZFormat.readArrays(path: root.appendingPathComponent("samples/fashion_train.npz").path).map {
+                ($0.name, $0.tensor)
+            },
+            uniquingKeysWith: { a, _ in a })
         let x = try XCTUnwrap(data["x"])
-        let train = SampleSet(inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
-                              labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
+        let train = SampleSet(
+            inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
+            labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
         var configuration = UnlearningConfiguration(forgetClasses: [3])
         configuration.method = .published
         configuration.positionCap = nil
@@ -41,11 +45,17 @@ final class BenchmarkTests: XCTestCase {
             if best == nil || total < best!.total { best = (total, result.report.timings) }
         }
         let t = best!.timings
-        print(String(format: "lethe_bench: model=fashion_cnn S=900 retain=%d forget=%d layers=%d statistics=%.3fs eigen=%.3fs patch=%.3fs unlearn=%.3fs (best of %d)",
-                     result.report.retainSamples, result.report.forgetSamples, result.report.layers.count,
-                     t.statistics, t.decomposition, t.projection, best!.total, repetitions))
-        let expected = Dictionary(try NPZFormat.readArrays(path: root.appendingPathComponent("formats/models/unlearn/fashion_cnn_default.patched.npz").path).map { ($0.name, $0.tensor) },
-                                  uniquingKeysWith: { a, _ in a })
+        print(
+            String(
+                format:
+                    "lethe_bench: model=fashion_cnn S=900 retain=%d forget=%d layers=%d statistics=%.3fs eigen=%.3fs patch=%.3fs unlearn=%.3fs (best of %d)",
+                result.report.retainSamples, result.report.forgetSamples, result.report.layers.count,
+                t.statistics, t.decomposition, t.projection, best!.total, repetitions))
+        let expected = Dictionary(
+            try NPZFormat.readArrays(
+                path: root.appendingPathComponent("formats/models/unlearn/fashion_cnn_default.patched.npz").path
+            ).map { ($0.name, $0.tensor) },
+            uniquingKeysWith: { a, _ in a })
         var worst = 0.0
         for (name, tensor) in result.patchedWeights {
             let b = try XCTUnwrap(expected[name]).doubleValues()
@@ -61,15 +71,21 @@ final class BenchmarkTests: XCTestCase {
 /// The issue's every-class check on the sample model; runs only with LETHE_BENCH=classes (slow in debug builds).
 final class EveryClassTests: XCTestCase {
     func testEveryClassOfTheSampleModel() throws {
-        guard ProcessInfo.processInfo.environment["LETHE_BENCH"] == "classes" else { throw XCTSkip("set LETHE_BENCH=classes") }
+        guard ProcessInfo.processInfo.environment["LETHE_BENCH"] == "classes" else {
+            throw XCTSkip("set LETHE_BENCH=classes")
+        }
         let root = TestSupport.packageRoot
         let model = try ONNXFormat.read(path: root.appendingPathComponent("samples/fashion_cnn.onnx").path).model
         func load(_ name: String) throws -> SampleSet {
-            let data = Dictionary(try NPZFormat.readArrays(path: root.appendingPathComponent("samples/\(name)").path).map { ($0.name, $0.tensor) },
-                                  uniquingKeysWith: { a, _ in a })
+            let data = Dictionary(
+                try NPZFormat.readArrays(path: root.appendingPathComponent("samples/\(name)").path).map {
+                    ($0.name, $0.tensor)
+                },
+                uniquingKeysWith: { a, _ in a })
             let x = try XCTUnwrap(data["x"])
-            return SampleSet(inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
-                             labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
+            return SampleSet(
+                inputs: Tensor(shape: x.shape, values: x.floatValues().map { $0 / 255 }),
+                labels: try XCTUnwrap(data["y"]).int64Values().map { Int($0) })
         }
         let train = try load("fashion_train.npz"), test = try load("fashion_test.npz")
         // Each class: the defaults, then --search, then --search --passes 2, until ACC_f < 2% with
@@ -83,12 +99,20 @@ final class EveryClassTests: XCTestCase {
                 configuration.passes = passes
                 let result = try Unlearner(model: model, configuration: configuration).run(train: train, test: test)
                 let t = try XCTUnwrap(result.report.test)
-                met = (t.after.forgetAccuracy ?? 1) < 0.02 && (t.after.retainAccuracy ?? 0) >= (t.before.retainAccuracy ?? 1) - 0.03
-                print(String(format: "every_class: forget=%d search=%d passes=%d alpha=(%g,%g) ACC_r %.3f→%.3f ACC_f %.3f→%.3f MIA %.3f→%.3f time=%.2fs %@",
-                             forget, search ? 1 : 0, passes, result.report.chosenAlphaRetain, result.report.chosenAlphaForget,
-                             t.before.retainAccuracy ?? 0, t.after.retainAccuracy ?? 0, t.before.forgetAccuracy ?? 0, t.after.forgetAccuracy ?? 0,
-                             t.membershipBefore?.efficacy ?? -1, t.membershipAfter?.efficacy ?? -1, result.report.timings.total,
-                             met ? "ok" : "short"))
+                met =
+                    (t.after.forgetAccuracy ?? 1) < 0.02
+                    && (t.after.retainAccuracy ?? 0) >= (t.before.retainAccuracy ?? 1) - 0.03
+                print(
+                    String(
+                        format:
+                            "every_class: forget=%d search=%d passes=%d alpha=(%g,%g) ACC_r %.3f→%.3f ACC_f %.3f→%.3f MIA %.3f→%.3f time=%.2fs %@",
+                        forget, search ? 1 : 0, passes, result.report.chosenAlphaRetain,
+                        result.report.chosenAlphaForget,
+                        t.before.retainAccuracy ?? 0, t.after.retainAccuracy ?? 0, t.before.forgetAccuracy ?? 0,
+                        t.after.forgetAccuracy ?? 0,
+                        t.membershipBefore?.efficacy ?? -1, t.membershipAfter?.efficacy ?? -1,
+                        result.report.timings.total,
+                        met ? "ok" : "short"))
             }
             XCTAssertTrue(met, "class \(forget) is not forgotten by any setting")
         }

@@ -10,12 +10,17 @@ final class ErasureFormulaTests: XCTestCase {
     /// d = 2, no bias: retain rows live on e₁ only, the concept direction is e₂. Erasing e₂ costs the
     /// retain rows nothing, so the refit keeps W's first column and zeroes its second.
     func testGuardedRefitByHand() throws {
-        let w: [Double] = [1, 2,
-                           3, 4]
-        let gram: [Double] = [5, 0,
-                              0, 0]  // Σ x xᵀ of rows (1,0) and (2,0)
-        let refit = try GuardedRefit.apply(weight: w, bias: nil, outputs: 2, dimension: 2, gram: gram, sum: [3, 0], rows: 2,
-                                           directions: [[0, 1]], ridge: 1e-9)
+        let w: [Double] = [
+            1, 2,
+            3, 4
+        ]
+        let gram: [Double] = [
+            5, 0,
+            0, 0
+        ] // Σ x xᵀ of rows (1,0) and (2,0)
+        let refit = try GuardedRefit.apply(
+            weight: w, bias: nil, outputs: 2, dimension: 2, gram: gram, sum: [3, 0], rows: 2,
+            directions: [[0, 1]], ridge: 1e-9)
         XCTAssertEqual(refit.weight[0], 1, accuracy: 1e-6)
         XCTAssertEqual(refit.weight[1], 0, accuracy: 1e-6)
         XCTAssertEqual(refit.weight[2], 3, accuracy: 1e-6)
@@ -28,8 +33,9 @@ final class ErasureFormulaTests: XCTestCase {
     func testGuardedRefitMovesTheBias() throws {
         let rows: [[Double]] = [[1, 0.5], [1, 1.5], [1, 1.0]]
         let (gram, sum) = moments(rows)
-        let refit = try GuardedRefit.apply(weight: [2, 3], bias: [1], outputs: 1, dimension: 2, gram: gram, sum: sum, rows: 3,
-                                           directions: [[0, 1]], ridge: 1e-12)
+        let refit = try GuardedRefit.apply(
+            weight: [2, 3], bias: [1], outputs: 1, dimension: 2, gram: gram, sum: sum, rows: 3,
+            directions: [[0, 1]], ridge: 1e-12)
         XCTAssertEqual(refit.weight[1], 0, accuracy: 1e-6)
         // Output on the retain rows: 2·x₁ + 3·1.0 + 1 on average; x₁ ≡ 1 and the bias are confounded,
         // so only their sum is fixed: Ŵ₁ + b̂ = 2 + 3 + 1.
@@ -47,8 +53,9 @@ final class ErasureFormulaTests: XCTestCase {
         let b = TestSupport.randomValues(o, seed: 13)
         let directions = (0..<k).map { TestSupport.randomValues(d, seed: 20 + UInt64($0)) }
         let ridge = 1e-3
-        let refit = try GuardedRefit.apply(weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
-                                           directions: directions, ridge: ridge)
+        let refit = try GuardedRefit.apply(
+            weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
+            directions: directions, ridge: ridge)
         for r in 0..<o {
             for direction in directions {
                 let product = (0..<d).reduce(0.0) { $0 + refit.weight[r * d + $1] * direction[$1] }
@@ -59,7 +66,10 @@ final class ErasureFormulaTests: XCTestCase {
         // [G̃  D̃; D̃ᵀ 0] [ŵᵀ; μ] = [G̃ w̃ᵀ; 0].
         let e = d + 1
         var g = [Double](repeating: 0, count: e * e)
-        for i in 0..<d { for j in 0..<d { g[i * e + j] = gram[i * d + j] / Double(n) }; g[i * e + d] = sum[i] / Double(n); g[d * e + i] = sum[i] / Double(n) }
+        for i in 0..<d {
+            for j in 0..<d { g[i * e + j] = gram[i * d + j] / Double(n) }; g[i * e + d] = sum[i] / Double(n);
+            g[d * e + i] = sum[i] / Double(n)
+        }
         g[d * e + d] = 1
         let trace = (0..<e).reduce(0.0) { $0 + g[$1 * e + $1] }
         for i in 0..<e { g[i * e + i] += ridge * trace / Double(e) }
@@ -101,21 +111,28 @@ final class ErasureFormulaTests: XCTestCase {
         }
         let (gram, sum) = moments(erased)
         var cross = GuardedRefit.CrossMoment(dimension: d)
-        cross.add(original: original.flatMap { $0.map(Float.init) }, erased: erased.flatMap { $0.map(Float.init) }, count: n, dimension: d)
+        cross.add(
+            original: original.flatMap { $0.map(Float.init) }, erased: erased.flatMap { $0.map(Float.init) }, count: n,
+            dimension: d)
         // The moment accumulates in float32 inputs: compare against the same rounding.
-        let originalF = original.map { $0.map { Double(Float($0)) } }, erasedF = erased.map { $0.map { Double(Float($0)) } }
+        let originalF = original.map { $0.map { Double(Float($0)) } },
+            erasedF = erased.map { $0.map { Double(Float($0)) } }
         let w = TestSupport.randomValues(o * d, seed: 9), b = TestSupport.randomValues(o, seed: 10)
         let direction = TestSupport.randomValues(d, seed: 11)
         let ridge = 1e-6
-        let refit = try GuardedRefit.apply(weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
-                                           directions: [direction], ridge: ridge, compensating: cross)
+        let refit = try GuardedRefit.apply(
+            weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
+            directions: [direction], ridge: ridge, compensating: cross)
         let e = d + 1, size = e + 1
         var g = [Double](repeating: 0, count: e * e), c = [Double](repeating: 0, count: e * e)
         for (xo, xn) in zip(originalF, erasedF) {
             let a = xo + [1], z = xn + [1]
             for i in 0..<e { for j in 0..<e { c[i * e + j] += a[i] * z[j] / Double(n) } }
         }
-        for i in 0..<d { for j in 0..<d { g[i * e + j] = gram[i * d + j] / Double(n) }; g[i * e + d] = sum[i] / Double(n); g[d * e + i] = sum[i] / Double(n) }
+        for i in 0..<d {
+            for j in 0..<d { g[i * e + j] = gram[i * d + j] / Double(n) }; g[i * e + d] = sum[i] / Double(n);
+            g[d * e + i] = sum[i] / Double(n)
+        }
         g[d * e + d] = 1
         let trace = (0..<e).reduce(0.0) { $0 + g[$1 * e + $1] }
         for i in 0..<e { g[i * e + i] += ridge * trace / Double(e) }
@@ -131,15 +148,18 @@ final class ErasureFormulaTests: XCTestCase {
             XCTAssertEqual(refit.bias![r], solution[d], accuracy: 1e-6)
         }
         // Without compensation the refit stays near W (not near the map to the original outputs).
-        let plain = try GuardedRefit.apply(weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
-                                           directions: [direction], ridge: ridge)
+        let plain = try GuardedRefit.apply(
+            weight: w, bias: b, outputs: o, dimension: d, gram: gram, sum: sum, rows: n,
+            directions: [direction], ridge: ridge)
         XCTAssertGreaterThan(zip(plain.weight, refit.weight).map { abs($0 - $1) }.max()!, 0.05)
     }
 
     /// Forget logits are capped `margin` below the best retained logit, for every row.
     func testHeadRepairTargetsByHand() {
-        let logits: [Double] = [5, 1, 2,    // forget class 0 leads: capped to 2 − 1
-                                0, 3, 1]    // already below: unchanged
+        let logits: [Double] = [
+            5, 1, 2, // forget class 0 leads: capped to 2 − 1
+            0, 3, 1
+        ] // already below: unchanged
         let t = HeadRepair.targets(logits: logits, classes: 3, forgetClasses: [0], margin: 1)
         XCTAssertEqual(t, [1, 1, 2, 0, 3, 1])
     }
@@ -150,14 +170,19 @@ final class ErasureFormulaTests: XCTestCase {
         let f = TestSupport.randomValues(n * d, seed: 31)
         let t = TestSupport.randomValues(n * classes, seed: 32)
         let ridge = 0.1
-        let fit = try HeadRepair.refit(features: f, rows: n, dimension: d, targets: t, classes: classes, withBias: true, ridge: ridge)
+        let fit = try HeadRepair.refit(
+            features: f, rows: n, dimension: d, targets: t, classes: classes, withBias: true, ridge: ridge)
         let e = d + 1
         var x = [Double](repeating: 1, count: n * e)
         for r in 0..<n { for i in 0..<d { x[r * e + i] = f[r * d + i] } }
-        var g = TestSupport.multiply(TestSupport.transpose(x, rows: n, columns: e), x, m: e, k: n, n: e).map { $0 / Double(n) }
+        var g = TestSupport.multiply(TestSupport.transpose(x, rows: n, columns: e), x, m: e, k: n, n: e).map {
+            $0 / Double(n)
+        }
         let trace = (0..<e).reduce(0.0) { $0 + g[$1 * e + $1] }
         for i in 0..<e { g[i * e + i] += ridge * trace / Double(e) }
-        let xt = TestSupport.multiply(TestSupport.transpose(x, rows: n, columns: e), t, m: e, k: n, n: classes).map { $0 / Double(n) }
+        let xt = TestSupport.multiply(TestSupport.transpose(x, rows: n, columns: e), t, m: e, k: n, n: classes).map {
+            $0 / Double(n)
+        }
         for c in 0..<classes {
             let column = try gaussianSolve(g, (0..<e).map { xt[$0 * classes + c] }, size: e)
             for i in 0..<d { XCTAssertEqual(fit.weight[c * d + i], column[i], accuracy: 1e-9) }
@@ -185,19 +210,24 @@ final class ErasureFormulaTests: XCTestCase {
         let probe = LinearProbe(features: features, labels: labels, dimension: d, classes: classes)
         let test = TestSupport.randomValues(200 * d, seed: 42)
         let ours = probe.predict(test)
-        let input = ([features, test].map { $0.map { String($0) }.joined(separator: " ") } + [labels.map(String.init).joined(separator: " ")])
+        let input =
+            ([features, test].map { $0.map { String($0) }.joined(separator: " ") } + [
+                labels.map(String.init).joined(separator: " ")
+            ])
             .joined(separator: "\n")
-        let output = try TestSupport.runPython(python, script: """
-            import sys, numpy as np
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.preprocessing import StandardScaler
-            lines = sys.stdin.read().split("\\n")
-            x = np.array(lines[0].split(), float).reshape(-1, \(d)); t = np.array(lines[1].split(), float).reshape(-1, \(d))
-            y = np.array(lines[2].split(), int)
-            s = StandardScaler().fit(x)
-            m = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(s.transform(x), y)
-            print(" ".join(map(str, m.predict(s.transform(t)))))
-            """, input: input)
+        let output = try TestSupport.runPython(
+            python,
+            script: """
+                import sys, numpy as np
+                from sklearn.linear_model import LogisticRegression
+                from sklearn.preprocessing import StandardScaler
+                lines = sys.stdin.read().split("\\n")
+                x = np.array(lines[0].split(), float).reshape(-1, \(d)); t = np.array(lines[1].split(), float).reshape(-1, \(d))
+                y = np.array(lines[2].split(), int)
+                s = StandardScaler().fit(x)
+                m = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(s.transform(x), y)
+                print(" ".join(map(str, m.predict(s.transform(t)))))
+                """, input: input)
         let theirs = output.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
         XCTAssertEqual(theirs.count, ours.count)
         let agree = zip(ours, theirs).filter { $0 == $1 }.count

@@ -44,12 +44,14 @@ final class FormulaTests: XCTestCase {
             let id = TestSupport.identity(d)
             let p = (0..<(d * d)).map { id[$0] - (mf[$0] - mfmr[$0]) }
             let expected = TestSupport.multiply(w, TestSupport.transpose(p, rows: d, columns: d), m: o, k: d, n: d)
-            let got = InputProjection.apply(to: w, outputs: o, retain: retain, alphaRetain: ar, forget: forget, alphaForget: af)
+            let got = InputProjection.apply(
+                to: w, outputs: o, retain: retain, alphaRetain: ar, forget: forget, alphaForget: af)
             XCTAssertLessThan(TestSupport.maxAbsDifference(got, expected), 1e-12)
             // The d × O form: B_new = P B with B = Wᵀ is W_newᵀ.
             let b = TestSupport.transpose(w, rows: o, columns: d)
             let bNew = TestSupport.multiply(p, b, m: d, k: d, n: o)
-            XCTAssertLessThan(TestSupport.maxAbsDifference(TestSupport.transpose(bNew, rows: d, columns: o), got), 1e-12)
+            XCTAssertLessThan(
+                TestSupport.maxAbsDifference(TestSupport.transpose(bNew, rows: d, columns: o), got), 1e-12)
         }
     }
 
@@ -59,7 +61,8 @@ final class FormulaTests: XCTestCase {
         let x = TestSupport.randomValues(40 * d, seed: 9)
         let space = try FeatureSpace(gram: TestSupport.gram(x, rows: 40, d: d), dimension: d)
         let w = TestSupport.randomValues(4 * d, seed: 10)
-        let patched = InputProjection.apply(to: w, outputs: 4, retain: space, alphaRetain: 1e12, forget: space, alphaForget: 3)
+        let patched = InputProjection.apply(
+            to: w, outputs: 4, retain: space, alphaRetain: 1e12, forget: space, alphaForget: 3)
         XCTAssertLessThan(TestSupport.maxAbsDifference(patched, w), 1e-9)
     }
 
@@ -75,7 +78,8 @@ final class FormulaTests: XCTestCase {
         let expected = [1.0, 2, 0, 4, 5, 6, 0, 8]
         // One direction holds all the forget energy (s = 1 → λ = 1 for every α_f).
         for af in [1.0, 3, 100] {
-            let patched = InputProjection.apply(to: w, outputs: 2, retain: retain, alphaRetain: 100, forget: forget, alphaForget: af)
+            let patched = InputProjection.apply(
+                to: w, outputs: 2, retain: retain, alphaRetain: 100, forget: forget, alphaForget: af)
             XCTAssertLessThan(TestSupport.maxAbsDifference(patched, expected), 1e-12)
         }
     }
@@ -89,9 +93,11 @@ final class FormulaTests: XCTestCase {
         XCTAssertEqual(thin.rank, n)
         XCTAssertLessThan(TestSupport.maxAbsDifference(Array(full.energies.suffix(n)), thin.energies), 1e-12)
         for alpha in [1.0, 3, 100] {
-            XCTAssertLessThan(TestSupport.maxAbsDifference(full.projector(alpha: alpha), thin.projector(alpha: alpha)), 1e-10)
+            XCTAssertLessThan(
+                TestSupport.maxAbsDifference(full.projector(alpha: alpha), thin.projector(alpha: alpha)), 1e-10)
         }
-        let other = try FeatureSpace(gram: TestSupport.gram(TestSupport.randomValues(30 * d, seed: 22), rows: 30, d: d), dimension: d)
+        let other = try FeatureSpace(
+            gram: TestSupport.gram(TestSupport.randomValues(30 * d, seed: 22), rows: 30, d: d), dimension: d)
         let w = TestSupport.randomValues(3 * d, seed: 23)
         let a = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: full, alphaForget: 3)
         let b = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: thin, alphaForget: 3)
@@ -102,7 +108,8 @@ final class FormulaTests: XCTestCase {
         let zero = try FeatureSpace(gram: [Double](repeating: 0, count: 9), dimension: 3)
         XCTAssertEqual(zero.energies, [0, 0, 0])
         let w = [1.0, 2, 3]
-        XCTAssertEqual(InputProjection.apply(to: w, outputs: 1, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3), w)
+        XCTAssertEqual(
+            InputProjection.apply(to: w, outputs: 1, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3), w)
     }
 
     func testNonFiniteStatisticsAreRefused() {
@@ -117,8 +124,16 @@ final class ProjectionPlanTests: XCTestCase {
         let o = 4, cPerGroup = 3, groups = 2, d = cPerGroup * 2 * 2
         let values = TestSupport.randomValues(o * d, seed: 31)
         let weight = Tensor(shape: [o, cPerGroup, 2, 2], values: values.map { Float16(Float($0)) })
-        let graph = Graph(nodes: [Node(name: "conv", opType: "Conv", inputs: ["x", "k"], outputs: ["y"], attributes: [("group", .int(groups))])],
-                          initializers: [Initializer(name: "k", tensor: weight), Initializer(name: "other", tensor: Tensor(shape: [1], values: [Float(5)]))])
+        let graph = Graph(
+            nodes: [
+                Node(
+                    name: "conv", opType: "Conv", inputs: ["x", "k"], outputs: ["y"],
+                    attributes: [("group", .int(groups))])
+            ],
+            initializers: [
+                Initializer(name: "k", tensor: weight),
+                Initializer(name: "other", tensor: Tensor(shape: [1], values: [Float(5)]))
+            ])
         let model = Model(graph: graph)
         let layers = LayerDiscovery.discover(in: model).layers
         XCTAssertEqual(layers.first?.groups, 2)
@@ -136,8 +151,10 @@ final class ProjectionPlanTests: XCTestCase {
         let rows = o / groups
         for g in 0..<groups {
             let slice = Array(stored[(g * rows * d)..<((g + 1) * rows * d)])
-            let expected = InputProjection.apply(to: slice, outputs: rows, retain: try FeatureSpace(gram: stats.retain[g], dimension: d), alphaRetain: 100,
-                                                 forget: try FeatureSpace(gram: stats.forget[g], dimension: d), alphaForget: 3)
+            let expected = InputProjection.apply(
+                to: slice, outputs: rows, retain: try FeatureSpace(gram: stats.retain[g], dimension: d),
+                alphaRetain: 100,
+                forget: try FeatureSpace(gram: stats.forget[g], dimension: d), alphaForget: 3)
             let rounded = expected.map { Double(Float(Float16(Float($0)))) }
             XCTAssertEqual(Array(got[(g * rows * d)..<((g + 1) * rows * d)]), rounded, "group \(g)")
         }

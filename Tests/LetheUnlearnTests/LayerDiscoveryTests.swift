@@ -51,16 +51,24 @@ final class LayerDiscoveryTests: XCTestCase {
     func testConstantsIdentityChainsSharedWeightsAndFilter() throws {
         let w = Tensor(shape: [3, 4], values: [Float](repeating: 1, count: 12))
         let k = Tensor(shape: [2, 4, 3, 3], values: [Float](repeating: 1, count: 72))
-        let graph = Graph(nodes: [
-            Node(name: "id", opType: "Identity", inputs: ["w"], outputs: ["w_alias"]),
-            Node(name: "mm1", opType: "MatMul", inputs: ["x", "w_alias"], outputs: ["y1"]),
-            Node(name: "mm2", opType: "MatMul", inputs: ["x2", "w"], outputs: ["y2"]),
-            Node(name: "const", opType: "Constant", inputs: [], outputs: ["c"], attributes: [("value", .tensor(w))]),
-            Node(name: "t", opType: "Transpose", inputs: ["c"], outputs: ["ct"], attributes: [("perm", .ints([1, 0]))]),
-            Node(name: "gemm", opType: "Gemm", inputs: ["y1", "ct"], outputs: ["y3"], attributes: [("transB", .int(1))]),
-            Node(name: "conv", opType: "Conv", inputs: ["img", "k"], outputs: ["y4"], attributes: [("group", .int(2)), ("auto_pad", .string(Array("SAME_UPPER".utf8)))]),
-            Node(name: "dyn", opType: "MatMul", inputs: ["x", "y1"], outputs: ["y5"]),
-        ], initializers: [Initializer(name: "w", tensor: w), Initializer(name: "k", tensor: k)])
+        let graph = Graph(
+            nodes: [
+                Node(name: "id", opType: "Identity", inputs: ["w"], outputs: ["w_alias"]),
+                Node(name: "mm1", opType: "MatMul", inputs: ["x", "w_alias"], outputs: ["y1"]),
+                Node(name: "mm2", opType: "MatMul", inputs: ["x2", "w"], outputs: ["y2"]),
+                Node(
+                    name: "const", opType: "Constant", inputs: [], outputs: ["c"], attributes: [("value", .tensor(w))]),
+                Node(
+                    name: "t", opType: "Transpose", inputs: ["c"], outputs: ["ct"],
+                    attributes: [("perm", .ints([1, 0]))]),
+                Node(
+                    name: "gemm", opType: "Gemm", inputs: ["y1", "ct"], outputs: ["y3"],
+                    attributes: [("transB", .int(1))]),
+                Node(
+                    name: "conv", opType: "Conv", inputs: ["img", "k"], outputs: ["y4"],
+                    attributes: [("group", .int(2)), ("auto_pad", .string(Array("SAME_UPPER".utf8)))]),
+                Node(name: "dyn", opType: "MatMul", inputs: ["x", "y1"], outputs: ["y5"])
+            ], initializers: [Initializer(name: "w", tensor: w), Initializer(name: "k", tensor: k)])
         let found = LayerDiscovery.discover(in: Model(graph: graph))
         XCTAssertEqual(found.layers.map(\.name), ["w", "c", "k"])
         let shared = found.layers[0]
@@ -81,19 +89,22 @@ final class LayerDiscoveryTests: XCTestCase {
         XCTAssertFalse(LayerFilter.match("blocks.*.fc?.weight", "blocks.1.attn.q.weight"))
 
         // A weight tied to an embedding (Gather) is not a layer: patching would change the embedding.
-        let tied = Graph(nodes: [
-            Node(name: "embed", opType: "Gather", inputs: ["w", "ids"], outputs: ["tokens"]),
-            Node(name: "t", opType: "Transpose", inputs: ["w"], outputs: ["wt"]),
-            Node(name: "head", opType: "MatMul", inputs: ["h", "wt"], outputs: ["logits"]),
-        ], initializers: [Initializer(name: "w", tensor: w)])
+        let tied = Graph(
+            nodes: [
+                Node(name: "embed", opType: "Gather", inputs: ["w", "ids"], outputs: ["tokens"]),
+                Node(name: "t", opType: "Transpose", inputs: ["w"], outputs: ["wt"]),
+                Node(name: "head", opType: "MatMul", inputs: ["h", "wt"], outputs: ["logits"])
+            ], initializers: [Initializer(name: "w", tensor: w)])
         let tiedFound = LayerDiscovery.discover(in: Model(graph: tied))
         XCTAssertTrue(tiedFound.layers.isEmpty)
         XCTAssertEqual(tiedFound.skipped.first?.node, "head")
         XCTAssertTrue(tiedFound.skipped.first?.reason.contains("Gather node embed") ?? false)
 
         // Patches are written back to initializers and Constant nodes alike.
-        let patched = Model(graph: graph).replacingWeights(["c": Tensor(shape: [3, 4], values: [Float](repeating: 2, count: 12)),
-                                                             "k": Tensor(zeros: .float32, shape: [2, 4, 3, 3])])
+        let patched = Model(graph: graph).replacingWeights([
+            "c": Tensor(shape: [3, 4], values: [Float](repeating: 2, count: 12)),
+            "k": Tensor(zeros: .float32, shape: [2, 4, 3, 3])
+        ])
         XCTAssertEqual(patched.graph.nodes[3].attribute("value")?.tensorValue?.floatValues().first, 2)
         XCTAssertEqual(patched.graph.initializer(named: "k")?.floatValues().first, 0)
         XCTAssertEqual(patched.graph.initializer(named: "w")?.floatValues().first, 1)
@@ -104,18 +115,22 @@ final class LayerDiscoveryTests: XCTestCase {
 final class SkippedLayerTests: XCTestCase {
     func testWeightsBehindCastOrOnTheLeftAreListed() {
         let w = Tensor(shape: [4, 3], values: [Float](repeating: 1, count: 12))
-        let graph = Graph(nodes: [
-            Node(name: "cast", opType: "Cast", inputs: ["w"], outputs: ["w32"], attributes: [("to", .int(1))]),
-            Node(name: "mm_cast", opType: "MatMul", inputs: ["x", "w32"], outputs: ["y1"]),
-            Node(name: "mm_left", opType: "MatMul", inputs: ["w", "x2"], outputs: ["y2"]),
-            Node(name: "mm_data", opType: "MatMul", inputs: ["y1", "y2"], outputs: ["y3"]),
-        ], inputs: [ValueInfo(name: "x", dtype: .float32), ValueInfo(name: "x2", dtype: .float32)],
-           outputs: [ValueInfo(name: "y3", dtype: .float32)], initializers: [Initializer(name: "w", tensor: w)])
+        let graph = Graph(
+            nodes: [
+                Node(name: "cast", opType: "Cast", inputs: ["w"], outputs: ["w32"], attributes: [("to", .int(1))]),
+                Node(name: "mm_cast", opType: "MatMul", inputs: ["x", "w32"], outputs: ["y1"]),
+                Node(name: "mm_left", opType: "MatMul", inputs: ["w", "x2"], outputs: ["y2"]),
+                Node(name: "mm_data", opType: "MatMul", inputs: ["y1", "y2"], outputs: ["y3"])
+            ], inputs: [ValueInfo(name: "x", dtype: .float32), ValueInfo(name: "x2", dtype: .float32)],
+            outputs: [ValueInfo(name: "y3", dtype: .float32)], initializers: [Initializer(name: "w", tensor: w)])
         let found = LayerDiscovery.discover(in: Model(graph: graph))
         XCTAssertTrue(found.layers.isEmpty)
         let reasons = Dictionary(uniqueKeysWithValues: found.skipped.map { ($0.node, $0.reason) })
-        XCTAssertEqual(reasons["mm_cast"], "weight w reaches the node through Cast (only Identity and 2-D Transpose are followed)")
-        XCTAssertEqual(reasons["mm_left"], "the constant w is the left operand (input 0); only a constant right operand is projected")
+        XCTAssertEqual(
+            reasons["mm_cast"], "weight w reaches the node through Cast (only Identity and 2-D Transpose are followed)")
+        XCTAssertEqual(
+            reasons["mm_left"],
+            "the constant w is the left operand (input 0); only a constant right operand is projected")
         XCTAssertNil(reasons["mm_data"], "a product of two activations is no weight layer")
     }
 }

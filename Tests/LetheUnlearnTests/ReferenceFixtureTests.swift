@@ -12,7 +12,9 @@ final class ReferenceFixtureTests: XCTestCase {
     private func path(_ relative: String) -> String { TestSupport.packageRoot.appendingPathComponent(relative).path }
 
     private func arrays(_ relative: String) throws -> [String: Tensor] {
-        Dictionary(try NPZFormat.readArrays(path: path(relative)).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(
+            try NPZFormat.readArrays(path: path(relative)).map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }
+        )
     }
 
     /// An npz of `x`, `y` as samples; uint8 images become float32 / 255 as the sample model expects.
@@ -25,25 +27,32 @@ final class ReferenceFixtureTests: XCTestCase {
     }
 
     /// Collects statistics on `model` over the fixture's retain/forget inputs and patches at α = 100, 3.
-    private func patched(model relative: String, fixture: String) throws -> (weights: [String: Tensor], stats: StatisticsSet, model: Model) {
+    private func patched(
+        model relative: String, fixture: String
+    ) throws -> (weights: [String: Tensor], stats: StatisticsSet, model: Model) {
         let model = try ONNXFormat.read(path: path(relative)).model
         let layers = LayerDiscovery.discover(in: model).layers
         let collector = StatisticsCollector(layers: layers, positionCap: nil, seed: 0, batchSize: 64)
         let executor = try RuntimeExecutor(model: model, threads: nil)
-        let stats = try collector.collect(executor: executor, retain: samples("formats/models/unlearn/\(fixture).retain.npz"),
-                                          forget: samples("formats/models/unlearn/\(fixture).forget.npz"))
+        let stats = try collector.collect(
+            executor: executor, retain: samples("formats/models/unlearn/\(fixture).retain.npz"),
+            forget: samples("formats/models/unlearn/\(fixture).forget.npz"))
         let plan = try ProjectionPlan(model: model, layers: layers, statistics: stats)
         return (plan.patchedWeights(alphaRetain: 100, alphaForget: 3), stats, model)
     }
 
-    private func assertClose(_ got: Tensor, _ expected: Tensor, _ name: String, relative: Double = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertClose(
+        _ got: Tensor, _ expected: Tensor, _ name: String, relative: Double = 1e-4, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(got.shape, expected.shape, name, file: file, line: line)
         XCTAssertEqual(got.dtype, expected.dtype, name, file: file, line: line)
         let a = got.doubleValues(), b = expected.doubleValues()
         guard a.count == b.count else { return }
         let scale = b.reduce(0) { max($0, abs($1)) }
         let error = TestSupport.maxAbsDifference(a, b)
-        XCTAssertLessThanOrEqual(error, relative * scale, "\(name): max |Δ| \(error) vs max |w| \(scale)", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            error, relative * scale, "\(name): max |Δ| \(error) vs max |w| \(scale)", file: file, line: line)
     }
 
     /// Both exports of the sample CNN. The dynamo export folds BatchNorm into the Conv weights; the layers'
@@ -98,7 +107,8 @@ final class ReferenceFixtureTests: XCTestCase {
         configuration.method = .published
         configuration.membershipMaxPerSide = 300
         let unlearner = try Unlearner(model: model, configuration: configuration)
-        let result = try unlearner.run(train: samples("samples/fashion_train.npz"), test: samples("samples/fashion_test.npz"))
+        let result = try unlearner.run(
+            train: samples("samples/fashion_train.npz"), test: samples("samples/fashion_test.npz"))
         let test = try XCTUnwrap(result.report.test)
         XCTAssertGreaterThan(test.before.forgetAccuracy ?? 0, 0.9)
         XCTAssertLessThan(test.after.forgetAccuracy ?? 1, 0.03)

@@ -13,18 +13,27 @@ final class ResidualReadoutTests: XCTestCase {
 
     /// x → embed (MatMul) = r → Relu = h → writer (MatMul + bias) → Add(r, ·) → LayerNorm → Gather(token 1) → Gemm head.
     private func graph(gatherAxis: Int = 1, normIsOutput: Bool = false) -> Graph {
-        func values(_ count: Int, _ seed: UInt64) -> [Float] { TestSupport.randomValues(count, seed: seed).map { Float($0) } }
+        func values(_ count: Int, _ seed: UInt64) -> [Float] {
+            TestSupport.randomValues(count, seed: seed).map { Float($0) }
+        }
         let nodes = [
             Node(name: "embed", opType: "MatMul", inputs: ["x", "we"], outputs: ["r"]),
             Node(name: "relu", opType: "Relu", inputs: ["r"], outputs: ["h"]),
-            Node(name: "t", opType: "Transpose", inputs: ["ww"], outputs: ["wwT"], attributes: [("perm", .ints([1, 0]))]),
+            Node(
+                name: "t", opType: "Transpose", inputs: ["ww"], outputs: ["wwT"], attributes: [("perm", .ints([1, 0]))]),
             Node(name: "writer", opType: "MatMul", inputs: ["h", "wwT"], outputs: ["p"]),
             Node(name: "bias", opType: "Add", inputs: ["bw", "p"], outputs: ["written"]),
             Node(name: "sum", opType: "Add", inputs: ["r", "written"], outputs: ["stream"]),
             Node(name: "norm", opType: "LayerNormalization", inputs: ["stream", "gamma", "beta"], outputs: ["normed"]),
-            Node(name: "index", opType: "Constant", inputs: [], outputs: ["i"], attributes: [("value", .tensor(Tensor(scalar: Int64(1))))]),
-            Node(name: "pick", opType: "Gather", inputs: ["normed", "i"], outputs: ["feature"], attributes: [("axis", .int(gatherAxis))]),
-            Node(name: "head", opType: "Gemm", inputs: ["feature", "wh", "bh"], outputs: ["logits"], attributes: [("transB", .int(1))]),
+            Node(
+                name: "index", opType: "Constant", inputs: [], outputs: ["i"],
+                attributes: [("value", .tensor(Tensor(scalar: Int64(1))))]),
+            Node(
+                name: "pick", opType: "Gather", inputs: ["normed", "i"], outputs: ["feature"],
+                attributes: [("axis", .int(gatherAxis))]),
+            Node(
+                name: "head", opType: "Gemm", inputs: ["feature", "wh", "bh"], outputs: ["logits"],
+                attributes: [("transB", .int(1))])
         ]
         let initializers = [
             Initializer(name: "we", tensor: Tensor(shape: [d, width], values: values(d * width, 1))),
@@ -33,11 +42,15 @@ final class ResidualReadoutTests: XCTestCase {
             Initializer(name: "gamma", tensor: Tensor(shape: [width], values: values(width, 4).map { $0 + 1.5 })),
             Initializer(name: "beta", tensor: Tensor(shape: [width], values: values(width, 5))),
             Initializer(name: "wh", tensor: Tensor(shape: [classes, width], values: values(classes * width, 6))),
-            Initializer(name: "bh", tensor: Tensor(shape: [classes], values: values(classes, 7))),
+            Initializer(name: "bh", tensor: Tensor(shape: [classes], values: values(classes, 7)))
         ]
-        let outputs = [ValueInfo(name: "logits", dtype: .float32)] + (normIsOutput ? [ValueInfo(name: "normed", dtype: .float32)] : [])
-        return Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.symbolic("N"), .fixed(tokens), .fixed(d)])],
-                     outputs: outputs, initializers: initializers)
+        let outputs =
+            [ValueInfo(name: "logits", dtype: .float32)]
+            + (normIsOutput ? [ValueInfo(name: "normed", dtype: .float32)] : [])
+        return Graph(
+            nodes: nodes,
+            inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.symbolic("N"), .fixed(tokens), .fixed(d)])],
+            outputs: outputs, initializers: initializers)
     }
 
     private func readout(_ graph: Graph) -> ResidualReadout? {
@@ -59,12 +72,18 @@ final class ResidualReadoutTests: XCTestCase {
     }
 
     func testTheSampleViTReadsItsClassToken() throws {
-        let model = try ONNXFormat.read(path: TestSupport.packageRoot.appendingPathComponent("samples/fashion_vit.onnx").path).model
+        let model = try ONNXFormat.read(
+            path: TestSupport.packageRoot.appendingPathComponent("samples/fashion_vit.onnx").path
+        ).model
         let found = try XCTUnwrap(readout(model.graph))
         XCTAssertEqual(found.writer.name, "blocks.3.mlp.fc2.weight")
         XCTAssertEqual(found.token, 0)
         XCTAssertEqual(found.residual, "/blocks.3/Add_output_0")
-        XCTAssertNil(readout(try ONNXFormat.read(path: TestSupport.packageRoot.appendingPathComponent("samples/fashion_cnn.onnx").path).model.graph))
+        XCTAssertNil(
+            readout(
+                try ONNXFormat.read(
+                    path: TestSupport.packageRoot.appendingPathComponent("samples/fashion_cnn.onnx").path
+                ).model.graph))
     }
 
     /// LEACE makes the two class-conditional means equal on the rows it was fitted on.
@@ -72,15 +91,20 @@ final class ResidualReadoutTests: XCTestCase {
         let n = 50, dimension = 5
         let noise = TestSupport.randomValues(n * dimension, seed: 21)
         let concept = (0..<n).map { $0 % 5 == 0 }
-        let rows = (0..<(n * dimension)).map { noise[$0] + (concept[$0 / dimension] ? Double($0 % dimension) * 0.7 : 0) }
+        let rows = (0..<(n * dimension)).map {
+            noise[$0] + (concept[$0 / dimension] ? Double($0 % dimension) * 0.7 : 0)
+        }
         let eraser = try XCTUnwrap(try ConceptEraser(rows: rows, count: n, dimension: dimension, concept: concept))
         let erased = (0..<n).map { eraser.apply(Array(rows[($0 * dimension)..<(($0 + 1) * dimension)])) }
         for i in 0..<dimension {
             let inside = erased.indices.filter { concept[$0] }.map { erased[$0][i] }
             let outside = erased.indices.filter { !concept[$0] }.map { erased[$0][i] }
-            XCTAssertEqual(inside.reduce(0, +) / Double(inside.count), outside.reduce(0, +) / Double(outside.count), accuracy: 1e-9)
+            XCTAssertEqual(
+                inside.reduce(0, +) / Double(inside.count), outside.reduce(0, +) / Double(outside.count), accuracy: 1e-9
+            )
         }
-        XCTAssertNil(try ConceptEraser(rows: rows, count: n, dimension: dimension, concept: Array(repeating: false, count: n)))
+        XCTAssertNil(
+            try ConceptEraser(rows: rows, count: n, dimension: dimension, concept: Array(repeating: false, count: n)))
     }
 
     /// After the writer's refit, the normalised stream of the forget rows has moved onto the rest's mean.
@@ -88,18 +112,24 @@ final class ResidualReadoutTests: XCTestCase {
         let found = try XCTUnwrap(readout(graph()))
         // More input dimensions than rows, so the refit can reach its targets.
         let n = 40, wide = 64, width = 48
-        let writer = WeightLayer(name: found.writer.name, source: found.writer.source, shape: [width, wide], dtype: .float32,
-                                 orientation: found.writer.orientation, groups: 1, inputDimension: wide, outputDimension: width,
-                                 uses: found.writer.uses)
-        let scale = TestSupport.randomValues(width, seed: 35).map { $0 * 0.5 + 1 }, shift = TestSupport.randomValues(width, seed: 36)
-        let readout = ResidualReadout(writer: writer, writerInput: found.writerInput, residual: found.residual, token: found.token,
-                                      scale: scale, shift: shift, epsilon: 1e-5)
+        let writer = WeightLayer(
+            name: found.writer.name, source: found.writer.source, shape: [width, wide], dtype: .float32,
+            orientation: found.writer.orientation, groups: 1, inputDimension: wide, outputDimension: width,
+            uses: found.writer.uses)
+        let scale = TestSupport.randomValues(width, seed: 35).map { $0 * 0.5 + 1 },
+            shift = TestSupport.randomValues(width, seed: 36)
+        let readout = ResidualReadout(
+            writer: writer, writerInput: found.writerInput, residual: found.residual, token: found.token,
+            scale: scale, shift: shift, epsilon: 1e-5)
         let isForget = (0..<n).map { $0 < 10 }
-        let h = TestSupport.randomValues(n * wide, seed: 31).enumerated().map { isForget[$0.offset / wide] ? $0.element + 0.8 : $0.element }
+        let h = TestSupport.randomValues(n * wide, seed: 31).enumerated().map {
+            isForget[$0.offset / wide] ? $0.element + 0.8 : $0.element
+        }
         let residual = TestSupport.randomValues(n * width, seed: 32).enumerated().map {
             isForget[$0.offset / width] && $0.offset % 2 == 0 ? $0.element + 1 : $0.element
         }
-        let weight = TestSupport.randomValues(width * wide, seed: 33, scale: 0.2), bias = TestSupport.randomValues(width, seed: 34)
+        let weight = TestSupport.randomValues(width * wide, seed: 33, scale: 0.2),
+            bias = TestSupport.randomValues(width, seed: 34)
         func meanGap(_ w: [Double], _ b: [Double]?) -> Double {
             var stream = HeadRepair.logits(features: h, rows: n, dimension: wide, weight: w, bias: b, classes: width)
             for i in stream.indices { stream[i] += residual[i] }
@@ -115,7 +145,8 @@ final class ResidualReadoutTests: XCTestCase {
             }
             return gap.reduce(0) { $0 + $1 * $1 }.squareRoot()
         }
-        let refit = try readout.erase(h: h, residual: residual, rows: n, isForget: isForget, weight: weight, bias: bias, ridge: 1e-6)
+        let refit = try readout.erase(
+            h: h, residual: residual, rows: n, isForget: isForget, weight: weight, bias: bias, ridge: 1e-6)
         let before = meanGap(weight, bias), after = meanGap(refit.weight, refit.bias)
         XCTAssertGreaterThan(before, 1)
         XCTAssertLessThan(after, before * 1e-3, "gap \(before) → \(after)")

@@ -7,24 +7,39 @@ import XCTest
 
 final class StatisticsTests: XCTestCase {
     /// Naive patches: pad the image explicitly, then read the window; rows of one group, C·kh·kw order.
-    private func naivePatches(_ image: [Float], channels: Int, height: Int, width: Int, geometry g: ConvGeometry, group: Int) -> [[Float]] {
+    private func naivePatches(
+        _ image: [Float], channels: Int, height: Int, width: Int, geometry g: ConvGeometry, group: Int
+    ) -> [[Float]] {
         let p = g.resolvedPads(height: height, width: width)
         let ph = height + p[0] + p[2], pw = width + p[1] + p[3]
         var padded = [Float](repeating: 0, count: channels * ph * pw)
-        for c in 0..<channels { for y in 0..<height { for x in 0..<width {
-            padded[c * ph * pw + (y + p[0]) * pw + x + p[1]] = image[c * height * width + y * width + x]
-        } } }
+        for c in 0..<channels {
+            for y in 0..<height {
+                for x in 0..<width {
+                    padded[c * ph * pw + (y + p[0]) * pw + x + p[1]] = image[c * height * width + y * width + x]
+                }
+            }
+        }
         let oh = (ph - g.dilations[0] * (g.kernel[0] - 1) - 1) / g.strides[0] + 1
         let ow = (pw - g.dilations[1] * (g.kernel[1] - 1) - 1) / g.strides[1] + 1
         let cg = channels / g.group
         var rows: [[Float]] = []
-        for oy in 0..<oh { for ox in 0..<ow {
-            var row: [Float] = []
-            for c in (group * cg)..<((group + 1) * cg) { for ky in 0..<g.kernel[0] { for kx in 0..<g.kernel[1] {
-                row.append(padded[c * ph * pw + (oy * g.strides[0] + ky * g.dilations[0]) * pw + ox * g.strides[1] + kx * g.dilations[1]])
-            } } }
-            rows.append(row)
-        } }
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var row: [Float] = []
+                for c in (group * cg)..<((group + 1) * cg) {
+                    for ky in 0..<g.kernel[0] {
+                        for kx in 0..<g.kernel[1] {
+                            row.append(
+                                padded[
+                                    c * ph * pw + (oy * g.strides[0] + ky * g.dilations[0]) * pw + ox * g.strides[1]
+                                        + kx * g.dilations[1]])
+                        }
+                    }
+                }
+                rows.append(row)
+            }
+        }
         return rows
     }
 
@@ -34,7 +49,7 @@ final class StatisticsTests: XCTestCase {
         (ConvGeometry(kernel: [3, 3], strides: [2, 2], autoPad: "SAME_UPPER"), 2, 6, 5),
         (ConvGeometry(kernel: [2, 2], strides: [2, 2], autoPad: "SAME_LOWER"), 1, 5, 5),
         (ConvGeometry(kernel: [1, 1], autoPad: "VALID", group: 2), 4, 3, 3),
-        (ConvGeometry(kernel: [3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], group: 3), 6, 6, 7),
+        (ConvGeometry(kernel: [3, 3], dilations: [2, 2], pads: [2, 2, 2, 2], group: 3), 6, 6, 7)
     ]
 
     func testPatchRowsMatchNaiveExtraction() {
@@ -47,7 +62,10 @@ final class StatisticsTests: XCTestCase {
                 var row = [Float](repeating: .nan, count: patches.rowLength)
                 image.withUnsafeBufferPointer { source in
                     for position in 0..<patches.positions {
-                        row.withUnsafeMutableBufferPointer { patches.fill(row: $0.baseAddress!, image: source.baseAddress!, group: group, position: position) }
+                        row.withUnsafeMutableBufferPointer {
+                            patches.fill(
+                                row: $0.baseAddress!, image: source.baseAddress!, group: group, position: position)
+                        }
                         XCTAssertEqual(row, expected[position], "geometry \(index) group \(group) position \(position)")
                     }
                 }
@@ -59,7 +77,8 @@ final class StatisticsTests: XCTestCase {
         // ONNX SAME_UPPER, in 5, kernel 3, stride 2: out 3, total pad 2 → 1 before, 1 after.
         let g = ConvGeometry(kernel: [3, 3], strides: [2, 2], autoPad: "SAME_UPPER")
         XCTAssertEqual(g.resolvedPads(height: 5, width: 6), [1, 0, 1, 1])
-        XCTAssertEqual(ConvGeometry(kernel: [2, 2], autoPad: "SAME_LOWER").resolvedPads(height: 4, width: 4), [1, 1, 0, 0])
+        XCTAssertEqual(
+            ConvGeometry(kernel: [2, 2], autoPad: "SAME_LOWER").resolvedPads(height: 4, width: 4), [1, 1, 0, 0])
         XCTAssertEqual(g.outputSize(height: 5, width: 6).height, 3)
         XCTAssertEqual(g.outputSize(height: 5, width: 6).width, 3)
     }
@@ -70,10 +89,15 @@ final class StatisticsTests: XCTestCase {
             let n = 3
             let images = TestSupport.randomValues(n * c * h * w, seed: 100 + UInt64(index)).map(Float.init)
             let d = (c / geometry.group) * geometry.kernel[0] * geometry.kernel[1]
-            let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [geometry.group * 2, c / geometry.group] + geometry.kernel,
-                                    dtype: .float32, orientation: .outputByInput, groups: geometry.group, inputDimension: d,
-                                    outputDimension: geometry.group * 2,
-                                    uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
+            let layer = WeightLayer(
+                name: "w", source: .initializer("w"), shape: [geometry.group * 2, c / geometry.group] + geometry.kernel,
+                dtype: .float32, orientation: .outputByInput, groups: geometry.group, inputDimension: d,
+                outputDimension: geometry.group * 2,
+                uses: [
+                    LayerUse(
+                        node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0,
+                        rows: .convolution(geometry))
+                ])
             let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
             try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
             let grams = sink.grams().grams
@@ -81,10 +105,12 @@ final class StatisticsTests: XCTestCase {
                 var rows: [Double] = []
                 for image in 0..<n {
                     let one = Array(images[(image * c * h * w)..<((image + 1) * c * h * w)])
-                    rows += naivePatches(one, channels: c, height: h, width: w, geometry: geometry, group: group).flatMap { $0.map(Double.init) }
+                    rows += naivePatches(one, channels: c, height: h, width: w, geometry: geometry, group: group)
+                        .flatMap { $0.map(Double.init) }
                 }
                 let expected = TestSupport.gram(rows, rows: rows.count / d, d: d)
-                XCTAssertLessThan(TestSupport.maxAbsDifference(grams[group], expected), 1e-4, "geometry \(index) group \(group)")
+                XCTAssertLessThan(
+                    TestSupport.maxAbsDifference(grams[group], expected), 1e-4, "geometry \(index) group \(group)")
                 XCTAssertEqual(grams[group], TestSupport.transpose(grams[group], rows: d, columns: d))
             }
             XCTAssertEqual(sink.rowCount, n * PatchRows(channels: c, height: h, width: w, geometry: geometry).positions)
@@ -97,15 +123,22 @@ final class StatisticsTests: XCTestCase {
         let (n, c, h, w, cap) = (4, 2, 5, 6, 10)
         let d = c * 9
         let images = TestSupport.randomValues(n * c * h * w, seed: 77).map(Float.init)
-        let layer = WeightLayer(name: "w", source: .initializer("w"), shape: [2, c, 3, 3], dtype: .float32, orientation: .outputByInput,
-                                groups: 1, inputDimension: d, outputDimension: 2,
-                                uses: [LayerUse(node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))])
+        let layer = WeightLayer(
+            name: "w", source: .initializer("w"), shape: [2, c, 3, 3], dtype: .float32, orientation: .outputByInput,
+            groups: 1, inputDimension: d, outputDimension: 2,
+            uses: [
+                LayerUse(
+                    node: "conv", nodeIndex: 0, isNamed: true, opType: "Conv", input: 0, rows: .convolution(geometry))
+            ])
         func run() throws -> (gram: [Double], rows: Int) {
             let sink = LayerRowSink(layer: layer, layerIndex: 3, positionCap: cap, seed: 9)
             sink.passTag = 1
             // Two chunks of two images: the sink numbers images itself.
-            try sink.consume(Tensor(shape: [2, c, h, w], values: Array(images[0..<(2 * c * h * w)])), use: layer.uses[0], useIndex: 0)
-            try sink.consume(Tensor(shape: [2, c, h, w], values: Array(images[(2 * c * h * w)...])), use: layer.uses[0], useIndex: 0)
+            try sink.consume(
+                Tensor(shape: [2, c, h, w], values: Array(images[0..<(2 * c * h * w)])), use: layer.uses[0], useIndex: 0
+            )
+            try sink.consume(
+                Tensor(shape: [2, c, h, w], values: Array(images[(2 * c * h * w)...])), use: layer.uses[0], useIndex: 0)
             return (sink.grams().grams[0], sink.rowCount)
         }
         let first = try run()
@@ -113,8 +146,11 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(first.gram, try run().gram)
         var rows: [Double] = []
         for image in 0..<n {
-            let all = naivePatches(Array(images[(image * c * h * w)..<((image + 1) * c * h * w)]), channels: c, height: h, width: w, geometry: geometry, group: 0)
-            let chosen = PositionSampler.positions(total: h * w, cap: cap, seed: SplitMix64.combine(9, 1, 3, 0, UInt64(image)))
+            let all = naivePatches(
+                Array(images[(image * c * h * w)..<((image + 1) * c * h * w)]), channels: c, height: h, width: w,
+                geometry: geometry, group: 0)
+            let chosen = PositionSampler.positions(
+                total: h * w, cap: cap, seed: SplitMix64.combine(9, 1, 3, 0, UInt64(image)))
             rows += chosen.flatMap { all[$0].map(Double.init) }
         }
         XCTAssertLessThan(TestSupport.maxAbsDifference(first.gram, TestSupport.gram(rows, rows: n * cap, d: d)), 1e-4)
@@ -129,16 +165,21 @@ final class StatisticsTests: XCTestCase {
         let expected = TestSupport.gram(x.map(Double.init), rows: rows, d: d)
         let got = accumulator.gram()
         // float32 blocks: error relative to the row norms, not to a (possibly cancelling) entry.
-        for i in 0..<d { for j in 0..<d {
-            let scale = (expected[i * d + i] * expected[j * d + j]).squareRoot()
-            XCTAssertEqual(got[i * d + j], expected[i * d + j], accuracy: 1e-6 * scale)
-        } }
+        for i in 0..<d {
+            for j in 0..<d {
+                let scale = (expected[i * d + i] * expected[j * d + j]).squareRoot()
+                XCTAssertEqual(got[i * d + j], expected[i * d + j], accuracy: 1e-6 * scale)
+            }
+        }
 
         // Tokens of a [B, T, d] activation are all rows; columns of a transA Gemm input too.
-        let layer = WeightLayer(name: "b", source: .initializer("b"), shape: [d, 3], dtype: .float32, orientation: .inputByOutput,
-                                groups: 1, inputDimension: d, outputDimension: 3,
-                                uses: [LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis),
-                                       LayerUse(node: "gemm", nodeIndex: 0, isNamed: true, opType: "Gemm", input: 0, rows: .columns)])
+        let layer = WeightLayer(
+            name: "b", source: .initializer("b"), shape: [d, 3], dtype: .float32, orientation: .inputByOutput,
+            groups: 1, inputDimension: d, outputDimension: 3,
+            uses: [
+                LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis),
+                LayerUse(node: "gemm", nodeIndex: 0, isNamed: true, opType: "Gemm", input: 0, rows: .columns)
+            ])
         let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
         let tokens = Array(x.prefix(2 * 3 * d))
         try sink.consume(Tensor(shape: [2, 3, d], values: tokens), use: layer.uses[0], useIndex: 0)
@@ -177,8 +218,12 @@ final class StatisticsTests: XCTestCase {
         b.forgetSum = [[2, 2, 2]]
         let set = StatisticsSet(layers: [a, b])
         let contents = set.fileContents()
-        XCTAssertEqual(contents.tensors.map(\.name), ["conv.weight/retain", "conv.weight/forget", "conv.weight/retain_sum", "conv.weight/forget_sum",
-                                                      "fc.weight/retain", "fc.weight/forget", "fc.weight/retain_sum", "fc.weight/forget_sum"])
+        XCTAssertEqual(
+            contents.tensors.map(\.name),
+            [
+                "conv.weight/retain", "conv.weight/forget", "conv.weight/retain_sum", "conv.weight/forget_sum",
+                "fc.weight/retain", "fc.weight/forget", "fc.weight/retain_sum", "fc.weight/forget_sum"
+            ])
         XCTAssertEqual(contents.tensors[0].tensor.shape, [2, 2, 2])
         XCTAssertEqual(contents.tensors[0].tensor.dtype, .float64)
         XCTAssertEqual(contents.tensors[2].tensor.shape, [2, 2])
@@ -202,10 +247,17 @@ final class StatisticsTests: XCTestCase {
         wrong.retainRows = 1
         XCTAssertThrowsError(try loaded.merge(wrong))
         XCTAssertThrowsError(try StatisticsSet(tensors: contents.tensors, metadata: []))
-        XCTAssertThrowsError(try StatisticsSet(tensors: [contents.tensors[0], contents.tensors[1]], metadata: [(StatisticsSet.formatKey, "1")]))
-        let badShape = [("x/retain", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6))),
-                        ("x/forget", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6)))]
-        XCTAssertThrowsError(try StatisticsSet(tensors: badShape, metadata: [(StatisticsSet.formatKey, "1"), ("x/retain_rows", "1"), ("x/forget_rows", "1")]))
+        XCTAssertThrowsError(
+            try StatisticsSet(
+                tensors: [contents.tensors[0], contents.tensors[1]], metadata: [(StatisticsSet.formatKey, "1")]))
+        let badShape = [
+            ("x/retain", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6))),
+            ("x/forget", Tensor(shape: [2, 3], values: [Double](repeating: 0, count: 6)))
+        ]
+        XCTAssertThrowsError(
+            try StatisticsSet(
+                tensors: badShape,
+                metadata: [(StatisticsSet.formatKey, "1"), ("x/retain_rows", "1"), ("x/forget_rows", "1")]))
     }
 }
 
@@ -219,7 +271,8 @@ final class StatisticsFileTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lethe-stats-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let first = folder.appendingPathComponent("a.safetensors").path, second = folder.appendingPathComponent("b.safetensors").path
+        let first = folder.appendingPathComponent("a.safetensors").path,
+            second = folder.appendingPathComponent("b.safetensors").path
         try StatisticsSet(layers: [layer]).save(to: first)
         try StatisticsSet(layers: [layer]).save(to: second)
         let loaded = try StatisticsSet.load(from: first)
@@ -230,7 +283,9 @@ final class StatisticsFileTests: XCTestCase {
         XCTAssertEqual(summed["blocks.0.fc1.weight"]?.retainRows, 24)
         // A safetensors file that is not a statistics file is refused with its path.
         let other = folder.appendingPathComponent("c.safetensors").path
-        try SafetensorsFormat.write(Model(graph: Graph(initializers: [Initializer(name: "w", tensor: Tensor(shape: [1], values: [Float(1)]))])), to: other)
+        try SafetensorsFormat.write(
+            Model(graph: Graph(initializers: [Initializer(name: "w", tensor: Tensor(shape: [1], values: [Float(1)]))])),
+            to: other)
         XCTAssertThrowsError(try StatisticsSet.load(from: other)) { error in
             XCTAssertTrue(String(describing: error).contains("c.safetensors"))
         }

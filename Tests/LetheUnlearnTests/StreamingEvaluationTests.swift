@@ -54,8 +54,10 @@ final class StreamingEvaluationTests: XCTestCase {
         let (model, samples) = try fixture()
         let dropped: Set<Int> = [0, 1, 2, 50, 199]
         let kept = samples.labels.indices.filter { !dropped.contains($0) }
-        let expected = try ClassifierEvaluation.evaluate(model: model, samples: samples.subset(kept), batchSize: 64, threads: 2)
-        let streamed = try ClassifierEvaluation.evaluate(model: model, source: Source(samples, dropping: dropped), batchSize: 3, threads: 2)
+        let expected = try ClassifierEvaluation.evaluate(
+            model: model, samples: samples.subset(kept), batchSize: 64, threads: 2)
+        let streamed = try ClassifierEvaluation.evaluate(
+            model: model, source: Source(samples, dropping: dropped), batchSize: 3, threads: 2)
         XCTAssertEqual(streamed, expected)
         XCTAssertEqual(streamed.samples, 195)
     }
@@ -65,11 +67,15 @@ final class StreamingEvaluationTests: XCTestCase {
             var count: Int { 10 }
             func load(_ range: Range<Int>) throws -> SampleSet {
                 if range.contains(7) { throw UsageError("sample 7 is unreadable") }
-                return SampleSet(inputs: Tensor(zeros: .float32, shape: [range.count, 1, 28, 28]), labels: Array(repeating: 0, count: range.count))
+                return SampleSet(
+                    inputs: Tensor(zeros: .float32, shape: [range.count, 1, 28, 28]),
+                    labels: Array(repeating: 0, count: range.count))
             }
         }
         let (model, _) = try fixture()
-        XCTAssertThrowsError(try ClassifierEvaluation.evaluate(model: model, source: Failing(), batchSize: 4, threads: 1)) {
+        XCTAssertThrowsError(
+            try ClassifierEvaluation.evaluate(model: model, source: Failing(), batchSize: 4, threads: 1)
+        ) {
             XCTAssertEqual("\($0)", "sample 7 is unreadable")
         }
     }

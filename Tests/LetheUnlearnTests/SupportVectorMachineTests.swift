@@ -10,7 +10,9 @@ final class SupportVectorMachineTests: XCTestCase {
         var sets: [(String, [[Double]], [Int], [[Double]])] = []
         var generator = SplitMix64(seed: 2024)
         func uniform() -> Double { Double(generator.next() >> 11) / Double(1 << 53) }
-        for (index, (memberSpread, nonMemberSpread, n)) in [(0.05, 0.4, 150), (0.2, 0.3, 200), (0.01, 0.9, 120)].enumerated() {
+        for (index, (memberSpread, nonMemberSpread, n)) in [(0.05, 0.4, 150), (0.2, 0.3, 200), (0.01, 0.9, 120)]
+            .enumerated()
+        {
             var features: [[Double]] = [], labels: [Int] = []
             for _ in 0..<n { features.append([1 - memberSpread * pow(uniform(), 2) * 3]); labels.append(1) }
             for _ in 0..<n { features.append([1 - nonMemberSpread * uniform() * 2]); labels.append(0) }
@@ -25,7 +27,8 @@ final class SupportVectorMachineTests: XCTestCase {
             features.append([uniform() + (positive ? 0.6 : 0), uniform() - (positive ? 0.3 : 0)])
             labels.append(positive ? 1 : 0)
         }
-        sets.append(("two-features", features, labels, (0..<300).map { _ in [uniform() * 2 - 0.5, uniform() * 2 - 0.8] }))
+        sets.append(
+            ("two-features", features, labels, (0..<300).map { _ in [uniform() * 2 - 0.5, uniform() * 2 - 0.8] }))
         // The attack's full size (600 a side, overlapping classes: many bounded vectors, shrinking at
         // work), with the smaller label first this time, since libsvm orders classes by first sight.
         features = []
@@ -42,18 +45,20 @@ final class SupportVectorMachineTests: XCTestCase {
     func testPredictionsAgreeWithScikitLearn() throws {
         let python = try TestSupport.requirePython()
         let script = """
-        import json, sys
-        from sklearn.svm import SVC
-        data = json.load(sys.stdin)
-        out = []
-        for s in data:
-            clf = SVC(C=3, gamma='auto', kernel='rbf').fit(s['x'], s['y'])
-            out.append({'pred': clf.predict(s['q']).tolist(), 'dec': (-clf.decision_function(s['q'])).tolist(),
-                        'nsv': int(clf.support_.shape[0])})
-        print(json.dumps(out))
-        """
+            import json, sys
+            from sklearn.svm import SVC
+            data = json.load(sys.stdin)
+            out = []
+            for s in data:
+                clf = SVC(C=3, gamma='auto', kernel='rbf').fit(s['x'], s['y'])
+                out.append({'pred': clf.predict(s['q']).tolist(), 'dec': (-clf.decision_function(s['q'])).tolist(),
+                            'nsv': int(clf.support_.shape[0])})
+            print(json.dumps(out))
+            """
         let sets = featureSets()
-        let payload = sets.map { ["x": $0.features, "y": $0.labels.map { [Double($0)] }.map { $0[0] }, "q": $0.queries] as [String: Any] }
+        let payload = sets.map {
+            ["x": $0.features, "y": $0.labels.map { [Double($0)] }.map { $0[0] }, "q": $0.queries] as [String: Any]
+        }
         let input = String(decoding: try JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
         let output = try TestSupport.runPython(python, script: script, input: input)
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]])
@@ -89,11 +94,13 @@ final class SupportVectorMachineTests: XCTestCase {
         // Members sit near 1, non-members near 0.3: targets near 0.3 are all called non-members.
         let members = (0..<60).map { 0.95 + Double($0 % 5) * 0.01 }
         let nonMembers = (0..<80).map { 0.25 + Double($0 % 10) * 0.01 }
-        let forgotten = try MembershipInference.efficacy(members: members, nonMembers: nonMembers, targets: [0.3, 0.28, 0.31, 0.27], seed: 1)
+        let forgotten = try MembershipInference.efficacy(
+            members: members, nonMembers: nonMembers, targets: [0.3, 0.28, 0.31, 0.27], seed: 1)
         XCTAssertEqual(forgotten.efficacy, 1)
         XCTAssertEqual(forgotten.membersUsed, 60)
         XCTAssertEqual(forgotten.nonMembersUsed, 60)
-        let remembered = try MembershipInference.efficacy(members: members, nonMembers: nonMembers, targets: [0.97, 0.99, 0.3], seed: 1)
+        let remembered = try MembershipInference.efficacy(
+            members: members, nonMembers: nonMembers, targets: [0.97, 0.99, 0.3], seed: 1)
         XCTAssertEqual(remembered.efficacy, 1.0 / 3.0, accuracy: 1e-12)
     }
 }

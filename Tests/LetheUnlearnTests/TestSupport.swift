@@ -16,7 +16,9 @@ enum TestSupport {
     /// Row-major `a (m×k) · b (k×n)`.
     static func multiply(_ a: [Double], _ b: [Double], m: Int, k: Int, n: Int) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
-        for i in 0..<m { for p in 0..<k { let v = a[i * k + p]; if v != 0 { for j in 0..<n { c[i * n + j] += v * b[p * n + j] } } } }
+        for i in 0..<m {
+            for p in 0..<k { let v = a[i * k + p]; if v != 0 { for j in 0..<n { c[i * n + j] += v * b[p * n + j] } } }
+        }
         return c
     }
 

@@ -22,7 +22,11 @@ private struct LinearExecutor: ModelExecutor {
         let x = batch.floatValues()
         let n = batch.shape[0]
         var logits = [Float](repeating: 0, count: n * classes)
-        for r in 0..<n { for i in 0..<d { for k in 0..<classes { logits[r * classes + k] += x[r * d + i] * weight[i * classes + k] } } }
+        for r in 0..<n {
+            for i in 0..<d {
+                for k in 0..<classes { logits[r * classes + k] += x[r * d + i] * weight[i * classes + k] }
+            }
+        }
         return Tensor(shape: [n, classes], values: logits)
     }
 }
@@ -35,9 +39,10 @@ final class UnlearnerTests: XCTestCase {
         for k in 0..<classes { b[k * classes + k] = 1 }
         // The shared axes lean towards class 0, so a class stripped of its own axis falls to class 0.
         for i in classes..<d { b[i * classes] = 0.05 }
-        let graph = Graph(nodes: [Node(name: "fc_node", opType: "MatMul", inputs: ["x", "fc"], outputs: ["logits"])],
-                          inputs: [ValueInfo(name: "x", dtype: .float32)], outputs: [ValueInfo(name: "logits", dtype: .float32)],
-                          initializers: [Initializer(name: "fc", tensor: Tensor(shape: [d, classes], values: b))])
+        let graph = Graph(
+            nodes: [Node(name: "fc_node", opType: "MatMul", inputs: ["x", "fc"], outputs: ["logits"])],
+            inputs: [ValueInfo(name: "x", dtype: .float32)], outputs: [ValueInfo(name: "logits", dtype: .float32)],
+            initializers: [Initializer(name: "fc", tensor: Tensor(shape: [d, classes], values: b))])
         return Model(graph: graph)
     }
 
@@ -137,8 +142,10 @@ final class UnlearnerTests: XCTestCase {
         configuration.membershipInference = false
         let factory: ModelExecutorFactory = { try LinearExecutor(model: $0) }
         let train = samples(perClass: 50, seed: 4)
-        let once = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(train: train)
-        let byHand = try Unlearner(model: once.model, configuration: configuration, executorFactory: factory).run(train: train)
+        let once = try Unlearner(model: model(), configuration: configuration, executorFactory: factory).run(
+            train: train)
+        let byHand = try Unlearner(model: once.model, configuration: configuration, executorFactory: factory).run(
+            train: train)
 
         configuration.passes = 2
         let twice = try Unlearner(model: model(), configuration: configuration, executorFactory: factory)
@@ -147,7 +154,8 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertEqual(got, byHand.patchedWeights["fc"]?.doubleValues())
         XCTAssertNotEqual(got, once.patchedWeights["fc"]?.doubleValues())
         XCTAssertEqual(twice.report.settings.passes, 2)
-        XCTAssertTrue(twice.report.notes.contains { $0.hasPrefix("pass 2: α_r = 100, α_f = 3") }, "\(twice.report.notes)")
+        XCTAssertTrue(
+            twice.report.notes.contains { $0.hasPrefix("pass 2: α_r = 100, α_f = 3") }, "\(twice.report.notes)")
         // Before/after compare the original with the final model.
         XCTAssertEqual(twice.report.test?.before.forgetAccuracy ?? 0, 1, accuracy: 0.05)
         configuration.passes = 0
@@ -214,18 +222,23 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertEqual(erasure.depths.map(\.depth), [0])
         XCTAssertEqual(erasure.repairGrid.count, configuration.repairRidges.count * configuration.repairMargins.count)
         XCTAssertEqual(report.validationSamples, 15, "a tenth of each class is held out")
-        XCTAssertTrue(report.notes.contains { $0.hasPrefix("only 5 forget-class samples could be held out") }, "\(report.notes)")
+        XCTAssertTrue(
+            report.notes.contains { $0.hasPrefix("only 5 forget-class samples could be held out") }, "\(report.notes)")
         let evaluation = try XCTUnwrap(report.test)
         XCTAssertEqual(evaluation.after.forgetAccuracy ?? 1, 0, accuracy: 0.02)
-        XCTAssertGreaterThanOrEqual(evaluation.after.retainAccuracy ?? 0, (evaluation.before.retainAccuracy ?? 1) - 0.02)
+        XCTAssertGreaterThanOrEqual(
+            evaluation.after.retainAccuracy ?? 0, (evaluation.before.retainAccuracy ?? 1) - 0.02)
         XCTAssertNotNil(evaluation.probe)
         XCTAssertNotNil(result.patchedWeights["fc"])
-        XCTAssertThrowsError(try unlearner.run(train: train, statistics: result.statistics), "statistics files serve the published method")
+        XCTAssertThrowsError(
+            try unlearner.run(train: train, statistics: result.statistics),
+            "statistics files serve the published method")
     }
 
     /// Classes forgotten earlier count in neither ACC_r nor ACC_f.
     func testAlreadyForgottenClassesAreOutOfTheAccuracies() {
-        let metrics = ClassificationMetrics(labels: [0, 0, 1, 2, 2], predictions: [0, 1, 1, 0, 0], forgetClasses: [1], ignoring: [2])
+        let metrics = ClassificationMetrics(
+            labels: [0, 0, 1, 2, 2], predictions: [0, 1, 1, 0, 0], forgetClasses: [1], ignoring: [2])
         XCTAssertEqual(metrics.retainAccuracy, 0.5)
         XCTAssertEqual(metrics.forgetAccuracy, 1)
         XCTAssertEqual(metrics.accuracy, 0.4)

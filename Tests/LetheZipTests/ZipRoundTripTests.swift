@@ -17,7 +17,7 @@ final class ZipRoundTripTests: XCTestCase {
         ("a.npy", false, Array(0..<200).map { UInt8($0 % 251) }),
         ("b.npy", true, [UInt8](repeating: 7, count: 5000)),
         ("ü.npy", false, [1, 2, 3]),
-        ("empty.npy", false, []),
+        ("empty.npy", false, [])
     ]
 
     private func writeArchive() throws -> String {
@@ -60,8 +60,9 @@ final class ZipRoundTripTests: XCTestCase {
             }
             // Both CRC fields sit where in-place patching writes them.
             for offset in [member.crcOffsets.local, member.crcOffsets.central] {
-                XCTAssertEqual(file.bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian,
-                               member.crc, member.name)
+                XCTAssertEqual(
+                    file.bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian,
+                    member.crc, member.name)
             }
         }
     }

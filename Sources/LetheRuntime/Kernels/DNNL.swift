@@ -24,7 +24,7 @@ func dnnlCheck(_ status: dnnl_status_t, _ operation: @autoclosure () -> String) 
     guard status != dnnl_success else { return }
     let names: [UInt32: String] = [
         dnnl_out_of_memory.rawValue: "out of memory", dnnl_invalid_arguments.rawValue: "invalid arguments",
-        dnnl_unimplemented.rawValue: "unimplemented", dnnl_runtime_error.rawValue: "runtime error",
+        dnnl_unimplemented.rawValue: "unimplemented", dnnl_runtime_error.rawValue: "runtime error"
     ]
     let name = names[UInt32(status.rawValue)] ?? "status \(status.rawValue)"
     throw RuntimeError("oneDNN \(operation()) failed: \(name)")
@@ -34,8 +34,9 @@ func dnnlCheck(_ status: dnnl_status_t, _ operation: @autoclosure () -> String) 
 func dnnlDescriptor(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
     var descriptor = dnnl_memory_desc_t()
     let dims = dims.map { dnnl_dim_t($0) }
-    try dnnlCheck(dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims, dnnl_f32, tag),
-                  "memory descriptor \(dims)")
+    try dnnlCheck(
+        dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims, dnnl_f32, tag),
+        "memory descriptor \(dims)")
     return descriptor
 }
 
@@ -75,7 +76,8 @@ final class DNNLPrimitive: @unchecked Sendable {
         var primitive: dnnl_primitive_t?
         try dnnlCheck(dnnl_primitive_create(&primitive, descriptor), "creating the \(what) primitive")
         handle = primitive!
-        scratchpadBytes = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+        scratchpadBytes = dnnl_memory_desc_get_size(
+            dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
         var name: UnsafePointer<CChar>?
         if dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name {
             implementation = String(cString: name)
@@ -85,13 +87,16 @@ final class DNNLPrimitive: @unchecked Sendable {
     }
 
     /// A reorder from `source` to `target` layout.
-    static func reorder(from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t,
-                        engine: dnnl_engine_t) throws -> DNNLPrimitive {
+    static func reorder(
+        from source: dnnl_memory_desc_t, to target: dnnl_memory_desc_t,
+        engine: dnnl_engine_t
+    ) throws -> DNNLPrimitive {
         var source = source, target = target
         let attributes = try DNNLAttributes()
         var descriptor: dnnl_primitive_desc_t?
-        try dnnlCheck(dnnl_reorder_primitive_desc_create(&descriptor, &source, engine, &target, engine, attributes.handle),
-                      "reorder descriptor")
+        try dnnlCheck(
+            dnnl_reorder_primitive_desc_create(&descriptor, &source, engine, &target, engine, attributes.handle),
+            "reorder descriptor")
         defer { dnnl_primitive_desc_destroy(descriptor) }
         return try DNNLPrimitive(descriptor!, "reorder")
     }
@@ -100,8 +105,11 @@ final class DNNLPrimitive: @unchecked Sendable {
     /// memory it asked for.
     func execute(_ arguments: [dnnl_exec_arg_t], stream: dnnl_stream_t, scratchpad: dnnl_memory_t?) throws {
         var arguments = arguments
-        if scratchpadBytes > 0, let scratchpad { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpad)) }
-        try dnnlCheck(dnnl_primitive_execute(handle, stream, Int32(arguments.count), arguments), "executing \(implementation)")
+        if scratchpadBytes > 0, let scratchpad {
+            arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpad))
+        }
+        try dnnlCheck(
+            dnnl_primitive_execute(handle, stream, Int32(arguments.count), arguments), "executing \(implementation)")
     }
 
     deinit { dnnl_primitive_destroy(handle) }
@@ -115,7 +123,8 @@ final class DNNLAttributes {
         var attributes: dnnl_primitive_attr_t?
         try dnnlCheck(dnnl_primitive_attr_create(&attributes), "creating primitive attributes")
         handle = attributes!
-        try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
+        try dnnlCheck(
+            dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
     }
     deinit { dnnl_primitive_attr_destroy(handle) }
 }
@@ -138,7 +147,8 @@ final class DNNLStream {
     let handle: dnnl_stream_t
     init(engine: dnnl_engine_t) throws {
         var stream: dnnl_stream_t?
-        try dnnlCheck(dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)), "creating a stream")
+        try dnnlCheck(
+            dnnl_stream_create(&stream, engine, UInt32(dnnl_stream_default_flags.rawValue)), "creating a stream")
         handle = stream!
     }
     func wait() throws { try dnnlCheck(dnnl_stream_wait(handle), "waiting for the stream") }

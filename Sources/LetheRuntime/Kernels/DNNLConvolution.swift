@@ -29,10 +29,12 @@ final class DNNLConvolution: Sendable {
         let weights: DNNLBuffer
         let sourceBytes: Int, destinationBytes: Int, scratchpadBytes: Int
 
-        init(convolution: DNNLPrimitive, sourceReorder: DNNLPrimitive?, destinationReorder: DNNLPrimitive?,
-             sourcePlain: dnnl_memory_desc_t, source: dnnl_memory_desc_t,
-             destinationPlain: dnnl_memory_desc_t, destination: dnnl_memory_desc_t,
-             weightsLayout: dnnl_memory_desc_t, weights: DNNLBuffer) {
+        init(
+            convolution: DNNLPrimitive, sourceReorder: DNNLPrimitive?, destinationReorder: DNNLPrimitive?,
+            sourcePlain: dnnl_memory_desc_t, source: dnnl_memory_desc_t,
+            destinationPlain: dnnl_memory_desc_t, destination: dnnl_memory_desc_t,
+            weightsLayout: dnnl_memory_desc_t, weights: DNNLBuffer
+        ) {
             self.convolution = convolution
             self.sourceReorder = sourceReorder
             self.destinationReorder = destinationReorder
@@ -45,7 +47,8 @@ final class DNNLConvolution: Sendable {
             var source = source, destination = destination
             sourceBytes = sourceReorder == nil ? 0 : rounded(dnnl_memory_desc_get_size(&source))
             destinationBytes = destinationReorder == nil ? 0 : rounded(dnnl_memory_desc_get_size(&destination))
-            scratchpadBytes = rounded([convolution, sourceReorder, destinationReorder].compactMap { $0?.scratchpadBytes }.max() ?? 0)
+            scratchpadBytes = rounded(
+                [convolution, sourceReorder, destinationReorder].compactMap { $0?.scratchpadBytes }.max() ?? 0)
         }
     }
 
@@ -77,7 +80,8 @@ final class DNNLConvolution: Sendable {
     /// channel; `postOps` run in order after the bias.
     init?(weight: Tensor, bias: Tensor?, group: Int, postOps: [PostOp]) {
         guard let engine = DNNLEngine.shared, weight.dtype == .float32, (3...5).contains(weight.rank),
-              bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true else { return nil }
+            bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
+        else { return nil }
         self.engine = engine
         self.weight = weight
         self.group = group
@@ -91,8 +95,10 @@ final class DNNLConvolution: Sendable {
 
     /// Convolves plain `x` into plain `y` (sizes in `conv`, `rank` spatial axes), the batch split
     /// over `threads`. Returns false, having written nothing, when oneDNN refuses these sizes.
-    func run(_ conv: ConvolutionShape, rank: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-             threads: Int) throws -> Bool {
+    func run(
+        _ conv: ConvolutionShape, rank: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        threads: Int
+    ) throws -> Bool {
         // The batch is split into one slice per thread, each run by a single-threaded primitive.
         // Letting oneDNN thread with OpenMP instead (tried for batches smaller than the thread
         // count) made a one-image ResNet-18 run 6× slower: libgomp's idle workers spin for
@@ -133,7 +139,9 @@ final class DNNLConvolution: Sendable {
     /// The name of the oneDNN kernel used for these sizes, or nil when refused (for tests and logs).
     func implementation(_ conv: ConvolutionShape, rank: Int, threads: Int) throws -> String? {
         let slices = max(1, min(threads, conv.batch))
-        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: conv.batch / slices) else { return nil }
+        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: conv.batch / slices) else {
+            return nil
+        }
         return prepared.convolution.implementation
     }
 
@@ -163,8 +171,10 @@ final class DNNLConvolution: Sendable {
 
     /// The primitive and reorders for one input shape, or nil when oneDNN offers only its reference
     /// (naive) kernel or none at all.
-    private func make(_ conv: ConvolutionShape, axes: [ConvolutionShape.Axis], batch: Int,
-                      state: inout State) throws -> Prepared? {
+    private func make(
+        _ conv: ConvolutionShape, axes: [ConvolutionShape.Axis], batch: Int,
+        state: inout State
+    ) throws -> Prepared? {
         // oneDNN takes no negative pads; with no input channels or an empty input, only the bias
         // (im2col's answer) is right.
         guard axes.allSatisfy({ $0.padBegin >= 0 && $0.input > 0 }), conv.channels > 0 else { return nil }
@@ -176,11 +186,15 @@ final class DNNLConvolution: Sendable {
         // which oneDNN's first-layer kernels read directly.
         var chosen: dnnl_primitive_desc_t?
         for block in [16, 8, nil] as [Int?] {
-            let sourceTag = block.map { conv.channels < 8 ? dnnlPlainTag(rank: sourceDims.count) : Self.blockedTag(rank: sourceDims.count, block: $0) }
+            let sourceTag = block.map {
+                conv.channels < 8
+                    ? dnnlPlainTag(rank: sourceDims.count) : Self.blockedTag(rank: sourceDims.count, block: $0)
+            }
             let destinationTag = block.map { Self.blockedTag(rank: destinationDims.count, block: $0) }
-            chosen = try descriptor(conv, axes: axes, sourceDims: sourceDims, destinationDims: destinationDims,
-                                    sourceTag: sourceTag ?? dnnl_format_tag_any,
-                                    destinationTag: destinationTag ?? dnnl_format_tag_any)
+            chosen = try descriptor(
+                conv, axes: axes, sourceDims: sourceDims, destinationDims: destinationDims,
+                sourceTag: sourceTag ?? dnnl_format_tag_any,
+                destinationTag: destinationTag ?? dnnl_format_tag_any)
             if chosen != nil { break }
         }
         guard let descriptor = chosen else { return nil }
@@ -192,25 +206,34 @@ final class DNNLConvolution: Sendable {
         let chosenDestination = dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0).pointee
         let sourcePlain = try dnnlDescriptor(sourceDims, dnnlPlainTag(rank: sourceDims.count))
         let destinationPlain = try dnnlDescriptor(destinationDims, dnnlPlainTag(rank: destinationDims.count))
-        let sourceReorder = try Self.same(sourcePlain, chosenSource) ? nil
+        let sourceReorder =
+            try Self.same(sourcePlain, chosenSource)
+            ? nil
             : DNNLPrimitive.reorder(from: sourcePlain, to: chosenSource, engine: engine.handle)
-        let destinationReorder = try Self.same(chosenDestination, destinationPlain) ? nil
+        let destinationReorder =
+            try Self.same(chosenDestination, destinationPlain)
+            ? nil
             : DNNLPrimitive.reorder(from: chosenDestination, to: destinationPlain, engine: engine.handle)
-        return Prepared(convolution: convolution, sourceReorder: sourceReorder, destinationReorder: destinationReorder,
-                        sourcePlain: sourcePlain, source: chosenSource,
-                        destinationPlain: destinationPlain, destination: chosenDestination,
-                        weightsLayout: chosenWeights, weights: try reorderedWeights(chosenWeights, state: &state))
+        return Prepared(
+            convolution: convolution, sourceReorder: sourceReorder, destinationReorder: destinationReorder,
+            sourcePlain: sourcePlain, source: chosenSource,
+            destinationPlain: destinationPlain, destination: chosenDestination,
+            weightsLayout: chosenWeights, weights: try reorderedWeights(chosenWeights, state: &state))
     }
 
     /// The convolution's primitive descriptor for these activation layouts (the caller destroys it),
     /// or nil when oneDNN has no kernel for them but its reference one, which loops naively and is far
     /// slower than im2col and a GEMM.
-    private func descriptor(_ conv: ConvolutionShape, axes: [ConvolutionShape.Axis], sourceDims: [Int],
-                            destinationDims: [Int], sourceTag: dnnl_format_tag_t,
-                            destinationTag: dnnl_format_tag_t) throws -> dnnl_primitive_desc_t? {
+    private func descriptor(
+        _ conv: ConvolutionShape, axes: [ConvolutionShape.Axis], sourceDims: [Int],
+        destinationDims: [Int], sourceTag: dnnl_format_tag_t,
+        destinationTag: dnnl_format_tag_t
+    ) throws -> dnnl_primitive_desc_t? {
         // oneDNN wants the end pad that reproduces the output size exactly: the smallest such pad
         // is ONNX's minus what the stride skips.
-        let padEnd = axes.map { max(0, ($0.output - 1) * $0.stride + ($0.kernel - 1) * $0.dilation + 1 - $0.input - $0.padBegin) }
+        let padEnd = axes.map {
+            max(0, ($0.output - 1) * $0.stride + ($0.kernel - 1) * $0.dilation + 1 - $0.input - $0.padBegin)
+        }
         var source = try dnnlDescriptor(sourceDims, sourceTag)
         var weights = try dnnlDescriptor(plainWeightDims, dnnl_format_tag_any)
         var destination = try dnnlDescriptor(destinationDims, destinationTag)
@@ -221,9 +244,10 @@ final class DNNLConvolution: Sendable {
         let padLeft = axes.map { dnnl_dim_t($0.padBegin) }, padRight = padEnd.map { dnnl_dim_t($0) }
         let hasBias = bias != nil
         let described = withUnsafePointer(to: &biasLayout) { biasPointer in
-            dnnl_dilated_convolution_forward_desc_init(&operation, dnnl_forward_inference, dnnl_convolution_direct,
-                                                       &source, &weights, hasBias ? biasPointer : nil, &destination,
-                                                       strides, dilations, padLeft, padRight)
+            dnnl_dilated_convolution_forward_desc_init(
+                &operation, dnnl_forward_inference, dnnl_convolution_direct,
+                &source, &weights, hasBias ? biasPointer : nil, &destination,
+                strides, dilations, padLeft, padRight)
         }
         guard described == dnnl_success else { return nil }
 
@@ -233,17 +257,21 @@ final class DNNLConvolution: Sendable {
             try dnnlCheck(dnnl_post_ops_create(&operations), "creating post-ops")
             defer { dnnl_post_ops_destroy(operations) }
             for postOp in postOps {
-                try dnnlCheck(dnnl_post_ops_append_eltwise(operations, 1, postOp.algorithm, postOp.alpha, postOp.beta),
-                              "appending an eltwise post-op")
+                try dnnlCheck(
+                    dnnl_post_ops_append_eltwise(operations, 1, postOp.algorithm, postOp.alpha, postOp.beta),
+                    "appending an eltwise post-op")
             }
             try dnnlCheck(dnnl_primitive_attr_set_post_ops(attributes.handle, operations), "setting post-ops")
         }
         var descriptor: dnnl_primitive_desc_t?
-        guard dnnl_primitive_desc_create(&descriptor, &operation, attributes.handle, engine.handle, nil) == dnnl_success,
-              let descriptor else { return nil }
+        guard
+            dnnl_primitive_desc_create(&descriptor, &operation, attributes.handle, engine.handle, nil) == dnnl_success,
+            let descriptor
+        else { return nil }
         var name: UnsafePointer<CChar>?
         guard dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name,
-              !String(cString: name).hasPrefix("ref") else {
+            !String(cString: name).hasPrefix("ref")
+        else {
             dnnl_primitive_desc_destroy(descriptor)
             return nil
         }
@@ -281,9 +309,12 @@ final class DNNLConvolution: Sendable {
         let from = try DNNLMemory(plain, UnsafeMutableRawPointer(mutating: weight.floats), engine: engine.handle)
         let to = try DNNLMemory(layout, buffer.pointer, engine: engine.handle)
         let scratchpad = try scratchpadMemory(scratch, bytes: reorder.scratchpadBytes)
-        try reorder.execute([dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from.handle),
-                             dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to.handle)],
-                            stream: stream.handle, scratchpad: scratchpad?.handle)
+        try reorder.execute(
+            [
+                dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from.handle),
+                dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to.handle)
+            ],
+            stream: stream.handle, scratchpad: scratchpad?.handle)
         try stream.wait()
         state.weights.append((layout, buffer))
         return buffer
@@ -297,30 +328,44 @@ final class DNNLConvolution: Sendable {
         let stream = try DNNLStream(engine: handle)
         let plainIn = try DNNLMemory(prepared.sourcePlain, UnsafeMutableRawPointer(mutating: x), engine: handle)
         let plainOut = try DNNLMemory(prepared.destinationPlain, y, engine: handle)
-        let source = prepared.sourceReorder == nil ? plainIn
+        let source =
+            prepared.sourceReorder == nil
+            ? plainIn
             : try DNNLMemory(prepared.source, scratch.pointer, engine: handle)
-        let destination = prepared.destinationReorder == nil ? plainOut
+        let destination =
+            prepared.destinationReorder == nil
+            ? plainOut
             : try DNNLMemory(prepared.destination, scratch.pointer + prepared.sourceBytes, engine: handle)
         let weights = try DNNLMemory(prepared.weightsLayout, prepared.weights.pointer, engine: handle)
         let bias = try self.bias.map {
-            try DNNLMemory(dnnlDescriptor([$0.byteCount / MemoryLayout<Float>.stride], dnnl_a), $0.pointer, engine: handle)
+            try DNNLMemory(
+                dnnlDescriptor([$0.byteCount / MemoryLayout<Float>.stride], dnnl_a), $0.pointer, engine: handle)
         }
-        let scratchpad = try scratchpadMemory(scratch, offset: prepared.sourceBytes + prepared.destinationBytes,
-                                              bytes: prepared.scratchpadBytes)
+        let scratchpad = try scratchpadMemory(
+            scratch, offset: prepared.sourceBytes + prepared.destinationBytes,
+            bytes: prepared.scratchpadBytes)
         if let reorder = prepared.sourceReorder {
-            try reorder.execute([dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: plainIn.handle),
-                                 dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: source.handle)],
-                                stream: stream.handle, scratchpad: scratchpad?.handle)
+            try reorder.execute(
+                [
+                    dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: plainIn.handle),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: source.handle)
+                ],
+                stream: stream.handle, scratchpad: scratchpad?.handle)
         }
-        var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.handle),
-                         dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weights.handle),
-                         dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destination.handle)]
+        var arguments = [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.handle),
+            dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weights.handle),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destination.handle)
+        ]
         if let bias { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bias.handle)) }
         try prepared.convolution.execute(arguments, stream: stream.handle, scratchpad: scratchpad?.handle)
         if let reorder = prepared.destinationReorder {
-            try reorder.execute([dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: destination.handle),
-                                 dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plainOut.handle)],
-                                stream: stream.handle, scratchpad: scratchpad?.handle)
+            try reorder.execute(
+                [
+                    dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: destination.handle),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: plainOut.handle)
+                ],
+                stream: stream.handle, scratchpad: scratchpad?.handle)
         }
         try stream.wait()
         withExtendedLifetime((scratch, weights, bias)) {}
@@ -330,7 +375,8 @@ final class DNNLConvolution: Sendable {
     private func scratchpadMemory(_ buffer: DNNLBuffer, offset: Int = 0, bytes: Int) throws -> DNNLMemory? {
         guard bytes > 0 else { return nil }
         var layout = dnnl_memory_desc_t()
-        try dnnlCheck(dnnl_memory_desc_init_by_tag(&layout, 1, [dnnl_dim_t(bytes)], dnnl_u8, dnnl_a), "scratchpad descriptor")
+        try dnnlCheck(
+            dnnl_memory_desc_init_by_tag(&layout, 1, [dnnl_dim_t(bytes)], dnnl_u8, dnnl_a), "scratchpad descriptor")
         return try DNNLMemory(layout, buffer.pointer + offset, engine: engine.handle)
     }
 
@@ -351,8 +397,10 @@ enum DNNLScratchPool {
     /// The smallest free buffer of at least `bytes`, or a new one.
     static func take(_ bytes: Int) -> DNNLBuffer {
         let reused = free.withLock { buffers -> DNNLBuffer? in
-            guard let index = buffers.indices.filter({ buffers[$0].byteCount >= bytes })
-                .min(by: { buffers[$0].byteCount < buffers[$1].byteCount }) else { return nil }
+            guard
+                let index = buffers.indices.filter({ buffers[$0].byteCount >= bytes })
+                    .min(by: { buffers[$0].byteCount < buffers[$1].byteCount })
+            else { return nil }
             return buffers.remove(at: index)
         }
         return reused ?? DNNLBuffer(byteCount: bytes)
@@ -361,7 +409,9 @@ enum DNNLScratchPool {
     static func give(_ buffer: DNNLBuffer) {
         free.withLock { buffers in
             buffers.append(buffer)
-            if buffers.count > limit, let smallest = buffers.indices.min(by: { buffers[$0].byteCount < buffers[$1].byteCount }) {
+            if buffers.count > limit,
+                let smallest = buffers.indices.min(by: { buffers[$0].byteCount < buffers[$1].byteCount })
+            {
                 buffers.remove(at: smallest)
             }
         }
@@ -376,9 +426,11 @@ extension ConvolutionShape {
 
     /// The `rank` spatial axes actually present (width only for 1-D, depth only for 3-D).
     func axes(rank: Int) -> [Axis] {
-        let all = [Axis(input: depth, kernel: kd, stride: sd, dilation: dd, padBegin: padFront, output: outDepth),
-                   Axis(input: height, kernel: kh, stride: sh, dilation: dh, padBegin: padTop, output: outHeight),
-                   Axis(input: width, kernel: kw, stride: sw, dilation: dw, padBegin: padLeft, output: outWidth)]
+        let all = [
+            Axis(input: depth, kernel: kd, stride: sd, dilation: dd, padBegin: padFront, output: outDepth),
+            Axis(input: height, kernel: kh, stride: sh, dilation: dh, padBegin: padTop, output: outHeight),
+            Axis(input: width, kernel: kw, stride: sw, dilation: dw, padBegin: padLeft, output: outWidth)
+        ]
         return Array(all.suffix(rank))
     }
 }
@@ -393,8 +445,10 @@ extension Activation {
         case .clip(let low, let high): return [.init(algorithm: dnnl_eltwise_clip, alpha: low, beta: high)]
         case .hardSwish: return [.init(algorithm: dnnl_eltwise_hardswish)]
         case .hardSigmoid(let alpha, let beta):
-            return [.init(algorithm: dnnl_eltwise_linear, alpha: alpha, beta: beta),
-                    .init(algorithm: dnnl_eltwise_clip, alpha: 0, beta: 1)]
+            return [
+                .init(algorithm: dnnl_eltwise_linear, alpha: alpha, beta: beta),
+                .init(algorithm: dnnl_eltwise_clip, alpha: 0, beta: 1)
+            ]
         default: return nil
         }
     }

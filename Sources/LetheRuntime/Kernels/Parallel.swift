@@ -29,7 +29,6 @@ enum Parallel {
     static var defaultThreads: Int { max(1, ProcessInfoCores.count) }
 }
 
-
 enum ProcessInfoCores {
     static let count: Int = {
         let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))

@@ -32,7 +32,9 @@ extension Tensor {
             throw RuntimeError("tensor of shape \(shape) is too large or has a negative dimension")
         }
         let limit = Limits.default.maxTensorBytes
-        guard bytes <= limit else { throw LimitError(what: "bytes of a \(shape) \(dtype) tensor", value: bytes, limit: limit) }
+        guard bytes <= limit else {
+            throw LimitError(what: "bytes of a \(shape) \(dtype) tensor", value: bytes, limit: limit)
+        }
         return bytes
     }
 
@@ -96,7 +98,11 @@ func broadcastShapes(_ a: [Int], _ b: [Int]) throws -> [Int] {
     for i in 0..<rank {
         let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
         let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
-        if da == db || db == 1 { result[i] = da } else if da == 1 { result[i] = db } else {
+        if da == db || db == 1 {
+            result[i] = da
+        } else if da == 1 {
+            result[i] = db
+        } else {
             throw RuntimeError("shapes \(a) and \(b) do not broadcast")
         }
     }

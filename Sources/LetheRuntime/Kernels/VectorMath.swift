@@ -6,7 +6,9 @@ import CVectorMath
 enum VectorMath {
     /// `target[i] = e^(source[i] − shift)` for `count` floats; returns their sum.
     @inline(__always)
-    static func shiftedExp(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ count: Int, shift: Float) -> Float {
+    static func shiftedExp(
+        _ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ count: Int, shift: Float
+    ) -> Float {
         lethe_shifted_exp(source, target, count, shift)
     }
 

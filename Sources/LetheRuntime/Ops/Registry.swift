@@ -12,7 +12,8 @@ enum OperatorRegistry {
 
     /// Ops whose outputs depend only on their inputs, so they may be folded when those are constants.
     static func isFoldable(_ opType: String) -> Bool {
-        !["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"].contains(opType)
+        !["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"]
+            .contains(opType)
     }
 
     private static let factories: [String: KernelFactory] = {
@@ -89,13 +90,16 @@ enum OperatorRegistry {
                 return IdentityKernel(maskOutput: request.node.outputs.count > 1 && !request.node.outputs[1].isEmpty)
             },
             "Resize": { try ResizeKernel($0) },
-            "Upsample": { try ResizeKernel($0) },
+            "Upsample": { try ResizeKernel($0) }
         ]
         for name in Activation.opTypes { table[name] = makeActivation }
-        for op in UnaryOp.allCases { table[op.rawValue] = { request in
-            UnaryKernel(op: op, detectPositive: try request.int("detect_positive", 1) != 0,
-                        detectNegative: try request.int("detect_negative", 1) != 0)
-        } }
+        for op in UnaryOp.allCases {
+            table[op.rawValue] = { request in
+                UnaryKernel(
+                    op: op, detectPositive: try request.int("detect_positive", 1) != 0,
+                    detectNegative: try request.int("detect_negative", 1) != 0)
+            }
+        }
         return table
     }()
 }

@@ -47,13 +47,17 @@ final class ExecutionPlan: @unchecked Sendable {
         for (index, entry) in graph.entries.enumerated() {
             let node = entry.node
             guard let factory = OperatorRegistry.factory(for: node) else {
-                throw UnsupportedOperatorError(issues: [.init(node: node.name, opType: node.opType, reason: "operator is not supported")])
+                throw UnsupportedOperatorError(issues: [
+                    .init(node: node.name, opType: node.opType, reason: "operator is not supported")
+                ])
             }
             let kernel: any Kernel
             do {
                 kernel = try factory(graph.request(for: entry))
             } catch let error as Unsupported {
-                throw UnsupportedOperatorError(issues: [.init(node: node.name, opType: node.opType, reason: error.reason)])
+                throw UnsupportedOperatorError(issues: [
+                    .init(node: node.name, opType: node.opType, reason: error.reason)
+                ])
             }
             let inputSlots: [Int?] = node.inputs.map { name in
                 guard !name.isEmpty else { return nil }
@@ -64,7 +68,8 @@ final class ExecutionPlan: @unchecked Sendable {
             let outputSlots: [Int?] = node.outputs.map { $0.isEmpty ? nil : slot($0) }
             kernels.append((kernel, inputSlots, outputSlots, node))
         }
-        for (name, tensor) in graph.constants where slots[name] != nil || graph.outputs.contains(name) || required.contains(name) {
+        for (name, tensor) in graph.constants
+        where slots[name] != nil || graph.outputs.contains(name) || required.contains(name) {
             constants.append((slot(name), tensor))
         }
         let outputs = graph.outputs.map { ($0, slot($0)) }
@@ -83,8 +88,9 @@ final class ExecutionPlan: @unchecked Sendable {
             }
         }
         steps = kernels.enumerated().map { index, entry in
-            Step(kernel: entry.0, inputs: entry.1, outputs: entry.2, release: releaseAt[index] ?? [],
-                 name: entry.3.name, opType: entry.3.opType)
+            Step(
+                kernel: entry.0, inputs: entry.1, outputs: entry.2, release: releaseAt[index] ?? [],
+                name: entry.3.name, opType: entry.3.opType)
         }
         self.constants = constants
         self.outputs = outputs
@@ -93,16 +99,20 @@ final class ExecutionPlan: @unchecked Sendable {
     }
 
     /// Runs the plan. `taps` maps slots to callbacks, called as soon as the value exists.
-    func execute(_ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
-                 context: ExecutionContext) throws -> [String: Tensor] {
+    func execute(
+        _ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
+        context: ExecutionContext
+    ) throws -> [String: Tensor] {
         defer { pool.endRun() }
         return try BufferPool.$current.withValue(pool) {
             try executeSteps(feeds, taps: taps, context: context)
         }
     }
 
-    private func executeSteps(_ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
-                              context: ExecutionContext) throws -> [String: Tensor] {
+    private func executeSteps(
+        _ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
+        context: ExecutionContext
+    ) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotCount)
         for (slot, tensor) in constants { values[slot] = tensor }
         for (info, slot) in inputs {
@@ -111,7 +121,9 @@ final class ExecutionPlan: @unchecked Sendable {
         }
         func notify(_ slot: Int) throws {
             guard let callbacks = taps[slot], let tensor = values[slot] else { return }
-            guard tensor.dtype.isNumeric else { throw RuntimeError("tapped value of type \(tensor.dtype) is not numeric") }
+            guard tensor.dtype.isNumeric else {
+                throw RuntimeError("tapped value of type \(tensor.dtype) is not numeric")
+            }
             let floats = tensor.asFloat32()
             for callback in callbacks { try callback(floats) }
         }
@@ -127,7 +139,8 @@ final class ExecutionPlan: @unchecked Sendable {
             for (index, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
                 guard index < results.count else {
-                    throw RuntimeError("produced \(results.count) outputs, the graph expects \(step.outputs.count)", node: step.name)
+                    throw RuntimeError(
+                        "produced \(results.count) outputs, the graph expects \(step.outputs.count)", node: step.name)
                 }
                 values[slot] = results[index]
                 if taps[slot] != nil { try notify(slot) }

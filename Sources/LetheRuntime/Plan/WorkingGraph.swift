@@ -49,9 +49,10 @@ struct WorkingGraph {
     }
 
     func request(for entry: Entry) -> KernelRequest {
-        KernelRequest(node: entry.node, opset: opset,
-                      constants: entry.node.inputs.map { $0.isEmpty ? nil : constants[$0] },
-                      activation: entry.activation, fusedBias: entry.fusedBias)
+        KernelRequest(
+            node: entry.node, opset: opset,
+            constants: entry.node.inputs.map { $0.isEmpty ? nil : constants[$0] },
+            activation: entry.activation, fusedBias: entry.fusedBias)
     }
 
     /// Entries sorted so every value is produced before it is read.

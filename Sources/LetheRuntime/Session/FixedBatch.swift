@@ -24,8 +24,11 @@ public enum FixedBatch {
         guard isFixed(model) else { return Plan(model: model, batchLimit: nil, note: nil) }
         guard probe.rank >= 1, probe.shape[0] >= 2 else { return Plan(model: model, batchLimit: 1, note: nil) }
         guard model.graph.runtimeInputs.count == 1, let input = model.graph.runtimeInputs.first?.name else {
-            return Plan(model: model, batchLimit: 1,
-                        note: "the model was exported with a batch of 1 and has several inputs: running one sample at a time (slower); export with dynamic_axes for speed")
+            return Plan(
+                model: model, batchLimit: 1,
+                note:
+                    "the model was exported with a batch of 1 and has several inputs: running one sample at a time (slower); export with dynamic_axes for speed"
+            )
         }
         var reason = "its graph fixes the batch at 1"
         do {
@@ -37,8 +40,11 @@ public enum FixedBatch {
         } catch {
             reason = "its graph fails on a free batch axis (\(error))"
         }
-        return Plan(model: model, batchLimit: 1,
-                    note: "the model was exported with a batch of 1 and \(reason): running one sample at a time (slower); export with dynamic_axes for speed")
+        return Plan(
+            model: model, batchLimit: 1,
+            note:
+                "the model was exported with a batch of 1 and \(reason): running one sample at a time (slower); export with dynamic_axes for speed"
+        )
     }
 
     /// Whether a runtime input declares its leading axis as exactly 1.
@@ -83,29 +89,40 @@ public enum FixedBatch {
             var node = graph.nodes[index]
             let carriesBatch = node.inputs.contains { batched.contains($0) }
             if carriesBatch, node.opType == "Reshape", node.inputs.count >= 2, let shape = constants[node.inputs[1]],
-               shape.dtype.isInteger, shape.rank == 1, case let values = shape.int64Values(),
-               values.first == 1, !values.dropFirst().contains(0) {
+                shape.dtype.isInteger, shape.rank == 1, case let values = shape.int64Values(),
+                values.first == 1, !values.dropFirst().contains(0)
+            {
                 let rewritten = name(node.inputs[1])
-                added.append(Initializer(name: rewritten, tensor: Tensor(shape: [values.count], values: [0] + Array(values.dropFirst()))))
+                added.append(
+                    Initializer(
+                        name: rewritten, tensor: Tensor(shape: [values.count], values: [0] + Array(values.dropFirst())))
+                )
                 node.inputs[1] = rewritten
                 node.attributes = node.attributes.filter { $0.name != "allowzero" }
             }
             if carriesBatch, node.opType == "Concat", let axis = node.attribute("axis")?.intValue, axis > 0,
-               let data = node.inputs.first(where: { batched.contains($0) }) {
+                let data = node.inputs.first(where: { batched.contains($0) })
+            {
                 for (position, input) in node.inputs.enumerated() where !input.isEmpty && !batched.contains(input) {
                     // A value made from weights alone, of batch 1: Expand(value, [batch] + shape(value)[1:]).
                     let dataShape = name("data_shape"), valueShape = name("value_shape"), leading = name("leading")
                     let rest = name("rest"), target = name("target"), expanded = name("expanded")
                     let zero = name("zero"), one = name("one"), end = name("end")
-                    added += [Initializer(name: zero, tensor: Tensor(shape: [1], values: [Int64(0)])),
-                              Initializer(name: one, tensor: Tensor(shape: [1], values: [Int64(1)])),
-                              Initializer(name: end, tensor: Tensor(shape: [1], values: [Int64.max]))]
-                    nodes += [Node(opType: "Shape", inputs: [data], outputs: [dataShape]),
-                              Node(opType: "Slice", inputs: [dataShape, zero, one], outputs: [leading]),
-                              Node(opType: "Shape", inputs: [input], outputs: [valueShape]),
-                              Node(opType: "Slice", inputs: [valueShape, one, end], outputs: [rest]),
-                              Node(opType: "Concat", inputs: [leading, rest], outputs: [target], attributes: [("axis", .int(0))]),
-                              Node(opType: "Expand", inputs: [input, target], outputs: [expanded])]
+                    added += [
+                        Initializer(name: zero, tensor: Tensor(shape: [1], values: [Int64(0)])),
+                        Initializer(name: one, tensor: Tensor(shape: [1], values: [Int64(1)])),
+                        Initializer(name: end, tensor: Tensor(shape: [1], values: [Int64.max]))
+                    ]
+                    nodes += [
+                        Node(opType: "Shape", inputs: [data], outputs: [dataShape]),
+                        Node(opType: "Slice", inputs: [dataShape, zero, one], outputs: [leading]),
+                        Node(opType: "Shape", inputs: [input], outputs: [valueShape]),
+                        Node(opType: "Slice", inputs: [valueShape, one, end], outputs: [rest]),
+                        Node(
+                            opType: "Concat", inputs: [leading, rest], outputs: [target],
+                            attributes: [("axis", .int(0))]),
+                        Node(opType: "Expand", inputs: [input, target], outputs: [expanded])
+                    ]
                     node.inputs[position] = expanded
                 }
             }

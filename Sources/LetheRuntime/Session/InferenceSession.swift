@@ -76,7 +76,9 @@ public final class InferenceSession: @unchecked Sendable {
         let plan = try plan(for: required)
         var slotCallbacks: [Int: [@Sendable (Tensor) throws -> Void]] = [:]
         for (name, bodies) in callbacks {
-            guard let slot = plan.slotsByValue[name] else { throw RuntimeError("tapped value '\(name)' is not in the plan") }
+            guard let slot = plan.slotsByValue[name] else {
+                throw RuntimeError("tapped value '\(name)' is not in the plan")
+            }
             slotCallbacks[slot] = bodies
         }
         if let chunk = options.maxChunk, let batch = splittableBatch(feeds), batch > chunk {
@@ -106,7 +108,9 @@ public final class InferenceSession: @unchecked Sendable {
             }
             index = found
         case .index(let i):
-            guard i >= 0, i < nodes.count else { throw RuntimeError("node index \(i) is out of range (\(nodes.count) nodes)") }
+            guard i >= 0, i < nodes.count else {
+                throw RuntimeError("node index \(i) is out of range (\(nodes.count) nodes)")
+            }
             index = i
         }
         let node = nodes[index]
@@ -138,7 +142,8 @@ public final class InferenceSession: @unchecked Sendable {
             }
             // Kernels compute in float32 and read integers as Int64; float8 and complex have neither.
             guard tensor.dtype.isNumeric else {
-                throw RuntimeError("input '\(info.name)' has element type \(tensor.dtype), which the runtime cannot compute with")
+                throw RuntimeError(
+                    "input '\(info.name)' has element type \(tensor.dtype), which the runtime cannot compute with")
             }
             if let shape = info.shape {
                 guard shape.count == tensor.rank else {
@@ -146,7 +151,8 @@ public final class InferenceSession: @unchecked Sendable {
                 }
                 for (axis, dim) in shape.enumerated() {
                     if let fixed = dim.fixedValue, fixed != tensor.shape[axis] {
-                        throw RuntimeError("input '\(info.name)' axis \(axis) must be \(fixed), got \(tensor.shape[axis])")
+                        throw RuntimeError(
+                            "input '\(info.name)' axis \(axis) must be \(fixed), got \(tensor.shape[axis])")
                     }
                 }
             }
@@ -160,7 +166,8 @@ public final class InferenceSession: @unchecked Sendable {
         var batch: Int? = nil
         for info in runtimeInputs {
             guard let shape = info.shape, let first = shape.first, first.fixedValue == nil,
-                  let tensor = feeds[info.name], tensor.rank >= 1 else { return nil }
+                let tensor = feeds[info.name], tensor.rank >= 1
+            else { return nil }
             if let batch, batch != tensor.shape[0] { return nil }
             batch = tensor.shape[0]
         }
@@ -170,8 +177,10 @@ public final class InferenceSession: @unchecked Sendable {
         return batch
     }
 
-    private func runInChunks(_ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int,
-                             taps: [Int: [@Sendable (Tensor) throws -> Void]]) throws -> [String: Tensor] {
+    private func runInChunks(
+        _ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int,
+        taps: [Int: [@Sendable (Tensor) throws -> Void]]
+    ) throws -> [String: Tensor] {
         var pieces: [String: [Tensor]] = [:]
         var start = 0
         while start < batch {
@@ -184,8 +193,9 @@ public final class InferenceSession: @unchecked Sendable {
         }
         var result: [String: Tensor] = [:]
         for (name, parts) in pieces {
-            let request = KernelRequest(node: Node(opType: "Concat", inputs: [], outputs: [], attributes: [("axis", .int(0))]),
-                                        opset: 13, constants: [])
+            let request = KernelRequest(
+                node: Node(opType: "Concat", inputs: [], outputs: [], attributes: [("axis", .int(0))]),
+                opset: 13, constants: [])
             result[name] = try ConcatKernel(request).run(parts, context)[0]
         }
         return result
@@ -210,9 +220,12 @@ public final class InferenceSession: @unchecked Sendable {
         }
         var issues: [UnsupportedOperatorError.Issue] = []
         let consumed = Set(graph.nodes.flatMap(\.inputs))
-        for initializer in graph.initializers where consumed.contains(initializer.name) && !initializer.tensor.dtype.isNumeric {
-            issues.append(.init(node: initializer.name, opType: "initializer",
-                                reason: "element type \(initializer.tensor.dtype) is not supported"))
+        for initializer in graph.initializers
+        where consumed.contains(initializer.name) && !initializer.tensor.dtype.isNumeric {
+            issues.append(
+                .init(
+                    node: initializer.name, opType: "initializer",
+                    reason: "element type \(initializer.tensor.dtype) is not supported"))
         }
         for node in graph.nodes {
             if node.opType == "Constant", let value = try? constantValue(node) {

@@ -25,9 +25,11 @@ enum GuardedRefit {
     /// `weight` is row-major `outputs × d`; `bias` has `outputs` values or is nil (then the map is
     /// refit as linear: `x̃ = x`). `gram` is `Σ x xᵀ` over the retain rows (`d × d`), `sum` is `Σ x`,
     /// `rows` their count; `directions` are the columns of `D`, each of `d` values.
-    static func apply(weight: [Double], bias: [Double]?, outputs o: Int, dimension d: Int,
-                      gram: [Double], sum: [Double], rows n: Int, directions: [[Double]],
-                      ridge: Double = defaultRidge, compensating cross: CrossMoment? = nil) throws -> (weight: [Double], bias: [Double]?, distortion: Double) {
+    static func apply(
+        weight: [Double], bias: [Double]?, outputs o: Int, dimension d: Int,
+        gram: [Double], sum: [Double], rows n: Int, directions: [[Double]],
+        ridge: Double = defaultRidge, compensating cross: CrossMoment? = nil
+    ) throws -> (weight: [Double], bias: [Double]?, distortion: Double) {
         precondition(weight.count == o * d && gram.count == d * d && sum.count == d)
         let k = directions.count
         guard k > 0, n > 0, o > 0 else { return (weight, bias, 0) }
@@ -57,8 +59,14 @@ enum GuardedRefit {
         }
         let y = try LinearAlgebra.solvePositiveDefinite(g, dimension: e, dTilde, columns: k)
         var kMatrix = [Double](repeating: 0, count: k * k)
-        for a in 0..<k { for b in 0..<k { var s = 0.0; for i in 0..<e { s += dTilde[i * k + a] * y[i * k + b] }; kMatrix[a * k + b] = s } }
-        guard kMatrix.allSatisfy(\.isFinite), (0..<k).allSatisfy({ kMatrix[$0 * k + $0] > 0 }) else { return (weight, bias, 0) }
+        for a in 0..<k {
+            for b in 0..<k {
+                var s = 0.0; for i in 0..<e { s += dTilde[i * k + a] * y[i * k + b] }; kMatrix[a * k + b] = s
+            }
+        }
+        guard kMatrix.allSatisfy(\.isFinite), (0..<k).allSatisfy({ kMatrix[$0 * k + $0] > 0 }) else {
+            return (weight, bias, 0)
+        }
 
         // W̃ (o × e), C = W̃ D̃ (o × k), then [Ŵ b̂] = W̃ − C K⁻¹ Yᵀ.
         var wTilde = [Double](repeating: 0, count: o * e)
@@ -99,7 +107,9 @@ enum GuardedRefit {
         // Retain distortion: tr(ΔW̃ G̃ ΔW̃ᵀ) / tr(W̃ G̃ W̃ᵀ), the share of the retain outputs' energy the refit moves.
         let original = compensated
         let change = zip(wTilde, original).map { $0 - $1 }
-        let distortion = quadraticTrace(change, g, rows: o, width: e) / max(quadraticTrace(original, g, rows: o, width: e), .leastNormalMagnitude)
+        let distortion =
+            quadraticTrace(change, g, rows: o, width: e)
+            / max(quadraticTrace(original, g, rows: o, width: e), .leastNormalMagnitude)
         var newWeight = [Double](repeating: 0, count: o * d)
         for r in 0..<o { for i in 0..<d { newWeight[r * d + i] = wTilde[r * e + i] } }
         let newBias = bias.map { _ in (0..<o).map { wTilde[$0 * e + d] } }
@@ -124,7 +134,8 @@ enum GuardedRefit {
             original.withUnsafeBufferPointer { a in
                 erased.withUnsafeBufferPointer { b in
                     moment.withUnsafeMutableBufferPointer { m in
-                        LinearAlgebra.accumulateCross(a.baseAddress!, b.baseAddress!, count: count, dimension: d, into: m.baseAddress!)
+                        LinearAlgebra.accumulateCross(
+                            a.baseAddress!, b.baseAddress!, count: count, dimension: d, into: m.baseAddress!)
                     }
                 }
                 for r in 0..<count { for i in 0..<d { originalSum[i] += Double(a[r * d + i]) } }

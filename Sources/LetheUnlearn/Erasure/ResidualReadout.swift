@@ -29,7 +29,9 @@ struct ResidualReadout {
     /// The readout of `head` in `graph`, when the graph has exactly that shape and nothing else reads
     /// the values along it; `layers` are the candidates for the writer.
     static func find(head: WeightLayer, layers: [WeightLayer], graph: Graph) -> ResidualReadout? {
-        guard head.uses.count == 1, let headUse = head.uses.first, headUse.nodeIndex < graph.nodes.count else { return nil }
+        guard head.uses.count == 1, let headUse = head.uses.first, headUse.nodeIndex < graph.nodes.count else {
+            return nil
+        }
         var producers: [String: Int] = [:]
         var readers: [String: [Int]] = [:]
         for (index, node) in graph.nodes.enumerated() {
@@ -37,7 +39,8 @@ struct ResidualReadout {
             for input in node.inputs where !input.isEmpty { readers[input, default: []].append(index) }
         }
         let outputs = Set(graph.outputs.map(\.name))
-        let initializers = Dictionary(graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        let initializers = Dictionary(
+            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         /// The node making `value`, when it is the only reader of its output and no graph output.
         func soleProducer(of value: String, readBy reader: Int) -> Node? {
             guard let index = producers[value], readers[value] == [reader], !outputs.contains(value) else { return nil }
@@ -50,18 +53,24 @@ struct ResidualReadout {
         }
         let headInput = graph.nodes[headUse.nodeIndex].inputs[headUse.input]
         guard let gather = soleProducer(of: headInput, readBy: headUse.nodeIndex), gather.opType == "Gather",
-              gather.inputs.count == 2, (gather.attribute("axis")?.intValue ?? 0) == 1,
-              let index = constant(gather.inputs[1]), index.rank == 0, !index.dtype.isFloatingPoint,
-              let token = index.doubleValues().first.map({ Int($0) }), token >= 0 else { return nil }
+            gather.inputs.count == 2, (gather.attribute("axis")?.intValue ?? 0) == 1,
+            let index = constant(gather.inputs[1]), index.rank == 0, !index.dtype.isFloatingPoint,
+            let token = index.doubleValues().first.map({ Int($0) }), token >= 0
+        else { return nil }
         guard let gatherIndex = producers[headInput],
-              let norm = soleProducer(of: gather.inputs[0], readBy: gatherIndex), norm.opType == "LayerNormalization",
-              norm.inputs.count >= 2, (norm.attribute("axis")?.intValue ?? -1) == -1,
-              let scale = constant(norm.inputs[1])?.doubleValues() else { return nil }
-        let shift = norm.inputs.count >= 3 && !norm.inputs[2].isEmpty ? constant(norm.inputs[2])?.doubleValues() : [Double](repeating: 0, count: scale.count)
+            let norm = soleProducer(of: gather.inputs[0], readBy: gatherIndex), norm.opType == "LayerNormalization",
+            norm.inputs.count >= 2, (norm.attribute("axis")?.intValue ?? -1) == -1,
+            let scale = constant(norm.inputs[1])?.doubleValues()
+        else { return nil }
+        let shift =
+            norm.inputs.count >= 3 && !norm.inputs[2].isEmpty
+            ? constant(norm.inputs[2])?.doubleValues() : [Double](repeating: 0, count: scale.count)
         guard let shift, shift.count == scale.count, let normIndex = producers[gather.inputs[0]],
-              let add = soleProducer(of: norm.inputs[0], readBy: normIndex), add.opType == "Add", add.inputs.count == 2,
-              let addIndex = producers[norm.inputs[0]] else { return nil }
-        for writer in layers where writer.groups == 1 && writer.uses.count == 1 && writer.outputDimension == scale.count {
+            let add = soleProducer(of: norm.inputs[0], readBy: normIndex), add.opType == "Add", add.inputs.count == 2,
+            let addIndex = producers[norm.inputs[0]]
+        else { return nil }
+        for writer in layers where writer.groups == 1 && writer.uses.count == 1 && writer.outputDimension == scale.count
+        {
             let use = writer.uses[0]
             guard case .lastAxis = use.rows, use.nodeIndex < graph.nodes.count else { continue }
             let node = graph.nodes[use.nodeIndex]
@@ -69,12 +78,17 @@ struct ResidualReadout {
             // The writer's output: its bias Add when it has one, else the product itself.
             var written = product
             if LayerBias.find(for: writer, in: graph) != nil {
-                guard readers[product]?.count == 1, let biasAdd = readers[product]?.first, let out = graph.nodes[biasAdd].outputs.first else { continue }
+                guard readers[product]?.count == 1, let biasAdd = readers[product]?.first,
+                    let out = graph.nodes[biasAdd].outputs.first
+                else { continue }
                 written = out
             }
-            guard readers[written] == [addIndex], !outputs.contains(written), let position = add.inputs.firstIndex(of: written) else { continue }
-            return ResidualReadout(writer: writer, writerInput: node.inputs[0], residual: add.inputs[1 - position], token: token,
-                                   scale: scale, shift: shift, epsilon: Double(norm.attribute("epsilon")?.floatValue ?? 1e-5))
+            guard readers[written] == [addIndex], !outputs.contains(written),
+                let position = add.inputs.firstIndex(of: written)
+            else { continue }
+            return ResidualReadout(
+                writer: writer, writerInput: node.inputs[0], residual: add.inputs[1 - position], token: token,
+                scale: scale, shift: shift, epsilon: Double(norm.attribute("epsilon")?.floatValue ?? 1e-5))
         }
         return nil
     }
@@ -82,7 +96,8 @@ struct ResidualReadout {
     /// The read token's rows of a `[N, T, C]` value, row-major `N × C`.
     func tokenRows(of value: Tensor) throws -> [Double] {
         guard value.rank == 3, token < value.shape[1] else {
-            throw StatisticsError("the head reads token \(token) of a \(value.shape) value, not of [samples, tokens, channels]")
+            throw StatisticsError(
+                "the head reads token \(token) of a \(value.shape) value, not of [samples, tokens, channels]")
         }
         let tokens = value.shape[1], width = value.shape[2]
         let values = value.floatValues()
@@ -96,7 +111,9 @@ struct ResidualReadout {
     }
 
     /// The read token's rows of the writer's input and of the stream, running `executor` on `samples`.
-    func tokenRows(running executor: any ModelExecutor, on samples: SampleSet, graph: Graph, batchSize: Int) throws -> (h: [Double], residual: [Double]) {
+    func tokenRows(
+        running executor: any ModelExecutor, on samples: SampleSet, graph: Graph, batchSize: Int
+    ) throws -> (h: [Double], residual: [Double]) {
         // Taps fire in batch order, possibly on the runtime's threads.
         final class Rows: @unchecked Sendable {
             let lock = NSLock()
@@ -106,13 +123,21 @@ struct ResidualReadout {
         }
         let rows = Rows()
         let use = writer.uses[0]
-        guard let add = graph.nodes.firstIndex(where: { $0.opType == "Add" && $0.inputs.contains(residual) && $0.inputs.contains { $0 != residual } }),
-              let input = graph.nodes[add].inputs.firstIndex(of: residual) else {
+        guard
+            let add = graph.nodes.firstIndex(where: {
+                $0.opType == "Add" && $0.inputs.contains(residual) && $0.inputs.contains { $0 != residual }
+            }),
+            let input = graph.nodes[add].inputs.firstIndex(of: residual)
+        else {
             throw StatisticsError("the stream \(residual) has no Add reading it")
         }
         let taps = [
-            InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { rows.add(h: try self.tokenRows(of: $0)) },
-            InputTap(node: graph.nodes[add].name, nodeIndex: add, input: input) { rows.add(residual: try self.tokenRows(of: $0)) },
+            InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) {
+                rows.add(h: try self.tokenRows(of: $0))
+            },
+            InputTap(node: graph.nodes[add].name, nodeIndex: add, input: input) {
+                rows.add(residual: try self.tokenRows(of: $0))
+            }
         ]
         try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { _, _ in }
         return (rows.h, rows.residual)
@@ -124,10 +149,13 @@ struct ResidualReadout {
     /// sample" (`x̂' = x̂ − A(x̂ − μ)`, rank one: the class-conditional means become equal), mapped back
     /// with each row's own mean and spread, and the writer is refit by ridge toward the outputs that
     /// give them, pulled toward its current weights.
-    func erase(h: [Double], residual: [Double], rows n: Int, isForget: [Bool], weight: [Double], bias: [Double]?,
-               ridge: Double) throws -> (weight: [Double], bias: [Double]?) {
+    func erase(
+        h: [Double], residual: [Double], rows n: Int, isForget: [Bool], weight: [Double], bias: [Double]?,
+        ridge: Double
+    ) throws -> (weight: [Double], bias: [Double]?) {
         let d = writer.inputDimension, width = scale.count
-        precondition(h.count == n * d && residual.count == n * width && isForget.count == n && weight.count == width * d)
+        precondition(
+            h.count == n * d && residual.count == n * width && isForget.count == n && weight.count == width * d)
         var stream = HeadRepair.logits(features: h, rows: n, dimension: d, weight: weight, bias: bias, classes: width)
         for i in 0..<(n * width) { stream[i] += residual[i] }
         // LEACE on the norm's standardised rows x̂ = (r − mean)/spread: its scale and shift are affine,
@@ -149,7 +177,9 @@ struct ResidualReadout {
         var erased = standardised
         let firstGap = ConceptEraser.meanGap(erased, count: n, dimension: width, concept: isForget)
         for _ in 0..<Self.rounds {
-            guard let eraser = try ConceptEraser(rows: erased, count: n, dimension: width, concept: isForget) else { break }
+            guard let eraser = try ConceptEraser(rows: erased, count: n, dimension: width, concept: isForget) else {
+                break
+            }
             for r in 0..<n {
                 let row = Array(erased[(r * width)..<((r + 1) * width)])
                 let moved = eraser.apply(row)
@@ -161,10 +191,13 @@ struct ResidualReadout {
         }
         var targets = [Double](repeating: 0, count: n * width)
         for r in 0..<n {
-            for i in 0..<width { targets[r * width + i] = means[r] + spreads[r] * erased[r * width + i] - residual[r * width + i] }
+            for i in 0..<width {
+                targets[r * width + i] = means[r] + spreads[r] * erased[r * width + i] - residual[r * width + i]
+            }
         }
-        return try HeadRepair.refit(features: h, rows: n, dimension: d, targets: targets, classes: width, withBias: bias != nil,
-                                    ridge: ridge, prior: (weight, bias))
+        return try HeadRepair.refit(
+            features: h, rows: n, dimension: d, targets: targets, classes: width, withBias: bias != nil,
+            ridge: ridge, prior: (weight, bias))
     }
 }
 
@@ -187,7 +220,8 @@ struct ConceptEraser {
         var centred = x
         for r in 0..<n { for i in 0..<d { centred[r * d + i] -= mean[i] } }
         var covariance = [Double](repeating: 0, count: d * d)
-        LinearAlgebra.multiply(centred, transposeA: true, centred, into: &covariance, m: d, n: d, k: n, alpha: 1 / Double(n))
+        LinearAlgebra.multiply(
+            centred, transposeA: true, centred, into: &covariance, m: d, n: d, k: n, alpha: 1 / Double(n))
         let share = Double(positives) / Double(n)
         var cross = [Double](repeating: 0, count: d)
         for r in 0..<n {
@@ -218,7 +252,8 @@ struct ConceptEraser {
     /// ‖mean of the concept's rows − mean of the others‖ over row-major `x`.
     static func meanGap(_ x: [Double], count n: Int, dimension d: Int, concept: [Bool]) -> Double {
         var inside = [Double](repeating: 0, count: d), outside = [Double](repeating: 0, count: d)
-        let positives = Double(max(concept.filter { $0 }.count, 1)), negatives = Double(max(concept.filter { !$0 }.count, 1))
+        let positives = Double(max(concept.filter { $0 }.count, 1)),
+            negatives = Double(max(concept.filter { !$0 }.count, 1))
         for r in 0..<n {
             for i in 0..<d {
                 if concept[r] { inside[i] += x[r * d + i] / positives } else { outside[i] += x[r * d + i] / negatives }

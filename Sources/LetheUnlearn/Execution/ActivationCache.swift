@@ -29,7 +29,9 @@ final class ActivationCache {
     private(set) var position = 0
 
     /// Caches `samples`' inputs; `budget` bounds the bytes the live values may take at any cut.
-    init(model: Model, samples: SampleSet, batchSize: Int, budget: Int, makeExecutor: @escaping ModelExecutorFactory) throws {
+    init(
+        model: Model, samples: SampleSet, batchSize: Int, budget: Int, makeExecutor: @escaping ModelExecutorFactory
+    ) throws {
         flow = try DataFlow(graph: model.graph)
         guard let input = flow.input else { throw Unavailable(description: "the model has no single runtime input") }
         let batchSize = max(1, batchSize)
@@ -39,7 +41,9 @@ final class ActivationCache {
         count = samples.count
         // One sample's size, not `inputs` (which would decode a lazily read image folder whole).
         let sampleBytes = samples.count > 0 ? samples.batch(0..<1).byteCount : 0
-        guard sampleBytes * samples.count <= budget else { throw Unavailable(description: "the samples exceed the cache budget") }
+        guard sampleBytes * samples.count <= budget else {
+            throw Unavailable(description: "the samples exceed the cache budget")
+        }
         batches = stride(from: 0, to: samples.count, by: batchSize).map { start in
             [input: samples.batch(start..<min(samples.count, start + batchSize))]
         }
@@ -48,7 +52,9 @@ final class ActivationCache {
     /// Runs `model` from the current position up to (not including) the node at `nodeIndex` of
     /// `graph.nodes`. Upstream nodes must be unchanged in `model` since they ran.
     func advance(to nodeIndex: Int, model: Model) throws {
-        guard let target = flow.position[nodeIndex] else { throw Unavailable(description: "node \(nodeIndex) is not in the graph") }
+        guard let target = flow.position[nodeIndex] else {
+            throw Unavailable(description: "node \(nodeIndex) is not in the graph")
+        }
         guard target >= position else { throw Unavailable(description: "the cache is past node \(nodeIndex)") }
         let segment = flow.segment(from: position, to: target)
         defer { position = target }
@@ -99,7 +105,9 @@ final class ActivationCache {
     private func feeds(of segment: DataFlow.Segment, batch index: Int) throws -> [String: Tensor] {
         var feeds: [String: Tensor] = [:]
         for name in segment.inputs {
-            guard let value = batches[index][name] else { throw Unavailable(description: "value '\(name)' was not kept") }
+            guard let value = batches[index][name] else {
+                throw Unavailable(description: "value '\(name)' was not kept")
+            }
             feeds[name] = value
         }
         return feeds
@@ -117,7 +125,9 @@ final class ActivationCache {
             for (row, index) in chunk.enumerated() {
                 precondition(index >= 0 && index < count)
                 let batch = index / batchSize, offset = index % batchSize
-                guard let value = batches[batch][name] else { throw Unavailable(description: "value '\(name)' is not kept") }
+                guard let value = batches[batch][name] else {
+                    throw Unavailable(description: "value '\(name)' is not kept")
+                }
                 let rowsInBatch = min(batchSize, count - batch * batchSize)
                 guard value.rank >= 1, value.shape[0] == rowsInBatch else {
                     throw Unavailable(description: "value '\(name)' \(value.shape) does not hold one row per sample")
@@ -132,7 +142,8 @@ final class ActivationCache {
                 value.withUnsafeBytes { source in
                     out!.withUnsafeMutableBytes { target in
                         guard rowBytes > 0 else { return }
-                        (target.baseAddress! + row * rowBytes).copyMemory(from: source.baseAddress! + offset * rowBytes, byteCount: rowBytes)
+                        (target.baseAddress! + row * rowBytes).copyMemory(
+                            from: source.baseAddress! + offset * rowBytes, byteCount: rowBytes)
                     }
                 }
             }
@@ -160,7 +171,11 @@ struct DataFlow {
     private let madeAt: [String: Int]
 
     init(graph: Graph) throws {
-        if graph.nodes.contains(where: { node in node.attributes.contains { if case .graph = $0.value { true } else if case .graphs = $0.value { true } else { false } } }) {
+        if graph.nodes.contains(where: { node in
+            node.attributes.contains {
+                if case .graph = $0.value { true } else if case .graphs = $0.value { true } else { false }
+            }
+        }) {
             // A subgraph reads outer values that its node does not list as inputs.
             throw ActivationCache.Unavailable(description: "the graph has subgraphs")
         }
@@ -213,7 +228,8 @@ struct DataFlow {
             run.append(order[p])
             guard isData[p] else { continue }
             for name in nodes[order[p]].inputs where (madeAt[name] ?? Int.max) < start { reads.insert(name) }
-            for name in nodes[order[p]].outputs where !name.isEmpty && ((lastRead[name] ?? -1) >= end || kept.contains(name)) {
+            for name in nodes[order[p]].outputs
+            where !name.isEmpty && ((lastRead[name] ?? -1) >= end || kept.contains(name)) {
                 outputs.append(name)
             }
         }
@@ -222,9 +238,9 @@ struct DataFlow {
     }
 }
 
-private extension Model {
+extension Model {
     /// The model with only `segment`'s nodes, fed its inputs and giving its outputs.
-    func restricted(to segment: DataFlow.Segment) -> Model {
+    fileprivate func restricted(to segment: DataFlow.Segment) -> Model {
         var graph = graph
         graph.nodes = segment.nodes.map { graph.nodes[$0] }
         graph.inputs = segment.inputs.map { ValueInfo(name: $0) }

@@ -44,8 +44,10 @@ public typealias UnlearningProgress = @Sendable (_ phase: String, _ done: Int, _
 extension ModelExecutor {
     /// Runs `samples` batch by batch, feeding `taps`, and hands each batch's sample range and output to
     /// `body`, in order.
-    func forEachBatch(of samples: SampleSet, batchSize: Int, taps: [InputTap] = [],
-                      _ body: (Range<Int>, Tensor) throws -> Void) throws {
+    func forEachBatch(
+        of samples: SampleSet, batchSize: Int, taps: [InputTap] = [],
+        _ body: (Range<Int>, Tensor) throws -> Void
+    ) throws {
         var start = 0
         while start < samples.count {
             let end = min(samples.count, start + max(1, batchSize))
@@ -55,8 +57,10 @@ extension ModelExecutor {
     }
 
     /// Runs `samples` in batches, feeding `taps`, and returns the logits as N × K floats.
-    func logits(of samples: SampleSet, batchSize: Int, taps: [InputTap] = [], progress: UnlearningProgress? = nil,
-                phase: String = "evaluate") throws -> LogitTable {
+    func logits(
+        of samples: SampleSet, batchSize: Int, taps: [InputTap] = [], progress: UnlearningProgress? = nil,
+        phase: String = "evaluate"
+    ) throws -> LogitTable {
         var values: [Float] = []
         var classes = 0
         try forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, output in
@@ -66,7 +70,9 @@ extension ModelExecutor {
             }
             let width = output.elementCount / max(rows, 1)
             if classes == 0 { classes = width; values.reserveCapacity(samples.count * width) }
-            guard width == classes else { throw UsageError("the model's output width changed from \(classes) to \(width)") }
+            guard width == classes else {
+                throw UsageError("the model's output width changed from \(classes) to \(width)")
+            }
             values += output.floatValues()
             progress?(phase, range.upperBound, samples.count)
         }

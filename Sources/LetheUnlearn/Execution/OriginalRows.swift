@@ -25,14 +25,17 @@ final class OriginalRows {
         if let shared, let cache = try? Self.cache(of: shared, method: method, train: train) {
             (self.cache, indices, sharing) = (cache, shared, true)
         } else {
-            (cache, indices, sharing) = (try Self.cache(of: selection.retain, method: method, train: train), selection.retain, false)
+            (cache, indices, sharing) = (
+                try Self.cache(of: selection.retain, method: method, train: train), selection.retain, false
+            )
         }
         for (position, index) in indices.enumerated() { slot[index] = position }
     }
 
     private static func cache(of indices: [Int], method: ErasureMethod, train: SampleSet) throws -> ActivationCache {
-        try ActivationCache(model: method.model, samples: train.subset(indices), batchSize: method.configuration.batchSize,
-                            budget: method.configuration.activationCacheBytes, makeExecutor: method.makeExecutor)
+        try ActivationCache(
+            model: method.model, samples: train.subset(indices), batchSize: method.configuration.batchSize,
+            budget: method.configuration.activationCacheBytes, makeExecutor: method.makeExecutor)
     }
 
     /// Moves the cache to the node at `nodeIndex` and returns the retain samples' slots, in the
@@ -62,7 +65,8 @@ final class OriginalRows {
             features.reserveCapacity(fit.count * d)
             try cache.rows(of: model.graph.nodes[use.nodeIndex].inputs[use.input], at: fit.map { slot[$0]! }) { chunk in
                 guard chunk.rank == 2, chunk.shape[1] == d else {
-                    throw ActivationCache.Unavailable(description: "the head reads \(chunk.shape), not one vector per sample")
+                    throw ActivationCache.Unavailable(
+                        description: "the head reads \(chunk.shape), not one vector per sample")
                 }
                 features += chunk.floatValues().map(Double.init)
             }
@@ -71,13 +75,15 @@ final class OriginalRows {
             var classes = 0
             for batch in try cache.finish(model: model, output: output) {
                 let rows = batch.rank >= 1 ? batch.shape[0] : 0
-                guard rows > 0, batch.elementCount % rows == 0, classes == 0 || batch.elementCount / rows == classes else { return nil }
+                guard rows > 0, batch.elementCount % rows == 0, classes == 0 || batch.elementCount / rows == classes
+                else { return nil }
                 classes = batch.elementCount / rows
                 values += batch.floatValues()
             }
             guard values.count == indices.count * classes else { return nil }
-            return ErasureMethod.OriginalPass(logits: LogitTable(rows: indices.count, classes: classes, values: values), of: indices,
-                                              features: features, of: fit, dimension: d)
+            return ErasureMethod.OriginalPass(
+                logits: LogitTable(rows: indices.count, classes: classes, values: values), of: indices,
+                features: features, of: fit, dimension: d)
         } catch is ActivationCache.Unavailable {
             return nil
         }

@@ -13,8 +13,10 @@ public struct ConvGeometry: Sendable, Hashable, Codable {
     public var autoPad: String
     public var group: Int
 
-    public init(kernel: [Int], strides: [Int] = [1, 1], dilations: [Int] = [1, 1], pads: [Int] = [0, 0, 0, 0],
-                autoPad: String = "NOTSET", group: Int = 1) {
+    public init(
+        kernel: [Int], strides: [Int] = [1, 1], dilations: [Int] = [1, 1], pads: [Int] = [0, 0, 0, 0],
+        autoPad: String = "NOTSET", group: Int = 1
+    ) {
         self.kernel = kernel
         self.strides = strides
         self.dilations = dilations
@@ -25,13 +27,16 @@ public struct ConvGeometry: Sendable, Hashable, Codable {
 
     /// The runtime's window rules for this geometry (one definition of pads and output sizes).
     var window: SpatialGeometry {
-        SpatialGeometry(kernel: kernel, strides: strides, dilations: dilations, pads: pads,
-                        autoPad: SpatialGeometry.AutoPad(rawValue: autoPad) ?? .notSet)
+        SpatialGeometry(
+            kernel: kernel, strides: strides, dilations: dilations, pads: pads,
+            autoPad: SpatialGeometry.AutoPad(rawValue: autoPad) ?? .notSet)
     }
 
     /// Pads `[top, left, bottom, right]` for an input of `height × width`.
     public func resolvedPads(height: Int, width: Int) -> [Int] {
-        guard let resolved = try? window.resolve([height, width]) else { return autoPad == "NOTSET" ? pads : [0, 0, 0, 0] }
+        guard let resolved = try? window.resolve([height, width]) else {
+            return autoPad == "NOTSET" ? pads : [0, 0, 0, 0]
+        }
         return resolved.begin + resolved.end
     }
 

@@ -20,7 +20,8 @@ public struct LayerBias: Sendable {
             for output in node.outputs where !output.isEmpty { producers[output] = index }
             for input in node.inputs where !input.isEmpty { readers[input, default: []].append(index) }
         }
-        let initializers = Dictionary(graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        let initializers = Dictionary(
+            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         var found: LayerDiscovery.Constant?
         var readersAllowed = Set<Int>()
         for use in layer.uses {
@@ -34,7 +35,8 @@ public struct LayerBias: Sendable {
                 readersAllowed.insert(use.nodeIndex)
             case "MatMul":
                 guard let output = node.outputs.first, let consumers = readers[output], consumers.count == 1,
-                      !graph.outputs.contains(where: { $0.name == output }) else { return nil }
+                    !graph.outputs.contains(where: { $0.name == output })
+                else { return nil }
                 let add = graph.nodes[consumers[0]]
                 guard add.opType == "Add", add.inputs.count == 2 else { return nil }
                 biasValue = add.inputs[0] == output ? add.inputs[1] : add.inputs[0]
@@ -42,9 +44,12 @@ public struct LayerBias: Sendable {
             default:
                 return nil
             }
-            guard let constant = LayerDiscovery.resolveConstant(biasValue, graph: graph, producers: producers, initializers: initializers),
-                  !constant.transposed, constant.tensor.elementCount == layer.outputDimension,
-                  constant.tensor.shape.last == layer.outputDimension else { return nil }
+            guard
+                let constant = LayerDiscovery.resolveConstant(
+                    biasValue, graph: graph, producers: producers, initializers: initializers),
+                !constant.transposed, constant.tensor.elementCount == layer.outputDimension,
+                constant.tensor.shape.last == layer.outputDimension
+            else { return nil }
             if let found, found.source != constant.source { return nil }
             found = constant
             for link in constant.chain { if let producer = producers[link] { readersAllowed.insert(producer) } }
@@ -54,7 +59,9 @@ public struct LayerBias: Sendable {
         for link in found.chain {
             for reader in readers[link] ?? [] where !readersAllowed.contains(reader) {
                 let node = graph.nodes[reader]
-                guard node.opType == "Identity", node.outputs.allSatisfy({ found.chain.contains($0) }) else { return nil }
+                guard node.opType == "Identity", node.outputs.allSatisfy({ found.chain.contains($0) }) else {
+                    return nil
+                }
             }
         }
         return LayerBias(source: found.source, tensor: found.tensor)

@@ -11,11 +11,16 @@ public enum LayerDiscovery {
     }
 
     /// The model's weight layers in first-use order, those `filter` keeps, and the skipped candidates.
-    public static func discover(in model: Model, filter: LayerFilter? = nil) -> (layers: [WeightLayer], skipped: [Skipped]) {
+    public static func discover(
+        in model: Model, filter: LayerFilter? = nil
+    ) -> (layers: [WeightLayer], skipped: [Skipped]) {
         let graph = model.graph
         var producers: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() { for output in node.outputs where !output.isEmpty { producers[output] = index } }
-        let initializers = Dictionary(graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producers[output] = index }
+        }
+        let initializers = Dictionary(
+            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
 
         var order: [String] = []
         var layers: [String: WeightLayer] = [:]
@@ -26,8 +31,13 @@ public enum LayerDiscovery {
         for (nodeIndex, node) in graph.nodes.enumerated() where node.domain.isEmpty || node.domain == "ai.onnx" {
             guard ["Conv", "Gemm", "MatMul"].contains(node.opType), node.inputs.count >= 2 else { continue }
             let label = node.name.isEmpty ? "\(node.opType) → \(node.outputs.first ?? "?")" : node.name
-            guard let constant = resolveConstant(node.inputs[1], graph: graph, producers: producers, initializers: initializers) else {
-                if let reason = unprojectableWeight(node, graph: graph, producers: producers, initializers: initializers) {
+            guard
+                let constant = resolveConstant(
+                    node.inputs[1], graph: graph, producers: producers, initializers: initializers)
+            else {
+                if let reason = unprojectableWeight(
+                    node, graph: graph, producers: producers, initializers: initializers)
+                {
                     skipped.append(Skipped(node: label, reason: reason))
                 }
                 continue
@@ -49,8 +59,14 @@ public enum LayerDiscovery {
                 layer.uses[0].isNamed = !node.name.isEmpty
                 if var existing = layers[layer.name] {
                     guard existing.orientation == layer.orientation, existing.groups == layer.groups,
-                          existing.inputDimension == layer.inputDimension, existing.isConvolution == layer.isConvolution else {
-                        skipped.append(Skipped(node: label, reason: "weight \(layer.name) is also used differently by \(existing.nodeNames.joined(separator: ", "))"))
+                        existing.inputDimension == layer.inputDimension, existing.isConvolution == layer.isConvolution
+                    else {
+                        skipped.append(
+                            Skipped(
+                                node: label,
+                                reason:
+                                    "weight \(layer.name) is also used differently by \(existing.nodeNames.joined(separator: ", "))"
+                            ))
                         layers[layer.name] = nil
                         order.removeAll { $0 == layer.name }
                         rejected.insert(layer.name)
@@ -68,8 +84,12 @@ public enum LayerDiscovery {
         for name in order {
             guard let layer = layers[name] else { continue }
             if let reader = otherReader(of: chains[name] ?? [], layer: layer, graph: graph) {
-                skipped.append(Skipped(node: layer.nodeNames.joined(separator: ", "),
-                                       reason: "weight \(name) is also read by \(reader) (a tied weight); patching it would change that node too"))
+                skipped.append(
+                    Skipped(
+                        node: layer.nodeNames.joined(separator: ", "),
+                        reason:
+                            "weight \(name) is also read by \(reader) (a tied weight); patching it would change that node too"
+                    ))
                 continue
             }
             result.append(layer)
@@ -78,13 +98,17 @@ public enum LayerDiscovery {
         return (result, skipped)
     }
 
-    static let weightTransforms: Set<String> = ["Identity", "Transpose", "Cast", "CastLike", "Reshape", "DequantizeLinear",
-                                                "Slice", "Squeeze", "Unsqueeze", "Flatten"]
+    static let weightTransforms: Set<String> = [
+        "Identity", "Transpose", "Cast", "CastLike", "Reshape", "DequantizeLinear",
+        "Slice", "Squeeze", "Unsqueeze", "Flatten"
+    ]
 
     /// Why a node whose weight input is not a plain constant still holds a stored weight Lethe leaves
     /// alone: the weight comes through another operation (Cast, Reshape, DequantizeLinear…), or the
     /// constant is the product's left operand. nil when no stored weight is involved.
-    static func unprojectableWeight(_ node: Node, graph: Graph, producers: [String: Int], initializers: [String: Tensor]) -> String? {
+    static func unprojectableWeight(
+        _ node: Node, graph: Graph, producers: [String: Int], initializers: [String: Tensor]
+    ) -> String? {
         func storedOrigin(_ value: String) -> (origin: String, through: [String])? {
             var name = value
             var through: [String] = []
@@ -94,7 +118,8 @@ public enum LayerDiscovery {
                 let producer = graph.nodes[index]
                 if producer.opType == "Constant" { return (producer.outputs.first ?? name, through) }
                 // Only operations that reshape or re-encode one tensor: their first input is the weight.
-                guard weightTransforms.contains(producer.opType), let input = producer.inputs.first, !input.isEmpty else { return nil }
+                guard weightTransforms.contains(producer.opType), let input = producer.inputs.first, !input.isEmpty
+                else { return nil }
                 through.append(producer.opType)
                 name = input
             }
@@ -103,10 +128,12 @@ public enum LayerDiscovery {
         if let weight = storedOrigin(node.inputs[1]), !weight.through.isEmpty {
             let ops = weight.through.filter { !["Identity", "Transpose"].contains($0) }
             let shown = ops.isEmpty ? weight.through : ops
-            return "weight \(weight.origin) reaches the node through \(shown.joined(separator: ", ")) (only Identity and 2-D Transpose are followed)"
+            return
+                "weight \(weight.origin) reaches the node through \(shown.joined(separator: ", ")) (only Identity and 2-D Transpose are followed)"
         }
         if node.opType != "Conv", let left = storedOrigin(node.inputs[0]), storedOrigin(node.inputs[1]) == nil {
-            return "the constant \(left.origin) is the left operand (input 0); only a constant right operand is projected"
+            return
+                "the constant \(left.origin) is the left operand (input 0); only a constant right operand is projected"
         }
         return nil
     }
@@ -116,7 +143,8 @@ public enum LayerDiscovery {
         let uses = Set(layer.uses.map(\.nodeIndex))
         for (index, node) in graph.nodes.enumerated() where !uses.contains(index) {
             let readsWeight = node.inputs.contains { chain.contains($0) }
-            let isChainLink = node.outputs.contains { chain.contains($0) } && ["Identity", "Transpose"].contains(node.opType)
+            let isChainLink =
+                node.outputs.contains { chain.contains($0) } && ["Identity", "Transpose"].contains(node.opType)
             if readsWeight && !isChainLink {
                 return node.name.isEmpty ? "a \(node.opType) node" : "\(node.opType) node \(node.name)"
             }
@@ -127,7 +155,8 @@ public enum LayerDiscovery {
     /// The classifier layer: the last weight layer, when it is a single dense node reading its input's
     /// last axis. Its input is the penultimate features the probe reads and the erasure method refits on.
     public static func classifierHead(of layers: [WeightLayer]) -> WeightLayer? {
-        guard let head = layers.last, !head.isConvolution, head.uses.count == 1, case .lastAxis = head.uses[0].rows else { return nil }
+        guard let head = layers.last, !head.isConvolution, head.uses.count == 1, case .lastAxis = head.uses[0].rows
+        else { return nil }
         return head
     }
 
@@ -151,14 +180,17 @@ public enum LayerDiscovery {
         var chain: [String]
     }
 
-    static func resolveConstant(_ value: String, graph: Graph, producers: [String: Int], initializers: [String: Tensor]) -> Constant? {
+    static func resolveConstant(
+        _ value: String, graph: Graph, producers: [String: Int], initializers: [String: Tensor]
+    ) -> Constant? {
         var name = value
         var transposed = false
         var chain: [String] = []
         for _ in 0..<64 {
             chain.append(name)
             if let tensor = initializers[name], producers[name] == nil {
-                return tensor.dtype.isFloatingPoint ? Constant(source: .initializer(name), tensor: tensor, transposed: transposed, chain: chain) : nil
+                return tensor.dtype.isFloatingPoint
+                    ? Constant(source: .initializer(name), tensor: tensor, transposed: transposed, chain: chain) : nil
             }
             guard let index = producers[name] else { return nil }
             let node = graph.nodes[index]
@@ -175,8 +207,12 @@ public enum LayerDiscovery {
                 transposed.toggle()
                 name = input
             case "Constant":
-                guard let tensor = node.attribute("value")?.tensorValue, tensor.dtype.isFloatingPoint else { return nil }
-                return Constant(source: .constantNode(index: index, output: name), tensor: tensor, transposed: transposed, chain: chain)
+                guard let tensor = node.attribute("value")?.tensorValue, tensor.dtype.isFloatingPoint else {
+                    return nil
+                }
+                return Constant(
+                    source: .constantNode(index: index, output: name), tensor: tensor, transposed: transposed,
+                    chain: chain)
             default:
                 return nil
             }
@@ -186,8 +222,12 @@ public enum LayerDiscovery {
 
     private static func convLayer(_ node: Node, _ constant: Constant) -> Result<WeightLayer, Reason> {
         let shape = constant.tensor.shape
-        guard !constant.transposed else { return .failure(Reason(text: "Conv weight reaches the node through a Transpose")) }
-        guard shape.count == 3 || shape.count == 4 else { return .failure(Reason(text: "only 1-D and 2-D convolutions are projected (weight \(shape))")) }
+        guard !constant.transposed else {
+            return .failure(Reason(text: "Conv weight reaches the node through a Transpose"))
+        }
+        guard shape.count == 3 || shape.count == 4 else {
+            return .failure(Reason(text: "only 1-D and 2-D convolutions are projected (weight \(shape))"))
+        }
         let spatial = shape.count - 2
         func pair(_ name: String, _ fallback: Int) -> [Int]? {
             guard let values = node.attribute(name)?.intsValue else { return [fallback, fallback] }
@@ -199,23 +239,37 @@ public enum LayerDiscovery {
             return .failure(Reason(text: "kernel_shape \(declared) disagrees with weight \(shape)"))
         }
         guard let strides = pair("strides", 1), let dilations = pair("dilations", 1),
-              strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }) else {
+            strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 })
+        else {
             return .failure(Reason(text: "invalid strides or dilations"))
         }
         var pads = [0, 0, 0, 0]
         if let declared = node.attribute("pads")?.intsValue {
-            guard declared.count == 2 * spatial, declared.allSatisfy({ $0 >= 0 }) else { return .failure(Reason(text: "invalid pads \(declared)")) }
+            guard declared.count == 2 * spatial, declared.allSatisfy({ $0 >= 0 }) else {
+                return .failure(Reason(text: "invalid pads \(declared)"))
+            }
             pads = spatial == 1 ? [0, declared[0], 0, declared[1]] : declared
         }
         let autoPad = node.attribute("auto_pad")?.stringValue ?? "NOTSET"
-        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else { return .failure(Reason(text: "unknown auto_pad \(autoPad)")) }
+        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else {
+            return .failure(Reason(text: "unknown auto_pad \(autoPad)"))
+        }
         let group = node.attribute("group")?.intValue ?? 1
-        guard group >= 1, shape[0] % group == 0 else { return .failure(Reason(text: "group \(group) does not divide \(shape[0]) output channels")) }
-        let geometry = ConvGeometry(kernel: kernel, strides: strides, dilations: dilations, pads: pads, autoPad: autoPad, group: group)
+        guard group >= 1, shape[0] % group == 0 else {
+            return .failure(Reason(text: "group \(group) does not divide \(shape[0]) output channels"))
+        }
+        let geometry = ConvGeometry(
+            kernel: kernel, strides: strides, dilations: dilations, pads: pads, autoPad: autoPad, group: group)
         let d = shape.dropFirst().reduce(1, *)
-        return .success(WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
-                                    orientation: .outputByInput, groups: group, inputDimension: d, outputDimension: shape[0],
-                                    uses: [LayerUse(node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0, rows: .convolution(geometry))]))
+        return .success(
+            WeightLayer(
+                name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
+                orientation: .outputByInput, groups: group, inputDimension: d, outputDimension: shape[0],
+                uses: [
+                    LayerUse(
+                        node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0,
+                        rows: .convolution(geometry))
+                ]))
     }
 
     private static func gemmLayer(_ node: Node, _ constant: Constant) -> Result<WeightLayer, Reason> {
@@ -231,15 +285,20 @@ public enum LayerDiscovery {
     private static func matMulLayer(_ node: Node, _ constant: Constant) -> Result<WeightLayer, Reason> {
         let shape = constant.tensor.shape
         guard shape.count == 2 else { return .failure(Reason(text: "MatMul weight of rank \(shape.count)")) }
-        return .success(denseLayer(node, constant, orientation: constant.transposed ? .outputByInput : .inputByOutput, rows: .lastAxis))
+        return .success(
+            denseLayer(
+                node, constant, orientation: constant.transposed ? .outputByInput : .inputByOutput, rows: .lastAxis))
     }
 
-    private static func denseLayer(_ node: Node, _ constant: Constant, orientation: WeightOrientation, rows: LayerUse.Rows) -> WeightLayer {
+    private static func denseLayer(
+        _ node: Node, _ constant: Constant, orientation: WeightOrientation, rows: LayerUse.Rows
+    ) -> WeightLayer {
         let shape = constant.tensor.shape
         let (d, o) = orientation == .outputByInput ? (shape[1], shape[0]) : (shape[0], shape[1])
-        return WeightLayer(name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
-                           orientation: orientation, groups: 1, inputDimension: d, outputDimension: o,
-                           uses: [LayerUse(node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0, rows: rows)])
+        return WeightLayer(
+            name: constant.source.name, source: constant.source, shape: shape, dtype: constant.tensor.dtype,
+            orientation: orientation, groups: 1, inputDimension: d, outputDimension: o,
+            uses: [LayerUse(node: node.name, nodeIndex: 0, isNamed: true, opType: node.opType, input: 0, rows: rows)])
     }
 }
 
@@ -252,7 +311,8 @@ public struct LayerFilter: Sendable, Hashable {
     public init(_ list: String) { self.init(patterns: list.split(separator: ",").map { $0.trimmingCharacters() }) }
 
     public func matches(_ layer: WeightLayer) -> Bool {
-        patterns.isEmpty || ([layer.name] + layer.nodeNames).contains { name in patterns.contains { LayerFilter.match($0, name) } }
+        patterns.isEmpty
+            || ([layer.name] + layer.nodeNames).contains { name in patterns.contains { LayerFilter.match($0, name) } }
     }
 
     static func match(_ pattern: String, _ name: String) -> Bool {
@@ -263,10 +323,15 @@ public struct LayerFilter: Sendable, Hashable {
     private static func glob(_ p: [Unicode.Scalar], _ s: [Unicode.Scalar]) -> Bool {
         var pi = 0, si = 0, starP = -1, starS = 0
         while si < s.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == s[si] { pi += 1; si += 1 }
-            else if pi < p.count, p[pi] == "*" { starP = pi; starS = si; pi += 1 }
-            else if starP >= 0 { pi = starP + 1; starS += 1; si = starS }
-            else { return false }
+            if pi < p.count, p[pi] == "?" || p[pi] == s[si] {
+                pi += 1; si += 1
+            } else if pi < p.count, p[pi] == "*" {
+                starP = pi; starS = si; pi += 1
+            } else if starP >= 0 {
+                pi = starP + 1; starS += 1; si = starS
+            } else {
+                return false
+            }
         }
         while pi < p.count, p[pi] == "*" { pi += 1 }
         return pi == p.count

@@ -83,7 +83,8 @@ public struct FeatureSpace: Sendable {
         scaled.withUnsafeBufferPointer { s in
             vectors.withUnsafeBufferPointer { u in
                 m.withUnsafeMutableBufferPointer { out in
-                    LinearAlgebra.multiply(s.baseAddress!, u.baseAddress!, transposeB: true, into: out.baseAddress!, m: d, n: d, k: r)
+                    LinearAlgebra.multiply(
+                        s.baseAddress!, u.baseAddress!, transposeB: true, into: out.baseAddress!, m: d, n: d, k: r)
                 }
             }
         }
@@ -97,7 +98,9 @@ public struct FeatureSpace: Sendable {
         rows.withUnsafeBufferPointer { xp in
             coefficients.withUnsafeBufferPointer { cp in
                 u.withUnsafeMutableBufferPointer { up in
-                    LinearAlgebra.multiply(xp.baseAddress!, transposeA: true, cp.baseAddress!, into: up.baseAddress!, m: dimension, n: rank, k: rowCount)
+                    LinearAlgebra.multiply(
+                        xp.baseAddress!, transposeA: true, cp.baseAddress!, into: up.baseAddress!, m: dimension,
+                        n: rank, k: rowCount)
                 }
             }
         }
@@ -120,7 +123,9 @@ public struct FeatureSpace: Sendable {
     /// `W M = (W U_k) Λ_k U_kᵀ` subtracted from `result`: `result −= W M` for `W` of `outputs × d`.
     /// For a space kept as rows, `W U_k = (W Xᵀ) C_k` and `(·) U_kᵀ = ((·) C_kᵀ) X`, so nothing
     /// `d × rank` is formed.
-    func subtractProjection(of w: [Double], outputs o: Int, alpha: Double, threshold: Double, from result: inout [Double]) {
+    func subtractProjection(
+        of w: [Double], outputs o: Int, alpha: Double, threshold: Double, from result: inout [Double]
+    ) {
         let (lambda, basis, k) = kept(alpha: alpha, threshold: threshold)
         guard k > 0, o > 0 else { return }
         let d = dimension
@@ -137,7 +142,8 @@ public struct FeatureSpace: Sendable {
         } else {
             LinearAlgebra.multiply(w, basis, into: &coordinates, m: o, n: k, k: d)
             for i in 0..<o { for j in 0..<k { coordinates[i * k + j] *= lambda[j] } }
-            LinearAlgebra.multiply(coordinates, basis, transposeB: true, into: &result, m: o, n: d, k: k, alpha: -1, beta: 1)
+            LinearAlgebra.multiply(
+                coordinates, basis, transposeB: true, into: &result, m: o, n: d, k: k, alpha: -1, beta: 1)
         }
     }
 }

@@ -6,11 +6,14 @@ enum LinearAlgebra {
     /// `gram[i][j] += Σ_r rows[r][i]·rows[r][j]` on the upper triangle, for `count` rows of `dimension`
     /// floats. The block product runs in float32 on `syrk` (half the work of a general product) and is
     /// summed into the float64 accumulator, so rounding stays per block, not per sample count.
-    static func accumulateGramUpper(rows: UnsafePointer<Float>, count: Int, dimension d: Int,
-                                    block: UnsafeMutablePointer<Float>, into gram: UnsafeMutablePointer<Double>) {
+    static func accumulateGramUpper(
+        rows: UnsafePointer<Float>, count: Int, dimension d: Int,
+        block: UnsafeMutablePointer<Float>, into gram: UnsafeMutablePointer<Double>
+    ) {
         guard count > 0, d > 0 else { return }
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
-                    1, rows, blasint(d), 0, block, blasint(d))
+        cblas_ssyrk(
+            CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
+            1, rows, blasint(d), 0, block, blasint(d))
         for i in 0..<d {
             let source = block + i * d
             let target = gram + i * d
@@ -20,13 +23,16 @@ enum LinearAlgebra {
 
     /// `cross[i][j] += Σ_r a[r][i]·b[r][j]` for `count` rows of `dimension` floats each: the block
     /// product in float32 (`sgemm`), summed into the float64 accumulator as `accumulateGramUpper` does.
-    static func accumulateCross(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, dimension d: Int,
-                                into cross: UnsafeMutablePointer<Double>) {
+    static func accumulateCross(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, dimension d: Int,
+        into cross: UnsafeMutablePointer<Double>
+    ) {
         guard count > 0, d > 0 else { return }
         let block = UnsafeMutablePointer<Float>.allocate(capacity: d * d)
         defer { block.deallocate() }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, blasint(d), blasint(d), blasint(count),
-                    1, a, blasint(d), b, blasint(d), 0, block, blasint(d))
+        cblas_sgemm(
+            CblasRowMajor, CblasTrans, CblasNoTrans, blasint(d), blasint(d), blasint(count),
+            1, a, blasint(d), b, blasint(d), 0, block, blasint(d))
         for i in 0..<(d * d) { cross[i] += Double(block[i]) }
     }
 
@@ -35,7 +41,9 @@ enum LinearAlgebra {
         var k = [Double](repeating: 0, count: n * n)
         guard n > 0, d > 0 else { return k }
         k.withUnsafeMutableBufferPointer { kp in
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(d), 1, x, blasint(d), 0, kp.baseAddress, blasint(n))
+            cblas_dsyrk(
+                CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(d), 1, x, blasint(d), 0, kp.baseAddress,
+                blasint(n))
         }
         symmetrizeFromUpper(&k, dimension: n)
         return k
@@ -56,26 +64,36 @@ enum LinearAlgebra {
         var w = [Double](repeating: 0, count: d)
         let info = a.withUnsafeMutableBufferPointer { ap in
             w.withUnsafeMutableBufferPointer { wp in
-                LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
-                               Int32(d), ap.baseAddress, Int32(d), wp.baseAddress)
+                LAPACKE_dsyevd(
+                    LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+                    Int32(d), ap.baseAddress, Int32(d), wp.baseAddress)
             }
         }
-        guard info == 0 else { throw NumericalError("eigen-decomposition of a \(d)×\(d) statistics matrix failed (LAPACK info \(info))") }
+        guard info == 0 else {
+            throw NumericalError("eigen-decomposition of a \(d)×\(d) statistics matrix failed (LAPACK info \(info))")
+        }
         return (w, a)
     }
 
     /// `C = op(A)·op(B)` (+ `beta`·C) in float64, with `A` of `m × k` after `op`, `B` of `k × n`.
-    static func multiply(_ a: UnsafePointer<Double>, transposeA: Bool = false, _ b: UnsafePointer<Double>, transposeB: Bool = false,
-                         into c: UnsafeMutablePointer<Double>, m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
+    static func multiply(
+        _ a: UnsafePointer<Double>, transposeA: Bool = false, _ b: UnsafePointer<Double>, transposeB: Bool = false,
+        into c: UnsafeMutablePointer<Double>, m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0
+    ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
-            if beta == 0 { c.update(repeating: 0, count: m * n) } else if beta != 1 { for i in 0..<(m * n) { c[i] *= beta } }
+            if beta == 0 {
+                c.update(repeating: 0, count: m * n)
+            } else if beta != 1 {
+                for i in 0..<(m * n) { c[i] *= beta }
+            }
             return
         }
         let lda = transposeA ? m : k
         let ldb = transposeB ? k : n
-        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
+        cblas_dgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
     }
 
     /// Solves `A X = B` for symmetric positive definite `A` (`d × d`) and `B` (`d × columns`), both
@@ -87,17 +105,22 @@ enum LinearAlgebra {
         var x = b
         let info = factor.withUnsafeMutableBufferPointer { ap in
             x.withUnsafeMutableBufferPointer { xp in
-                LAPACKE_dposv(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(d), Int32(columns),
-                              ap.baseAddress, Int32(d), xp.baseAddress, Int32(columns))
+                LAPACKE_dposv(
+                    LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(d), Int32(columns),
+                    ap.baseAddress, Int32(d), xp.baseAddress, Int32(columns))
             }
         }
-        guard info == 0 else { throw NumericalError("a \(d)×\(d) system is not positive definite (LAPACK info \(info))") }
+        guard info == 0 else {
+            throw NumericalError("a \(d)×\(d) system is not positive definite (LAPACK info \(info))")
+        }
         return x
     }
 
     /// The same product on arrays (row-major): `c = alpha·op(a)·op(b) + beta·c`.
-    static func multiply(_ a: [Double], transposeA: Bool = false, _ b: [Double], transposeB: Bool = false, into c: inout [Double],
-                         m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0) {
+    static func multiply(
+        _ a: [Double], transposeA: Bool = false, _ b: [Double], transposeB: Bool = false, into c: inout [Double],
+        m: Int, n: Int, k: Int, alpha: Double = 1, beta: Double = 0
+    ) {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : c[i] * beta }
@@ -106,8 +129,10 @@ enum LinearAlgebra {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    multiply(ap.baseAddress!, transposeA: transposeA, bp.baseAddress!, transposeB: transposeB, into: cp.baseAddress!,
-                             m: m, n: n, k: k, alpha: alpha, beta: beta)
+                    multiply(
+                        ap.baseAddress!, transposeA: transposeA, bp.baseAddress!, transposeB: transposeB,
+                        into: cp.baseAddress!,
+                        m: m, n: n, k: k, alpha: alpha, beta: beta)
                 }
             }
         }

@@ -8,17 +8,21 @@ enum InputProjection {
     static let negligibleScale = 1e-12
 
     /// Returns the projected copy of `weight` (row-major `outputs × d`).
-    static func apply(to weight: [Double], outputs: Int, retain: FeatureSpace, alphaRetain: Double,
-                      forget: FeatureSpace, alphaForget: Double) -> [Double] {
+    static func apply(
+        to weight: [Double], outputs: Int, retain: FeatureSpace, alphaRetain: Double,
+        forget: FeatureSpace, alphaForget: Double
+    ) -> [Double] {
         let d = retain.dimension
         precondition(forget.dimension == d && weight.count == outputs * d)
         guard outputs > 0, d > 0 else { return weight }
 
         // R = W − W M_r, then W_new = W − R M_f.
         var residual = weight
-        retain.subtractProjection(of: weight, outputs: outputs, alpha: alphaRetain, threshold: negligibleScale, from: &residual)
+        retain.subtractProjection(
+            of: weight, outputs: outputs, alpha: alphaRetain, threshold: negligibleScale, from: &residual)
         var result = weight
-        forget.subtractProjection(of: residual, outputs: outputs, alpha: alphaForget, threshold: negligibleScale, from: &result)
+        forget.subtractProjection(
+            of: residual, outputs: outputs, alpha: alphaForget, threshold: negligibleScale, from: &result)
         return result
     }
 }

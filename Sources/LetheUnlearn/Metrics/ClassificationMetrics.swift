@@ -43,7 +43,10 @@ public struct ClassificationMetrics: Sendable, Codable, Hashable {
         }
         samples = labels.count
         accuracy = labels.isEmpty ? 0 : Double(correct) / Double(labels.count)
-        perClass = Dictionary(uniqueKeysWithValues: classTotal.map { (String($0.key), Double(classCorrect[$0.key] ?? 0) / Double($0.value)) })
+        perClass = Dictionary(
+            uniqueKeysWithValues: classTotal.map {
+                (String($0.key), Double(classCorrect[$0.key] ?? 0) / Double($0.value))
+            })
         perClassCount = Dictionary(uniqueKeysWithValues: classTotal.map { (String($0.key), $0.value) })
         retainAccuracy = retainTotal > 0 ? Double(retainCorrect) / Double(retainTotal) : nil
         forgetAccuracy = forgetTotal > 0 ? Double(forgetCorrect) / Double(forgetTotal) : nil
@@ -78,8 +81,10 @@ public enum MembershipInference {
 
     /// `members`/`nonMembers` are subsampled (seeded) to the size of the smaller set, capped at
     /// `maxPerSide` to bound the SVM's quadratic cost.
-    public static func efficacy(members: [Double], nonMembers: [Double], targets: [Double], seed: UInt64,
-                                maxPerSide: Int? = nil) throws -> Result {
+    public static func efficacy(
+        members: [Double], nonMembers: [Double], targets: [Double], seed: UInt64,
+        maxPerSide: Int? = nil
+    ) throws -> Result {
         var n = min(members.count, nonMembers.count)
         if let maxPerSide { n = min(n, maxPerSide) }
         guard n > 0, !targets.isEmpty else {
@@ -92,7 +97,8 @@ public enum MembershipInference {
         let labels = Array(repeating: 1, count: n) + Array(repeating: 0, count: n)
         let svm = try RBFSupportVectorMachine(features: features, labels: labels, c: 3)
         let called = targets.reduce(0) { $0 + (svm.predict([$1]) == 0 ? 1 : 0) }
-        return Result(efficacy: Double(called) / Double(targets.count), membersUsed: n, nonMembersUsed: n,
-                      targets: targets.count, supportVectors: svm.supportVectorCount)
+        return Result(
+            efficacy: Double(called) / Double(targets.count), membersUsed: n, nonMembersUsed: n,
+            targets: targets.count, supportVectors: svm.supportVectorCount)
     }
 }

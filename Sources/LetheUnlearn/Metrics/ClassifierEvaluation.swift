@@ -6,19 +6,24 @@ import LetheIR
 public enum ClassifierEvaluation {
     /// Runs `samples` through `model` in batches and scores the first output's arg-max against the
     /// labels. `forgetClasses` only splits the accuracy into ACC_r and ACC_f.
-    public static func evaluate(model: Model, samples: SampleSet, forgetClasses: Set<Int> = [], batchSize: Int = 64,
-                                threads: Int? = nil, progress: UnlearningProgress? = nil) throws -> ClassificationMetrics {
+    public static func evaluate(
+        model: Model, samples: SampleSet, forgetClasses: Set<Int> = [], batchSize: Int = 64,
+        threads: Int? = nil, progress: UnlearningProgress? = nil
+    ) throws -> ClassificationMetrics {
         let executor = try RuntimeExecutor(model: model, threads: threads)
         let table = try executor.logits(of: samples, batchSize: batchSize, progress: progress)
-        return ClassificationMetrics(labels: samples.labels, predictions: table.predictions, forgetClasses: forgetClasses)
+        return ClassificationMetrics(
+            labels: samples.labels, predictions: table.predictions, forgetClasses: forgetClasses)
     }
 
     /// The same score over a source read `batchSize` samples at a time, so memory holds two batches
     /// whatever the data's size (an image folder decoded on demand): the next batch is read on
     /// another thread while the model runs the current one. Scores the samples the source delivers
     /// (a source skipping unreadable files delivers fewer than it lists).
-    public static func evaluate(model: Model, source: any SampleSource, forgetClasses: Set<Int> = [], batchSize: Int = 64,
-                                threads: Int? = nil, progress: UnlearningProgress? = nil) throws -> ClassificationMetrics {
+    public static func evaluate(
+        model: Model, source: any SampleSource, forgetClasses: Set<Int> = [], batchSize: Int = 64,
+        threads: Int? = nil, progress: UnlearningProgress? = nil
+    ) throws -> ClassificationMetrics {
         let executor = try RuntimeExecutor(model: model, threads: threads)
         let step = max(1, batchSize)
         let ranges = stride(from: 0, to: source.count, by: step).map { $0..<min(source.count, $0 + step) }

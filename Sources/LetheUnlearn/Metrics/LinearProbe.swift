@@ -91,12 +91,16 @@ struct LinearProbe {
 
 /// Limited-memory BFGS with a backtracking (Armijo) line search.
 enum LBFGS {
-    static func minimize(start: [Double], maxIterations: Int, memory: Int = 10, tolerance: Double = 1e-6,
-                         _ function: ([Double]) -> (Double, [Double])) -> [Double] {
+    static func minimize(
+        start: [Double], maxIterations: Int, memory: Int = 10, tolerance: Double = 1e-6,
+        _ function: ([Double]) -> (Double, [Double])
+    ) -> [Double] {
         var x = start
         var (value, gradient) = function(x)
         var steps: [[Double]] = [], changes: [[Double]] = [], rhos: [Double] = []
-        func dot(_ a: [Double], _ b: [Double]) -> Double { var s = 0.0; for i in a.indices { s += a[i] * b[i] }; return s }
+        func dot(_ a: [Double], _ b: [Double]) -> Double {
+            var s = 0.0; for i in a.indices { s += a[i] * b[i] }; return s
+        }
         for _ in 0..<maxIterations {
             if gradient.map(abs).max() ?? 0 <= tolerance { break }
             // Two-loop recursion for the search direction.

@@ -18,8 +18,10 @@ public struct RBFSupportVectorMachine: Sendable {
 
     /// Trains on `features` (one row per sample, equal lengths) with labels in exactly two classes.
     /// `gamma` nil means 1 / number of features (scikit-learn's `gamma='auto'`).
-    public init(features: [[Double]], labels: [Int], c: Double = 3, gamma: Double? = nil, tolerance: Double = 1e-3,
-                cacheMegabytes: Int = 200) throws {
+    public init(
+        features: [[Double]], labels: [Int], c: Double = 3, gamma: Double? = nil, tolerance: Double = 1e-3,
+        cacheMegabytes: Int = 200
+    ) throws {
         guard !features.isEmpty, features.count == labels.count else {
             throw UsageError("an SVM needs as many labels as samples, and at least one sample")
         }
@@ -40,8 +42,9 @@ public struct RBFSupportVectorMachine: Sendable {
         // libsvm puts +1 first when the labels are ±1, so the smaller label is its first class, as in
         // scikit-learn (which orders classes); the order decides the solver's path, not just a sign.
         let y = labels.map { $0 == classes[0] ? 1.0 : -1.0 }
-        model = try LibSVMModel(features: features, y: y, c: c, gamma: self.gamma, tolerance: tolerance,
-                                cacheMegabytes: Double(cacheMegabytes))
+        model = try LibSVMModel(
+            features: features, y: y, c: c, gamma: self.gamma, tolerance: tolerance,
+            cacheMegabytes: Double(cacheMegabytes))
     }
 
     /// `Σ y_i α_i K(x_i, x) − ρ`; positive means the smaller label.
@@ -64,7 +67,8 @@ private final class LibSVMModel: @unchecked Sendable {
     private let nodes: UnsafeMutableBufferPointer<svm_node>
     private let width: Int
 
-    init(features: [[Double]], y: [Double], c: Double, gamma: Double, tolerance: Double, cacheMegabytes: Double) throws {
+    init(features: [[Double]], y: [Double], c: Double, gamma: Double, tolerance: Double, cacheMegabytes: Double) throws
+    {
         _ = LibSVMModel.silenceOnce
         width = features[0].count
         let stride = width + 1
@@ -79,9 +83,10 @@ private final class LibSVMModel: @unchecked Sendable {
         // scikit-learn's `SVC` defaults besides C and gamma: tol 1e-3, cache 200 MB, shrinking, no probabilities.
         // Every feature is given, zeros included, so the kernel sums the same terms in the same order as
         // scikit-learn's dense libsvm.
-        var parameter = svm_parameter(svm_type: Int32(C_SVC), kernel_type: Int32(RBF), degree: 3, gamma: gamma,
-                                      coef0: 0, cache_size: cacheMegabytes, eps: tolerance, C: c, nr_weight: 0,
-                                      weight_label: nil, weight: nil, nu: 0.5, p: 0.1, shrinking: 1, probability: 0)
+        var parameter = svm_parameter(
+            svm_type: Int32(C_SVC), kernel_type: Int32(RBF), degree: 3, gamma: gamma,
+            coef0: 0, cache_size: cacheMegabytes, eps: tolerance, C: c, nr_weight: 0,
+            weight_label: nil, weight: nil, nu: 0.5, p: 0.1, shrinking: 1, probability: 0)
         let trained: UnsafeMutablePointer<svm_model>? = labels.withUnsafeMutableBufferPointer { labelBuffer in
             var problem = svm_problem(l: Int32(features.count), y: labelBuffer.baseAddress, x: rows.baseAddress)
             return withUnsafePointer(to: &problem) { problem in

@@ -22,18 +22,23 @@ public struct ProjectionPlan: Sendable {
         var entries: [Entry] = []
         for layer in layers {
             guard let stats = statistics[layer.name] else {
-                throw StatisticsError("no statistics for layer \(layer.name); collect them on this model with the same \(Setting.layers)")
+                throw StatisticsError(
+                    "no statistics for layer \(layer.name); collect them on this model with the same \(Setting.layers)")
             }
             guard stats.groups == layer.groups, stats.dimension == layer.inputDimension else {
-                throw StatisticsError("statistics of layer \(layer.name) are \(stats.groups) group(s) of size \(stats.dimension), the model's weight needs \(layer.groups) of size \(layer.inputDimension)")
+                throw StatisticsError(
+                    "statistics of layer \(layer.name) are \(stats.groups) group(s) of size \(stats.dimension), the model's weight needs \(layer.groups) of size \(layer.inputDimension)"
+                )
             }
             guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
                 throw StatisticsError("weight \(layer.name) is not in the model")
             }
             let retain = try statistics.spaces(of: stats, forget: false)
             let forget = try statistics.spaces(of: stats, forget: true)
-            entries.append(Entry(layer: layer, original: tensor, weights: ProjectionPlan.groupWeights(tensor, layer: layer),
-                                 retainSpaces: retain, forgetSpaces: forget))
+            entries.append(
+                Entry(
+                    layer: layer, original: tensor, weights: ProjectionPlan.groupWeights(tensor, layer: layer),
+                    retainSpaces: retain, forgetSpaces: forget))
         }
         self.entries = entries
     }
@@ -45,10 +50,13 @@ public struct ProjectionPlan: Sendable {
             let layer = entry.layer
             let rowsPerGroup = layer.outputDimension / layer.groups
             let projected = (0..<layer.groups).map { g in
-                InputProjection.apply(to: entry.weights[g], outputs: rowsPerGroup, retain: entry.retainSpaces[g], alphaRetain: alphaRetain,
-                                      forget: entry.forgetSpaces[g], alphaForget: alphaForget)
+                InputProjection.apply(
+                    to: entry.weights[g], outputs: rowsPerGroup, retain: entry.retainSpaces[g],
+                    alphaRetain: alphaRetain,
+                    forget: entry.forgetSpaces[g], alphaForget: alphaForget)
             }
-            result[layer.name] = entry.original.replacingValues(with: ProjectionPlan.storedOrder(projected, layer: layer))
+            result[layer.name] = entry.original.replacingValues(
+                with: ProjectionPlan.storedOrder(projected, layer: layer))
         }
         return result
     }
@@ -88,11 +96,14 @@ extension Model {
     public func replacingWeights(_ weights: [String: Tensor]) -> Model {
         var model = self
         for index in model.graph.initializers.indices {
-            if let tensor = weights[model.graph.initializers[index].name] { model.graph.initializers[index].tensor = tensor }
+            if let tensor = weights[model.graph.initializers[index].name] {
+                model.graph.initializers[index].tensor = tensor
+            }
         }
         for index in model.graph.nodes.indices where model.graph.nodes[index].opType == "Constant" {
             guard let output = model.graph.nodes[index].outputs.first, let tensor = weights[output],
-                  model.graph.initializer(named: output) == nil else { continue }
+                model.graph.initializer(named: output) == nil
+            else { continue }
             model.graph.nodes[index].attributes = model.graph.nodes[index].attributes.map {
                 $0.name == "value" ? (name: "value", value: .tensor(tensor)) : $0
             }

@@ -29,13 +29,18 @@ enum HeadRepair {
     /// The ridge solution: weight `classes × d` (row-major, acting as `W·f`) and bias (`nil` when the
     /// layer has none and the fit is linear). `ridge` is relative to the mean diagonal of `F̃ᵀF̃ / n`.
     /// `prior`: the original weight (`classes × d`) and bias the ridge pulls toward (zero when nil).
-    static func refit(features: [Double], rows n: Int, dimension d: Int, targets: [Double], classes: Int,
-                      withBias: Bool, ridge: Double, prior: (weight: [Double], bias: [Double]?)? = nil) throws -> (weight: [Double], bias: [Double]?) {
+    static func refit(
+        features: [Double], rows n: Int, dimension d: Int, targets: [Double], classes: Int,
+        withBias: Bool, ridge: Double, prior: (weight: [Double], bias: [Double]?)? = nil
+    ) throws -> (weight: [Double], bias: [Double]?) {
         precondition(features.count == n * d && targets.count == n * classes)
         if let prior {
-            let base = logits(features: features, rows: n, dimension: d, weight: prior.weight, bias: withBias ? prior.bias : nil, classes: classes)
-            let residual = try refit(features: features, rows: n, dimension: d, targets: zip(targets, base).map { $0 - $1 },
-                                     classes: classes, withBias: withBias, ridge: ridge)
+            let base = logits(
+                features: features, rows: n, dimension: d, weight: prior.weight, bias: withBias ? prior.bias : nil,
+                classes: classes)
+            let residual = try refit(
+                features: features, rows: n, dimension: d, targets: zip(targets, base).map { $0 - $1 },
+                classes: classes, withBias: withBias, ridge: ridge)
             let weight = zip(prior.weight, residual.weight).map { $0 + $1 }
             let bias = residual.bias.map { delta in (0..<classes).map { (prior.bias?[$0] ?? 0) + delta[$0] } }
             return (weight, bias)
@@ -49,12 +54,14 @@ enum HeadRepair {
         var gram = [Double](repeating: 0, count: e * e)
         var cross = [Double](repeating: 0, count: e * classes)
         LinearAlgebra.multiply(x, transposeA: true, x, into: &gram, m: e, n: e, k: n, alpha: 1 / Double(max(n, 1)))
-        LinearAlgebra.multiply(x, transposeA: true, targets, into: &cross, m: e, n: classes, k: n, alpha: 1 / Double(max(n, 1)))
+        LinearAlgebra.multiply(
+            x, transposeA: true, targets, into: &cross, m: e, n: classes, k: n, alpha: 1 / Double(max(n, 1)))
         var trace = 0.0
         for i in 0..<e { trace += gram[i * e + i] }
         let shift = ridge * max(trace / Double(e), .leastNormalMagnitude)
         for i in 0..<e { gram[i * e + i] += shift }
-        let solution = try LinearAlgebra.solvePositiveDefinite(gram, dimension: e, cross, columns: classes)  // e × classes
+        // e × classes
+        let solution = try LinearAlgebra.solvePositiveDefinite(gram, dimension: e, cross, columns: classes)
         var weight = [Double](repeating: 0, count: classes * d)
         for k in 0..<classes { for i in 0..<d { weight[k * d + i] = solution[i * classes + k] } }
         let bias = withBias ? (0..<classes).map { solution[d * classes + $0] } : nil
@@ -63,8 +70,10 @@ enum HeadRepair {
 
     /// Like a model that never saw them, the repaired head never ranks a forgotten class first on the
     /// samples it was fitted on: their bias drops until they stay `floor` below every row's best other logit.
-    static func loweringForgetBias(_ bias: [Double], weight: [Double], features: [Double], rows n: Int, dimension d: Int,
-                                   classes: Int, forgetClasses: Set<Int>, floor: Double) -> [Double] {
+    static func loweringForgetBias(
+        _ bias: [Double], weight: [Double], features: [Double], rows n: Int, dimension d: Int,
+        classes: Int, forgetClasses: Set<Int>, floor: Double
+    ) -> [Double] {
         let z = logits(features: features, rows: n, dimension: d, weight: weight, bias: bias, classes: classes)
         let lead = largestForgetLead(logits: z, classes: classes, forgetClasses: forgetClasses)
         guard lead.isFinite, lead > -floor else { return bias }
@@ -88,7 +97,9 @@ enum HeadRepair {
     }
 
     /// `W·f + b` for each row of `features`.
-    static func logits(features: [Double], rows n: Int, dimension d: Int, weight: [Double], bias: [Double]?, classes: Int) -> [Double] {
+    static func logits(
+        features: [Double], rows n: Int, dimension d: Int, weight: [Double], bias: [Double]?, classes: Int
+    ) -> [Double] {
         var out = [Double](repeating: 0, count: n * classes)
         LinearAlgebra.multiply(features, weight, transposeB: true, into: &out, m: n, n: classes, k: d)
         if let bias { for r in 0..<n { for k in 0..<classes { out[r * classes + k] += bias[k] } } }

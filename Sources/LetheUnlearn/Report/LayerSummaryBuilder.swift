@@ -5,7 +5,9 @@ import LetheIR
 enum LayerSummaryBuilder {
     static let spectrumLength = 64
 
-    static func summary(of entry: ProjectionPlan.Entry, statistics: StatisticsSet, patched: Tensor?, model: Model) -> UnlearningReport.Layer {
+    static func summary(
+        of entry: ProjectionPlan.Entry, statistics: StatisticsSet, patched: Tensor?, model: Model
+    ) -> UnlearningReport.Layer {
         var line = summary(of: entry.layer, statistics: statistics, original: entry.original, patched: patched)
         let retain = entry.retainSpaces.first?.energies.reversed().map { $0 } ?? []
         let forget = entry.forgetSpaces.first?.energies.reversed().map { $0 } ?? []
@@ -17,12 +19,18 @@ enum LayerSummaryBuilder {
     }
 
     /// A layer the erasure method changed (no eigen-spectra: it decomposes nothing).
-    static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Model, patched: Tensor?) -> UnlearningReport.Layer {
-        summary(of: layer, statistics: statistics, original: LayerDiscovery.weightTensor(of: layer, in: original.graph), patched: patched)
+    static func summary(
+        of layer: WeightLayer, statistics: StatisticsSet, original: Model, patched: Tensor?
+    ) -> UnlearningReport.Layer {
+        summary(
+            of: layer, statistics: statistics, original: LayerDiscovery.weightTensor(of: layer, in: original.graph),
+            patched: patched)
     }
 
     /// The line without spectra: what the layer is, the rows it was measured on, how much it moved.
-    private static func summary(of layer: WeightLayer, statistics: StatisticsSet, original: Tensor?, patched: Tensor?) -> UnlearningReport.Layer {
+    private static func summary(
+        of layer: WeightLayer, statistics: StatisticsSet, original: Tensor?, patched: Tensor?
+    ) -> UnlearningReport.Layer {
         let stats = statistics[layer.name]
         var change = 0.0
         if let patched, let original { change = relativeChange(from: original, to: patched) }

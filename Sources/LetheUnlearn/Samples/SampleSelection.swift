@@ -17,13 +17,17 @@ public struct SampleSelection: Sendable {
     public var validation: [Int]
     public var retainClasses: [Int]
 
-    public init(labels: [Int], forgetClasses: Set<Int>, alreadyForgotten: Set<Int> = [], samples: Int = 900,
-                validationPerClass: Int = 0) throws {
+    public init(
+        labels: [Int], forgetClasses: Set<Int>, alreadyForgotten: Set<Int> = [], samples: Int = 900,
+        validationPerClass: Int = 0
+    ) throws {
         guard samples > 0 else { throw UsageError("\(Setting.samples) must be positive") }
         let classes = Array(Set(labels)).sorted()
         let missing = forgetClasses.subtracting(classes)
         guard missing.isEmpty else {
-            throw UsageError("forget class(es) \(missing.sorted().map(String.init).joined(separator: ", ")) have no samples in the data")
+            throw UsageError(
+                "forget class(es) \(missing.sorted().map(String.init).joined(separator: ", ")) have no samples in the data"
+            )
         }
         var byClass: [Int: [Int]] = [:]
         for (index, label) in labels.enumerated() { byClass[label, default: []].append(index) }

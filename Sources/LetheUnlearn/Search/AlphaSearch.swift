@@ -19,8 +19,10 @@ struct AlphaSearch {
         var best: UnlearningReport.GridPoint
     }
 
-    init(plan: ProjectionPlan, model: Model, forgetClasses: Set<Int>, validation: SampleSet, batchSize: Int,
-         makeExecutor: @escaping ModelExecutorFactory) throws {
+    init(
+        plan: ProjectionPlan, model: Model, forgetClasses: Set<Int>, validation: SampleSet, batchSize: Int,
+        makeExecutor: @escaping ModelExecutorFactory
+    ) throws {
         guard validation.count > 0 else { throw UsageError("the α search needs a validation split") }
         self.plan = plan
         self.model = model
@@ -50,9 +52,11 @@ struct AlphaSearch {
         let weights = plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
         let executor = try makeExecutor(model.replacingWeights(weights))
         let logits = try executor.logits(of: validation, batchSize: batchSize)
-        let metrics = ClassificationMetrics(labels: validation.labels, predictions: logits.predictions, forgetClasses: forgetClasses,
-                                            ignoring: ignoring)
-        return UnlearningReport.GridPoint(alphaRetain: alphaRetain, alphaForget: alphaForget, retainAccuracy: metrics.retainAccuracy,
-                                          forgetAccuracy: metrics.forgetAccuracy, score: metrics.searchScore)
+        let metrics = ClassificationMetrics(
+            labels: validation.labels, predictions: logits.predictions, forgetClasses: forgetClasses,
+            ignoring: ignoring)
+        return UnlearningReport.GridPoint(
+            alphaRetain: alphaRetain, alphaForget: alphaForget, retainAccuracy: metrics.retainAccuracy,
+            forgetAccuracy: metrics.forgetAccuracy, score: metrics.searchScore)
     }
 }

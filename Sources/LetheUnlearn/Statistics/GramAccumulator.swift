@@ -126,7 +126,8 @@ final class GramAccumulator {
     private func reduce(_ rows: UnsafePointer<Float>, count: Int) {
         if block == nil { block = .allocate(capacity: dimension * dimension) }
         upper.withUnsafeMutableBufferPointer { g in
-            LinearAlgebra.accumulateGramUpper(rows: rows, count: count, dimension: dimension, block: block!, into: g.baseAddress!)
+            LinearAlgebra.accumulateGramUpper(
+                rows: rows, count: count, dimension: dimension, block: block!, into: g.baseAddress!)
         }
         let d = dimension
         sums.withUnsafeMutableBufferPointer { total in
@@ -142,7 +143,6 @@ final class GramAccumulator {
         block?.deallocate(); block = nil
     }
 }
-
 
 /// Hands a value to `concurrentPerform`'s workers; the callers guarantee the writes are disjoint.
 private struct UnsafeSendable<Value>: @unchecked Sendable {

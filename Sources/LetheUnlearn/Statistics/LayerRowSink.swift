@@ -38,7 +38,8 @@ final class LayerRowSink: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let values = activation.dtype == .float32 ? activation : activation.convertedFloatingPoint(to: .float32)
         guard values.dtype == .float32 else {
-            throw StatisticsError("layer \(layer.name): node \(use.node) input is \(activation.dtype.shortName), not floating point")
+            throw StatisticsError(
+                "layer \(layer.name): node \(use.node) input is \(activation.dtype.shortName), not floating point")
         }
         switch use.rows {
         case .convolution(let geometry): try consumePatches(values, geometry: geometry, use: use, useIndex: useIndex)
@@ -80,7 +81,9 @@ final class LayerRowSink: @unchecked Sendable {
         let w = values.shape[values.rank - 1]
         let patches = PatchRows(channels: c, height: h, width: w, geometry: geometry)
         guard c % geometry.group == 0, patches.rowLength == layer.inputDimension else {
-            throw StatisticsError("layer \(layer.name): node \(use.node) input has \(c) channels, the weight expects \(layer.inputDimension) values per patch in \(geometry.group) group(s)")
+            throw StatisticsError(
+                "layer \(layer.name): node \(use.node) input has \(c) channels, the weight expects \(layer.inputDimension) values per patch in \(geometry.group) group(s)"
+            )
         }
         let imageSize = c * h * w
         let firstImage = imagesSeen[useIndex, default: 0]
@@ -93,8 +96,10 @@ final class LayerRowSink: @unchecked Sendable {
         if sampled {
             chosen.reserveCapacity(n * perImage)
             for image in 0..<n {
-                chosen += PositionSampler.positions(total: patches.positions, cap: positionCap,
-                                                    seed: SplitMix64.combine(seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image)))
+                chosen += PositionSampler.positions(
+                    total: patches.positions, cap: positionCap,
+                    seed: SplitMix64.combine(
+                        seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstImage + image)))
             }
         }
         values.withUnsafeBufferPointer(of: Float.self) { p in

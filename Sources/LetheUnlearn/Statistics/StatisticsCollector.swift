@@ -16,10 +16,14 @@ public struct StatisticsCollector: Sendable {
         self.batchSize = batchSize
     }
 
-    public func collect(executor: any ModelExecutor, retain: SampleSet, forget: SampleSet,
-                        progress: UnlearningProgress? = nil) throws -> StatisticsSet {
-        let retainGrams = try pass(executor: executor, samples: retain, tag: 1, phase: "statistics (retain)", progress: progress)
-        let forgetGrams = try pass(executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress)
+    public func collect(
+        executor: any ModelExecutor, retain: SampleSet, forget: SampleSet,
+        progress: UnlearningProgress? = nil
+    ) throws -> StatisticsSet {
+        let retainGrams = try pass(
+            executor: executor, samples: retain, tag: 1, phase: "statistics (retain)", progress: progress)
+        let forgetGrams = try pass(
+            executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress)
         var set = StatisticsSet()
         for (index, layer) in layers.enumerated() {
             try set.merge(Self.statistics(of: layer, retain: retainGrams[index], forget: forgetGrams[index]))
@@ -50,16 +54,21 @@ public struct StatisticsCollector: Sendable {
         return (finished.grams, finished.sums, finished.rows, sink.rowCount)
     }
 
-    private func pass(executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-                      progress: UnlearningProgress?) throws -> [PassResult] {
-        let sinks = layers.enumerated().map { LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed) }
+    private func pass(
+        executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
+        progress: UnlearningProgress?
+    ) throws -> [PassResult] {
+        let sinks = layers.enumerated().map {
+            LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed)
+        }
         var taps: [InputTap] = []
         for sink in sinks {
             sink.passTag = tag
             for (useIndex, use) in sink.layer.uses.enumerated() {
-                taps.append(InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
-                    try sink.consume(tensor, use: use, useIndex: useIndex)
-                })
+                taps.append(
+                    InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
+                        try sink.consume(tensor, use: use, useIndex: useIndex)
+                    })
             }
         }
         try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, _ in

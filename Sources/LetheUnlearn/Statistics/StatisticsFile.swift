@@ -6,8 +6,9 @@ extension StatisticsSet {
     /// Writes the statistics as a safetensors file (F64 Grams, row counts in the metadata).
     public func save(to path: String) throws {
         let contents = fileContents()
-        let model = Model(graph: Graph(initializers: contents.tensors.map { Initializer(name: $0.name, tensor: $0.tensor) }),
-                          metadata: contents.metadata)
+        let model = Model(
+            graph: Graph(initializers: contents.tensors.map { Initializer(name: $0.name, tensor: $0.tensor) }),
+            metadata: contents.metadata)
         try SafetensorsFormat.write(model, to: path)
     }
 

@@ -14,12 +14,16 @@ public struct StatisticsProvenance: Sendable, Hashable {
     public var positions: String
     public var seed: UInt64
 
-    static let keys = (model: "lethe.model", forget: "lethe.forget", already: "lethe.already_forgotten",
-                       samples: "lethe.samples", positions: "lethe.positions", seed: "lethe.seed")
+    static let keys = (
+        model: "lethe.model", forget: "lethe.forget", already: "lethe.already_forgotten",
+        samples: "lethe.samples", positions: "lethe.positions", seed: "lethe.seed"
+    )
 
     public init(model: Model, layers: [WeightLayer], configuration: UnlearningConfiguration) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ bytes: UnsafeRawBufferPointer) { for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        func mix(_ bytes: UnsafeRawBufferPointer) {
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
         for layer in layers {
             Array(layer.name.utf8).withUnsafeBytes(mix)
             layer.shape.withUnsafeBytes(mix)
@@ -34,8 +38,11 @@ public struct StatisticsProvenance: Sendable, Hashable {
     }
 
     var metadata: [(key: String, value: String)] {
-        [(Self.keys.model, modelHash), (Self.keys.forget, Self.list(forgetClasses)), (Self.keys.already, Self.list(alreadyForgotten)),
-         (Self.keys.samples, String(samples)), (Self.keys.positions, positions), (Self.keys.seed, String(seed))]
+        [
+            (Self.keys.model, modelHash), (Self.keys.forget, Self.list(forgetClasses)),
+            (Self.keys.already, Self.list(alreadyForgotten)),
+            (Self.keys.samples, String(samples)), (Self.keys.positions, positions), (Self.keys.seed, String(seed))
+        ]
     }
 
     /// Reads the provenance from a file's metadata; nil for files written before it was recorded.
@@ -45,7 +52,9 @@ public struct StatisticsProvenance: Sendable, Hashable {
             let text = metadata[key] ?? ""
             guard !text.isEmpty else { return [] }
             let ids = text.split(separator: ",").map { Int($0) }
-            guard ids.allSatisfy({ $0 != nil }) else { throw StatisticsError("metadata \(key) is not a list of class ids: '\(text)'") }
+            guard ids.allSatisfy({ $0 != nil }) else {
+                throw StatisticsError("metadata \(key) is not a list of class ids: '\(text)'")
+            }
             return ids.map { $0! }
         }
         modelHash = model
@@ -62,10 +71,12 @@ public struct StatisticsProvenance: Sendable, Hashable {
             return "were collected on a different model (weights hash \(modelHash), this model \(run.modelHash))"
         }
         if forgetClasses != run.forgetClasses {
-            return "were collected to forget class(es) \(Self.list(forgetClasses)), this run forgets \(Self.list(run.forgetClasses))"
+            return
+                "were collected to forget class(es) \(Self.list(forgetClasses)), this run forgets \(Self.list(run.forgetClasses))"
         }
         if alreadyForgotten != run.alreadyForgotten {
-            return "were collected with \(Setting.alreadyForgotten) '\(Self.list(alreadyForgotten))', this run has '\(Self.list(run.alreadyForgotten))'"
+            return
+                "were collected with \(Setting.alreadyForgotten) '\(Self.list(alreadyForgotten))', this run has '\(Self.list(run.alreadyForgotten))'"
         }
         return nil
     }

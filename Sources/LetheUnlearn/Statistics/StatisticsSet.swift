@@ -37,7 +37,9 @@ public struct LayerStatistics: Sendable {
     /// Adds another shard's statistics of the same layer (Grams add up exactly).
     public mutating func add(_ other: LayerStatistics) throws {
         guard other.groups == groups, other.dimension == dimension else {
-            throw StatisticsError("layer \(layer): statistics of \(other.groups) group(s) of size \(other.dimension) cannot be added to \(groups) of size \(dimension)")
+            throw StatisticsError(
+                "layer \(layer): statistics of \(other.groups) group(s) of size \(other.dimension) cannot be added to \(groups) of size \(dimension)"
+            )
         }
         retainRowData = []
         forgetRowData = []
@@ -111,18 +113,23 @@ public struct StatisticsSet: Sendable {
     public static let formatVersion = "1"
 
     /// Tensors and metadata to save.
-    public func fileContents() -> (tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)]) {
+    public func fileContents() -> (tensors: [(name: String, tensor: Tensor)], metadata: [(key: String, value: String)])
+    {
         var tensors: [(name: String, tensor: Tensor)] = []
         var metadata: [(key: String, value: String)] = [(StatisticsSet.formatKey, StatisticsSet.formatVersion)]
         metadata += provenance?.metadata ?? []
         for layer in layers {
-            let shape = layer.groups == 1 ? [layer.dimension, layer.dimension] : [layer.groups, layer.dimension, layer.dimension]
+            let shape =
+                layer.groups == 1
+                ? [layer.dimension, layer.dimension] : [layer.groups, layer.dimension, layer.dimension]
             tensors.append(("\(layer.layer)/retain", Tensor(shape: shape, values: layer.retain.flatMap { $0 })))
             tensors.append(("\(layer.layer)/forget", Tensor(shape: shape, values: layer.forget.flatMap { $0 })))
             if layer.retainSum.count == layer.groups, layer.forgetSum.count == layer.groups {
                 let sumShape = layer.groups == 1 ? [layer.dimension] : [layer.groups, layer.dimension]
-                tensors.append(("\(layer.layer)/retain_sum", Tensor(shape: sumShape, values: layer.retainSum.flatMap { $0 })))
-                tensors.append(("\(layer.layer)/forget_sum", Tensor(shape: sumShape, values: layer.forgetSum.flatMap { $0 })))
+                tensors.append(
+                    ("\(layer.layer)/retain_sum", Tensor(shape: sumShape, values: layer.retainSum.flatMap { $0 })))
+                tensors.append(
+                    ("\(layer.layer)/forget_sum", Tensor(shape: sumShape, values: layer.forgetSum.flatMap { $0 })))
             }
             metadata.append(("\(layer.layer)/retain_rows", String(layer.retainRows)))
             metadata.append(("\(layer.layer)/forget_rows", String(layer.forgetRows)))
@@ -146,7 +153,8 @@ public struct StatisticsSet: Sendable {
                 continue
             } else if name.hasSuffix("/forget") {
                 guard byName[String(name.dropLast("/forget".count)) + "/retain"] != nil else {
-                    throw StatisticsError("layer \(name.dropLast("/forget".count)): missing \(name.dropLast("/forget".count))/retain")
+                    throw StatisticsError(
+                        "layer \(name.dropLast("/forget".count)): missing \(name.dropLast("/forget".count))/retain")
                 }
             } else {
                 throw StatisticsError("tensor \(name) is not a layer's /retain or /forget statistics")
@@ -158,19 +166,25 @@ public struct StatisticsSet: Sendable {
                 throw StatisticsError("layer \(name): missing \(name)/forget")
             }
             guard retain.dtype == .float64, forget.dtype == .float64, retain.shape == forget.shape,
-                  retain.rank == 2 || retain.rank == 3, retain.shape[retain.rank - 1] == retain.shape[retain.rank - 2] else {
-                throw StatisticsError("layer \(name): statistics must be F64 of shape d×d or groups×d×d, found \(retain.dtype.shortName) \(retain.shape) and \(forget.dtype.shortName) \(forget.shape)")
+                retain.rank == 2 || retain.rank == 3, retain.shape[retain.rank - 1] == retain.shape[retain.rank - 2]
+            else {
+                throw StatisticsError(
+                    "layer \(name): statistics must be F64 of shape d×d or groups×d×d, found \(retain.dtype.shortName) \(retain.shape) and \(forget.dtype.shortName) \(forget.shape)"
+                )
             }
             let d = retain.shape[retain.rank - 1]
             let groups = retain.rank == 3 ? retain.shape[0] : 1
             guard groups >= 1, d >= 1 else { throw StatisticsError("layer \(name): empty statistics \(retain.shape)") }
             guard let retainRows = meta["\(name)/retain_rows"].flatMap({ Int($0) }), retainRows >= 0,
-                  let forgetRows = meta["\(name)/forget_rows"].flatMap({ Int($0) }), forgetRows >= 0 else {
+                let forgetRows = meta["\(name)/forget_rows"].flatMap({ Int($0) }), forgetRows >= 0
+            else {
                 throw StatisticsError("layer \(name): missing or invalid row counts in metadata")
             }
             var layer = LayerStatistics(layer: name, groups: groups, dimension: d)
             let r = retain.doubleValues(), f = forget.doubleValues()
-            guard r.allSatisfy(\.isFinite), f.allSatisfy(\.isFinite) else { throw StatisticsError("layer \(name): non-finite statistics") }
+            guard r.allSatisfy(\.isFinite), f.allSatisfy(\.isFinite) else {
+                throw StatisticsError("layer \(name): non-finite statistics")
+            }
             let size = d * d
             for g in 0..<groups {
                 layer.retain[g] = Array(r[(g * size)..<((g + 1) * size)])
@@ -180,11 +194,15 @@ public struct StatisticsSet: Sendable {
             layer.forgetRows = forgetRows
             if let retainSum = byName["\(name)/retain_sum"], let forgetSum = byName["\(name)/forget_sum"] {
                 let sumShape = groups == 1 ? [d] : [groups, d]
-                guard retainSum.dtype == .float64, forgetSum.dtype == .float64, retainSum.shape == sumShape, forgetSum.shape == sumShape else {
+                guard retainSum.dtype == .float64, forgetSum.dtype == .float64, retainSum.shape == sumShape,
+                    forgetSum.shape == sumShape
+                else {
                     throw StatisticsError("layer \(name): row sums must be F64 of shape \(sumShape)")
                 }
                 let rs = retainSum.doubleValues(), fs = forgetSum.doubleValues()
-                guard rs.allSatisfy(\.isFinite), fs.allSatisfy(\.isFinite) else { throw StatisticsError("layer \(name): non-finite row sums") }
+                guard rs.allSatisfy(\.isFinite), fs.allSatisfy(\.isFinite) else {
+                    throw StatisticsError("layer \(name): non-finite row sums")
+                }
                 layer.retainSum = (0..<groups).map { Array(rs[($0 * d)..<(($0 + 1) * d)]) }
                 layer.forgetSum = (0..<groups).map { Array(fs[($0 * d)..<(($0 + 1) * d)]) }
             } else {

@@ -29,8 +29,10 @@ struct Convert: ParsableCommand {
     var inPlace = false
 
     func run() throws {
-        let format = try CheckpointConverter.convert(ConversionRequest(input: input, output: output, graphTemplate: graph,
-                                                                       dtype: dtype, inPlace: inPlace))
+        let format = try CheckpointConverter.convert(
+            ConversionRequest(
+                input: input, output: output, graphTemplate: graph,
+                dtype: dtype, inPlace: inPlace))
         Terminal.note("wrote \(output) (\(format.rawValue))")
     }
 }

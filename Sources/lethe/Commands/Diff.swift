@@ -28,8 +28,9 @@ struct Diff: ParsableCommand {
     }
 
     func run() throws {
-        let diff = CheckpointDiff(try Checkpoint.open(first).model, try Checkpoint.open(second).model,
-                                  tolerance: .init(relative: rtol, absolute: atol))
+        let diff = CheckpointDiff(
+            try Checkpoint.open(first).model, try Checkpoint.open(second).model,
+            tolerance: .init(relative: rtol, absolute: atol))
         if json { try Terminal.printJSON(diff) } else { print(diff.render(firstName: first, secondName: second)) }
         if !diff.isEqual { throw ExitCode(1) }
     }

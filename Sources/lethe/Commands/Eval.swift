@@ -10,7 +10,10 @@ struct Eval: ParsableCommand {
     @Argument(help: "The model (.onnx, or weights with --graph).")
     var model: String
 
-    @Option(help: "An .npz with x (inputs) and y (labels), or a folder with one subfolder of images per class (read batch by batch; docs/data.md).")
+    @Option(
+        help:
+            "An .npz with x (inputs) and y (labels), or a folder with one subfolder of images per class (read batch by batch; docs/data.md)."
+    )
     var data: String
 
     @OptionGroup var modelOptions: ModelOptions
@@ -29,11 +32,13 @@ struct Eval: ParsableCommand {
         // errors get the model's path.
         var metrics = try FileError.wrapping(model) {
             if let samples = source as? SampleSet {
-                return try ClassifierEvaluation.evaluate(model: running.model, samples: samples, batchSize: running.batch,
-                                                         threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+                return try ClassifierEvaluation.evaluate(
+                    model: running.model, samples: samples, batchSize: running.batch,
+                    threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
             }
-            return try ClassifierEvaluation.evaluate(model: running.model, source: source, batchSize: running.batch,
-                                                     threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+            return try ClassifierEvaluation.evaluate(
+                model: running.model, source: source, batchSize: running.batch,
+                threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
         }
         bar.finish()
         preprocessing.reportSkipped(source)

@@ -23,7 +23,9 @@ struct Run: ParsableCommand {
         let graph = runtime.graph
         let runnable = try RunnableCheckpoint.open(model, graph: graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, input] + (graph.map { [$0] } ?? []))
-        let session = try FileError.wrapping(model) { try InferenceSession(model: runnable.model, options: SessionOptions(threads: runtime.threads)) }
+        let session = try FileError.wrapping(model) {
+            try InferenceSession(model: runnable.model, options: SessionOptions(threads: runtime.threads))
+        }
         let arrays = try FileError.wrapping(input) { try NPZFormat.readArrays(path: input) }
         let feeds = try FileError.wrapping(input) { try session.feeds(from: arrays) }
         let results = try FileError.wrapping(model) { try session.run(feeds) }

@@ -25,12 +25,17 @@ struct Stats: ParsableCommand {
         let names = try preprocessing.classNames(for: runnable.model, modelPath: model)
         let (source, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
         let running = try modelOptions.running(runnable.model, on: source)
-        let configuration = try choice.configuration(threads: modelOptions.threads, batch: running.batch, names: dataNames)
+        let configuration = try choice.configuration(
+            threads: modelOptions.threads, batch: running.batch, names: dataNames)
         let samples = try preprocessing.samplesForPasses(source, label: choice.data)
-        let unlearner = try FileError.wrapping(model) { try Unlearner(model: running.model, configuration: configuration) }
+        let unlearner = try FileError.wrapping(model) {
+            try Unlearner(model: running.model, configuration: configuration)
+        }
         let progress = PhaseProgress()
         let statistics = try preprocessing.checkingDecoding([samples]) {
-            try FileError.wrapping(model) { try unlearner.collectStatistics(samples: samples, progress: progress.callback) }
+            try FileError.wrapping(model) {
+                try unlearner.collectStatistics(samples: samples, progress: progress.callback)
+            }
         }
         progress.finish()
         try FileError.wrapping(output) { try statistics.save(to: output) }

@@ -14,7 +14,9 @@ extension PreprocessingOptions {
         if let labels {
             let names = try ClassNames.load(labels)
             if let outputs, outputs != names.names.count {
-                throw FileError(path: labels, underlying: UsageError("\(names.names.count) class names for a model with \(outputs) outputs"))
+                throw FileError(
+                    path: labels,
+                    underlying: UsageError("\(names.names.count) class names for a model with \(outputs) outputs"))
             }
             return names
         }
@@ -32,13 +34,18 @@ extension PreprocessingOptions {
 
     /// Opens `path` for `model`'s first input: an `.npz` is read whole; an image folder is listed
     /// (its folders matched through `names`, or named by it when there are none) and read on demand.
-    func open(_ path: String, for model: Model, names: ClassNames?) throws -> (source: any SampleSource, names: ClassNames?) {
+    func open(
+        _ path: String, for model: Model, names: ClassNames?
+    ) throws -> (source: any SampleSource, names: ClassNames?) {
         let input = model.graph.runtimeInputs.first
         guard ImageFolder.isFolder(path) else {
             if resize != nil || crop != nil || skipBad {
                 throw UsageError("\(path): --resize, --crop and --skip-bad apply to image folders, not .npz files")
             }
-            return (try SampleFile.load(path, inputDType: input?.dtype ?? .float32, preprocessing: try preprocessing()), names)
+            return (
+                try SampleFile.load(path, inputDType: input?.dtype ?? .float32, preprocessing: try preprocessing()),
+                names
+            )
         }
         if let dtype = input?.dtype, dtype != .float32 {
             throw UsageError("\(path): image folders feed float32 inputs, but the model's input is \(dtype.rawValue)")
@@ -46,8 +53,9 @@ extension PreprocessingOptions {
         let folder = try ImageFolder.scan(path, names: names)
         let layout = try ImageLayout.of(input)
         let samples = try FileError.wrapping(path) {
-            try ImageFolderSamples(folder: folder, layout: layout, preprocessing: try preprocessing(),
-                                   options: ImageOptions(resize: resize, crop: crop, skipBad: skipBad))
+            try ImageFolderSamples(
+                folder: folder, layout: layout, preprocessing: try preprocessing(),
+                options: ImageOptions(resize: resize, crop: crop, skipBad: skipBad))
         }
         // Folders named 0, 1, 2, … say nothing a class id does not.
         let named = folder.classNames.names.enumerated().contains { $0.element != String($0.offset) }
@@ -94,6 +102,8 @@ extension PreprocessingOptions {
         guard let folder = source as? ImageFolderSamples else { return }
         let skipped = folder.skipped
         guard let first = skipped.first else { return }
-        Terminal.note("skipped \(skipped.count) unreadable file\(skipped.count == 1 ? "" : "s") of \(folder.count) (first: \(first.path): \(first.reason))")
+        Terminal.note(
+            "skipped \(skipped.count) unreadable file\(skipped.count == 1 ? "" : "s") of \(folder.count) (first: \(first.path): \(first.reason))"
+        )
     }
 }

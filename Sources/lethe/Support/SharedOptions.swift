@@ -35,7 +35,9 @@ struct ModelOptions: ParsableArguments {
     /// The model to run on `samples` and the batch to run it with: a model exported with a batch of
     /// 1 runs as a free-batch copy when that computes the same, else one sample at a time (noted).
     func running(_ model: Model, on samples: any SampleSource) throws -> (model: Model, batch: Int) {
-        let probe = FixedBatch.isFixed(model) ? try samples.load(0..<min(2, samples.count)).inputs : Tensor(zeros: .float32, shape: [0])
+        let probe =
+            FixedBatch.isFixed(model)
+            ? try samples.load(0..<min(2, samples.count)).inputs : Tensor(zeros: .float32, shape: [0])
         let plan = FixedBatch.plan(for: model, probe: probe, threads: threads)
         if let note = plan.note { Terminal.note("note: \(note)") }
         return (plan.model, min(batch, plan.batchLimit ?? batch))
@@ -54,13 +56,21 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: "Standard deviation divided by: one value, or one per channel (comma-separated).")
     var std: String = "1"
 
-    @Option(help: ArgumentHelp("Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Image folders: resize the shorter side to N (bilinear, antialiased, as torchvision's Resize(N)).",
+            valueName: "N"))
     var resize: Int?
 
-    @Option(help: ArgumentHelp("Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.", valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Image folders: centre crop to N×N (as torchvision's CenterCrop(N)), after --resize.", valueName: "N"))
     var crop: Int?
 
-    @Option(help: ArgumentHelp("Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Class names, one per line in the model's output order: image folders are matched by name, and --forget takes names.",
+            valueName: "file"))
     var labels: String?
 
     @Flag(help: "Image folders: skip files that are not images or are corrupt (counted) instead of stopping.")
@@ -75,7 +85,9 @@ struct PreprocessingOptions: ParsableArguments {
     func preprocessing() throws -> ImagePreprocessing {
         func numbers(_ text: String, _ flag: String) throws -> [Float] {
             let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("\(flag) takes numbers, got '\(text)'") }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("\(flag) takes numbers, got '\(text)'")
+            }
             return values.map { $0! }
         }
         return ImagePreprocessing(scale: scale, mean: try numbers(mean, "--mean"), std: try numbers(std, "--std"))
@@ -84,7 +96,9 @@ struct PreprocessingOptions: ParsableArguments {
 
 /// Splits "3,7" or "Dress,Coat" into class tokens (ids or names, resolved once the names are known).
 func parseClasses(_ text: String) throws -> [String] {
-    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map {
+        $0.trimmingCharacters(in: .whitespaces)
+    }
     guard !parts.contains(where: \.isEmpty) else {
         throw ValidationError("expected class ids or names like 3,7 or Dress,Coat, got '\(text)'")
     }

@@ -5,13 +5,20 @@ import LetheUnlearn
 
 /// Sample choice and layer options shared by `unlearn` and `stats`.
 struct UnlearningOptions: ParsableArguments {
-    @Option(help: "Training data to draw retain and forget samples from: an .npz with x and y, or a folder with one subfolder of images per class (docs/data.md).")
+    @Option(
+        help:
+            "Training data to draw retain and forget samples from: an .npz with x and y, or a folder with one subfolder of images per class (docs/data.md)."
+    )
     var data: String
 
-    @Option(help: "Classes to forget, comma-separated ids or names (names need --labels, model metadata or an image folder).", transform: parseClasses)
+    @Option(
+        help:
+            "Classes to forget, comma-separated ids or names (names need --labels, model metadata or an image folder).",
+        transform: parseClasses)
     var forget: [String]
 
-    @Option(help: "Classes forgotten by earlier runs (ids or names): kept out of the retain side.", transform: parseClasses)
+    @Option(
+        help: "Classes forgotten by earlier runs (ids or names): kept out of the retain side.", transform: parseClasses)
     var alreadyForgotten: [String] = []
 
     @Option(help: "Samples S: S/(retain classes) per retain class, S of the forget classes.")
@@ -28,7 +35,9 @@ struct UnlearningOptions: ParsableArguments {
 
     func validate() throws {
         if samples < 1 { throw ValidationError("--samples must be at least 1") }
-        if positions != "all", (Int(positions) ?? 0) < 1 { throw ValidationError("--positions takes a positive number or 'all'") }
+        if positions != "all", (Int(positions) ?? 0) < 1 {
+            throw ValidationError("--positions takes a positive number or 'all'")
+        }
     }
 
     /// The configuration, with --forget and --already-forgotten resolved through `names`: an

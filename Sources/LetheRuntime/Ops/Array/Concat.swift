@@ -15,7 +15,8 @@ struct ConcatKernel: Kernel {
         shape[a] = 0
         for part in parts {
             guard part.dtype == first.dtype, part.rank == first.rank,
-                  (0..<first.rank).allSatisfy({ $0 == a || part.shape[$0] == first.shape[$0] }) else {
+                (0..<first.rank).allSatisfy({ $0 == a || part.shape[$0] == first.shape[$0] })
+            else {
                 throw RuntimeError("Concat inputs \(parts.map(\.shape)) do not agree off axis \(a)")
             }
             shape[a] += part.shape[a]
@@ -30,7 +31,9 @@ struct ConcatKernel: Kernel {
             let bytes = part.shape[a] * inner
             let source = part.storage.base
             if bytes > 0 {
-                for o in 0..<outer { (target + o * rowBytes + column).copyMemory(from: source + o * bytes, byteCount: bytes) }
+                for o in 0..<outer {
+                    (target + o * rowBytes + column).copyMemory(from: source + o * bytes, byteCount: bytes)
+                }
             }
             column += bytes
         }

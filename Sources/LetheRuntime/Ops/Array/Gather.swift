@@ -22,7 +22,8 @@ struct GatherKernel: Kernel {
         guard inner > 0 else { return [out] }
         for o in 0..<outer {
             for (k, i) in resolved.enumerated() {
-                (target + (o * indices.count + k) * inner).copyMemory(from: source + (o * dim + i) * inner, byteCount: inner)
+                (target + (o * indices.count + k) * inner).copyMemory(
+                    from: source + (o * dim + i) * inner, byteCount: inner)
             }
         }
         return [out]
@@ -36,7 +37,9 @@ struct GatherElementsKernel: Kernel {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0), indexTensor = try inputs.required(1)
         let a = try normalizeAxis(axis, rank: x.rank)
-        guard indexTensor.rank == x.rank else { throw RuntimeError("GatherElements index rank \(indexTensor.rank) differs from \(x.rank)") }
+        guard indexTensor.rank == x.rank else {
+            throw RuntimeError("GatherElements index rank \(indexTensor.rank) differs from \(x.rank)")
+        }
         let indices = try indexTensor.intValues()
         let out = try Tensor.uninitialized(x.dtype, indexTensor.shape)
         let size = x.dtype.byteSize
@@ -50,7 +53,9 @@ struct GatherElementsKernel: Kernel {
                 var coordinate = position[axis]
                 if axis == a {
                     coordinate = raw < 0 ? raw + x.shape[a] : raw
-                    guard coordinate >= 0, coordinate < x.shape[a] else { throw RuntimeError("GatherElements index \(raw) out of range") }
+                    guard coordinate >= 0, coordinate < x.shape[a] else {
+                        throw RuntimeError("GatherElements index \(raw) out of range")
+                    }
                 } else if coordinate >= x.shape[axis] {
                     throw RuntimeError("GatherElements index shape \(shape) exceeds data \(x.shape)")
                 }
@@ -76,8 +81,10 @@ struct GatherNDKernel: Kernel {
         let data = try inputs.required(0), indexTensor = try inputs.required(1)
         let b = batchDims
         guard data.rank >= 1, indexTensor.rank >= 1, b < min(data.rank, indexTensor.rank),
-              Array(data.shape[..<b]) == Array(indexTensor.shape[..<b]) else {
-            throw RuntimeError("GatherND data \(data.shape) and indices \(indexTensor.shape) do not share \(b) batch axes")
+            Array(data.shape[..<b]) == Array(indexTensor.shape[..<b])
+        else {
+            throw RuntimeError(
+                "GatherND data \(data.shape) and indices \(indexTensor.shape) do not share \(b) batch axes")
         }
         let depth = indexTensor.shape[indexTensor.rank - 1]
         guard depth <= data.rank - b else {
@@ -106,7 +113,8 @@ struct GatherNDKernel: Kernel {
                     offset += index * strides[b + axis]
                 }
                 if sliceBytes > 0 {
-                    (target + slice * sliceBytes).copyMemory(from: source + batch * batchBytes + offset * size, byteCount: sliceBytes)
+                    (target + slice * sliceBytes).copyMemory(
+                        from: source + batch * batchBytes + offset * size, byteCount: sliceBytes)
                 }
             }
         }

@@ -25,7 +25,9 @@ struct ConstantOfShapeKernel: Kernel {
     let value: Tensor
     init(_ request: KernelRequest) throws {
         value = request.node.attribute("value")?.tensorValue ?? Tensor(shape: [1], values: [Float(0)])
-        guard value.elementCount == 1 else { throw Unsupported("ConstantOfShape value with \(value.elementCount) elements") }
+        guard value.elementCount == 1 else {
+            throw Unsupported("ConstantOfShape value with \(value.elementCount) elements")
+        }
         guard value.dtype.isNumeric else { throw Unsupported("ConstantOfShape value of element type \(value.dtype)") }
     }
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {

@@ -29,7 +29,9 @@ struct PadKernel: Kernel {
                     pads[axis + rank] = given[k + axes.count]
                 }
             } else {
-                guard given.count == 2 * rank else { throw RuntimeError("Pad has \(given.count) pads for rank \(rank)") }
+                guard given.count == 2 * rank else {
+                    throw RuntimeError("Pad has \(given.count) pads for rank \(rank)")
+                }
                 pads = given
             }
         }
@@ -67,7 +69,9 @@ struct PadKernel: Kernel {
                     case .edge: i = min(max(i, 0), dim - 1)
                     case .wrap: i = ((i % dim) + dim) % dim
                     case .reflect:
-                        if dim == 1 { i = 0 } else {
+                        if dim == 1 {
+                            i = 0
+                        } else {
                             let period = 2 * (dim - 1)
                             i = ((i % period) + period) % period
                             if i >= dim { i = period - i }

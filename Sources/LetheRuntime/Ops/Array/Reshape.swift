@@ -29,7 +29,9 @@ struct ReshapeKernel: Kernel {
             }
             shape[inferred] = x.elementCount / known
         }
-        guard Tensor.elementCount(shape) == x.elementCount else { throw RuntimeError("cannot reshape \(x.shape) to \(requested)") }
+        guard Tensor.elementCount(shape) == x.elementCount else {
+            throw RuntimeError("cannot reshape \(x.shape) to \(requested)")
+        }
         return [x.reshaped(shape)]
     }
 }
@@ -54,7 +56,9 @@ struct SqueezeKernel: Kernel {
         var shape: [Int]
         if let axes {
             let drop = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
-            for axis in drop where x.shape[axis] != 1 { throw RuntimeError("Squeeze axis \(axis) has size \(x.shape[axis])") }
+            for axis in drop where x.shape[axis] != 1 {
+                throw RuntimeError("Squeeze axis \(axis) has size \(x.shape[axis])")
+            }
             shape = x.shape.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
         } else {
             shape = x.shape.filter { $0 != 1 }

@@ -12,11 +12,18 @@ struct ResizeKernel: Kernel {
 
     init(_ request: KernelRequest) throws {
         let mode = try request.string("mode", "nearest")
-        guard mode == "nearest" || mode == "linear" || mode == "bilinear" else { throw Unsupported("Resize mode '\(mode)'") }
+        guard mode == "nearest" || mode == "linear" || mode == "bilinear" else {
+            throw Unsupported("Resize mode '\(mode)'")
+        }
         linear = mode != "nearest"
         legacy = request.node.opType == "Upsample" || request.opset < 11
         coordinateMode = try request.string("coordinate_transformation_mode", legacy ? "asymmetric" : "half_pixel")
-        guard ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_half_pixel_for_nn", "half_pixel_symmetric"].contains(coordinateMode) else {
+        guard
+            [
+                "half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel", "tf_half_pixel_for_nn",
+                "half_pixel_symmetric"
+            ].contains(coordinateMode)
+        else {
             throw Unsupported("coordinate_transformation_mode '\(coordinateMode)'")
         }
         nearestMode = try request.string("nearest_mode", legacy ? "floor" : "round_prefer_floor")
@@ -24,7 +31,9 @@ struct ResizeKernel: Kernel {
             throw Unsupported("nearest_mode '\(nearestMode)'")
         }
         attributeScales = try request.floats("scales")
-        if try request.string("keep_aspect_ratio_policy", "stretch") != "stretch" { throw Unsupported("keep_aspect_ratio_policy") }
+        if try request.string("keep_aspect_ratio_policy", "stretch") != "stretch" {
+            throw Unsupported("keep_aspect_ratio_policy")
+        }
         if request.node.attribute("axes") != nil { throw Unsupported("Resize axes attribute") }
         if try request.int("antialias", 0) != 0 { throw Unsupported("antialias=1") }
         excludeOutside = try request.int("exclude_outside", 0) != 0
@@ -44,7 +53,9 @@ struct ResizeKernel: Kernel {
         if let scales, !scales.allSatisfy({ $0.isFinite && $0 > 0 && $0 < 1e6 }) {
             throw RuntimeError("Resize scales \(scales) must be positive and finite")
         }
-        if let sizes, !sizes.allSatisfy({ $0 >= 0 && $0 < 1 << 32 }) { throw RuntimeError("Resize sizes \(sizes) out of range") }
+        if let sizes, !sizes.allSatisfy({ $0 >= 0 && $0 < 1 << 32 }) {
+            throw RuntimeError("Resize sizes \(sizes) out of range")
+        }
         var outShape = x.shape
         var axisScale = [Float](repeating: 1, count: rank)
         if let sizes {
@@ -78,7 +89,8 @@ struct ResizeKernel: Kernel {
                     switch nearestMode {
                     case "floor": n = Int(coordinate.rounded(.down))
                     case "ceil": n = Int(coordinate.rounded(.up))
-                    case "round_prefer_ceil": n = Int((coordinate).rounded(.toNearestOrAwayFromZero))
+                    case "round_prefer_ceil":
+                        n = Int((coordinate).rounded(.toNearestOrAwayFromZero))
                         if coordinate - coordinate.rounded(.down) == 0.5 { n = Int(coordinate.rounded(.up)) }
                     default:
                         n = Int(coordinate.rounded(.toNearestOrAwayFromZero))
@@ -95,7 +107,8 @@ struct ResizeKernel: Kernel {
         let strides = contiguousStrides(x.shape)
         let count = out.elementCount
         var position = [Int](repeating: 0, count: rank)
-        let interpolated = (0..<rank).filter { axis in linear && axisScale[axis] != 1 || x.shape[axis] != outShape[axis] }
+        let interpolated = (0..<rank).filter { axis in linear && axisScale[axis] != 1 || x.shape[axis] != outShape[axis]
+        }
         for flat in 0..<count {
             var base = 0
             for axis in 0..<rank { base += low[axis][position[axis]] * strides[axis] }

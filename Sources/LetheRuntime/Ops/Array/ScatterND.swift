@@ -23,7 +23,8 @@ struct ScatterNDKernel: Kernel {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let data = try inputs.required(0), indexTensor = try inputs.required(1), updates = try inputs.required(2)
         guard indexTensor.rank >= 1, data.rank >= 1 else {
-            throw RuntimeError("ScatterND needs data and indices of rank ≥ 1, got \(data.shape) and \(indexTensor.shape)")
+            throw RuntimeError(
+                "ScatterND needs data and indices of rank ≥ 1, got \(data.shape) and \(indexTensor.shape)")
         }
         let depth = indexTensor.shape[indexTensor.rank - 1]
         guard depth <= data.rank else {
@@ -31,7 +32,9 @@ struct ScatterNDKernel: Kernel {
         }
         let batchShape = Array(indexTensor.shape.dropLast()), sliceShape = Array(data.shape[depth...])
         guard updates.shape == batchShape + sliceShape else {
-            throw RuntimeError("ScatterND updates \(updates.shape) should be \(batchShape + sliceShape) for data \(data.shape) and indices \(indexTensor.shape)")
+            throw RuntimeError(
+                "ScatterND updates \(updates.shape) should be \(batchShape + sliceShape) for data \(data.shape) and indices \(indexTensor.shape)"
+            )
         }
         guard updates.dtype == data.dtype else {
             throw RuntimeError("ScatterND updates are \(updates.dtype), data is \(data.dtype)")
@@ -85,14 +88,18 @@ struct ScatterNDKernel: Kernel {
     }
 
     /// Calls `body` with each target slice and the update slice that lands on it, in update order.
-    private func eachSlice<T>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ offsets: [Int],
-                              _ sliceSize: Int, _ body: (UnsafeMutablePointer<T>, UnsafePointer<T>) -> Void) {
+    private func eachSlice<T>(
+        _: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, _ offsets: [Int],
+        _ sliceSize: Int, _ body: (UnsafeMutablePointer<T>, UnsafePointer<T>) -> Void
+    ) {
         let out = target.assumingMemoryBound(to: T.self), updates = source.assumingMemoryBound(to: T.self)
         for (s, offset) in offsets.enumerated() { body(out + offset, updates + s * sliceSize) }
     }
 
-    private func combineFloats<T: BinaryFloatingPoint>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
-                                                       _ offsets: [Int], _ sliceSize: Int) {
+    private func combineFloats<T: BinaryFloatingPoint>(
+        _: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
+        _ offsets: [Int], _ sliceSize: Int
+    ) {
         let reduction = self.reduction
         eachSlice(T.self, target, source, offsets, sliceSize) { line, update in
             switch reduction {
@@ -106,8 +113,10 @@ struct ScatterNDKernel: Kernel {
         }
     }
 
-    private func combineIntegers<T: FixedWidthInteger>(_: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
-                                                       _ offsets: [Int], _ sliceSize: Int) {
+    private func combineIntegers<T: FixedWidthInteger>(
+        _: T.Type, _ target: UnsafeMutableRawPointer, _ source: UnsafeRawPointer,
+        _ offsets: [Int], _ sliceSize: Int
+    ) {
         let reduction = self.reduction
         eachSlice(T.self, target, source, offsets, sliceSize) { line, update in
             switch reduction {

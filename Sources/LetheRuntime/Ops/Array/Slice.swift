@@ -22,7 +22,8 @@ struct SliceKernel: Kernel {
             steps = try inputs.optional(4).map { try $0.intValues() }
         }
         let axes = try (axesGiven ?? Array(0..<starts.count)).map { try normalizeAxis($0, rank: x.rank) }
-        guard starts.count == ends.count, axes.count == starts.count, steps.map({ $0.count == starts.count }) ?? true else {
+        guard starts.count == ends.count, axes.count == starts.count, steps.map({ $0.count == starts.count }) ?? true
+        else {
             throw RuntimeError("Slice starts/ends/axes/steps lengths differ")
         }
         var shape = x.shape
@@ -59,7 +60,9 @@ struct ExpandKernel: Kernel {
         let x = try inputs.required(0)
         let requested = try inputs.required(1).intValues()
         let shape = try broadcastShapes(x.shape, requested)
-        return [try gatherStrided(x, shape: shape, strides: broadcastStrides(x.shape, to: shape), threads: context.threads)]
+        return [
+            try gatherStrided(x, shape: shape, strides: broadcastStrides(x.shape, to: shape), threads: context.threads)
+        ]
     }
 }
 
@@ -67,7 +70,9 @@ struct TileKernel: Kernel {
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
         let x = try inputs.required(0)
         let repeats = try inputs.required(1).intValues()
-        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else { throw RuntimeError("Tile repeats \(repeats) for rank \(x.rank)") }
+        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
+            throw RuntimeError("Tile repeats \(repeats) for rank \(x.rank)")
+        }
         // View the output as [r0, d0, r1, d1, …] with stride 0 on the repeat axes.
         let own = contiguousStrides(x.shape)
         var shape: [Int] = [], strides: [Int] = []

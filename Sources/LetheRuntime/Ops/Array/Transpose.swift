@@ -17,8 +17,10 @@ func gatherStrided(_ source: Tensor, shape: [Int], strides: [Int], offset: Int =
     return out
 }
 
-private func stridedCopy<T>(_ source: UnsafePointer<T>, _ target: UnsafeMutablePointer<T>, _ shape: [Int],
-                            _ strides: [Int], _ threads: Int) {
+private func stridedCopy<T>(
+    _ source: UnsafePointer<T>, _ target: UnsafeMutablePointer<T>, _ shape: [Int],
+    _ strides: [Int], _ threads: Int
+) {
     let rank = shape.count
     if rank == 0 { target[0] = source[0]; return }
     let length = shape[rank - 1], step = strides[rank - 1]
@@ -61,8 +63,9 @@ func permute(_ tensor: Tensor, _ permutation: [Int], threads: Int = 1) throws ->
         throw RuntimeError("permutation \(permutation) does not fit rank \(tensor.rank)")
     }
     let own = contiguousStrides(tensor.shape)
-    return try gatherStrided(tensor, shape: permutation.map { tensor.shape[$0] },
-                             strides: permutation.map { own[$0] }, threads: threads)
+    return try gatherStrided(
+        tensor, shape: permutation.map { tensor.shape[$0] },
+        strides: permutation.map { own[$0] }, threads: threads)
 }
 
 struct TransposeKernel: Kernel {

@@ -25,21 +25,25 @@ enum Activation: Sendable, Equatable {
         case "Relu": return .relu
         case "LeakyRelu": return .leakyRelu(alpha: try request.float("alpha", 0.01))
         case "Sigmoid": return .sigmoid
-        case "HardSigmoid": return .hardSigmoid(alpha: try request.float("alpha", 0.2), beta: try request.float("beta", 0.5))
+        case "HardSigmoid":
+            return .hardSigmoid(alpha: try request.float("alpha", 0.2), beta: try request.float("beta", 0.5))
         case "HardSwish": return .hardSwish
         case "Tanh": return .tanh
         case "Softplus": return .softplus
         case "Elu": return .elu(alpha: try request.float("alpha", 1))
-        case "Selu": return .selu(alpha: try request.float("alpha", 1.67326319217681884765625),
-                                  gamma: try request.float("gamma", 1.05070102214813232421875))
+        case "Selu":
+            return .selu(
+                alpha: try request.float("alpha", 1.67326319217681884765625),
+                gamma: try request.float("gamma", 1.05070102214813232421875))
         case "Gelu":
             let mode = try request.string("approximate", "none")
             guard mode == "none" || mode == "tanh" else { throw Unsupported("Gelu approximate='\(mode)'") }
             return .gelu(tanhApproximation: mode == "tanh")
         case "Clip":
             if request.opset < 11 {
-                return .clip(min: try request.float("min", -.greatestFiniteMagnitude),
-                             max: try request.float("max", .greatestFiniteMagnitude))
+                return .clip(
+                    min: try request.float("min", -.greatestFiniteMagnitude),
+                    max: try request.float("max", .greatestFiniteMagnitude))
             }
             var low = -Float.greatestFiniteMagnitude, high = Float.greatestFiniteMagnitude
             if request.hasInput(1) {
@@ -55,8 +59,10 @@ enum Activation: Sendable, Equatable {
         }
     }
 
-    static let opTypes: Set<String> = ["Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
-                                       "Softplus", "Elu", "Selu", "Gelu", "Clip"]
+    static let opTypes: Set<String> = [
+        "Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+        "Softplus", "Elu", "Selu", "Gelu", "Clip"
+    ]
 
     /// Applies the function in place to `count` floats.
     func apply(_ data: UnsafeMutablePointer<Float>, _ count: Int) {
@@ -95,7 +101,11 @@ enum Activation: Sendable, Equatable {
     }
 
     @inline(__always) static func sigmoid(_ x: Float) -> Float {
-        x >= 0 ? 1 / (1 + expf(-x)) : { let e = expf(x); return e / (1 + e) }()
+        x >= 0
+            ? 1 / (1 + expf(-x))
+            : {
+                let e = expf(x); return e / (1 + e)
+            }()
     }
 
     /// Applies the function in place over a whole buffer, split across threads.
@@ -130,8 +140,10 @@ struct DynamicClipKernel: Kernel {
         if x.dtype != .float32 {
             return [try clipInteger(x, inputs)]
         }
-        let low = inputs.optional(1).map { $0.floatValues().first ?? -.greatestFiniteMagnitude } ?? -.greatestFiniteMagnitude
-        let high = inputs.optional(2).map { $0.floatValues().first ?? .greatestFiniteMagnitude } ?? .greatestFiniteMagnitude
+        let low =
+            inputs.optional(1).map { $0.floatValues().first ?? -.greatestFiniteMagnitude } ?? -.greatestFiniteMagnitude
+        let high =
+            inputs.optional(2).map { $0.floatValues().first ?? .greatestFiniteMagnitude } ?? .greatestFiniteMagnitude
         return try ActivationKernel(activation: .clip(min: low, max: high)).run([x], context)
     }
 

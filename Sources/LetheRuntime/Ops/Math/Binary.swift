@@ -189,7 +189,8 @@ enum ComparisonOp: Sendable {
         return try broadcastBinary(a, b, Bool.self, Bool.self, Bool.self, outDType: .bool, threads: t, g)
     }
 
-    private func compare<T: Comparable & Sendable>(_ a: Tensor, _ b: Tensor, _ type: T.Type, _ t: Int) throws -> Tensor {
+    private func compare<T: Comparable & Sendable>(_ a: Tensor, _ b: Tensor, _ type: T.Type, _ t: Int) throws -> Tensor
+    {
         let f: (T, T) -> Bool
         switch self {
         case .equal: f = { $0 == $1 }
@@ -224,7 +225,8 @@ struct WhereKernel: Kernel {
         let po = UnsafeMutableRawPointer(mutating: out.storage.base)
         plan.forEachRow(threads: context.threads) { offsets, inner, output, count in
             for i in 0..<count {
-                let chosen = pc[offsets[0] + i * inner[0]]
+                let chosen =
+                    pc[offsets[0] + i * inner[0]]
                     ? px + (offsets[1] + i * inner[1]) * size
                     : py + (offsets[2] + i * inner[2]) * size
                 (po + (output + i) * size).copyMemory(from: chosen, byteCount: size)

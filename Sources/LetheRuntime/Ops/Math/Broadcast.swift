@@ -90,8 +90,10 @@ struct BroadcastPlan {
 
 /// The row loop of a binary operation, specialised for each stride pattern so the common cases vectorise.
 @inline(__always)
-func binaryRow<A, B, R>(_ a: UnsafePointer<A>, _ sa: Int, _ b: UnsafePointer<B>, _ sb: Int,
-                        _ out: UnsafeMutablePointer<R>, _ n: Int, _ f: (A, B) -> R) {
+func binaryRow<A, B, R>(
+    _ a: UnsafePointer<A>, _ sa: Int, _ b: UnsafePointer<B>, _ sb: Int,
+    _ out: UnsafeMutablePointer<R>, _ n: Int, _ f: (A, B) -> R
+) {
     if sa == 1 && sb == 1 {
         for i in 0..<n { out[i] = f(a[i], b[i]) }
     } else if sa == 1 {
@@ -108,8 +110,10 @@ func binaryRow<A, B, R>(_ a: UnsafePointer<A>, _ sa: Int, _ b: UnsafePointer<B>,
 
 /// Broadcasts `a` and `b` (elements `A`, `B`) into a new tensor of `outType`.
 @inline(__always)
-func broadcastBinary<A, B, R>(_ a: Tensor, _ b: Tensor, _ aType: A.Type, _ bType: B.Type, _ outType: R.Type,
-                              outDType: DType, threads: Int, _ f: @escaping (A, B) -> R) throws -> Tensor {
+func broadcastBinary<A, B, R>(
+    _ a: Tensor, _ b: Tensor, _ aType: A.Type, _ bType: B.Type, _ outType: R.Type,
+    outDType: DType, threads: Int, _ f: @escaping (A, B) -> R
+) throws -> Tensor {
     let shape = try broadcastShapes(a.shape, b.shape)
     let out = try Tensor.uninitialized(outDType, shape)
     let plan = BroadcastPlan([a.shape, b.shape], output: shape)
@@ -120,7 +124,9 @@ func broadcastBinary<A, B, R>(_ a: Tensor, _ b: Tensor, _ aType: A.Type, _ bType
     return out
 }
 
-func broadcastFloat(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext,
-                    _ f: @escaping (Float, Float) -> Float) throws -> Tensor {
+func broadcastFloat(
+    _ a: Tensor, _ b: Tensor, _ context: ExecutionContext,
+    _ f: @escaping (Float, Float) -> Float
+) throws -> Tensor {
     try broadcastBinary(a, b, Float.self, Float.self, Float.self, outDType: .float32, threads: context.threads, f)
 }

@@ -17,7 +17,9 @@ func castTensor(_ tensor: Tensor, to dtype: DType) throws -> Tensor {
         return Tensor.fromFloats(values, shape: tensor.shape, dtype: dtype)
     }
     if dtype == .bool {
-        let values: [Bool] = tensor.dtype.isFloatingPoint ? tensor.doubleValues().map { $0 != 0 }
+        let values: [Bool] =
+            tensor.dtype.isFloatingPoint
+            ? tensor.doubleValues().map { $0 != 0 }
             : tensor.int64Values().map { $0 != 0 }
         return Tensor(shape: tensor.shape, values: values)
     }

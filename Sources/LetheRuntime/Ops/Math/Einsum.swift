@@ -25,10 +25,14 @@ struct EinsumKernel: Kernel {
         }
         inputLabels = sides[0].split(separator: ",", omittingEmptySubsequences: false).map { labels(String($0)) }
         outputLabels = sides.count == 2 ? labels(sides[1]) : nil
-        guard inputLabels.count == 1 || inputLabels.count == 2 else { throw Unsupported("Einsum with \(inputLabels.count) operands") }
+        guard inputLabels.count == 1 || inputLabels.count == 2 else {
+            throw Unsupported("Einsum with \(inputLabels.count) operands")
+        }
         for operand in inputLabels {
             let letters = operand.filter { $0 != "." }
-            guard Set(letters).count == letters.count else { throw Unsupported("Einsum diagonal (repeated label) in '\(equation)'") }
+            guard Set(letters).count == letters.count else {
+                throw Unsupported("Einsum diagonal (repeated label) in '\(equation)'")
+            }
         }
     }
 
@@ -42,7 +46,9 @@ struct EinsumKernel: Kernel {
         let ellipsisLabels = (0..<ellipsisRank).map { Character(UnicodeScalar(0x100 + $0)!) }
         func expand(_ labels: [Character], rank: Int) throws -> [Character] {
             guard let dot = labels.firstIndex(of: ".") else {
-                guard labels.count == rank else { throw RuntimeError("Einsum operand of rank \(rank) has labels \(String(labels))") }
+                guard labels.count == rank else {
+                    throw RuntimeError("Einsum operand of rank \(rank) has labels \(String(labels))")
+                }
                 return labels
             }
             let count = rank - (labels.count - 1)
@@ -52,19 +58,28 @@ struct EinsumKernel: Kernel {
         let labels = try zip(inputLabels, operands).map { try expand($0, rank: $1.rank) }
         var output: [Character]
         if let outputLabels {
-            output = outputLabels.contains(".") ? try expand(outputLabels, rank: outputLabels.count - 1 + ellipsisRank) : outputLabels
+            output =
+                outputLabels.contains(".")
+                ? try expand(outputLabels, rank: outputLabels.count - 1 + ellipsisRank) : outputLabels
         } else {
             var counts: [Character: Int] = [:]
             for l in labels.joined() { counts[l, default: 0] += 1 }
-            output = ellipsisLabels + counts.filter { $0.value == 1 && !ellipsisLabels.contains($0.key) }.map(\.key).sorted()
+            output =
+                ellipsisLabels + counts.filter { $0.value == 1 && !ellipsisLabels.contains($0.key) }.map(\.key).sorted()
         }
         var size: [Character: Int] = [:]
         for (operand, labels) in zip(operands, labels) {
             for (axis, label) in labels.enumerated() {
                 let d = operand.shape[axis]
                 if let known = size[label], known != d {
-                    if known == 1 { size[label] = d } else if d != 1 { throw RuntimeError("Einsum label \(label) has sizes \(known) and \(d)") }
-                } else if size[label] == nil { size[label] = d }
+                    if known == 1 {
+                        size[label] = d
+                    } else if d != 1 {
+                        throw RuntimeError("Einsum label \(label) has sizes \(known) and \(d)")
+                    }
+                } else if size[label] == nil {
+                    size[label] = d
+                }
             }
         }
         // Sum out labels that appear in one operand only and not in the output.
@@ -77,7 +92,9 @@ struct EinsumKernel: Kernel {
         }
         if operands.count == 1 {
             let permutation = try output.map { label -> Int in
-                guard let i = reducedLabels[0].firstIndex(of: label) else { throw RuntimeError("Einsum output label \(label) not in input") }
+                guard let i = reducedLabels[0].firstIndex(of: label) else {
+                    throw RuntimeError("Einsum output label \(label) not in input")
+                }
                 return i
             }
             return [try permute(reducedOperands[0], permutation, threads: context.threads)]
@@ -97,7 +114,8 @@ struct EinsumKernel: Kernel {
         func product(_ labels: [Character]) -> Int { labels.map { size[$0] ?? 1 }.reduce(1, *) }
         let ma = pa.reshaped(batchA + [product(m), product(k)])
         let mb = pb.reshaped(batchB + [product(k), product(n)])
-        let request = KernelRequest(node: .init(opType: "MatMul", inputs: ["a", "b"], outputs: ["y"]), opset: 13, constants: [nil, nil])
+        let request = KernelRequest(
+            node: .init(opType: "MatMul", inputs: ["a", "b"], outputs: ["y"]), opset: 13, constants: [nil, nil])
         let result = try MatMulKernel(request).run([ma, mb], context)[0]
         let resultBatch = Array(result.shape.dropLast(2))
         let expanded = result.reshaped(resultBatch + m.map { size[$0]! } + n.map { size[$0]! })

@@ -24,7 +24,9 @@ struct GemmKernel: Kernel {
         let a = try requireFloat(inputs.required(0))
         let b = try self.b ?? requireFloat(inputs.required(1))
         let c = try self.c ?? inputs.optional(2).map { try requireFloat($0) }
-        guard a.rank == 2, b.rank == 2 else { throw RuntimeError("Gemm needs 2-D inputs, got \(a.shape) and \(b.shape)") }
+        guard a.rank == 2, b.rank == 2 else {
+            throw RuntimeError("Gemm needs 2-D inputs, got \(a.shape) and \(b.shape)")
+        }
         let m = transposeA ? a.shape[1] : a.shape[0], k = transposeA ? a.shape[0] : a.shape[1]
         let n = transposeB ? b.shape[0] : b.shape[1], kb = transposeB ? b.shape[1] : b.shape[0]
         guard k == kb else { throw RuntimeError("Gemm inner sizes differ: A \(a.shape), B \(b.shape)") }
@@ -40,9 +42,10 @@ struct GemmKernel: Kernel {
             if beta != 1 { for i in 0..<(m * n) { y.mutableFloats[i] *= beta } }
             gemmBeta = 1
         }
-        MatrixMultiply.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                                a: a.floats, lda: a.shape[1], b: b.floats, ldb: b.shape[1],
-                                beta: gemmBeta, c: y.mutableFloats, ldc: n, threads: context.threads)
+        MatrixMultiply.multiply(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: a.floats, lda: a.shape[1], b: b.floats, ldb: b.shape[1],
+            beta: gemmBeta, c: y.mutableFloats, ldc: n, threads: context.threads)
         activation?.apply(y.mutableFloats, m * n, threads: context.threads)
         return [y]
     }
@@ -77,9 +80,10 @@ struct MatMulKernel: Kernel {
         if bShape.count == 2 {
             // Every row of A meets the same B.
             let rows = aShape.dropLast().reduce(1, *)
-            MatrixMultiply.multiply(transposeA: false, transposeB: false, m: rows, n: n, k: k,
-                                    a: a.floats, lda: k, b: b.floats, ldb: n, beta: 0, c: py, ldc: n,
-                                    threads: context.threads)
+            MatrixMultiply.multiply(
+                transposeA: false, transposeB: false, m: rows, n: n, k: k,
+                a: a.floats, lda: k, b: b.floats, ldb: n, beta: 0, c: py, ldc: n,
+                threads: context.threads)
         } else {
             let batches = batch.reduce(1, *)
             let aBatch = broadcastStrides(Array(aShape.dropLast(2)), to: batch)
@@ -95,10 +99,11 @@ struct MatMulKernel: Kernel {
                         offsetA += i * aBatch[axis]
                         offsetB += i * bBatch[axis]
                     }
-                    MatrixMultiply.multiply(transposeA: false, transposeB: false, m: m, n: n, k: k,
-                                            a: pa + offsetA * m * k, lda: k, b: pb + offsetB * k * n, ldb: n,
-                                            beta: 0, c: py + index * m * n, ldc: n,
-                                            threads: parallel ? 1 : context.threads)
+                    MatrixMultiply.multiply(
+                        transposeA: false, transposeB: false, m: m, n: n, k: k,
+                        a: pa + offsetA * m * k, lda: k, b: pb + offsetB * k * n, ldb: n,
+                        beta: 0, c: py + index * m * n, ldc: n,
+                        threads: parallel ? 1 : context.threads)
                 }
             }
         }

@@ -6,7 +6,10 @@ import Glibc
 /// ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp; axes from the attribute (older
 /// opsets) or the second input (ReduceSum ≥ 13, the rest ≥ 18).
 struct ReduceKernel: Kernel {
-    enum Op: String, Sendable { case ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp }
+    enum Op: String, Sendable {
+        case ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum,
+            ReduceLogSumExp
+    }
     let op: Op
     let attributeAxes: [Int]?
     let keepDims: Bool
@@ -56,7 +59,8 @@ struct ReduceKernel: Kernel {
         case .ReduceMin: var m = Float.infinity; for i in 0..<n where p[i] < m || p[i].isNaN { m = p[i] }; return m
         case .ReduceProd: var s: Double = 1; for i in 0..<n { s *= Double(p[i]) }; return Float(s)
         case .ReduceL1: var s: Double = 0; for i in 0..<n { s += Double(abs(p[i])) }; return Float(s)
-        case .ReduceL2: var s: Double = 0; for i in 0..<n { s += Double(p[i]) * Double(p[i]) }; return Float(s.squareRoot())
+        case .ReduceL2:
+            var s: Double = 0; for i in 0..<n { s += Double(p[i]) * Double(p[i]) }; return Float(s.squareRoot())
         case .ReduceSumSquare: var s: Double = 0; for i in 0..<n { s += Double(p[i]) * Double(p[i]) }; return Float(s)
         case .ReduceLogSum: var s: Double = 0; for i in 0..<n { s += Double(p[i]) }; return Float(Glibc.log(s))
         case .ReduceLogSumExp:

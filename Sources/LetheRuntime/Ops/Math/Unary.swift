@@ -6,7 +6,7 @@ import Glibc
 /// Pointwise float functions that are never fused: Exp, Log, Sqrt, Reciprocal, Neg, Abs, Erf, …
 enum UnaryOp: String, Sendable, CaseIterable {
     case Exp, Log, Sqrt, Reciprocal, Neg, Abs, Erf, Floor, Ceil, Round, Sign, Sin, Cos, Tan, Atan, Asin, Acos,
-         Sinh, Cosh, Asinh, Acosh, Atanh, Softsign, IsNaN, IsInf
+        Sinh, Cosh, Asinh, Acosh, Atanh, Softsign, IsNaN, IsInf
 
     func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         switch self {
@@ -63,9 +63,12 @@ struct UnaryKernel: Kernel {
 
     private func classify(_ x: Tensor) throws -> Tensor {
         let values = try requireFloat(x).floatValues()
-        let flags: [Bool] = op == .IsNaN ? values.map(\.isNaN) : values.map {
-            $0.isInfinite && (($0 > 0 && detectPositive) || ($0 < 0 && detectNegative))
-        }
+        let flags: [Bool] =
+            op == .IsNaN
+            ? values.map(\.isNaN)
+            : values.map {
+                $0.isInfinite && (($0 > 0 && detectPositive) || ($0 < 0 && detectNegative))
+            }
         return Tensor(shape: x.shape, values: flags)
     }
 

@@ -20,7 +20,8 @@ struct ConvolutionShape {
     var inPlane: Int { depth * height * width }
     var isPointwise: Bool {
         kd == 1 && sd == 1 && padFront == 0 && outDepth == depth
-            && kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && outHeight == height && outWidth == width
+            && kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && outHeight == height
+            && outWidth == width
     }
 
     init() {}
@@ -38,7 +39,9 @@ struct ConvolutionShape {
         guard group > 0, channels % group == 0, outChannels % group == 0, w[1] == channels / group else {
             throw RuntimeError("Conv input \(x), weight \(w) and group \(group) do not agree")
         }
-        guard Array(w[2...]) == geometry.kernel else { throw RuntimeError("kernel_shape \(geometry.kernel) differs from weight \(w)") }
+        guard Array(w[2...]) == geometry.kernel else {
+            throw RuntimeError("kernel_shape \(geometry.kernel) differs from weight \(w)")
+        }
         if x.count == 5 {
             isVolumetric = true
             depth = x[2]; height = x[3]; width = x[4]
@@ -79,7 +82,8 @@ struct ConvolutionShape {
                             for x in 0..<outWidth {
                                 let iw = x * sw - padLeft + j * dw
                                 guard iw >= 0, iw < width else { continue }
-                                table[tap * outPlane + (z * outHeight + y) * outWidth + x] = Int32((id * height + ih) * width + iw)
+                                table[tap * outPlane + (z * outHeight + y) * outWidth + x] = Int32(
+                                    (id * height + ih) * width + iw)
                             }
                         }
                     }
@@ -90,8 +94,10 @@ struct ConvolutionShape {
     }
 
     /// im2col through a `gatherTable()`: rows of channel `c` of one image.
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channel c: Int,
-                table: UnsafePointer<Int32>) {
+    func im2col(
+        _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ldc: Int, channel c: Int,
+        table: UnsafePointer<Int32>
+    ) {
         let plane = x + c * inPlane, taps = self.taps, p = outPlane
         for r in 0..<taps {
             let row = col + (c * taps + r) * ldc
@@ -172,7 +178,9 @@ struct ConvKernel: Kernel {
             throw Unsupported("\(w.rank - 2)-D convolution (1-D to 3-D are supported)")
         }
         geometry = try SpatialGeometry(request, kernel: constantWeight.map { Array($0.shape[2...]) })
-        if geometry.kernel.count > 3 { throw Unsupported("\(geometry.kernel.count)-D convolution (1-D to 3-D are supported)") }
+        if geometry.kernel.count > 3 {
+            throw Unsupported("\(geometry.kernel.count)-D convolution (1-D to 3-D are supported)")
+        }
         weight = constantWeight
         bias = request.constant(2)?.asFloat32()
         activation = request.activation
@@ -215,8 +223,10 @@ struct ConvKernel: Kernel {
         return [y]
     }
 
-    private func gemmConvolution(_ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                                 _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
+    private func gemmConvolution(
+        _ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int
+    ) {
         let plane = conv.outPlane, k = conv.patchSize, mg = conv.outChannelsPerGroup
         // Enough images per GEMM to give it about 256 columns.
         let perChunk = max(1, min(conv.batch, 256 / max(1, plane)))
@@ -230,65 +240,73 @@ struct ConvKernel: Kernel {
         let innerThreads = parallelChunks ? 1 : threads
         let table = (conv.outWidth < 16 || conv.isVolumetric) && !pointwise ? conv.gatherTable() : []
         table.withUnsafeBufferPointer { tableBuffer in
-        let table = tableBuffer.isEmpty ? nil : tableBuffer.baseAddress
-        Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
-            let columns = perChunk * plane
-            let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
-            let staging = perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: mg * columns)
-            defer { col?.deallocate(); staging?.deallocate() }
-            for chunk in range {
-                let first = chunk * perChunk
-                let count = min(perChunk, conv.batch - first)
-                let width = count * plane
-                for g in 0..<conv.group {
-                    let weights = w + g * mg * k
-                    let patches: UnsafePointer<Float>
-                    if let col {
-                        let channelsPerGroup = conv.channelsPerGroup
-                        Parallel.forEach(count * channelsPerGroup, threads: innerThreads, grain: 8) { items in
-                            for item in items {
-                                let image = item / channelsPerGroup, channel = item % channelsPerGroup
-                                let source = x + ((first + image) * conv.channels + g * channelsPerGroup) * conv.inPlane
-                                if pointwise {
-                                    (col + channel * width + image * plane).update(from: source + channel * conv.inPlane, count: plane)
-                                } else if let table {
-                                    conv.im2col(source, col + image * plane, ldc: width, channel: channel, table: table)
-                                } else {
-                                    conv.im2col(source, col + image * plane, ldc: width, channels: channel..<(channel + 1))
+            let table = tableBuffer.isEmpty ? nil : tableBuffer.baseAddress
+            Parallel.forEach(chunks, threads: parallelChunks ? threads : 1) { range in
+                let columns = perChunk * plane
+                let col = pointwise && perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * columns)
+                let staging = perChunk == 1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: mg * columns)
+                defer { col?.deallocate(); staging?.deallocate() }
+                for chunk in range {
+                    let first = chunk * perChunk
+                    let count = min(perChunk, conv.batch - first)
+                    let width = count * plane
+                    for g in 0..<conv.group {
+                        let weights = w + g * mg * k
+                        let patches: UnsafePointer<Float>
+                        if let col {
+                            let channelsPerGroup = conv.channelsPerGroup
+                            Parallel.forEach(count * channelsPerGroup, threads: innerThreads, grain: 8) { items in
+                                for item in items {
+                                    let image = item / channelsPerGroup, channel = item % channelsPerGroup
+                                    let source =
+                                        x + ((first + image) * conv.channels + g * channelsPerGroup) * conv.inPlane
+                                    if pointwise {
+                                        (col + channel * width + image * plane).update(
+                                            from: source + channel * conv.inPlane, count: plane)
+                                    } else if let table {
+                                        conv.im2col(
+                                            source, col + image * plane, ldc: width, channel: channel, table: table)
+                                    } else {
+                                        conv.im2col(
+                                            source, col + image * plane, ldc: width, channels: channel..<(channel + 1))
+                                    }
                                 }
                             }
+                            patches = UnsafePointer(col)
+                        } else {
+                            patches = x + (first * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
                         }
-                        patches = UnsafePointer(col)
-                    } else {
-                        patches = x + (first * conv.channels + g * conv.channelsPerGroup) * conv.inPlane
-                    }
-                    let target = staging ?? (y + (first * conv.outChannels + g * mg) * plane)
-                    MatrixMultiply.multiply(transposeA: false, transposeB: false, m: mg, n: width, k: k,
-                                            a: weights, lda: k, b: patches, ldb: width,
-                                            beta: 0, c: target, ldc: width, threads: gemmThreads)
-                    // Scatter (when batched) and finish each output row: bias, activation.
-                    Parallel.forEach(count * mg, threads: innerThreads, grain: max(1, 8192 / max(1, plane))) { rows in
-                        for item in rows {
-                            let image = item / mg, m = item % mg
-                            let channel = g * mg + m
-                            let row = y + ((first + image) * conv.outChannels + channel) * plane
-                            if let staging { row.update(from: staging + m * width + image * plane, count: plane) }
-                            if let b {
-                                let value = b[channel]
-                                for i in 0..<plane { row[i] += value }
+                        let target = staging ?? (y + (first * conv.outChannels + g * mg) * plane)
+                        MatrixMultiply.multiply(
+                            transposeA: false, transposeB: false, m: mg, n: width, k: k,
+                            a: weights, lda: k, b: patches, ldb: width,
+                            beta: 0, c: target, ldc: width, threads: gemmThreads)
+                        // Scatter (when batched) and finish each output row: bias, activation.
+                        Parallel.forEach(count * mg, threads: innerThreads, grain: max(1, 8192 / max(1, plane))) {
+                            rows in
+                            for item in rows {
+                                let image = item / mg, m = item % mg
+                                let channel = g * mg + m
+                                let row = y + ((first + image) * conv.outChannels + channel) * plane
+                                if let staging { row.update(from: staging + m * width + image * plane, count: plane) }
+                                if let b {
+                                    let value = b[channel]
+                                    for i in 0..<plane { row[i] += value }
+                                }
+                                activation?.apply(row, plane)
                             }
-                            activation?.apply(row, plane)
                         }
                     }
                 }
             }
         }
-        }
     }
 
     /// One filter per channel: a direct loop beats a GEMM with a single output row.
-    private func depthwise(_ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                           _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int) {
+    private func depthwise(
+        _ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ b: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ threads: Int
+    ) {
         let planes = conv.batch * conv.outChannels
         let activation = self.activation
         Parallel.forEach(planes, threads: threads, grain: max(1, 4096 / max(1, conv.outPlane))) { range in

@@ -19,7 +19,9 @@ struct ConvTransposeKernel: Kernel {
         outputPadding = try request.ints("output_padding")
         outputShape = try request.ints("output_shape")
         autoPad = try request.string("auto_pad", "NOTSET")
-        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else { throw Unsupported("auto_pad '\(autoPad)'") }
+        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else {
+            throw Unsupported("auto_pad '\(autoPad)'")
+        }
         if let w = request.constant(1), w.rank > 5 { throw Unsupported("\(w.rank - 2)-D ConvTranspose") }
         guard group >= 1 else { throw Unsupported("group \(group)") }
     }
@@ -33,7 +35,9 @@ struct ConvTransposeKernel: Kernel {
         }
         let rank = x.rank - 2
         let n = x.shape[0], c = x.shape[1]
-        guard c % group == 0, w.shape[0] == c else { throw RuntimeError("ConvTranspose weight \(w.shape) does not fit input \(x.shape)") }
+        guard c % group == 0, w.shape[0] == c else {
+            throw RuntimeError("ConvTranspose weight \(w.shape) does not fit input \(x.shape)")
+        }
         let mg = w.shape[1], m = mg * group, cg = c / group
         let kernel = Array(w.shape[2...])
         let s = strides ?? Array(repeating: 1, count: rank)
@@ -83,10 +87,11 @@ struct ConvTransposeKernel: Kernel {
             defer { col.deallocate() }
             for image in images {
                 for g in 0..<group {
-                    MatrixMultiply.multiply(transposeA: true, transposeB: false, m: rows, n: plane, k: cg,
-                                            a: pw + g * cg * rows, lda: rows,
-                                            b: px + (image * c + g * cg) * plane, ldb: plane,
-                                            beta: 0, c: col, ldc: plane, threads: gemmThreads)
+                    MatrixMultiply.multiply(
+                        transposeA: true, transposeB: false, m: rows, n: plane, k: cg,
+                        a: pw + g * cg * rows, lda: rows,
+                        b: px + (image * c + g * cg) * plane, ldb: plane,
+                        beta: 0, c: col, ldc: plane, threads: gemmThreads)
                     for r in 0..<rows {
                         let channel = g * mg + r / taps, tap = r % taps
                         let a = tap / (kh * kw), i = (tap / kw) % kh, j = tap % kw

@@ -25,12 +25,18 @@ struct BatchNormKernel: Kernel {
     }
 
     /// Per-channel multiplier and offset equivalent to the normalisation.
-    static func affine(scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float) -> (a: [Float], b: [Float]) {
-        affine(scale: scale.floatValues(), bias: bias.floatValues(), mean: mean.floatValues(), variance: variance.floatValues(),
-               epsilon: epsilon)
+    static func affine(
+        scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor, epsilon: Float
+    ) -> (a: [Float], b: [Float]) {
+        affine(
+            scale: scale.floatValues(), bias: bias.floatValues(), mean: mean.floatValues(),
+            variance: variance.floatValues(),
+            epsilon: epsilon)
     }
 
-    static func affine(scale s: [Float], bias b: [Float], mean m: [Float], variance v: [Float], epsilon: Float) -> (a: [Float], b: [Float]) {
+    static func affine(
+        scale s: [Float], bias b: [Float], mean m: [Float], variance v: [Float], epsilon: Float
+    ) -> (a: [Float], b: [Float]) {
         var multiplier = [Float](repeating: 0, count: s.count), offset = multiplier
         for c in 0..<s.count {
             multiplier[c] = s[c] / (v[c] + epsilon).squareRoot()
@@ -45,27 +51,35 @@ struct BatchNormKernel: Kernel {
         let channels = x.shape[1]
         let parameters = try (1...4).map { try inputs.required($0) }
         guard parameters.allSatisfy({ $0.elementCount == channels }) else {
-            throw RuntimeError("BatchNormalization parameters \(parameters.map(\.shape)) do not have \(channels) values")
+            throw RuntimeError(
+                "BatchNormalization parameters \(parameters.map(\.shape)) do not have \(channels) values")
         }
         let inner = x.shape.dropFirst(2).reduce(1, *)
         let scale = parameters[0].floatValues(), bias = parameters[1].floatValues()
         var mean = parameters[2].floatValues(), variance = parameters[3].floatValues()
         var running: [Tensor] = []
         if training {
-            guard x.shape[0] * inner > 0 else { throw RuntimeError("BatchNormalization training on an empty batch \(x.shape)") }
+            guard x.shape[0] * inner > 0 else {
+                throw RuntimeError("BatchNormalization training on an empty batch \(x.shape)")
+            }
             // The running statistics come back in the type they came in, which here is the compute type.
             _ = try requireFloat(parameters[2], "BatchNormalization input_mean")
             _ = try requireFloat(parameters[3], "BatchNormalization input_var")
             (mean, variance) = Self.batchStatistics(x, channels: channels, inner: inner, context)
             let keep = momentum, take = 1 - momentum
             let oldMean = parameters[2].floatValues(), oldVariance = parameters[3].floatValues()
-            running = [Tensor(shape: parameters[2].shape, values: (0..<channels).map { oldMean[$0] * keep + mean[$0] * take }),
-                       Tensor(shape: parameters[3].shape, values: (0..<channels).map { oldVariance[$0] * keep + variance[$0] * take })]
+            running = [
+                Tensor(shape: parameters[2].shape, values: (0..<channels).map { oldMean[$0] * keep + mean[$0] * take }),
+                Tensor(
+                    shape: parameters[3].shape,
+                    values: (0..<channels).map { oldVariance[$0] * keep + variance[$0] * take })
+            ]
         }
         let (a, b) = BatchNormKernel.affine(scale: scale, bias: bias, mean: mean, variance: variance, epsilon: epsilon)
         let y = try Tensor.uninitialized(.float32, x.shape)
         let px = x.floats, py = y.mutableFloats
-        Parallel.forEach(x.shape[0] * channels, threads: context.threads, grain: max(1, 16384 / max(1, inner))) { range in
+        Parallel.forEach(x.shape[0] * channels, threads: context.threads, grain: max(1, 16384 / max(1, inner))) {
+            range in
             for plane in range {
                 let c = plane % channels, scale = a[c], shift = b[c]
                 let source = px + plane * inner, target = py + plane * inner
@@ -77,13 +91,16 @@ struct BatchNormKernel: Kernel {
 
     /// Mean and population variance per channel over the batch and spatial axes, accumulated in Double
     /// (two passes, so large means do not cancel the variance).
-    static func batchStatistics(_ x: Tensor, channels: Int, inner: Int, _ context: ExecutionContext) -> (mean: [Float], variance: [Float]) {
+    static func batchStatistics(
+        _ x: Tensor, channels: Int, inner: Int, _ context: ExecutionContext
+    ) -> (mean: [Float], variance: [Float]) {
         let batch = x.shape[0], count = Double(batch * inner), px = x.floats
         var mean = [Float](repeating: 0, count: channels), variance = mean
         mean.withUnsafeMutableBufferPointer { means in
             variance.withUnsafeMutableBufferPointer { variances in
                 let pm = means.baseAddress!, pv = variances.baseAddress!
-                Parallel.forEach(channels, threads: context.threads, grain: max(1, 16384 / max(1, batch * inner))) { range in
+                Parallel.forEach(channels, threads: context.threads, grain: max(1, 16384 / max(1, batch * inner))) {
+                    range in
                     for c in range {
                         var sum: Double = 0
                         for n in 0..<batch {
@@ -129,7 +146,8 @@ struct LayerNormKernel: Kernel {
         let y = try Tensor.uninitialized(.float32, x.shape)
         var statShape = x.shape
         for i in start..<x.rank { statShape[i] = 1 }
-        let meanOut = try Tensor.uninitialized(.float32, statShape), invOut = try Tensor.uninitialized(.float32, statShape)
+        let meanOut = try Tensor.uninitialized(.float32, statShape),
+            invOut = try Tensor.uninitialized(.float32, statShape)
         let px = x.floats, py = y.mutableFloats, ps = fullScale.floats, pb = fullBias?.floats
         let pm = meanOut.mutableFloats, pi = invOut.mutableFloats
         let epsilon = Double(self.epsilon)

@@ -17,7 +17,9 @@ struct PoolKernel: Kernel {
         isMax = request.node.opType == "MaxPool"
         geometry = try SpatialGeometry(request, kernel: nil)
         guard !geometry.kernel.isEmpty else { throw Unsupported("kernel_shape is missing") }
-        guard geometry.kernel.count <= 3 else { throw Unsupported("\(geometry.kernel.count)-D pooling (1-D to 3-D are supported)") }
+        guard geometry.kernel.count <= 3 else {
+            throw Unsupported("\(geometry.kernel.count)-D pooling (1-D to 3-D are supported)")
+        }
         countIncludePad = try request.int("count_include_pad", 0) != 0
         wantsIndices = isMax && request.node.outputs.count > 1 && !request.node.outputs[1].isEmpty
         let storageOrder = try request.int("storage_order", 0)
@@ -63,9 +65,10 @@ struct PoolKernel: Kernel {
         let resolved = try geometry.resolve(Array(x.shape[2...]))
         var axes = [Axis](repeating: Axis(), count: 3)
         for i in 0..<spatial {
-            axes[3 - spatial + i] = Axis(size: x.shape[2 + i], kernel: geometry.kernel[i], stride: geometry.strides[i],
-                                         dilation: geometry.dilations[i], padBegin: resolved.begin[i],
-                                         padEnd: resolved.end[i], output: resolved.output[i])
+            axes[3 - spatial + i] = Axis(
+                size: x.shape[2 + i], kernel: geometry.kernel[i], stride: geometry.strides[i],
+                dilation: geometry.dilations[i], padBegin: resolved.begin[i],
+                padEnd: resolved.end[i], output: resolved.output[i])
         }
         let outShape = Array(x.shape[..<2]) + resolved.output
         let y = try Tensor.uninitialized(.float32, outShape)
@@ -78,8 +81,10 @@ struct PoolKernel: Kernel {
         let px = x.floats, py = y.mutableFloats, pi = indices?.mutablePointer(Int64.self)
         let isMax = self.isMax, includePad = countIncludePad, columnMajor = columnMajorIndices
         // The common 2×2 stride-2 max pool over whole windows (no depth window, no indices) has a direct loop.
-        let twoByTwo = isMax && pi == nil && ad.kernel == 1 && ad.stride == 1 && ad.padBegin == 0
-            && ah.kernel == 2 && aw.kernel == 2 && ah.stride == 2 && aw.stride == 2 && ah.dilation == 1 && aw.dilation == 1
+        let twoByTwo =
+            isMax && pi == nil && ad.kernel == 1 && ad.stride == 1 && ad.padBegin == 0
+            && ah.kernel == 2 && aw.kernel == 2 && ah.stride == 2 && aw.stride == 2 && ah.dilation == 1
+            && aw.dilation == 1
             && ah.padBegin == 0 && aw.padBegin == 0 && 2 * aw.output <= width
         // Each window's in-bounds taps, per axis, worked out once: their integer divisions cost more
         // than the window itself on the small maps of a CNN.
@@ -87,86 +92,97 @@ struct PoolKernel: Kernel {
         let yTaps = (0..<ah.output).map { ah.taps(from: $0 * ah.stride - ah.padBegin) }
         let xTaps = (0..<aw.output).map { aw.taps(from: $0 * aw.stride - aw.padBegin) }
         zTaps.withUnsafeBufferPointer { zTaps in
-        yTaps.withUnsafeBufferPointer { yTaps in
-        xTaps.withUnsafeBufferPointer { xTaps in
-        Parallel.forEach(planes, threads: context.threads, grain: max(1, 2048 / planeOut)) { range in
-            for plane in range {
-                let input = px + plane * planeIn
-                for oz in 0..<ad.output {
-                    let z0 = oz * ad.stride - ad.padBegin, tz = zTaps[oz]
-                    for oy in 0..<ah.output {
-                        let row = (oz * ah.output + oy) * aw.output
-                        let output = py + plane * planeOut + row
-                        if twoByTwo && 2 * oy + 1 < height {
-                            let top = input + (oz * height + 2 * oy) * width, bottom = top + width
-                            for ox in 0..<aw.output {
-                                let a = Swift.max(top[2 * ox], top[2 * ox + 1]), b = Swift.max(bottom[2 * ox], bottom[2 * ox + 1])
-                                output[ox] = Swift.max(a, b)
-                            }
-                            continue
-                        }
-                        let y0 = oy * ah.stride - ah.padBegin, ty = yTaps[oy]
-                        for ox in 0..<aw.output {
-                            let x0 = ox * aw.stride - aw.padBegin, tx = xTaps[ox]
-                            if isMax && pi == nil {
-                                // Without indices only the value matters: a select the compiler keeps
-                                // branch-free (the branchy loop below mispredicts on every new maximum).
-                                // NaN still wins: once `best` is NaN no comparison replaces it.
-                                var best = -Float.infinity
-                                for i in tz {
-                                    let iz = z0 + i * ad.dilation
-                                    for j in ty {
-                                        let line = input + (iz * height + y0 + j * ah.dilation) * width + x0
-                                        for k in tx {
-                                            let v = line[k * aw.dilation]
-                                            best = v > best || v != v ? v : best
+            yTaps.withUnsafeBufferPointer { yTaps in
+                xTaps.withUnsafeBufferPointer { xTaps in
+                    Parallel.forEach(planes, threads: context.threads, grain: max(1, 2048 / planeOut)) { range in
+                        for plane in range {
+                            let input = px + plane * planeIn
+                            for oz in 0..<ad.output {
+                                let z0 = oz * ad.stride - ad.padBegin, tz = zTaps[oz]
+                                for oy in 0..<ah.output {
+                                    let row = (oz * ah.output + oy) * aw.output
+                                    let output = py + plane * planeOut + row
+                                    if twoByTwo && 2 * oy + 1 < height {
+                                        let top = input + (oz * height + 2 * oy) * width, bottom = top + width
+                                        for ox in 0..<aw.output {
+                                            let a = Swift.max(top[2 * ox], top[2 * ox + 1]),
+                                                b = Swift.max(bottom[2 * ox], bottom[2 * ox + 1])
+                                            output[ox] = Swift.max(a, b)
                                         }
+                                        continue
                                     }
-                                }
-                                output[ox] = best
-                            } else if isMax {
-                                // NaN wins, as in PyTorch; among equal maxima the first tap wins, as in ONNX Runtime.
-                                var best = -Float.infinity, at = -1
-                                for i in tz {
-                                    let iz = z0 + i * ad.dilation
-                                    for j in ty {
-                                        let iy = y0 + j * ah.dilation, line = input + (iz * height + iy) * width
-                                        for k in tx {
-                                            let ix = x0 + k * aw.dilation, v = line[ix]
-                                            if v > best || (v.isNaN && !best.isNaN) {
-                                                best = v
-                                                at = columnMajor ? iz + iy * depth + ix * depth * height : (iz * height + iy) * width + ix
+                                    let y0 = oy * ah.stride - ah.padBegin, ty = yTaps[oy]
+                                    for ox in 0..<aw.output {
+                                        let x0 = ox * aw.stride - aw.padBegin, tx = xTaps[ox]
+                                        if isMax && pi == nil {
+                                            // Without indices only the value matters: a select the compiler keeps
+                                            // branch-free (the branchy loop below mispredicts on every new maximum).
+                                            // NaN still wins: once `best` is NaN no comparison replaces it.
+                                            var best = -Float.infinity
+                                            for i in tz {
+                                                let iz = z0 + i * ad.dilation
+                                                for j in ty {
+                                                    let line = input + (iz * height + y0 + j * ah.dilation) * width + x0
+                                                    for k in tx {
+                                                        let v = line[k * aw.dilation]
+                                                        best = v > best || v != v ? v : best
+                                                    }
+                                                }
                                             }
-                                        }
-                                    }
-                                }
-                                output[ox] = best
-                                if let pi { pi[plane * planeOut + row + ox] = at < 0 ? -1 : Int64(plane * planeIn + at) }
-                            } else {
-                                var sum: Float = 0
-                                for i in tz {
-                                    let iz = z0 + i * ad.dilation
-                                    for j in ty {
-                                        let iy = y0 + j * ah.dilation, line = input + (iz * height + iy) * width
-                                        if aw.dilation == 1 {
-                                            for k in tx { sum += line[x0 + k] }
+                                            output[ox] = best
+                                        } else if isMax {
+                                            // NaN wins, as in PyTorch; among equal maxima the first tap wins, as in ONNX Runtime.
+                                            var best = -Float.infinity, at = -1
+                                            for i in tz {
+                                                let iz = z0 + i * ad.dilation
+                                                for j in ty {
+                                                    let iy = y0 + j * ah.dilation,
+                                                        line = input + (iz * height + iy) * width
+                                                    for k in tx {
+                                                        let ix = x0 + k * aw.dilation, v = line[ix]
+                                                        if v > best || (v.isNaN && !best.isNaN) {
+                                                            best = v
+                                                            at =
+                                                                columnMajor
+                                                                ? iz + iy * depth + ix * depth * height
+                                                                : (iz * height + iy) * width + ix
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                            output[ox] = best
+                                            if let pi {
+                                                pi[plane * planeOut + row + ox] =
+                                                    at < 0 ? -1 : Int64(plane * planeIn + at)
+                                            }
                                         } else {
-                                            for k in tx { sum += line[x0 + k * aw.dilation] }
+                                            var sum: Float = 0
+                                            for i in tz {
+                                                let iz = z0 + i * ad.dilation
+                                                for j in ty {
+                                                    let iy = y0 + j * ah.dilation,
+                                                        line = input + (iz * height + iy) * width
+                                                    if aw.dilation == 1 {
+                                                        for k in tx { sum += line[x0 + k] }
+                                                    } else {
+                                                        for k in tx { sum += line[x0 + k * aw.dilation] }
+                                                    }
+                                                }
+                                            }
+                                            let divisor =
+                                                includePad
+                                                ? ad.paddedTaps(from: z0) * ah.paddedTaps(from: y0)
+                                                    * aw.paddedTaps(from: x0)
+                                                : tz.count * ty.count * tx.count
+                                            output[ox] = divisor > 0 ? sum / Float(divisor) : 0
                                         }
                                     }
                                 }
-                                let divisor = includePad
-                                    ? ad.paddedTaps(from: z0) * ah.paddedTaps(from: y0) * aw.paddedTaps(from: x0)
-                                    : tz.count * ty.count * tx.count
-                                output[ox] = divisor > 0 ? sum / Float(divisor) : 0
                             }
                         }
                     }
                 }
             }
-        }
-        }
-        }
         }
         return indices.map { [y, $0] } ?? [y]
     }

@@ -4,7 +4,9 @@ import LetheCore
 /// size they give for an input size. The one place these rules live: the interpreter runs windows
 /// with it and Unlearn cuts statistics rows with it.
 public struct SpatialGeometry: Sendable {
-    public enum AutoPad: String, Sendable { case notSet = "NOTSET", valid = "VALID", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER" }
+    public enum AutoPad: String, Sendable {
+        case notSet = "NOTSET", valid = "VALID", sameUpper = "SAME_UPPER", sameLower = "SAME_LOWER"
+    }
 
     public var kernel: [Int]
     public var strides: [Int]
@@ -15,7 +17,8 @@ public struct SpatialGeometry: Sendable {
     public var ceilMode: Bool
 
     /// A window given directly (lengths must match `kernel`'s).
-    public init(kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], autoPad: AutoPad, ceilMode: Bool = false) {
+    public init(kernel: [Int], strides: [Int], dilations: [Int], pads: [Int], autoPad: AutoPad, ceilMode: Bool = false)
+    {
         self.kernel = kernel
         self.strides = strides
         self.dilations = dilations
@@ -45,7 +48,9 @@ public struct SpatialGeometry: Sendable {
     }
 
     private mutating func check(rank: Int) throws {
-        guard kernel.count == rank else { throw RuntimeError("kernel has \(kernel.count) axes, input has \(rank) spatial axes") }
+        guard kernel.count == rank else {
+            throw RuntimeError("kernel has \(kernel.count) axes, input has \(rank) spatial axes")
+        }
         if strides.isEmpty { strides = Array(repeating: 1, count: rank) }
         if dilations.isEmpty { dilations = Array(repeating: 1, count: rank) }
         if pads.isEmpty { pads = Array(repeating: 0, count: 2 * rank) }
@@ -53,7 +58,8 @@ public struct SpatialGeometry: Sendable {
             throw RuntimeError("strides/dilations/pads do not match a \(rank)-D window")
         }
         guard strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), kernel.allSatisfy({ $0 > 0 }),
-              pads.allSatisfy({ $0 >= 0 }) else {
+            pads.allSatisfy({ $0 >= 0 })
+        else {
             throw RuntimeError("window sizes, strides and dilations must be positive and pads non-negative")
         }
     }
@@ -70,7 +76,10 @@ public struct SpatialGeometry: Sendable {
                 begin[axis] = pads[axis]
                 end[axis] = pads[axis + rank]
                 let span = input[axis] + begin[axis] + end[axis] - extent
-                guard span >= 0 else { throw RuntimeError("window \(extent) is larger than padded input \(input[axis] + begin[axis] + end[axis])") }
+                guard span >= 0 else {
+                    throw RuntimeError(
+                        "window \(extent) is larger than padded input \(input[axis] + begin[axis] + end[axis])")
+                }
                 if ceilMode {
                     var out = (span + s - 1) / s + 1
                     // The last window must start inside the input or the begin padding.
@@ -80,7 +89,9 @@ public struct SpatialGeometry: Sendable {
                     output[axis] = span / s + 1
                 }
             case .valid:
-                guard input[axis] >= extent else { throw RuntimeError("window \(extent) is larger than input \(input[axis])") }
+                guard input[axis] >= extent else {
+                    throw RuntimeError("window \(extent) is larger than input \(input[axis])")
+                }
                 output[axis] = (input[axis] - extent) / s + 1
             case .sameUpper, .sameLower:
                 let out = (input[axis] + s - 1) / s

@@ -13,13 +13,15 @@ extension WorkingGraph {
         for (index, entry) in entries.enumerated() where entry.node.opType == "BatchNormalization" {
             let bn = entry.node
             guard bn.inputs.count >= 5, bn.outputs.count >= 1,
-                  bn.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
-                  (try? request(for: entry).int("training_mode", 0)) == 0,
-                  let convIndex = producer[bn.inputs[0]], !removed.contains(convIndex) else { continue }
+                bn.outputs.dropFirst().allSatisfy({ $0.isEmpty }),
+                (try? request(for: entry).int("training_mode", 0)) == 0,
+                let convIndex = producer[bn.inputs[0]], !removed.contains(convIndex)
+            else { continue }
             let conv = entries[convIndex]
             guard conv.node.opType == "Conv", conv.activation == nil, isInternal(bn.inputs[0], uses: uses),
-                  conv.node.inputs.count >= 2, let weight = constants[conv.node.inputs[1]]?.asFloat32(),
-                  weight.rank >= 3 else { continue }
+                conv.node.inputs.count >= 2, let weight = constants[conv.node.inputs[1]]?.asFloat32(),
+                weight.rank >= 3
+            else { continue }
             let parameters = bn.inputs[1...4].map { constants[$0] }
             guard parameters.allSatisfy({ $0 != nil }) else { continue }
             let channels = weight.shape[0]
@@ -32,8 +34,9 @@ extension WorkingGraph {
                 oldBias = [Float](repeating: 0, count: channels)
             }
             let epsilon = (try? request(for: entry).float("epsilon", 1e-5)) ?? 1e-5
-            let (scale, shift) = BatchNormKernel.affine(scale: parameters[0]!, bias: parameters[1]!, mean: parameters[2]!,
-                                                        variance: parameters[3]!, epsilon: epsilon)
+            let (scale, shift) = BatchNormKernel.affine(
+                scale: parameters[0]!, bias: parameters[1]!, mean: parameters[2]!,
+                variance: parameters[3]!, epsilon: epsilon)
             var values = weight.floatValues()
             let perChannel = values.count / max(1, channels)
             for c in 0..<channels { for i in 0..<perChannel { values[c * perChannel + i] *= scale[c] } }

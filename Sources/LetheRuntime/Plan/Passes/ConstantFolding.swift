@@ -8,13 +8,14 @@ extension WorkingGraph {
         var kept: [Entry] = []
         for entry in entries {
             let node = entry.node
-            let foldable = OperatorRegistry.isFoldable(node.opType)
+            let foldable =
+                OperatorRegistry.isFoldable(node.opType)
                 && node.inputs.allSatisfy { $0.isEmpty || constants[$0] != nil }
                 && !node.outputs.isEmpty
             guard foldable, let factory = OperatorRegistry.factory(for: node),
-                  let kernel = try? factory(request(for: entry)),
-                  let results = try? kernel.run(node.inputs.map { $0.isEmpty ? nil : constants[$0] }, context),
-                  results.count >= node.outputs.filter({ !$0.isEmpty }).count || results.count >= node.outputs.count
+                let kernel = try? factory(request(for: entry)),
+                let results = try? kernel.run(node.inputs.map { $0.isEmpty ? nil : constants[$0] }, context),
+                results.count >= node.outputs.filter({ !$0.isEmpty }).count || results.count >= node.outputs.count
             else {
                 kept.append(entry)
                 continue

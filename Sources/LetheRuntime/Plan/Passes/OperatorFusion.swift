@@ -19,11 +19,12 @@ extension WorkingGraph {
             for side in 0..<2 {
                 let product = add.inputs[side], biasName = add.inputs[1 - side]
                 guard let matmulIndex = producer[product], !removed.contains(matmulIndex),
-                      entries[matmulIndex].node.opType == "MatMul", entries[matmulIndex].fusedBias == nil,
-                      entries[matmulIndex].activation == nil,
-                      let weight = constants[entries[matmulIndex].node.inputs[1]], weight.rank == 2,
-                      let bias = constants[biasName], bias.rank == 1, bias.elementCount == weight.shape[1],
-                      bias.dtype.isFloatingPoint, isInternal(product, uses: uses) else { continue }
+                    entries[matmulIndex].node.opType == "MatMul", entries[matmulIndex].fusedBias == nil,
+                    entries[matmulIndex].activation == nil,
+                    let weight = constants[entries[matmulIndex].node.inputs[1]], weight.rank == 2,
+                    let bias = constants[biasName], bias.rank == 1, bias.elementCount == weight.shape[1],
+                    bias.dtype.isFloatingPoint, isInternal(product, uses: uses)
+                else { continue }
                 entries[matmulIndex].fusedBias = bias.asFloat32()
                 entries[matmulIndex].node.outputs = [add.outputs[0]]
                 removed.insert(index)
@@ -40,9 +41,10 @@ extension WorkingGraph {
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where Activation.opTypes.contains(entry.node.opType) {
             guard let input = entry.node.inputs.first, let target = producer[input], !removed.contains(target),
-                  ["Conv", "Gemm", "MatMul", "Add"].contains(entries[target].node.opType),
-                  entries[target].activation == nil, isInternal(input, uses: uses),
-                  let activation = try? Activation.from(request(for: entry)) else { continue }
+                ["Conv", "Gemm", "MatMul", "Add"].contains(entries[target].node.opType),
+                entries[target].activation == nil, isInternal(input, uses: uses),
+                let activation = try? Activation.from(request(for: entry))
+            else { continue }
             if entries[target].node.opType == "MatMul" {
                 // MatMul keeps its constant-B fast path only; other products stay unfused.
                 guard let weight = constants[entries[target].node.inputs[1]], weight.rank == 2 else { continue }
