@@ -98,6 +98,34 @@ final class UnlearnCommandTests: XCTestCase {
 
     /// Coats (class 4) share most features with pullovers and shirts: one pass, even with the α
     /// search, leaves ACC_f at 5%. A second pass on the patched model meets the goal.
+    /// The sample ViT reads its class token through a final LayerNorm: the default method also erases
+    /// the class from that input (refitting the last block's fc2), which is what the probe reads.
+    func testTheViTsHeadInputIsErased() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let result = try CLI.run([
+            "unlearn", CLI.sample("fashion_vit.onnx"), "--data", CLI.sample("fashion_train.npz"),
+            "--test", CLI.sample("fashion_test.npz"), "--forget", "1", "-o", "\(folder)/u.onnx", "--json"
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        let erasure = report["erasure"] as! [String: Any]
+        XCTAssertEqual(erasure["readoutWriter"] as? String, "blocks.3.mlp.fc2.weight")
+        let test = report["test"] as! [String: Any]
+        XCTAssertLessThan((test["after"] as! [String: Any])["forgetAccuracy"] as! Double, 0.01)
+        // Trousers stay linearly readable in the features of a model that never saw them, but far
+        // less than in the original's (96% on this test set).
+        let probe = test["probe"] as! [String: Any]
+        XCTAssertLessThan(probe["after"] as! Double, (probe["before"] as! Double) - 0.05, "\(probe)")
+        let diff = try CLI.run(["diff", CLI.sample("fashion_vit.onnx"), "\(folder)/u.onnx", "--json"])
+        let changes = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as! [String: Any]
+        let changed = Set((changes["changed"] as! [[String: Any]]).map { $0["name"] as! String })
+        XCTAssertTrue(
+            changed.isSuperset(of: ["blocks.3.mlp.fc2.weight", "blocks.3.mlp.fc2.bias", "head.weight"]), "\(changed)")
+        let accuracy = (test["after"] as! [String: Any])["accuracy"] as! Double
+        XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), accuracy, accuracy: 0.0015)
+    }
+
     func testAHardClassIsForgottenWithASecondPass() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
