@@ -71,6 +71,44 @@ final class ResidualReadoutTests: XCTestCase {
         XCTAssertNil(readout(graph(normIsOutput: true)))
     }
 
+    /// The erasure gives the same model whether it keeps activations or runs the whole model per layer.
+    func testTheReadoutIsErasedAlikeOnTheCacheAndOnWholeModelPasses() throws {
+        let model = Model(graph: graph(), irVersion: 8, opsets: [("", 17)])
+        let perClass = 60
+        let noise = TestSupport.randomValues(perClass * classes * tokens * d, seed: 41)
+        var values: [Float] = [], labels: [Int] = []
+        for k in 0..<classes {
+            for s in 0..<perClass {
+                let base = (k * perClass + s) * tokens * d
+                values += (0..<(tokens * d)).map { Float(noise[base + $0] * 0.5 + ($0 % classes == k ? 1.0 : 0)) }
+                labels.append(k)
+            }
+        }
+        let train = SampleSet(inputs: Tensor(shape: [labels.count, tokens, d], values: values), labels: labels)
+        var configuration = UnlearningConfiguration(forgetClasses: [1])
+        configuration.samples = 60
+        configuration.validationPerClass = 10
+        configuration.membershipInference = false
+        configuration.probe = false
+        configuration.erasureDistortionCap = 1
+        let factory = RuntimeExecutor.factory(threads: 1)
+        let onCache = try Unlearner(model: model, configuration: configuration, executorFactory: factory).run(
+            train: train)
+        configuration.activationCacheBytes = 0
+        let whole = try Unlearner(model: model, configuration: configuration, executorFactory: factory).run(
+            train: train)
+        XCTAssertEqual(onCache.report.erasure?.readoutWriter, "ww")
+        XCTAssertEqual(whole.report.erasure?.readoutWriter, "ww")
+        XCTAssertTrue(whole.report.notes.contains { $0.contains("whole model") }, "\(whole.report.notes)")
+        XCTAssertEqual(Set(onCache.patchedWeights.keys), Set(whole.patchedWeights.keys))
+        XCTAssertTrue(onCache.patchedWeights.keys.contains("ww"))
+        for (name, tensor) in onCache.patchedWeights {
+            let a = tensor.doubleValues(), b = try XCTUnwrap(whole.patchedWeights[name]).doubleValues()
+            let scale = b.map(abs).max() ?? 1
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * scale, name) }
+        }
+    }
+
     func testTheSampleViTReadsItsClassToken() throws {
         let model = try ONNXFormat.read(
             path: TestSupport.packageRoot.appendingPathComponent("samples/fashion_vit.onnx").path
@@ -121,7 +159,8 @@ final class ResidualReadoutTests: XCTestCase {
         let scale = TestSupport.randomValues(width, seed: 35).map { $0 * 0.5 + 1 },
             shift = TestSupport.randomValues(width, seed: 36)
         let readout = ResidualReadout(
-            writer: writer, writerInput: found.writerInput, residual: found.residual, token: found.token,
+            writer: writer, writerInput: found.writerInput, residual: found.residual, stream: found.stream,
+            token: found.token,
             scale: scale, shift: shift, epsilon: 1e-5)
         let isForget = (0..<n).map { $0 < 10 }
         let h = TestSupport.randomValues(n * wide, seed: 31).enumerated().map {

@@ -15,9 +15,11 @@ import LetheIR
 struct ResidualReadout {
     /// The last layer before the norm: a MatMul (with its bias Add, if any) on `[N, T, d]` rows.
     let writer: WeightLayer
-    /// The writer's input `h` and the stream `residual` its output is added to.
+    /// The writer's input `h` and the stream `residual` its output is added to, by the Add node at
+    /// index `stream`.
     let writerInput: String
     let residual: String
+    let stream: Int
     /// The token the head reads.
     let token: Int
     let scale: [Double]
@@ -85,7 +87,8 @@ struct ResidualReadout {
                 let position = add.inputs.firstIndex(of: written)
             else { continue }
             return ResidualReadout(
-                writer: writer, writerInput: node.inputs[0], residual: add.inputs[1 - position], token: token,
+                writer: writer, writerInput: node.inputs[0], residual: add.inputs[1 - position], stream: addIndex,
+                token: token,
                 scale: scale, shift: shift, epsilon: Double(norm.attribute("epsilon")?.floatValue ?? 1e-5))
         }
         return nil
@@ -121,13 +124,9 @@ struct ResidualReadout {
         }
         let rows = Rows()
         let use = writer.uses[0]
-        guard
-            let add = graph.nodes.firstIndex(where: {
-                $0.opType == "Add" && $0.inputs.contains(residual) && $0.inputs.contains { $0 != residual }
-            }),
-            let input = graph.nodes[add].inputs.firstIndex(of: residual)
-        else {
-            throw StatisticsError("the stream \(residual) has no Add reading it")
+        let add = stream
+        guard add < graph.nodes.count, let input = graph.nodes[add].inputs.firstIndex(of: residual) else {
+            throw StatisticsError("the stream \(residual) is not read by node \(add)")
         }
         let taps = [
             InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) {
