@@ -9,7 +9,11 @@ float32 rounding; `--max-rows N` mimics the published random row cap instead.
 
 Default run: the sample CNN (samples/fashion_cnn.safetensors + architecture from samples/make_sample.py),
 forgetting class 3 with S = 900 from samples/fashion_train.npz: retain = first 100 of each other class
-(900), forget = all 300 class-3 samples (fewer than S exist). α_r = 100, α_f = 3.
+(900), forget = all 300 class-3 samples (fewer than S exist). α_r = 100, α_f = 3. `--model vit` runs
+the sample ViT instead (samples/fashion_vit.safetensors + samples/make_vit_sample.py): its patch
+embedding and every Linear, the head included, with every token a row. `--compare PATCHED.onnx`
+reports the largest relative difference between the reference's patched weights and that file's
+initializers of the same names (e.g. `lethe unlearn … --method published`'s output).
 
 Prints one summary line (and `--json` prints a JSON document instead), e.g.
   reference_bench: model=fashion_cnn S=900 retain=900 forget=300 layers=4 threads=2 collect=…s svd=…s
@@ -31,14 +35,18 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load_sample_model():
-    spec = importlib.util.spec_from_file_location("make_sample", os.path.join(ROOT, "samples", "make_sample.py"))
+MODELS = {"cnn": ("make_sample.py", "FashionCNN", "fashion_cnn.safetensors"),
+          "vit": ("make_vit_sample.py", "FashionViT", "fashion_vit.safetensors")}
+
+
+def load_sample_model(name):
+    script, cls, weights = MODELS[name]
+    spec = importlib.util.spec_from_file_location(script[:-3], os.path.join(ROOT, "samples", script))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     from safetensors.torch import load_file
-    model = mod.FashionCNN()
-    missing, unexpected = model.load_state_dict(load_file(os.path.join(ROOT, "samples", "fashion_cnn.safetensors")),
-                                                strict=False)
+    model = getattr(mod, cls)()
+    missing, unexpected = model.load_state_dict(load_file(os.path.join(ROOT, "samples", weights)), strict=False)
     if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
         raise SystemExit(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")
     return model.eval()
@@ -89,6 +97,8 @@ def space(X, alpha):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    ap.add_argument("--compare", help="a patched .onnx to compare the reference's weights with")
     ap.add_argument("--data", default=os.path.join(ROOT, "samples", "fashion_train.npz"))
     ap.add_argument("--forget", type=int, default=3)
     ap.add_argument("--samples", type=int, default=900)
@@ -106,7 +116,7 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)
 
     t_start = time.perf_counter()
-    model = load_sample_model()
+    model = load_sample_model(args.model)
     d = np.load(args.data)
     x, y = d["x"], d["y"]
     keep = [c for c in np.unique(y) if c != args.forget]
@@ -137,23 +147,33 @@ def main():
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result = {
-        "model": "fashion_cnn", "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
+        "model": "fashion_" + args.model, "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
         "layers": len(layers), "threads": args.threads, "max_rows": args.max_rows or "all",
         "rows": {n: int(acts_r[n].shape[0] + acts_f[n].shape[0]) for n, _ in layers},
         "load_s": t_load - t_start, "collect_s": t_collect - t_load, "svd_s": t_svd - t_collect,
         "patch_s": t_patch - t_svd, "total_s": t_patch - t_start, "unlearn_s": t_patch - t_load,
         "peak_rss_mb": peak_mb,
     }
-    if os.path.exists(args.fixture) and args.max_rows == 0 and args.samples == 900 and args.forget == 3:
+    if args.compare:
+        import onnx
+        from onnx import numpy_helper
+        ours = {t.name: numpy_helper.to_array(t) for t in onnx.load(args.compare).graph.initializer}
+        common = [k for k in patched if k in ours]
+        if len(common) != len(patched):
+            raise SystemExit(f"{args.compare} lacks {sorted(set(patched) - set(ours))}")
+        result["max_rel_diff_vs_compare"] = max(
+            float(np.abs(patched[k].numpy() - ours[k]).max() / np.abs(patched[k].numpy()).max()) for k in common)
+    if args.model == "cnn" and os.path.exists(args.fixture) and args.max_rows == 0 and args.samples == 900 \
+            and args.forget == 3:
         ref = np.load(args.fixture)
         result["max_rel_diff_vs_fixture"] = max(
             float(np.abs(patched[k].numpy() - ref[k]).max() / np.abs(ref[k]).max()) for k in patched)
     if args.json:
         print(json.dumps(result))
     else:
-        extra = f" max_rel_diff_vs_fixture={result['max_rel_diff_vs_fixture']:.2e}" \
-            if "max_rel_diff_vs_fixture" in result else ""
-        print(f"reference_bench: model=fashion_cnn S={args.samples} retain={result['retain']} "
+        extra = "".join(f" {k}={result[k]:.2e}" for k in ("max_rel_diff_vs_fixture", "max_rel_diff_vs_compare")
+                        if k in result)
+        print(f"reference_bench: model={result['model']} S={args.samples} retain={result['retain']} "
               f"forget={result['forget']} layers={len(layers)} threads={args.threads} "
               f"collect={result['collect_s']:.2f}s svd={result['svd_s']:.2f}s patch={result['patch_s']:.3f}s "
               f"unlearn={result['unlearn_s']:.2f}s total={result['total_s']:.2f}s "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Times `lethe unlearn` beside the PyTorch reference approach (reference_bench.py) on the same job:
-# the sample CNN, forget class 3, S = 900, α_r = 100, α_f = 3, same thread count. Prints both wall
-# times and peak RSS, the speed-up, and how far Lethe's patched weights are from the float64 reference.
+# Times `lethe unlearn --method published` beside the PyTorch reference approach (reference_bench.py)
+# on the same job: each sample model (MODELS="cnn vit"), forget class 3, S = 900, α_r = 100, α_f = 3,
+# same thread count. Prints both wall times and peak RSS, the speed-up, how far Lethe's patched weights
+# are from the reference's, and (CNN) from the float64 reference fixture.
 # Needs a Python with torch, numpy and safetensors: PYTHON=/path/to/python (default: python3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,23 +24,28 @@ measure() {
     echo "$wall $peak"
 }
 
+for model in ${MODELS:-cnn vit}; do
 for samples in 900 ${EXTRA_SAMPLES:-}; do
-    read -r lethe_s lethe_kb < <(measure .build/release/lethe unlearn samples/fashion_cnn.onnx \
-        --data samples/fashion_train.npz --forget 3 --samples "$samples" --threads "$THREADS" --method published -o "$out/forgot.onnx")
-    ref_line=$("$PYTHON" bench/unlearn/reference_bench.py --threads "$THREADS" --samples "$samples" --json)
-    read -r ref_s ref_kb < <(echo "$ref_line" | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["total_s"], int(d["peak_rss_mb"]*1024))')
-    "$PYTHON" - "$lethe_s" "$lethe_kb" "$ref_s" "$ref_kb" "$samples" <<'PY'
+    read -r lethe_s lethe_kb < <(measure .build/release/lethe unlearn "samples/fashion_$model.onnx" \
+        --data samples/fashion_train.npz --forget 3 --samples "$samples" --threads "$THREADS" --method published \
+        -o "$out/forgot-$model.onnx")
+    ref_line=$("$PYTHON" bench/unlearn/reference_bench.py --model "$model" --threads "$THREADS" --samples "$samples" \
+        --compare "$out/forgot-$model.onnx" --json)
+    read -r ref_s ref_kb diff < <(echo "$ref_line" | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d["total_s"], int(d["peak_rss_mb"]*1024), d["max_rel_diff_vs_compare"])')
+    "$PYTHON" - "$lethe_s" "$lethe_kb" "$ref_s" "$ref_kb" "$samples" "$model" "$diff" <<'PY'
 import sys
-ls, lk, rs, rk, s = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-print(f"S={s}: lethe unlearn {ls:.2f}s {lk/1024:.0f}MB | pytorch reference {rs:.2f}s {rk/1024:.0f}MB | "
-      f"speed-up {rs/ls:.1f}x, memory ratio {lk/rk:.2f}")
+ls, lk, rs, rk, s, m, d = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], float(sys.argv[7])
+print(f"{m} S={s}: lethe unlearn {ls:.2f}s {lk/1024:.0f}MB | pytorch reference {rs:.2f}s {rk/1024:.0f}MB | "
+      f"speed-up {rs/ls:.1f}x, memory ratio {lk/rk:.2f} | weights agree to {d:.1e} (relative)")
 PY
 done
-"$PYTHON" - "$out/forgot.onnx" <<'PY'
+done
+[ -f "$out/forgot-cnn.onnx" ] || exit 0
+"$PYTHON" - "$out/forgot-cnn.onnx" <<'PY'
 import sys, numpy as np, onnx
 from onnx import numpy_helper
 ours = {t.name: numpy_helper.to_array(t) for t in onnx.load(sys.argv[1]).graph.initializer}
 ref = np.load("formats/models/unlearn/fashion_cnn_default.patched.npz")
 worst = max(float(np.abs(ours[k] - ref[k]).max() / max(np.abs(ref[k]).max(), 1e-12)) for k in ref.files if k in ours)
-print(f"largest relative difference from the float64 reference: {worst:.2e}")
+print(f"cnn: largest relative difference from the float64 reference fixture: {worst:.2e}")
 PY
