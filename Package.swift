@@ -40,10 +40,10 @@ let package = Package(
         .target(name: "CVectorMath"),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
         .target(name: "LetheUnlearn", dependencies: [
-            "LetheRuntime", "LetheFormats", "LetheSafetensors", "CBLAS", "CSVM",
+            "LetheRuntime", "LetheSafetensors", "CBLAS", "CSVM",
         ]),
         .executableTarget(name: "lethe", dependencies: [
-            "LetheFormats", "LetheRuntime", "LetheUnlearn",
+            "LetheFormats", "LetheNumPy", "LetheRuntime", "LetheUnlearn",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -58,7 +58,9 @@ let package = Package(
         .testTarget(name: "LetheFormatsTests", dependencies: ["LetheFormats", "LetheTestSupport"]),
         .testTarget(name: "LetheImagesTests", dependencies: ["LetheImages", "LetheTestSupport"]),
         .testTarget(name: "LetheRuntimeTests", dependencies: ["LetheRuntime", "LetheFormats", "LetheTestSupport"]),
-        .testTarget(name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheTestSupport"]),
+        .testTarget(name: "LetheUnlearnTests", dependencies: [
+            "LetheUnlearn", "LetheONNX", "LetheNumPy", "LetheSafetensors", "LetheTestSupport",
+        ]),
         .testTarget(name: "LetheCLITests", dependencies: ["LetheFormats", "LetheImages", "LetheTestSupport"]),
 
         // Fuzzing: the harness is shared by the libFuzzer executables and the regression tests.
