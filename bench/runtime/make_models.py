@@ -6,9 +6,13 @@
   resnet18_cifar  the same with the CIFAR stem used by the published CIFAR-10 figures
                   (3×3 stride-1 conv, no max pool): 32×32 feature maps in the first stage
   vit_tiny        ViT-tiny: patch 4, dim 192, depth 12, heads 3, MLP 768, class token, 32×32 input, 10 classes
+  resnet18_224    torchvision.models.resnet18(weights=None): 224×224 input, 1000 classes (11.7 M params)
+  vit_b16         torchvision.models.vit_b_16(weights=None): 224×224 input, patch 16, dim 768, depth 12,
+                  1000 classes (86.6 M params, ≈ 350 MB); its zero-initialised head gets random weights
 
+Nothing is downloaded: the torchvision models are built with weights=None and seeded random init.
 Each is exported with the TorchScript exporter (dynamo=False, do_constant_folding=False, training=EVAL,
-opset 17, input `input` [batch,3,32,32], output `logits` [batch,10], dynamic batch) to OUT/<name>.onnx,
+opset 17, input `input` [batch,3,S,S] with S = 32 or 224, output `logits` [batch,classes], dynamic batch) to OUT/<name>.onnx,
 with OUT/<name>.inputs.npz (batch --batch, seeded normal) and OUT/<name>.expected.npz (ONNX Runtime).
 `--dynamo` also writes OUT/<name>_dynamo.onnx (+ .onnx.data). The files are large (ResNet-18 ≈ 45 MB):
 generate them, never commit them.
@@ -26,6 +30,7 @@ import torch
 import torch.nn as nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGENET_SIZE = {"resnet18_224", "vit_b16"}  # 224×224 inputs; the others take 32×32
 
 
 class BasicBlock(nn.Module):
@@ -100,6 +105,15 @@ def build(name, seed=0):
         m = ResNet18(cifar_stem=True)
     elif name == "vit_tiny":
         m = vit_tiny()
+    elif name == "resnet18_224":
+        import torchvision
+        m = torchvision.models.resnet18(weights=None)
+    elif name == "vit_b16":
+        import torchvision
+        m = torchvision.models.vit_b_16(weights=None)
+        with torch.no_grad():  # torchvision zero-initialises the head: all logits would be 0
+            nn.init.trunc_normal_(m.heads.head.weight, std=0.02)
+            nn.init.normal_(m.heads.head.bias, std=0.02)
     else:
         raise SystemExit(f"unknown model {name}")
     # Random BatchNorm statistics and LayerNorm affine parameters, so normalisation is not the identity and no parameter equals another
@@ -130,9 +144,10 @@ def main():
     import onnxruntime as ort
 
     os.makedirs(args.out, exist_ok=True)
-    x = np.random.default_rng(1234).standard_normal((args.batch, 3, 32, 32)).astype(np.float32)
     for name in args.models.split(","):
         t0 = time.time()
+        size = 224 if name in IMAGENET_SIZE else 32
+        x = np.random.default_rng(1234).standard_normal((args.batch, 3, size, size)).astype(np.float32)
         model = build(name)
         path = os.path.join(args.out, name + ".onnx")
         torch.onnx.export(model, (torch.from_numpy(x),), path, dynamo=False, do_constant_folding=False,
