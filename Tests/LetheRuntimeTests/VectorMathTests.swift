@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import LetheRuntime
 
-/// The vector `exp` and `erf` against the C library over their whole float range.
+/// The vector `exp`, `erf` and `tanh` against the C library over their whole float range.
 final class VectorMathTests: XCTestCase {
     private func sweep(from low: Float, to high: Float, count: Int) -> [Float] {
         (0..<count).map { low + (high - low) * Float($0) / Float(count - 1) }
@@ -44,6 +44,22 @@ final class VectorMathTests: XCTestCase {
             XCTAssertEqual(y[0], -y[1])
             XCTAssertEqual(y[0], erff(x), accuracy: 4 * erff(x).ulp)
         }
+    }
+
+    func testTanhIsWithinFourUlpsOfTheCLibrary() {
+        let xs = sweep(from: -12, to: 12, count: 240_001) + [1e-3, -1e-3, 1e-6, 0.3999, 0.4, 0.4001, 44, 100]
+        let got = apply(xs, VectorMath.tanh)
+        var worst: Float = 0
+        for (x, y) in zip(xs, got) {
+            let want = tanhf(x)
+            worst = max(worst, want == 0 ? abs(y) : abs(y - want) / want.ulp)
+        }
+        XCTAssertLessThanOrEqual(worst, 4, "worst error \(worst) ulps")
+        let edges = apply([-.infinity, .infinity, .nan, 0, -0.0], VectorMath.tanh)
+        XCTAssertEqual(Array(edges[0..<2]), [-1, 1])
+        XCTAssertTrue(edges[2].isNaN)
+        XCTAssertEqual(edges[3], 0)
+        XCTAssertEqual(edges[4], 0)
     }
 
     func testSoftmaxRowsAndMoments() {

@@ -38,4 +38,8 @@ enum VectorMath {
     /// `data[i] = ½ x (1 + erf(x / √2))`.
     @inline(__always)
     static func gelu(_ data: UnsafeMutablePointer<Float>, _ count: Int) { lethe_gelu(data, count) }
+
+    /// `data[i] = tanh(data[i])`.
+    @inline(__always)
+    static func tanh(_ data: UnsafeMutablePointer<Float>, _ count: Int) { lethe_tanh(data, count) }
 }

@@ -80,7 +80,7 @@ enum Activation: Sendable, Equatable {
         case .hardSwish:
             for i in 0..<count { let x = data[i]; data[i] = x * Swift.max(0, Swift.min(1, x / 6 + 0.5)) }
         case .tanh:
-            for i in 0..<count { data[i] = tanhf(data[i]) }
+            VectorMath.tanh(data, count)
         case .gelu(let approximate):
             if approximate {
                 let c: Float = 0.7978845608028654
