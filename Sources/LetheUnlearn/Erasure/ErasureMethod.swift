@@ -14,6 +14,8 @@ struct ErasureMethod {
     let candidates: [WeightLayer]
     let configuration: UnlearningConfiguration
     let makeExecutor: ModelExecutorFactory
+    /// The head's residual readout, when the model has one and the configuration erases it.
+    let readout: ResidualReadout?
 
     struct Outcome {
         var weights: [String: Tensor]
@@ -59,6 +61,9 @@ struct ErasureMethod {
         candidates = layers.filter { $0.name != head.name }
         self.configuration = configuration
         self.makeExecutor = makeExecutor
+        readout =
+            configuration.readoutErasure
+            ? ResidualReadout.find(head: head, layers: candidates, graph: model.graph) : nil
     }
 
     /// The depths tried when none is given: every erasable layer, then the last half, then half again,
@@ -289,7 +294,7 @@ struct ErasureMethod {
             try erase(
                 layer, statistics: statistics, neighbours: neighbours == nil ? nil : near, cross: cross, state: &state)
         }
-        if let readout = readout() {
+        if let readout {
             try cache.advance(to: readout.writer.uses[0].nodeIndex, model: state.current)
             let statisticsSlots = slots(selection.retain + selection.forget)
             func tokenRows(_ name: String) throws -> [Double] {
@@ -365,7 +370,7 @@ struct ErasureMethod {
             }
             try erase(layer, statistics: layerStats, neighbours: near, cross: cross, state: &state)
         }
-        if let readout = readout() {
+        if let readout {
             let tapped = try readout.tokenRows(
                 running: try makeExecutor(state.current), on: train.subset(selection.retain + selection.forget),
                 graph: model.graph, batchSize: configuration.batchSize)
@@ -386,11 +391,6 @@ struct ErasureMethod {
         return HeadFeatures(
             fit: features.values, fitRows: features.rows,
             validation: validationFeatures.values, validationRows: validationFeatures.rows)
-    }
-
-    /// The head's residual readout, when the model has one and the configuration erases it.
-    func readout() -> ResidualReadout? {
-        configuration.readoutErasure ? ResidualReadout.find(head: head, layers: candidates, graph: model.graph) : nil
     }
 
     /// Refits the readout's writer on the statistics samples' token rows (retain rows first, then

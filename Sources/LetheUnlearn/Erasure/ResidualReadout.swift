@@ -32,15 +32,9 @@ struct ResidualReadout {
         guard head.uses.count == 1, let headUse = head.uses.first, headUse.nodeIndex < graph.nodes.count else {
             return nil
         }
-        var producers: [String: Int] = [:]
-        var readers: [String: [Int]] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producers[output] = index }
-            for input in node.inputs where !input.isEmpty { readers[input, default: []].append(index) }
-        }
+        let links = GraphLinks(graph)
+        let producers = links.producers, readers = links.readers, initializers = links.initializers
         let outputs = Set(graph.outputs.map(\.name))
-        let initializers = Dictionary(
-            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         /// The node making `value`, when it is the only reader of its output and no graph output.
         func soleProducer(of value: String, readBy reader: Int) -> Node? {
             guard let index = producers[value], readers[value] == [reader], !outputs.contains(value) else { return nil }
@@ -77,7 +71,7 @@ struct ResidualReadout {
             guard node.opType == "MatMul", use.input == 0, let product = node.outputs.first else { continue }
             // The writer's output: its bias Add when it has one, else the product itself.
             var written = product
-            if LayerBias.find(for: writer, in: graph) != nil {
+            if LayerBias.find(for: writer, in: graph, links: links) != nil {
                 guard readers[product]?.count == 1, let biasAdd = readers[product]?.first,
                     let out = graph.nodes[biasAdd].outputs.first
                 else { continue }
@@ -100,13 +94,15 @@ struct ResidualReadout {
             throw StatisticsError(
                 "the head reads token \(token) of a \(value.shape) value, not of [samples, tokens, channels]")
         }
-        let tokens = value.shape[1], width = value.shape[2]
-        let values = value.floatValues()
-        var rows: [Double] = []
-        rows.reserveCapacity(value.shape[0] * width)
-        for sample in 0..<value.shape[0] {
-            let start = (sample * tokens + token) * width
-            rows += values[start..<(start + width)].map(Double.init)
+        let tokens = value.shape[1], width = value.shape[2], samples = value.shape[0]
+        let floats = value.dtype == .float32 ? value : value.convertedFloatingPoint(to: .float32)
+        var rows = [Double](repeating: 0, count: samples * width)
+        // Only the read token's rows, not the whole [samples, tokens, width] value.
+        floats.withUnsafeBufferPointer(of: Float.self) { p in
+            for sample in 0..<samples {
+                let start = (sample * tokens + token) * width
+                for i in 0..<width { rows[sample * width + i] = Double(p[start + i]) }
+            }
         }
         return rows
     }

@@ -14,14 +14,11 @@ public struct LayerBias: Sendable {
     /// The bias of every use of `layer`, when all uses add the same `O`-element constant and
     /// nothing else reads it.
     public static func find(for layer: WeightLayer, in graph: Graph) -> LayerBias? {
-        var producers: [String: Int] = [:]
-        var readers: [String: [Int]] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producers[output] = index }
-            for input in node.inputs where !input.isEmpty { readers[input, default: []].append(index) }
-        }
-        let initializers = Dictionary(
-            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        find(for: layer, in: graph, links: GraphLinks(graph))
+    }
+
+    static func find(for layer: WeightLayer, in graph: Graph, links: GraphLinks) -> LayerBias? {
+        let producers = links.producers, readers = links.readers, initializers = links.initializers
         var found: LayerDiscovery.Constant?
         var readersAllowed = Set<Int>()
         for use in layer.uses {

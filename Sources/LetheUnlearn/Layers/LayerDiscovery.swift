@@ -15,12 +15,8 @@ public enum LayerDiscovery {
         in model: Model, filter: LayerFilter? = nil
     ) -> (layers: [WeightLayer], skipped: [Skipped]) {
         let graph = model.graph
-        var producers: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            for output in node.outputs where !output.isEmpty { producers[output] = index }
-        }
-        let initializers = Dictionary(
-            graph.initializers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
+        let links = GraphLinks(graph)
+        let producers = links.producers, initializers = links.initializers
 
         var order: [String] = []
         var layers: [String: WeightLayer] = [:]
