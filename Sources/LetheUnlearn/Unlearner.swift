@@ -191,7 +191,8 @@ public struct Unlearner: Sendable {
 
         phase = Date()
         progress?("eigen-decomposition", 0, layers.count)
-        let plan = try ProjectionPlan(model: model, layers: layers, statistics: stats)
+        let plan = try ProjectionPlan(
+            model: model, layers: layers, statistics: stats, decompose: configuration.search)
         progress?("eigen-decomposition", layers.count, layers.count)
         timings.decomposition = Date().timeIntervalSince(phase)
 
@@ -214,7 +215,7 @@ public struct Unlearner: Sendable {
         }
 
         phase = Date()
-        var weights = plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
+        var weights = try plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
         var patched = model.replacingWeights(weights)
         timings.projection = Date().timeIntervalSince(phase)
 

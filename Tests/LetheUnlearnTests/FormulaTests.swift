@@ -44,7 +44,7 @@ final class FormulaTests: XCTestCase {
             let id = TestSupport.identity(d)
             let p = (0..<(d * d)).map { id[$0] - (mf[$0] - mfmr[$0]) }
             let expected = TestSupport.multiply(w, TestSupport.transpose(p, rows: d, columns: d), m: o, k: d, n: d)
-            let got = InputProjection.apply(
+            let got = try InputProjection.apply(
                 to: w, outputs: o, retain: retain, alphaRetain: ar, forget: forget, alphaForget: af)
             XCTAssertLessThan(TestSupport.maxAbsDifference(got, expected), 1e-12)
             // The d × O form: B_new = P B with B = Wᵀ is W_newᵀ.
@@ -61,7 +61,7 @@ final class FormulaTests: XCTestCase {
         let x = TestSupport.randomValues(40 * d, seed: 9)
         let space = try FeatureSpace(gram: TestSupport.gram(x, rows: 40, d: d), dimension: d)
         let w = TestSupport.randomValues(4 * d, seed: 10)
-        let patched = InputProjection.apply(
+        let patched = try InputProjection.apply(
             to: w, outputs: 4, retain: space, alphaRetain: 1e12, forget: space, alphaForget: 3)
         XCTAssertLessThan(TestSupport.maxAbsDifference(patched, w), 1e-9)
     }
@@ -78,7 +78,7 @@ final class FormulaTests: XCTestCase {
         let expected = [1.0, 2, 0, 4, 5, 6, 0, 8]
         // One direction holds all the forget energy (s = 1 → λ = 1 for every α_f).
         for af in [1.0, 3, 100] {
-            let patched = InputProjection.apply(
+            let patched = try InputProjection.apply(
                 to: w, outputs: 2, retain: retain, alphaRetain: 100, forget: forget, alphaForget: af)
             XCTAssertLessThan(TestSupport.maxAbsDifference(patched, expected), 1e-12)
         }
@@ -99,9 +99,47 @@ final class FormulaTests: XCTestCase {
         let other = try FeatureSpace(
             gram: TestSupport.gram(TestSupport.randomValues(30 * d, seed: 22), rows: 30, d: d), dimension: d)
         let w = TestSupport.randomValues(3 * d, seed: 23)
-        let a = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: full, alphaForget: 3)
-        let b = InputProjection.apply(to: w, outputs: 3, retain: other, alphaRetain: 100, forget: thin, alphaForget: 3)
+        let a = try InputProjection.apply(
+            to: w, outputs: 3, retain: other, alphaRetain: 100, forget: full, alphaForget: 3)
+        let b = try InputProjection.apply(
+            to: w, outputs: 3, retain: other, alphaRetain: 100, forget: thin, alphaForget: 3)
         XCTAssertLessThan(TestSupport.maxAbsDifference(a, b), 1e-10)
+    }
+
+    /// One α pair through a Cholesky solve gives the eigen path's weights, from `G` and from rows.
+    func testResolventSpaceEqualsTheEigenPath() throws {
+        let d = 10, o = 4
+        let w = TestSupport.randomValues(o * d, seed: 31)
+        let xr = TestSupport.randomValues(50 * d, seed: 32), xf = TestSupport.randomValues(6 * d, seed: 33)
+        let retainGram = TestSupport.gram(xr, rows: 50, d: d), forgetGram = TestSupport.gram(xf, rows: 6, d: d)
+        let eigen = (
+            retain: try FeatureSpace(gram: retainGram, dimension: d),
+            forget: try FeatureSpace(gram: forgetGram, dimension: d)
+        )
+        let fromRows = try ResolventSpace(rows: xf.map { Float($0) }, count: 6, dimension: d)
+        let eigenFromRows = try FeatureSpace(rows: xf.map { Float($0) }, count: 6, dimension: d)
+        let solve = (
+            retain: try ResolventSpace(gram: retainGram, dimension: d),
+            forget: try ResolventSpace(gram: forgetGram, dimension: d)
+        )
+        for (ar, af) in [(100.0, 3.0), (10, 1), (1000, 100), (0.5, 0.3)] {
+            let expected = try InputProjection.apply(
+                to: w, outputs: o, retain: eigen.retain, alphaRetain: ar, forget: eigen.forget, alphaForget: af)
+            let got = try InputProjection.apply(
+                to: w, outputs: o, retain: solve.retain, alphaRetain: ar, forget: solve.forget, alphaForget: af)
+            XCTAssertGreaterThan(TestSupport.maxAbsDifference(expected, w), 1e-3)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(got, expected), 1e-10, "α_r \(ar), α_f \(af)")
+            let thinExpected = try InputProjection.apply(
+                to: w, outputs: o, retain: eigen.retain, alphaRetain: ar, forget: eigenFromRows, alphaForget: af)
+            let thin = try InputProjection.apply(
+                to: w, outputs: o, retain: solve.retain, alphaRetain: ar, forget: fromRows, alphaForget: af)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(thin, thinExpected), 1e-9, "rows, α_r \(ar), α_f \(af)")
+        }
+        XCTAssertTrue(solve.retain.energies.isEmpty)
+        let zero = try ResolventSpace(gram: [Double](repeating: 0, count: d * d), dimension: d)
+        XCTAssertEqual(
+            try InputProjection.apply(to: w, outputs: o, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3),
+            w)
     }
 
     func testEmptyStatisticsLeaveTheWeight() throws {
@@ -109,7 +147,8 @@ final class FormulaTests: XCTestCase {
         XCTAssertEqual(zero.energies, [0, 0, 0])
         let w = [1.0, 2, 3]
         XCTAssertEqual(
-            InputProjection.apply(to: w, outputs: 1, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3), w)
+            try InputProjection.apply(to: w, outputs: 1, retain: zero, alphaRetain: 100, forget: zero, alphaForget: 3),
+            w)
     }
 
     func testNonFiniteStatisticsAreRefused() {
@@ -143,7 +182,7 @@ final class ProjectionPlanTests: XCTestCase {
             stats.forget[g] = TestSupport.gram(TestSupport.randomValues(6 * d, seed: 50 + UInt64(g)), rows: 6, d: d)
         }
         let plan = try ProjectionPlan(model: model, layers: layers, statistics: StatisticsSet(layers: [stats]))
-        let patched = try XCTUnwrap(plan.patchedWeights(alphaRetain: 100, alphaForget: 3)["k"])
+        let patched = try XCTUnwrap(try plan.patchedWeights(alphaRetain: 100, alphaForget: 3)["k"])
         XCTAssertEqual(patched.dtype, .float16)
         XCTAssertEqual(patched.shape, weight.shape)
         let stored = weight.doubleValues()
@@ -151,7 +190,7 @@ final class ProjectionPlanTests: XCTestCase {
         let rows = o / groups
         for g in 0..<groups {
             let slice = Array(stored[(g * rows * d)..<((g + 1) * rows * d)])
-            let expected = InputProjection.apply(
+            let expected = try InputProjection.apply(
                 to: slice, outputs: rows, retain: try FeatureSpace(gram: stats.retain[g], dimension: d),
                 alphaRetain: 100,
                 forget: try FeatureSpace(gram: stats.forget[g], dimension: d), alphaForget: 3)

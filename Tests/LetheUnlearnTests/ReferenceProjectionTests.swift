@@ -59,7 +59,7 @@ final class ReferenceProjectionTests: XCTestCase {
             XCTAssertEqual(kept.map(\.name), ["conv1.weight", "conv2.weight", "fc2.weight"])
             let plan = try ProjectionPlan(model: model, layers: kept, statistics: stats)
             let expected = try arrays("formats/models/unlearn/\(fixture).patched.npz")
-            for (name, tensor) in plan.patchedWeights(alphaRetain: 100, alphaForget: 3) {
+            for (name, tensor) in try plan.patchedWeights(alphaRetain: 100, alphaForget: 3) {
                 assertClose(tensor, try XCTUnwrap(expected[name]), "\(fixture) \(name)")
             }
         }
@@ -84,7 +84,7 @@ final class ReferenceProjectionTests: XCTestCase {
             XCTAssertEqual(kept.count, 14, file)
             let plan = try ProjectionPlan(model: model, layers: kept, statistics: set)
             let expected = try arrays("formats/models/unlearn/\(fixture)")
-            for (name, tensor) in plan.patchedWeights(alphaRetain: 100, alphaForget: 3) {
+            for (name, tensor) in try plan.patchedWeights(alphaRetain: 100, alphaForget: 3) {
                 assertClose(tensor, try XCTUnwrap(expected[name], "\(file) \(name)"), "\(file) \(name)")
             }
         }

@@ -37,9 +37,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 MODELS = {"cnn": ("make_sample.py", "FashionCNN", "fashion_cnn.safetensors"),
           "vit": ("make_vit_sample.py", "FashionViT", "fashion_vit.safetensors")}
+# ImageNet-size models: the seeded random-init torchvision models that bench/runtime/make_models.py exports
+IMAGENET_MODELS = ("resnet18_224", "vit_b16")
+
+
+def load_imagenet_model(name):
+    spec = importlib.util.spec_from_file_location("make_models", os.path.join(ROOT, "bench", "runtime",
+                                                                              "make_models.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build(name)
 
 
 def load_sample_model(name):
+    if name in IMAGENET_MODELS:
+        return load_imagenet_model(name)
     script, cls, weights = MODELS[name]
     spec = importlib.util.spec_from_file_location(script[:-3], os.path.join(ROOT, "samples", script))
     mod = importlib.util.module_from_spec(spec)
@@ -53,9 +65,25 @@ def load_sample_model(name):
 
 
 def collect(model, x, batch, max_rows, gen):
-    """Activation matrices (rows × d, float32) of every Conv2d/Linear input, gathered by forward hooks."""
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    acts = {n: [] for n, _ in layers}
+    """Activation matrices (rows × d, float32) of every Conv2d/Linear input, gathered by forward hooks.
+
+    With `max_rows`, each batch keeps a uniform random share of its rows (max_rows · batch / N), so the
+    matrices never hold more than about max_rows rows: the published code's cap, and what keeps an
+    ImageNet-size collection in memory. nn.MultiheadAttention calls its projections' weights directly
+    (no Linear module runs), so its hook gathers the rows of both: the query rows for `in_proj` and the
+    attention context (recomputed here, one extra attention per block) for `out_proj`.
+    """
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+              and not (isinstance(m, nn.modules.linear.NonDynamicallyQuantizableLinear))]
+    attention = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    names = [n for n, _ in layers] + [n + suffix for n, _ in attention for suffix in (".in_proj", ".out_proj")]
+    acts = {n: [] for n in names}
+    share = min(1.0, max_rows * batch / len(x)) if max_rows else 1.0
+
+    def keep(name, rows):
+        if share < 1.0:
+            rows = rows[torch.randperm(rows.shape[0], generator=gen)[:max(1, round(rows.shape[0] * share))]]
+        acts[name].append(rows.clone())
 
     def hook_for(name):
         def hook(mod, args):
@@ -67,10 +95,25 @@ def collect(model, x, batch, max_rows, gen):
                 rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
             else:
                 rows = inp.reshape(-1, mod.in_features)
-            acts[name].append(rows.clone())
+            keep(name, rows)
+        return hook
+
+    def attention_hook_for(name):
+        def hook(mod, args, kwargs):
+            query = args[0]
+            if not (mod.batch_first and mod._qkv_same_embed_dim):
+                raise NotImplementedError("attention layout")
+            keep(name + ".in_proj", query.reshape(-1, mod.embed_dim))
+            q, k, v = F.linear(query, mod.in_proj_weight, mod.in_proj_bias).chunk(3, dim=-1)
+            b, t, e = q.shape
+            h = mod.num_heads
+            split = lambda z: z.reshape(b, t, h, e // h).transpose(1, 2)
+            context = F.scaled_dot_product_attention(split(q), split(k), split(v))
+            keep(name + ".out_proj", context.transpose(1, 2).reshape(-1, e))
         return hook
 
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers]
+    handles += [m.register_forward_pre_hook(attention_hook_for(n), with_kwargs=True) for n, m in attention]
     with torch.no_grad():
         for i in range(0, len(x), batch):
             model(x[i:i + batch])
@@ -82,7 +125,7 @@ def collect(model, x, batch, max_rows, gen):
         if max_rows and X.shape[0] > max_rows:
             X = X[torch.randperm(X.shape[0], generator=gen)[:max_rows]]
         out[n] = X
-    return layers, out
+    return names, out
 
 
 def space(X, alpha):
@@ -95,9 +138,20 @@ def space(X, alpha):
     return (V * lam) @ V.T
 
 
+def weight_of(model, name):
+    """The parameter a collected layer's rows meet, and its state-dict name."""
+    modules = dict(model.named_modules())
+    if name.endswith(".in_proj"):
+        prefix = name[:-len(".in_proj")]
+        return modules[prefix].in_proj_weight, prefix + ".in_proj_weight"
+    if name.endswith(".out_proj") and isinstance(modules.get(name[:-len(".out_proj")]), nn.MultiheadAttention):
+        return modules[name].weight, name + ".weight"
+    return modules[name].weight, name + ".weight"
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    ap.add_argument("--model", choices=sorted(MODELS) + list(IMAGENET_MODELS), default="cnn")
     ap.add_argument("--compare", help="a patched .onnx to compare the reference's weights with")
     ap.add_argument("--data", default=os.path.join(ROOT, "samples", "fashion_train.npz"))
     ap.add_argument("--forget", type=int, default=3)
@@ -132,24 +186,25 @@ def main():
     _, acts_f = collect(model, xf, args.batch, args.max_rows, gen)
     t_collect = time.perf_counter()
 
-    spaces = {n: (space(acts_r[n], args.alpha_retain), space(acts_f[n], args.alpha_forget)) for n, _ in layers}
+    spaces = {n: (space(acts_r[n], args.alpha_retain), space(acts_f[n], args.alpha_forget)) for n in layers}
     t_svd = time.perf_counter()
 
     patched = {}
     with torch.no_grad():
-        for n, m in layers:
+        for n in layers:
             Mr, Mf = spaces[n]
-            W = m.weight.detach().double().reshape(m.weight.shape[0], -1)
+            weight, key = weight_of(model, n)
+            W = weight.detach().double().reshape(weight.shape[0], -1)
             Wn = W - W @ (torch.eye(W.shape[1], dtype=torch.float64) - Mr) @ Mf
-            patched[n + ".weight"] = Wn.reshape(m.weight.shape).float()
-            m.weight.copy_(patched[n + ".weight"])
+            patched[key] = Wn.reshape(weight.shape).float()
+            weight.copy_(patched[key])
     t_patch = time.perf_counter()
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result = {
-        "model": "fashion_" + args.model, "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
+        "model": args.model if args.model in IMAGENET_MODELS else "fashion_" + args.model, "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
         "layers": len(layers), "threads": args.threads, "max_rows": args.max_rows or "all",
-        "rows": {n: int(acts_r[n].shape[0] + acts_f[n].shape[0]) for n, _ in layers},
+        "rows": {n: int(acts_r[n].shape[0] + acts_f[n].shape[0]) for n in layers},
         "load_s": t_load - t_start, "collect_s": t_collect - t_load, "svd_s": t_svd - t_collect,
         "patch_s": t_patch - t_svd, "total_s": t_patch - t_start, "unlearn_s": t_patch - t_load,
         "peak_rss_mb": peak_mb,

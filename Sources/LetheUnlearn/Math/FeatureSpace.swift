@@ -2,7 +2,7 @@
 ///
 /// Computed once per statistics matrix; every α then only recomputes the scales `λ`
 /// (DESIGN §4), which is what makes the α search cheap.
-public struct FeatureSpace: Sendable {
+public struct FeatureSpace: InputSpace {
     public let dimension: Int
     /// Eigenvectors held: `dimension`, or fewer when the space came from fewer rows than dimensions
     /// (the remaining eigenvalues are exactly zero and contribute nothing to `M`).

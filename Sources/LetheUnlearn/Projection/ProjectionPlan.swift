@@ -2,23 +2,25 @@ import LetheCore
 import LetheIR
 
 /// Everything the projection needs that does not depend on α: each layer's weight (as `O × d` float64
-/// per group) and the eigen-bases of its retain and forget statistics. Built once; each α pair then
-/// costs only the scales and four products per layer.
+/// per group) and its retain and forget statistics, decomposed into eigen-bases when several α pairs
+/// will be tried (each then costs only the scales and four products per layer), or kept for one
+/// Cholesky solve per side when one pair will (`ResolventSpace`: no eigen-decomposition at all).
 public struct ProjectionPlan: Sendable {
     public struct Entry: Sendable {
         public let layer: WeightLayer
         let original: Tensor
         /// Per group, row-major `(O/g) × d`.
         let weights: [[Double]]
-        public let retainSpaces: [FeatureSpace]
-        public let forgetSpaces: [FeatureSpace]
+        let retainSpaces: [any InputSpace]
+        let forgetSpaces: [any InputSpace]
     }
 
     public let entries: [Entry]
 
-    /// Decomposes every layer's statistics. Layers without statistics are an error: the set must come
-    /// from the same model and layer selection.
-    public init(model: Model, layers: [WeightLayer], statistics: StatisticsSet) throws {
+    /// Prepares every layer's statistics: eigen-decomposed when `decompose` (an α search), else kept
+    /// for a single α pair. Layers without statistics are an error: the set must come from the same
+    /// model and layer selection.
+    public init(model: Model, layers: [WeightLayer], statistics: StatisticsSet, decompose: Bool = true) throws {
         var entries: [Entry] = []
         for layer in layers {
             guard let stats = statistics[layer.name] else {
@@ -33,8 +35,8 @@ public struct ProjectionPlan: Sendable {
             guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
                 throw StatisticsError("weight \(layer.name) is not in the model")
             }
-            let retain = try statistics.spaces(of: stats, forget: false)
-            let forget = try statistics.spaces(of: stats, forget: true)
+            let retain = try statistics.spaces(of: stats, forget: false, decompose: decompose)
+            let forget = try statistics.spaces(of: stats, forget: true, decompose: decompose)
             entries.append(
                 Entry(
                     layer: layer, original: tensor, weights: ProjectionPlan.groupWeights(tensor, layer: layer),
@@ -44,13 +46,13 @@ public struct ProjectionPlan: Sendable {
     }
 
     /// The patched weights for one α pair, keyed by weight name, each in its original dtype and shape.
-    public func patchedWeights(alphaRetain: Double, alphaForget: Double) -> [String: Tensor] {
+    public func patchedWeights(alphaRetain: Double, alphaForget: Double) throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         for entry in entries {
             let layer = entry.layer
             let rowsPerGroup = layer.outputDimension / layer.groups
-            let projected = (0..<layer.groups).map { g in
-                InputProjection.apply(
+            let projected = try (0..<layer.groups).map { g in
+                try InputProjection.apply(
                     to: entry.weights[g], outputs: rowsPerGroup, retain: entry.retainSpaces[g],
                     alphaRetain: alphaRetain,
                     forget: entry.forgetSpaces[g], alphaForget: alphaForget)

@@ -49,7 +49,7 @@ struct AlphaSearch {
     }
 
     func score(alphaRetain: Double, alphaForget: Double) throws -> UnlearningReport.GridPoint {
-        let weights = plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
+        let weights = try plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
         let executor = try makeExecutor(model.replacingWeights(weights))
         let logits = try executor.logits(of: validation, batchSize: batchSize)
         let metrics = ClassificationMetrics(

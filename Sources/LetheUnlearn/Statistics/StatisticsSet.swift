@@ -77,17 +77,21 @@ public struct StatisticsSet: Sendable {
 
     public subscript(layer: String) -> LayerStatistics? { layers.first { $0.layer == layer } }
 
-    /// The eigen-spaces of one side's statistics, per group: from the kept rows when there were fewer
-    /// rows than dimensions, else from `G`.
-    func spaces(of layer: LayerStatistics, forget: Bool) throws -> [FeatureSpace] {
+    /// One side's statistics per group, eigen-decomposed (`FeatureSpace`) or kept for one solve
+    /// (`ResolventSpace`): from the kept rows when there were fewer rows than dimensions, else from `G`.
+    func spaces(of layer: LayerStatistics, forget: Bool, decompose: Bool = true) throws -> [any InputSpace] {
         let grams = forget ? layer.forget : layer.retain
         let rows = forget ? layer.forgetRowData : layer.retainRowData
         let count = forget ? layer.forgetRows : layer.retainRows
         return try (0..<layer.groups).map { g in
             if g < rows.count, let data = rows[g], count > 0, data.count == count * layer.dimension {
-                return try FeatureSpace(rows: data, count: count, dimension: layer.dimension)
+                return decompose
+                    ? try FeatureSpace(rows: data, count: count, dimension: layer.dimension)
+                    : try ResolventSpace(rows: data, count: count, dimension: layer.dimension)
             }
-            return try FeatureSpace(gram: grams[g], dimension: layer.dimension)
+            return decompose
+                ? try FeatureSpace(gram: grams[g], dimension: layer.dimension)
+                : try ResolventSpace(gram: grams[g], dimension: layer.dimension)
         }
     }
 
