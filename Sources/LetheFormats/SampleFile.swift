@@ -4,7 +4,7 @@ import LetheNumPy
 
 /// How uint8 images become the float32 a model expects: `(x · scale − mean[c]) / std[c]`, with
 /// `c` the channel (axis 1) and one value meaning every channel.
-public struct ImagePreprocessing: Sendable {
+public struct ImagePreprocessing: SampleConversion {
     public var scale: Float
     public var mean: [Float]
     public var std: [Float]
@@ -13,6 +13,25 @@ public struct ImagePreprocessing: Sendable {
         self.scale = scale
         self.mean = mean
         self.std = std
+    }
+
+    /// uint8 images (N × C × …, channel on axis 1) as float32; `SampleFile.prepare` has checked the
+    /// channel counts.
+    public func convert(_ x: Tensor) -> Tensor {
+        let channels = x.rank >= 2 ? x.shape[1] : 1
+        let perChannel = x.rank >= 2 ? x.shape.dropFirst(2).reduce(1, *) : 1
+        var out = Tensor(zeros: .float32, shape: x.shape)
+        x.withUnsafeBufferPointer(of: UInt8.self) { source in
+            out.withUnsafeMutableBufferPointer(of: Float.self) { target in
+                for i in 0..<source.count {
+                    let c = (i / perChannel) % channels
+                    let mean = self.mean.count == 1 ? self.mean[0] : self.mean[c]
+                    let std = self.std.count == 1 ? self.std[0] : self.std[c]
+                    target[i] = (Float(source[i]) * scale - mean) / std
+                }
+            }
+        }
+        return out
     }
 }
 
@@ -43,6 +62,10 @@ public enum SampleFile {
             if let bad = labels.first(where: { $0 < 0 }) {
                 throw UsageError("'y' holds a negative label (\(bad))")
             }
+            if inputDType == .float32, x.dtype == .uint8 {
+                try check(x, preprocessing: preprocessing)
+                return SampleSet(stored: x, labels: labels, conversion: preprocessing)
+            }
             let inputs = try prepare(x, for: inputDType, preprocessing: preprocessing)
             return SampleSet(inputs: inputs, labels: labels)
         }
@@ -62,25 +85,18 @@ public enum SampleFile {
         guard x.dtype == .uint8 else {
             throw UsageError("'x' is \(x.dtype.rawValue); give float32 inputs or uint8 images")
         }
+        try check(x, preprocessing: preprocessing)
+        return preprocessing.convert(x)
+    }
+
+    /// `preprocessing` fits uint8 images `x`: one mean and std, or one per channel, and no zero std.
+    private static func check(_ x: Tensor, preprocessing: ImagePreprocessing) throws {
         let channels = x.rank >= 2 ? x.shape[1] : 1
         for (name, values) in [(Setting.mean, preprocessing.mean), (Setting.std, preprocessing.std)]
         where values.count != 1 && values.count != channels {
             throw UsageError("\(name) has \(values.count) values for \(channels) channels")
         }
         if preprocessing.std.contains(0) { throw UsageError("\(Setting.std) must not be 0") }
-        let perChannel = x.rank >= 2 ? x.shape.dropFirst(2).reduce(1, *) : 1
-        var out = Tensor(zeros: .float32, shape: x.shape)
-        x.withUnsafeBufferPointer(of: UInt8.self) { source in
-            out.withUnsafeMutableBufferPointer(of: Float.self) { target in
-                for i in 0..<source.count {
-                    let c = (i / perChannel) % channels
-                    let mean = preprocessing.mean.count == 1 ? preprocessing.mean[0] : preprocessing.mean[c]
-                    let std = preprocessing.std.count == 1 ? preprocessing.std[0] : preprocessing.std[c]
-                    target[i] = (Float(source[i]) * preprocessing.scale - mean) / std
-                }
-            }
-        }
-        return out
     }
 }
 

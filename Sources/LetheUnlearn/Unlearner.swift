@@ -104,6 +104,8 @@ public struct UnlearningResult: Sendable {
     /// New tensors keyed by initializer name (or Constant output), each in its original dtype.
     public var patchedWeights: [String: Tensor]
     public var model: Model
+    /// The statistics the projection used; a run that applies one α pair to fresh statistics
+    /// (`StreamedProjection`) keeps only their row counts, no matrices (`collectStatistics` gives them).
     public var statistics: StatisticsSet
     public var report: UnlearningReport
 }
@@ -186,38 +188,58 @@ public struct Unlearner: Sendable {
             throw StatisticsError("the statistics \(reason)")
         }
         var phase = Date()
-        let stats = try statistics ?? collect(samples: train, selection: selection, progress: progress)
-        timings.statistics = Date().timeIntervalSince(phase)
-
-        phase = Date()
-        progress?("eigen-decomposition", 0, layers.count)
-        let plan = try ProjectionPlan(
-            model: model, layers: layers, statistics: stats, decompose: configuration.search)
-        progress?("eigen-decomposition", layers.count, layers.count)
-        timings.decomposition = Date().timeIntervalSince(phase)
-
         var grid: [UnlearningReport.GridPoint] = []
         var alphaRetain = configuration.alphaRetain, alphaForget = configuration.alphaForget
-        if configuration.search {
-            phase = Date()
-            var search = try AlphaSearch(
-                plan: plan, model: model, forgetClasses: Set(configuration.forgetClasses),
-                validation: train.subset(selection.validation), batchSize: configuration.batchSize,
-                makeExecutor: makeExecutor)
-            search.ignoring = Set(configuration.alreadyForgotten)
-            let outcome = try search.run(
-                alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
-                progress: progress)
-            grid = outcome.grid
-            alphaRetain = outcome.best.alphaRetain
-            alphaForget = outcome.best.alphaForget
-            timings.search = Date().timeIntervalSince(phase)
-        }
+        let stats: StatisticsSet
+        var weights: [String: Tensor]
+        var plan: ProjectionPlan?
+        if statistics == nil, !configuration.search {
+            // One α pair from fresh statistics: project while collecting, holding one side's matrices.
+            let outcome = try StreamedProjection(
+                model: model, layers: layers, collector: collector(), alphaRetain: alphaRetain,
+                alphaForget: alphaForget
+            ).run(
+                executor: makeExecutor(model), retain: train.subset(selection.retain),
+                forget: train.subset(selection.forget), progress: progress)
+            FreedMemory.release()
+            stats = outcome.statistics
+            weights = outcome.weights
+            timings.projection = outcome.projectionSeconds
+            timings.statistics = Date().timeIntervalSince(phase) - outcome.projectionSeconds
+        } else {
+            stats = try statistics ?? collect(samples: train, selection: selection, progress: progress)
+            FreedMemory.release()
+            timings.statistics = Date().timeIntervalSince(phase)
 
-        phase = Date()
-        var weights = try plan.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
+            phase = Date()
+            progress?("eigen-decomposition", 0, layers.count)
+            let prepared = try ProjectionPlan(
+                model: model, layers: layers, statistics: stats, decompose: configuration.search)
+            plan = prepared
+            progress?("eigen-decomposition", layers.count, layers.count)
+            timings.decomposition = Date().timeIntervalSince(phase)
+
+            if configuration.search {
+                phase = Date()
+                var search = try AlphaSearch(
+                    plan: prepared, model: model, forgetClasses: Set(configuration.forgetClasses),
+                    validation: train.subset(selection.validation), batchSize: configuration.batchSize,
+                    makeExecutor: makeExecutor)
+                search.ignoring = Set(configuration.alreadyForgotten)
+                let outcome = try search.run(
+                    alphaRetainGrid: configuration.alphaRetainGrid, alphaForgetGrid: configuration.alphaForgetGrid,
+                    progress: progress)
+                grid = outcome.grid
+                alphaRetain = outcome.best.alphaRetain
+                alphaForget = outcome.best.alphaForget
+                timings.search = Date().timeIntervalSince(phase)
+            }
+
+            phase = Date()
+            weights = try prepared.patchedWeights(alphaRetain: alphaRetain, alphaForget: alphaForget)
+            timings.projection = Date().timeIntervalSince(phase)
+        }
         var patched = model.replacingWeights(weights)
-        timings.projection = Date().timeIntervalSince(phase)
 
         // Later passes: the same method on the model the previous pass wrote (statistics files
         // describe the original model, so they serve the first pass only).
@@ -252,9 +274,12 @@ public struct Unlearner: Sendable {
             settings: settings(retainClasses: selection.retainClasses, statisticsLoaded: statistics != nil),
             timings: timings, retainSamples: selection.retain.count, forgetSamples: selection.forget.count,
             validationSamples: selection.validation.count,
-            layers: plan.entries.map {
+            layers: plan?.entries.map {
                 LayerSummaryBuilder.summary(of: $0, statistics: stats, patched: weights[$0.layer.name], model: model)
-            },
+            }
+                ?? layers.map {
+                    LayerSummaryBuilder.summary(of: $0, statistics: stats, original: model, patched: weights[$0.name])
+                },
             skippedLayers: skippedLayers, grid: grid, chosenAlphaRetain: alphaRetain, chosenAlphaForget: alphaForget,
             test: evaluation)
         report.notes.append(contentsOf: notes)
@@ -333,6 +358,12 @@ public struct Unlearner: Sendable {
         ]
     }
 
+    private func collector() -> StatisticsCollector {
+        StatisticsCollector(
+            layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
+            batchSize: configuration.batchSize)
+    }
+
     func select(from samples: SampleSet, validation: Bool) throws -> SampleSelection {
         let selection = try SampleSelection(
             labels: samples.labels, forgetClasses: Set(configuration.forgetClasses),
@@ -351,10 +382,7 @@ public struct Unlearner: Sendable {
 
     func collect(samples: SampleSet, selection: SampleSelection, progress: UnlearningProgress?) throws -> StatisticsSet
     {
-        let collector = StatisticsCollector(
-            layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
-            batchSize: configuration.batchSize)
-        return try collector.collect(
+        try collector().collect(
             executor: makeExecutor(model), retain: samples.subset(selection.retain),
             forget: samples.subset(selection.forget), progress: progress)
     }

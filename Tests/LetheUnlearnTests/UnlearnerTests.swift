@@ -86,7 +86,9 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertGreaterThan(report.layers.first?.relativeChange ?? 0, 0.1)
 
         // The patched B is P B with P from the collected statistics.
-        let stats = try XCTUnwrap(result.statistics["fc"])
+        // A run without a search keeps no matrices (StreamedProjection): collect the same ones again.
+        let collected = try unlearner.collectStatistics(samples: train)
+        let stats = try XCTUnwrap(collected["fc"])
         let retain = try FeatureSpace(gram: stats.retain[0], dimension: d)
         let forget = try FeatureSpace(gram: stats.forget[0], dimension: d)
         let mr = retain.projector(alpha: 100), mf = forget.projector(alpha: 3)
@@ -100,7 +102,7 @@ final class UnlearnerTests: XCTestCase {
         XCTAssertEqual(result.model.graph.initializer(named: "fc")?.doubleValues(), got)
 
         // Statistics given back produce the same patch without a statistics pass.
-        let again = try unlearner.run(train: train, statistics: result.statistics)
+        let again = try unlearner.run(train: train, statistics: collected)
         XCTAssertEqual(again.patchedWeights["fc"]?.doubleValues(), got)
         XCTAssertTrue(again.report.settings.statisticsLoaded)
 

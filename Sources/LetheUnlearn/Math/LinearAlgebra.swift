@@ -3,26 +3,20 @@ import LetheCore
 
 /// The BLAS and LAPACK calls Unlearn makes, in one place (row-major throughout).
 enum LinearAlgebra {
-    /// `gram[i][j] += Σ_r rows[r][i]·rows[r][j]` on the upper triangle, for `count` rows of `dimension`
-    /// floats. The block product runs in float32 on `syrk` (half the work of a general product) and is
-    /// summed into the float64 accumulator, so rounding stays per block, not per sample count.
-    static func accumulateGramUpper(
-        rows: UnsafePointer<Float>, count: Int, dimension d: Int,
-        block: UnsafeMutablePointer<Float>, into gram: UnsafeMutablePointer<Double>
+    /// `block[i][j] = Σ_r rows[r][i]·rows[r][j]` on the upper triangle (row-major `d × d` float32),
+    /// for `count` rows of `dimension` floats, on `syrk` (half the work of a general product). Callers
+    /// sum blocks into float64, so rounding stays per block, not per sample count.
+    static func gramBlock(
+        rows: UnsafePointer<Float>, count: Int, dimension d: Int, into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, d > 0 else { return }
         cblas_ssyrk(
             CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
             1, rows, blasint(d), 0, block, blasint(d))
-        for i in 0..<d {
-            let source = block + i * d
-            let target = gram + i * d
-            for j in i..<d { target[j] += Double(source[j]) }
-        }
     }
 
     /// `cross[i][j] += Σ_r a[r][i]·b[r][j]` for `count` rows of `dimension` floats each: the block
-    /// product in float32 (`sgemm`), summed into the float64 accumulator as `accumulateGramUpper` does.
+    /// product in float32 (`sgemm`), summed into the float64 accumulator as the Gram accumulator does.
     static func accumulateCross(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, dimension d: Int,
         into cross: UnsafeMutablePointer<Double>

@@ -32,6 +32,9 @@ public struct ProjectionPlan: Sendable {
                     "statistics of layer \(layer.name) are \(stats.groups) group(s) of size \(stats.dimension), the model's weight needs \(layer.groups) of size \(layer.inputDimension)"
                 )
             }
+            guard stats.retain.count == stats.groups, stats.forget.count == stats.groups else {
+                throw StatisticsError("statistics of layer \(layer.name) hold row counts only, no matrices")
+            }
             guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
                 throw StatisticsError("weight \(layer.name) is not in the model")
             }

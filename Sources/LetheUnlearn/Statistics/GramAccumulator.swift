@@ -2,11 +2,18 @@ import Foundation
 
 /// Accumulates `G = Σ x xᵀ` over rows `x ∈ R^d`: rows gather in a float32 block, each full block is
 /// reduced with `syrk` and summed into float64.
+///
+/// Memory is what limits ImageNet-size models (ResNet-18 has 21 of these per pass, up to d = 4608), so
+/// each accumulator owns only its float64 triangle, packed (`d(d+1)/2` values, allocated with the first
+/// rows), and a row block of about 4 MB; the `d × d` float32 product of a block comes from
+/// `GramScratch`, shared by every accumulator.
 final class GramAccumulator {
     let dimension: Int
     let blockRows: Int
-    /// Upper triangle of `G`, row-major `d × d`, in float64.
-    private(set) var upper: [Double]
+    /// Upper triangle of `G` in float64, packed by rows: row `i` holds columns `i..<d` from
+    /// `rowStart(i)`; empty until the first rows arrive.
+    private var packed: [Double] = []
+    private var spent = false
     /// `Σ x`, in float64: the first moments the erasure method needs beside `G`.
     private(set) var sums: [Double]
     private(set) var rowCount = 0
@@ -15,20 +22,16 @@ final class GramAccumulator {
     private(set) var keptRows: [Float]? = []
     private var buffer: UnsafeMutablePointer<Float>?
     private var filled = 0
-    private var block: UnsafeMutablePointer<Float>?
 
-    /// `maxBlockRows` bounds the float32 block; it shrinks for wide rows to keep the block near 64 MB.
+    /// `maxBlockRows` bounds the float32 row block; it shrinks for wide rows to keep the block near
+    /// 4 MB (at d = 4608 that is 227 rows, whose `syrk` still outweighs the float64 sum 227 to 1).
     init(dimension: Int, maxBlockRows: Int = 4096) {
         self.dimension = dimension
-        self.blockRows = max(1, min(maxBlockRows, (16 << 20) / max(dimension, 1)))
-        self.upper = [Double](repeating: 0, count: dimension * dimension)
+        self.blockRows = max(1, min(maxBlockRows, (1 << 20) / max(dimension, 1)))
         self.sums = [Double](repeating: 0, count: dimension)
     }
 
-    deinit {
-        buffer?.deallocate()
-        block?.deallocate()
-    }
+    deinit { buffer?.deallocate() }
 
     /// Appends one row that `fill` writes (exactly `dimension` floats).
     @inline(__always)
@@ -114,22 +117,52 @@ final class GramAccumulator {
         filled = 0
     }
 
-    /// The symmetric `G` (row-major, both triangles), after flushing.
+    /// Where row `i` of the packed triangle starts.
+    @inline(__always)
+    private func rowStart(_ i: Int) -> Int { i * dimension - i * (i - 1) / 2 }
+
+    /// The symmetric `G` (row-major, both triangles), after flushing; the packed triangle is released,
+    /// so this can be called once.
     func gram() -> [Double] {
         flush()
-        var full = upper
-        LinearAlgebra.symmetrizeFromUpper(&full, dimension: dimension)
-        releaseScratch()
+        precondition(!spent, "GramAccumulator.gram() called twice")
+        spent = true
+        let d = dimension
+        var full = [Double](repeating: 0, count: d * d)
+        if !packed.isEmpty {
+            packed.withUnsafeBufferPointer { p in
+                full.withUnsafeMutableBufferPointer { g in
+                    for i in 0..<d {
+                        let row = p.baseAddress! + rowStart(i)
+                        for j in i..<d {
+                            g[i * d + j] = row[j - i]
+                            g[j * d + i] = row[j - i]
+                        }
+                    }
+                }
+            }
+        }
+        packed = []
+        buffer?.deallocate()
+        buffer = nil
         return full
     }
 
     private func reduce(_ rows: UnsafePointer<Float>, count: Int) {
-        if block == nil { block = .allocate(capacity: dimension * dimension) }
-        upper.withUnsafeMutableBufferPointer { g in
-            LinearAlgebra.accumulateGramUpper(
-                rows: rows, count: count, dimension: dimension, block: block!, into: g.baseAddress!)
-        }
+        precondition(!spent, "GramAccumulator used after gram()")
+        guard count > 0 else { return }
         let d = dimension
+        if packed.isEmpty { packed = [Double](repeating: 0, count: d * (d + 1) / 2) }
+        GramScratch.shared.withBlock(count: d * d) { block in
+            LinearAlgebra.gramBlock(rows: rows, count: count, dimension: d, into: block)
+            packed.withUnsafeMutableBufferPointer { p in
+                for i in 0..<d {
+                    let source = block + i * d + i
+                    let target = p.baseAddress! + rowStart(i)
+                    for k in 0..<(d - i) { target[k] += Double(source[k]) }
+                }
+            }
+        }
         sums.withUnsafeMutableBufferPointer { total in
             for r in 0..<count {
                 let row = rows + r * d
@@ -137,10 +170,41 @@ final class GramAccumulator {
             }
         }
     }
+}
 
-    private func releaseScratch() {
-        buffer?.deallocate(); buffer = nil
-        block?.deallocate(); block = nil
+/// The float32 `d × d` products of `syrk`, lent to one accumulator at a time. Accumulators reduce on
+/// whichever runtime thread fires their tap, so at most one block per thread is out at once; returned
+/// blocks are kept (the largest few) because a fresh 85 MB block costs more in page faults than its
+/// `syrk` on a small batch.
+final class GramScratch: @unchecked Sendable {
+    static let shared = GramScratch()
+    private let lock = NSLock()
+    private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+    private let kept = 2
+
+    func withBlock<Result>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Result) rethrows -> Result {
+        let block = take(count)
+        defer { give(block) }
+        return try body(block.pointer)
+    }
+
+    private func take(_ count: Int) -> (pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index = free.indices.filter({ free[$0].capacity >= count }).min(by: {
+            free[$0].capacity < free[$1].capacity
+        }) {
+            return free.remove(at: index)
+        }
+        return (.allocate(capacity: count), count)
+    }
+
+    private func give(_ block: (pointer: UnsafeMutablePointer<Float>, capacity: Int)) {
+        lock.lock()
+        defer { lock.unlock() }
+        free.append(block)
+        free.sort { $0.capacity > $1.capacity }
+        while free.count > kept { free.removeLast().pointer.deallocate() }
     }
 }
 

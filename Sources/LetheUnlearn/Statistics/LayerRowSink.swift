@@ -43,19 +43,43 @@ final class LayerRowSink: @unchecked Sendable {
         }
         switch use.rows {
         case .convolution(let geometry): try consumePatches(values, geometry: geometry, use: use, useIndex: useIndex)
-        case .lastAxis: try consumeVectors(values, use: use)
+        case .lastAxis: try consumeVectors(values, use: use, useIndex: useIndex)
         case .columns: try consumeColumns(values, use: use)
         }
     }
 
-    private func consumeVectors(_ values: Tensor, use: LayerUse) throws {
+    private func consumeVectors(_ values: Tensor, use: LayerUse, useIndex: Int) throws {
         let d = layer.inputDimension
         guard values.rank >= 1, values.shape.last == d else {
             throw StatisticsError("layer \(layer.name): node \(use.node) input \(values.shape) does not end in \(d)")
         }
+        // A sequence longer than the position cap is sampled like a large feature map: `cap` of its
+        // tokens per sequence (a [batch, tokens, d] input; flat [rows, d] inputs keep every row).
+        let tokens = values.rank >= 3 ? values.shape[values.rank - 2] : 1
+        let sequences = values.rank >= 3 ? values.shape[..<(values.rank - 2)].reduce(1, *) : 0
+        let cap = positionCap ?? Int.max
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
-            accumulators[0].add(rows: base, count: p.count / d)
+            guard sequences > 0, tokens > cap else {
+                accumulators[0].add(rows: base, count: p.count / d)
+                return
+            }
+            let firstSequence = imagesSeen[useIndex, default: 0]
+            imagesSeen[useIndex] = firstSequence + sequences
+            var chosen: [Int] = []
+            chosen.reserveCapacity(sequences * cap)
+            for sequence in 0..<sequences {
+                chosen += PositionSampler.positions(
+                    total: tokens, cap: cap,
+                    seed: SplitMix64.combine(
+                        seed, passTag, UInt64(layerIndex), UInt64(useIndex), UInt64(firstSequence + sequence)))
+            }
+            chosen.withUnsafeBufferPointer { positions in
+                accumulators[0].appendRows(sequences * cap) { index, row in
+                    let sequence = index / cap
+                    row.update(from: base + (sequence * tokens + positions[index]) * d, count: d)
+                }
+            }
         }
     }
 

@@ -54,15 +54,18 @@ public struct StatisticsCollector: Sendable {
         return (finished.grams, finished.sums, finished.rows, sink.rowCount)
     }
 
-    private func pass(
+    /// One pass over `samples`, each layer's result handed to `finish` as soon as its sink is done and
+    /// the sink released right after, so that a caller reducing the results keeps only one layer's
+    /// full matrices at a time.
+    func pass<Reduced>(
         executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-        progress: UnlearningProgress?
-    ) throws -> [PassResult] {
-        let sinks = layers.enumerated().map {
+        progress: UnlearningProgress?, finish: (Int, PassResult) throws -> Reduced
+    ) throws -> [Reduced] {
+        var sinks: [LayerRowSink?] = layers.enumerated().map {
             LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed)
         }
         var taps: [InputTap] = []
-        for sink in sinks {
+        for case let sink? in sinks {
             sink.passTag = tag
             for (useIndex, use) in sink.layer.uses.enumerated() {
                 taps.append(
@@ -74,6 +77,19 @@ public struct StatisticsCollector: Sendable {
         try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, _ in
             progress?(phase, range.upperBound, samples.count)
         }
-        return sinks.map(Self.result(of:))
+        taps = []
+        var reduced: [Reduced] = []
+        for index in sinks.indices {
+            reduced.append(try finish(index, Self.result(of: sinks[index]!)))
+            sinks[index] = nil
+        }
+        return reduced
+    }
+
+    private func pass(
+        executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
+        progress: UnlearningProgress?
+    ) throws -> [PassResult] {
+        try pass(executor: executor, samples: samples, tag: tag, phase: phase, progress: progress) { $1 }
     }
 }

@@ -34,6 +34,17 @@ public struct LayerStatistics: Sendable {
         forgetRows = 0
     }
 
+    /// Row counts only, for the report of a run that kept no matrices (`StreamedProjection`).
+    init(counting layer: String, groups: Int, dimension: Int, retainRows: Int, forgetRows: Int) {
+        self.layer = layer
+        self.groups = groups
+        self.dimension = dimension
+        retain = []
+        forget = []
+        self.retainRows = retainRows
+        self.forgetRows = forgetRows
+    }
+
     /// Adds another shard's statistics of the same layer (Grams add up exactly).
     public mutating func add(_ other: LayerStatistics) throws {
         guard other.groups == groups, other.dimension == dimension else {

@@ -27,7 +27,10 @@ struct UnlearningOptions: ParsableArguments {
     @Option(help: "Only patch layers whose name or node matches one of these comma-separated patterns.")
     var layers: String?
 
-    @Option(help: "Output positions per image used for a layer's statistics above 1024 positions, or 'all'.")
+    @Option(
+        help:
+            "Output positions of a convolution (tokens of a sequence) per image that feed a layer's statistics when it has more, or 'all'."
+    )
     var positions: String = "1024"
 
     @Option(help: "Seed for every random choice.")

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# ImageNet-size `lethe unlearn --method published` beside the PyTorch reference (reference_bench.py) on
+# the same job: torchvision ResNet-18 and ViT-B/16 at 224² (seeded random weights from
+# bench/runtime/make_models.py), 1,000 seeded random images (images224.npz: 100 per class 0..9),
+# forget class 3, S = 900 (900 retain + 100 forget), α_r = 100, α_f = 3, same thread count.
+#
+# Rows per layer: the reference keeps activation matrices, so it runs with the published code's cap of
+# 10,000 rows per layer (ROWS); Lethe runs the same job with POSITIONS = ROWS / 1000 positions (or
+# tokens) per image, i.e. the same number of rows. FULL=1 adds Lethe's default (1,024 positions per
+# image, every token), a job the reference cannot hold in memory.
+#
+#   PYTHON=/work/pyenv/bin/python bench/unlearn/imagenet/run.sh        # MODELS="resnet18_224 vit_b16"
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+PYTHON=${PYTHON:-python3}
+THREADS=${THREADS:-2}
+ROWS=${ROWS:-10000}
+POSITIONS=$((ROWS / 1000))
+out=${OUT:-.build/bench-unlearn}
+models=.build/bench-models
+mkdir -p "$out"
+[ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time)" >&2; exit 2; }
+swift build -c release --product lethe >&2
+data=$("$PYTHON" bench/unlearn/imagenet/make_images.py --count 1000)
+for model in ${MODELS:-resnet18_224 vit_b16}; do
+    [ -f "$models/$model.onnx" ] || "$PYTHON" bench/runtime/make_models.py "$models" --models "$model" >&2
+done
+
+# Runs a command under /usr/bin/time -v; prints "seconds peak_kb" and keeps its output in $2.log.
+measure() {
+    local log=$1; shift
+    /usr/bin/time -v "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    local wall peak
+    wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+    peak=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
+    echo "$wall $peak"
+}
+
+row() { # label seconds kb detail
+    "$PYTHON" -c 'import sys; l,s,k,d=sys.argv[1:]; print(f"| {l} | {float(s):.1f} s | {int(k)/1024:,.0f} MB | {d} |")' "$@"
+}
+
+echo "| job | wall | peak RSS | phases |"
+echo "| --- | --- | --- | --- |"
+for model in ${MODELS:-resnet18_224 vit_b16}; do
+    read -r ref_s ref_kb < <(measure "$out/reference-$model.log" "$PYTHON" bench/unlearn/reference_bench.py \
+        --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json)
+    ref_phases=$("$PYTHON" -c 'import json,sys; d=json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1]); print(f"collect {d[\"collect_s\"]:.1f} s, SVD {d[\"svd_s\"]:.1f} s, patch {d[\"patch_s\"]:.1f} s; {d[\"layers\"]} layers")' "$out/reference-$model.log")
+    row "$model: PyTorch reference, ≤ $ROWS rows per layer" "$ref_s" "$ref_kb" "$ref_phases"
+    for positions in "$POSITIONS" ${FULL:+1024}; do
+        read -r s kb < <(measure "$out/lethe-$model-$positions.log" .build/release/lethe unlearn "$models/$model.onnx" \
+            --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --positions "$positions" \
+            -o "$out/forgot-$model-$positions.onnx")
+        phases=$(grep "^time" "$out/lethe-$model-$positions.log" | sed 's/^time [0-9.]*s (//; s/)$//')
+        layers=$(grep -o "[0-9]* layers patched" "$out/lethe-$model-$positions.log")
+        speed=$("$PYTHON" -c "print(f'{$ref_s / $s:.1f}')")
+        row "$model: lethe, $positions positions per image" "$s" "$kb" "$phases; $layers; ${speed}× the reference"
+    done
+done
