@@ -190,6 +190,38 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(sink.rowCount, 12)
     }
 
+    /// Rows kept while fewer than `d` are reduced only when they become too many (or `G` is asked
+    /// for), through every way rows arrive and across small blocks: the Gram and sums stay exact.
+    func testKeptRowsAreReducedOnceWhenTheyBecomeTooMany() {
+        let d = 8
+        let x = TestSupport.randomValues(40 * d, seed: 17).map(Float.init)
+        for (keptCount, blockRows) in [(5, 2), (7, 3), (40, 2), (40, 4096)] {
+            let accumulator = GramAccumulator(dimension: d, maxBlockRows: blockRows)
+            var next = 0
+            // Rows arrive one at a time, in parallel-filled runs and as contiguous blocks, in turn.
+            while next < keptCount {
+                let count = min([1, 3, 5][next % 3], keptCount - next)
+                switch next % 3 {
+                case 0: accumulator.appendRow { row in for j in 0..<d { row[j] = x[next * d + j] } }
+                case 1:
+                    let first = next
+                    accumulator.appendRows(count) { index, row in
+                        for j in 0..<d { row[j] = x[(first + index) * d + j] }
+                    }
+                default: x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress! + next * d, count: count) }
+                }
+                next += next % 3 == 0 ? 1 : count
+            }
+            let rows = x.prefix(keptCount * d).map(Double.init)
+            XCTAssertEqual(accumulator.keptRows != nil, keptCount < d, "\(keptCount) rows")
+            let expectedSums = (0..<d).map { j in (0..<keptCount).reduce(0.0) { $0 + rows[$1 * d + j] } }
+            if keptCount < d { XCTAssertLessThan(TestSupport.maxAbsDifference(accumulator.sums, expectedSums), 1e-9) }
+            let expected = TestSupport.gram(rows, rows: keptCount, d: d)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(accumulator.gram(), expected), 1e-4, "\(keptCount) rows")
+            XCTAssertLessThan(TestSupport.maxAbsDifference(accumulator.sums, expectedSums), 1e-5)
+        }
+    }
+
     func testPositionCapDrawsDistinctRepeatablePositions() {
         let a = PositionSampler.positions(total: 2000, cap: 1024, seed: 42)
         XCTAssertEqual(a.count, 1024)

@@ -67,9 +67,9 @@ def load_sample_model(name):
 def collect(model, x, batch, max_rows, gen):
     """Activation matrices (rows × d, float32) of every Conv2d/Linear input, gathered by forward hooks.
 
-    With `max_rows`, each batch keeps a uniform random share of its rows (max_rows · batch / N), so the
-    matrices never hold more than about max_rows rows: the published code's cap, and what keeps an
-    ImageNet-size collection in memory. nn.MultiheadAttention calls its projections' weights directly
+    With `max_rows`, each batch keeps a uniform random share of its rows (max_rows over the layer's rows
+    in all N samples), so the matrices never hold more than about max_rows rows: the published code's
+    cap, and what keeps an ImageNet-size collection in memory. nn.MultiheadAttention calls its projections' weights directly
     (no Linear module runs), so its hook gathers the rows of both: the query rows for `in_proj` and the
     attention context (recomputed here, one extra attention per block) for `out_proj`.
     """
@@ -78,9 +78,8 @@ def collect(model, x, batch, max_rows, gen):
     attention = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
     names = [n for n, _ in layers] + [n + suffix for n, _ in attention for suffix in (".in_proj", ".out_proj")]
     acts = {n: [] for n in names}
-    share = min(1.0, max_rows * batch / len(x)) if max_rows else 1.0
-
-    def keep(name, rows):
+    def keep(name, rows, images):
+        share = min(1.0, max_rows / (rows.shape[0] / images * len(x))) if max_rows else 1.0
         if share < 1.0:
             rows = rows[torch.randperm(rows.shape[0], generator=gen)[:max(1, round(rows.shape[0] * share))]]
         acts[name].append(rows.clone())
@@ -95,7 +94,7 @@ def collect(model, x, batch, max_rows, gen):
                 rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
             else:
                 rows = inp.reshape(-1, mod.in_features)
-            keep(name, rows)
+            keep(name, rows, inp.shape[0])
         return hook
 
     def attention_hook_for(name):
@@ -103,13 +102,13 @@ def collect(model, x, batch, max_rows, gen):
             query = args[0]
             if not (mod.batch_first and mod._qkv_same_embed_dim):
                 raise NotImplementedError("attention layout")
-            keep(name + ".in_proj", query.reshape(-1, mod.embed_dim))
+            keep(name + ".in_proj", query.reshape(-1, mod.embed_dim), query.shape[0])
             q, k, v = F.linear(query, mod.in_proj_weight, mod.in_proj_bias).chunk(3, dim=-1)
             b, t, e = q.shape
             h = mod.num_heads
             split = lambda z: z.reshape(b, t, h, e // h).transpose(1, 2)
             context = F.scaled_dot_product_attention(split(q), split(k), split(v))
-            keep(name + ".out_proj", context.transpose(1, 2).reshape(-1, e))
+            keep(name + ".out_proj", context.transpose(1, 2).reshape(-1, e), b)
         return hook
 
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers]

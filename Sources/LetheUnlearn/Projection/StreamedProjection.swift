@@ -35,7 +35,8 @@ struct StreamedProjection {
             return (tensor, ProjectionPlan.groupWeights(tensor, layer: layer))
         }
         let residuals = try collector.pass(
-            executor: executor, samples: retain, tag: 1, phase: "statistics (retain)", progress: progress
+            executor: executor, samples: retain, tag: 1, phase: "statistics (retain)", progress: progress,
+            gramsOfKeptRows: false
         ) { index, result -> (residual: [[Double]], rows: Int) in
             let started = Date()
             defer { projectionSeconds += Date().timeIntervalSince(started) }
@@ -45,7 +46,8 @@ struct StreamedProjection {
         FreedMemory.release()
         var statistics = StatisticsSet()
         let patched = try collector.pass(
-            executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress
+            executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress,
+            gramsOfKeptRows: false
         ) { index, result -> Tensor in
             let started = Date()
             defer { projectionSeconds += Date().timeIntervalSince(started) }

@@ -14,11 +14,13 @@ final class GramAccumulator {
     /// `rowStart(i)`; empty until the first rows arrive.
     private var packed: [Double] = []
     private var spent = false
-    /// `Σ x`, in float64: the first moments the erasure method needs beside `G`.
-    private(set) var sums: [Double]
+    /// `Σ x` over the reduced rows, in float64: the first moments the erasure method needs beside `G`.
+    private var reducedSums: [Double]
     private(set) var rowCount = 0
     /// The rows themselves while there are fewer than `dimension` of them (then `G` has low rank and
-    /// its eigen-decomposition is cheaper from the rows, see `FeatureSpace(rows:)`); nil after.
+    /// its eigen-decomposition is cheaper from the rows, see `FeatureSpace(rows:)`); nil after. While
+    /// rows are kept none is reduced: a caller that works from the rows never pays for `G`, and the
+    /// kept rows are reduced at once when they become too many, or when `gram()` is asked for.
     private(set) var keptRows: [Float]? = []
     private var buffer: UnsafeMutablePointer<Float>?
     private var filled = 0
@@ -28,7 +30,7 @@ final class GramAccumulator {
     init(dimension: Int, maxBlockRows: Int = 4096) {
         self.dimension = dimension
         self.blockRows = max(1, min(maxBlockRows, (1 << 20) / max(dimension, 1)))
-        self.sums = [Double](repeating: 0, count: dimension)
+        self.reducedSums = [Double](repeating: 0, count: dimension)
     }
 
     deinit { buffer?.deallocate() }
@@ -39,7 +41,7 @@ final class GramAccumulator {
         if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
         let row = buffer! + filled * dimension
         fill(row)
-        keep(row, count: 1)
+        keep(row, count: 1, buffered: true)
         filled += 1
         rowCount += 1
         if filled == blockRows { flush() }
@@ -67,7 +69,7 @@ final class GramAccumulator {
                     }
                 }
             }
-            keep(base, count: n)
+            keep(base, count: n, buffered: true)
             filled += n
             rowCount += n
             done += n
@@ -84,8 +86,8 @@ final class GramAccumulator {
         var start = 0
         while start < count {
             if filled == 0, count - start >= blockRows {
-                keep(rows + start * dimension, count: blockRows)
-                reduce(rows + start * dimension, count: blockRows)
+                keep(rows + start * dimension, count: blockRows, buffered: false)
+                if keptRows == nil { reduce(rows + start * dimension, count: blockRows) }
                 rowCount += blockRows
                 start += blockRows
                 continue
@@ -93,7 +95,7 @@ final class GramAccumulator {
             if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
             let n = min(blockRows - filled, count - start)
             (buffer! + filled * dimension).update(from: rows + start * dimension, count: n * dimension)
-            keep(rows + start * dimension, count: n)
+            keep(rows + start * dimension, count: n, buffered: true)
             filled += n
             rowCount += n
             start += n
@@ -101,19 +103,35 @@ final class GramAccumulator {
         }
     }
 
-    private func keep(_ rows: UnsafePointer<Float>, count: Int) {
-        guard keptRows != nil else { return }
-        if rowCount + count >= dimension {
-            keptRows = nil
-        } else {
+    /// Keeps `count` new rows while fewer than `dimension` have been seen. When they become too many,
+    /// the kept rows (none of them reduced yet) are reduced, and the buffer's older rows, which are
+    /// among them, are dropped; `buffered` new rows sit in the buffer after them and move to its start.
+    private func keep(_ rows: UnsafePointer<Float>, count: Int, buffered: Bool) {
+        guard let kept = keptRows else { return }
+        guard rowCount + count >= dimension else {
             keptRows!.append(contentsOf: UnsafeBufferPointer(start: rows, count: count * dimension))
+            return
+        }
+        keptRows = nil
+        kept.withUnsafeBufferPointer { reduce($0.baseAddress!, count: rowCount) }
+        if buffered, filled > 0 {
+            buffer!.update(from: buffer! + filled * dimension, count: count * dimension)
+            filled = 0
         }
     }
 
-    /// Reduces the partly filled block.
+    /// `Σ x` over every row: complete while rows are kept, else once `gram()` has flushed the block.
+    var sums: [Double] {
+        guard let kept = keptRows else { return reducedSums }
+        var total = [Double](repeating: 0, count: dimension)
+        kept.withUnsafeBufferPointer { addSums($0.baseAddress!, count: rowCount, into: &total) }
+        return total
+    }
+
+    /// Reduces the partly filled block (kept rows stay unreduced until needed).
     func flush() {
         guard filled > 0, let buffer else { return }
-        reduce(buffer, count: filled)
+        if keptRows == nil { reduce(buffer, count: filled) }
         filled = 0
     }
 
@@ -126,6 +144,9 @@ final class GramAccumulator {
     func gram() -> [Double] {
         flush()
         precondition(!spent, "GramAccumulator.gram() called twice")
+        if let kept = keptRows, rowCount > 0 {
+            kept.withUnsafeBufferPointer { reduceGram($0.baseAddress!, count: rowCount) }
+        }
         spent = true
         let d = dimension
         var full = [Double](repeating: 0, count: d * d)
@@ -149,6 +170,11 @@ final class GramAccumulator {
     }
 
     private func reduce(_ rows: UnsafePointer<Float>, count: Int) {
+        reduceGram(rows, count: count)
+        addSums(rows, count: count, into: &reducedSums)
+    }
+
+    private func reduceGram(_ rows: UnsafePointer<Float>, count: Int) {
         precondition(!spent, "GramAccumulator used after gram()")
         guard count > 0 else { return }
         let d = dimension
@@ -163,13 +189,23 @@ final class GramAccumulator {
                 }
             }
         }
-        sums.withUnsafeMutableBufferPointer { total in
+    }
+
+    private func addSums(_ rows: UnsafePointer<Float>, count: Int, into total: inout [Double]) {
+        let d = dimension
+        total.withUnsafeMutableBufferPointer { total in
             for r in 0..<count {
                 let row = rows + r * d
                 for j in 0..<d { total[j] += Double(row[j]) }
             }
         }
     }
+}
+
+/// Hands a value to `concurrentPerform`'s workers; the callers guarantee the writes are disjoint.
+private struct UnsafeSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// The float32 `d × d` products of `syrk`, lent to one accumulator at a time. Accumulators reduce on
@@ -206,10 +242,4 @@ final class GramScratch: @unchecked Sendable {
         free.sort { $0.capacity > $1.capacity }
         while free.count > kept { free.removeLast().pointer.deallocate() }
     }
-}
-
-/// Hands a value to `concurrentPerform`'s workers; the callers guarantee the writes are disjoint.
-private struct UnsafeSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

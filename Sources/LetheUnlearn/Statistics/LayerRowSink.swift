@@ -28,10 +28,15 @@ final class LayerRowSink: @unchecked Sendable {
     var rowCount: Int { accumulators.first?.rowCount ?? 0 }
 
     /// The finished matrices and row sums, one per group, and the rows when there were fewer than `d`.
-    func grams() -> (grams: [[Double]], sums: [[Double]], rows: [[Float]?]) {
+    /// Without `gramsOfKeptRows`, a group whose rows were kept gets an empty matrix: its caller works
+    /// from the rows and never pays for `G`.
+    func grams(gramsOfKeptRows: Bool = true) -> (grams: [[Double]], sums: [[Double]], rows: [[Float]?]) {
         lock.lock(); defer { lock.unlock() }
-        let grams = accumulators.map { $0.gram() }
-        return (grams, accumulators.map(\.sums), accumulators.map { $0.rowCount > 0 ? $0.keptRows : nil })
+        let rows = accumulators.map { $0.rowCount > 0 ? $0.keptRows : nil }
+        let grams = zip(accumulators, rows).map { accumulator, kept in
+            kept != nil && !gramsOfKeptRows ? [] : accumulator.gram()
+        }
+        return (grams, accumulators.map(\.sums), rows)
     }
 
     func consume(_ activation: Tensor, use: LayerUse, useIndex: Int) throws {

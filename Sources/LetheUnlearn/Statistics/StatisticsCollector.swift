@@ -31,6 +31,16 @@ public struct StatisticsCollector: Sendable {
         return set
     }
 
+    /// Input values per statistics batch: 16 images at 224² × 3. A pass holds a batch's activations
+    /// (and every tapped input) at once, about 1 GB for ResNet-18 at 64 such images, while a batch of
+    /// 16 keeps the runtime as busy; small inputs (28 × 28) still run 64 at a time.
+    static let batchValues = 16 * 3 * 224 * 224
+
+    /// The batch a pass over samples of `shape` uses: `limit`, or fewer for large samples.
+    static func batchSize(for shape: [Int], limit: Int) -> Int {
+        max(1, min(limit, batchValues / max(1, shape.reduce(1, *))))
+    }
+
     /// What one pass leaves for one layer.
     typealias PassResult = (grams: [[Double]], sums: [[Double]], rowData: [[Float]?], rows: Int)
 
@@ -49,17 +59,18 @@ public struct StatisticsCollector: Sendable {
     }
 
     /// What `sink` accumulated.
-    static func result(of sink: LayerRowSink) -> PassResult {
-        let finished = sink.grams()
+    static func result(of sink: LayerRowSink, gramsOfKeptRows: Bool = true) -> PassResult {
+        let finished = sink.grams(gramsOfKeptRows: gramsOfKeptRows)
         return (finished.grams, finished.sums, finished.rows, sink.rowCount)
     }
 
     /// One pass over `samples`, each layer's result handed to `finish` as soon as its sink is done and
     /// the sink released right after, so that a caller reducing the results keeps only one layer's
-    /// full matrices at a time.
+    /// full matrices at a time. Without `gramsOfKeptRows`, a layer that kept its rows (fewer than `d`)
+    /// comes with empty matrices.
     func pass<Reduced>(
         executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-        progress: UnlearningProgress?, finish: (Int, PassResult) throws -> Reduced
+        progress: UnlearningProgress?, gramsOfKeptRows: Bool = true, finish: (Int, PassResult) throws -> Reduced
     ) throws -> [Reduced] {
         var sinks: [LayerRowSink?] = layers.enumerated().map {
             LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed)
@@ -74,13 +85,14 @@ public struct StatisticsCollector: Sendable {
                     })
             }
         }
-        try executor.forEachBatch(of: samples, batchSize: batchSize, taps: taps) { range, _ in
+        let batch = Self.batchSize(for: samples.sampleShape, limit: batchSize)
+        try executor.forEachBatch(of: samples, batchSize: batch, taps: taps) { range, _ in
             progress?(phase, range.upperBound, samples.count)
         }
         taps = []
         var reduced: [Reduced] = []
         for index in sinks.indices {
-            reduced.append(try finish(index, Self.result(of: sinks[index]!)))
+            reduced.append(try finish(index, Self.result(of: sinks[index]!, gramsOfKeptRows: gramsOfKeptRows)))
             sinks[index] = nil
         }
         return reduced
