@@ -10,6 +10,7 @@
 # image, every token), a job the reference cannot hold in memory.
 #
 #   PYTHON=/work/pyenv/bin/python bench/unlearn/imagenet/run.sh        # MODELS="resnet18_224 vit_b16"
+# LETHE=/path/to/lethe times that binary instead of building .build/release/lethe.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 PYTHON=${PYTHON:-python3}
@@ -20,7 +21,8 @@ out=${OUT:-.build/bench-unlearn}
 models=.build/bench-models
 mkdir -p "$out"
 [ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time)" >&2; exit 2; }
-swift build -c release --product lethe >&2
+if [ -z "${LETHE:-}" ]; then swift build -c release --product lethe >&2; fi
+lethe=${LETHE:-.build/release/lethe}
 data=$("$PYTHON" bench/unlearn/imagenet/make_images.py --count 1000)
 for model in ${MODELS:-resnet18_224 vit_b16}; do
     [ -f "$models/$model.onnx" ] || "$PYTHON" bench/runtime/make_models.py "$models" --models "$model" >&2
@@ -48,7 +50,7 @@ for model in ${MODELS:-resnet18_224 vit_b16}; do
     ref_phases=$("$PYTHON" -c 'import json,sys; d=json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1]); print(f"collect {d[\"collect_s\"]:.1f} s, SVD {d[\"svd_s\"]:.1f} s, patch {d[\"patch_s\"]:.1f} s; {d[\"layers\"]} layers")' "$out/reference-$model.log")
     row "$model: PyTorch reference, ≤ $ROWS rows per layer" "$ref_s" "$ref_kb" "$ref_phases"
     for positions in "$POSITIONS" ${FULL:+1024}; do
-        read -r s kb < <(measure "$out/lethe-$model-$positions.log" .build/release/lethe unlearn "$models/$model.onnx" \
+        read -r s kb < <(measure "$out/lethe-$model-$positions.log" "$lethe" unlearn "$models/$model.onnx" \
             --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --positions "$positions" \
             -o "$out/forgot-$model-$positions.onnx")
         phases=$(grep "^time" "$out/lethe-$model-$positions.log" | sed 's/^time [0-9.]*s (//; s/)$//')
