@@ -12,6 +12,10 @@ final class ExecutionPlan: @unchecked Sendable {
         let release: [Int]
         let name: String
         let opType: String
+        /// The kernel again when it takes channel-blocked inputs, nil when it reads only plain ones.
+        let layoutKernel: (any BlockedLayoutKernel)?
+        /// Whether its first output may stay channel-blocked: every reader takes blocked inputs.
+        let emitBlocked: Bool
     }
 
     let steps: [Step]
@@ -24,8 +28,9 @@ final class ExecutionPlan: @unchecked Sendable {
     /// Released intermediates, reused by later steps and runs.
     let pool = BufferPool()
 
-    /// Rewrites and plans `model`, keeping every value in `required` visible.
-    init(model: Model, required: Set<String>, context: ExecutionContext) throws {
+    /// Rewrites and plans `model`, keeping every value in `required` visible. `blockedLayouts: false`
+    /// keeps every intermediate plain NC… (tests compare the two).
+    init(model: Model, required: Set<String>, context: ExecutionContext, blockedLayouts: Bool = true) throws {
         var graph = WorkingGraph(model: model, required: required)
         try graph.sortTopologically()
         graph.foldConstants(context: context)
@@ -87,15 +92,45 @@ final class ExecutionPlan: @unchecked Sendable {
                 releaseAt[index, default: []].append(s)
             }
         }
+        let emitBlocked =
+            blockedLayouts
+            ? Self.blockedOutputs(kernels.map { ($0.0, $0.1, $0.2) }, pinned: pinned) : Set<Int>()
         steps = kernels.enumerated().map { index, entry in
             Step(
                 kernel: entry.0, inputs: entry.1, outputs: entry.2, release: releaseAt[index] ?? [],
-                name: entry.3.name, opType: entry.3.opType)
+                name: entry.3.name, opType: entry.3.opType, layoutKernel: entry.0 as? any BlockedLayoutKernel,
+                emitBlocked: emitBlocked.contains(index))
         }
         self.constants = constants
         self.outputs = outputs
         slotCount = slots.count
         slotsByValue = slots.filter { required.contains($0.key) }
+    }
+
+    /// The steps whose first output may stay channel-blocked: kernels that can write it so, whose
+    /// output is not pinned (graph output, tap, constant) and is read only where blocked inputs are
+    /// taken. A value nobody reads stays plain (it costs nothing either way).
+    private static func blockedOutputs(
+        _ steps: [(kernel: any Kernel, inputs: [Int?], outputs: [Int?])], pinned: Set<Int>
+    ) -> Set<Int> {
+        var readers: [Int: [(step: Int, position: Int)]] = [:]
+        for (index, step) in steps.enumerated() {
+            for (position, slot) in step.inputs.enumerated() {
+                if let slot { readers[slot, default: []].append((index, position)) }
+            }
+        }
+        var result = Set<Int>()
+        for (index, step) in steps.enumerated() {
+            guard let kernel = step.kernel as? any BlockedLayoutKernel, kernel.mayEmitBlocked,
+                let output = step.outputs.first ?? nil, !pinned.contains(output),
+                let reads = readers[output], !reads.isEmpty,
+                reads.allSatisfy({
+                    (steps[$0.step].kernel as? any BlockedLayoutKernel)?.acceptsBlocked(input: $0.position) == true
+                })
+            else { continue }
+            result.insert(index)
+        }
+        return result
     }
 
     /// Runs the plan. `taps` maps slots to callbacks, called as soon as the value exists.
@@ -114,13 +149,25 @@ final class ExecutionPlan: @unchecked Sendable {
         context: ExecutionContext
     ) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: slotCount)
+        // The layout of each slot's tensor when it is channel-blocked; nil is plain.
+        var layouts = [BlockedLayout?](repeating: nil, count: slotCount)
+        // The plain tensor in place of a blocked one, for readers that need it.
+        func makePlain(_ slot: Int) throws {
+            guard let layout = layouts[slot], let tensor = values[slot] else { return }
+            let plain = try BlockedReorder.toPlain(tensor, layout, threads: context.threads)
+            pool.recycle(&values[slot])
+            values[slot] = plain
+            layouts[slot] = nil
+        }
         for (slot, tensor) in constants { values[slot] = tensor }
         for (info, slot) in inputs {
             guard let tensor = feeds[info.name] else { throw RuntimeError("input '\(info.name)' is missing") }
             values[slot] = tensor
         }
         func notify(_ slot: Int) throws {
-            guard let callbacks = taps[slot], let tensor = values[slot] else { return }
+            guard let callbacks = taps[slot] else { return }
+            try makePlain(slot)
+            guard let tensor = values[slot] else { return }
             guard tensor.dtype.isNumeric else {
                 throw RuntimeError("tapped value of type \(tensor.dtype) is not numeric")
             }
@@ -130,9 +177,19 @@ final class ExecutionPlan: @unchecked Sendable {
         for slot in taps.keys where values[slot] != nil { try notify(slot) }
         for step in steps {
             // The arguments live only for the call, so a released input can be the slot's last holder.
-            let results: [Tensor]
+            let results: [LaidOutTensor]
             do {
-                results = try step.kernel.run(step.inputs.map { $0.flatMap { values[$0] } }, context)
+                if let layoutKernel = step.layoutKernel {
+                    let inputs = step.inputs.map {
+                        $0.flatMap { s in values[s].map { LaidOutTensor($0, blocked: layouts[s]) } }
+                    }
+                    results = try layoutKernel.run(laidOut: inputs, emitBlocked: step.emitBlocked, context)
+                } else {
+                    // Kernels that read plain NC… never see a blocked tensor.
+                    for case let s? in step.inputs { try makePlain(s) }
+                    results = try step.kernel.run(step.inputs.map { $0.flatMap { values[$0] } }, context)
+                        .map { LaidOutTensor($0) }
+                }
             } catch let error as RuntimeError {
                 throw error.at(step.name.isEmpty ? step.opType : step.name)
             }
@@ -142,13 +199,20 @@ final class ExecutionPlan: @unchecked Sendable {
                     throw RuntimeError(
                         "produced \(results.count) outputs, the graph expects \(step.outputs.count)", node: step.name)
                 }
-                values[slot] = results[index]
+                values[slot] = results[index].tensor
+                layouts[slot] = results[index].blocked
+                // Only the first output of a step the plan allowed may stay blocked.
+                if index > 0 || !step.emitBlocked { try makePlain(slot) }
                 if taps[slot] != nil { try notify(slot) }
             }
-            for slot in step.release { pool.recycle(&values[slot]) }
+            for slot in step.release {
+                pool.recycle(&values[slot])
+                layouts[slot] = nil
+            }
         }
         var result: [String: Tensor] = [:]
         for (name, slot) in outputs {
+            try makePlain(slot)
             guard let tensor = values[slot] else { throw RuntimeError("output '\(name)' was not produced") }
             result[name] = tensor
         }
