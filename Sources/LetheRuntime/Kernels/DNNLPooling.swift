@@ -101,13 +101,14 @@ final class DNNLMaxPooling: Sendable {
         _ layout: BlockedLayout, padBegin: [Int], output: [Int], engine: DNNLEngine
     ) throws -> DNNLPrimitive? {
         let input = Array(layout.shape[2...])
-        // The end pad that reproduces ONNX's output size (ceil_mode included); every window must
-        // still start inside the input, or oneDNN and ONNX would disagree on an empty window.
+        // The smallest end pad that reproduces ONNX's output size (ceil_mode included); every window
+        // must still start inside the input, or oneDNN and ONNX would disagree on an empty window.
         var padEnd: [Int] = []
         for axis in input.indices {
-            let end = (output[axis] - 1) * strides[axis] + kernel[axis] - input[axis] - padBegin[axis]
-            guard padBegin[axis] >= 0, padBegin[axis] < kernel[axis], end >= 0, end < kernel[axis],
-                (output[axis] - 1) * strides[axis] - padBegin[axis] < input[axis]
+            let end = max(0, (output[axis] - 1) * strides[axis] + kernel[axis] - input[axis] - padBegin[axis])
+            guard padBegin[axis] >= 0, padBegin[axis] < kernel[axis], end < kernel[axis],
+                (output[axis] - 1) * strides[axis] - padBegin[axis] < input[axis],
+                (input[axis] + padBegin[axis] + end - kernel[axis]) / strides[axis] + 1 == output[axis]
             else { return nil }
             padEnd.append(end)
         }

@@ -1,0 +1,172 @@
+import LetheCore
+import LetheIR
+import XCTest
+@testable import LetheRuntime
+
+/// Activations kept in oneDNN's channel-blocked layout between kernels give the same values as the
+/// plain NCHW plan, and never reach a kernel, tap or output that reads plain data.
+final class BlockedLayoutTests: XCTestCase {
+    /// A small residual CNN: conv (ReLU) → max pool → conv (ReLU) → conv → + pool output → ReLU →
+    /// strided conv → max pool (padded, ceil mode) → global average pool. `channels` not a multiple
+    /// of 16 exercises the zero padding of the blocks.
+    private func residualModel(channels c: Int) -> Model {
+        var g = GraphBuilder()
+        g.input("x", [nil, 3, 18, 18])
+        func conv(
+            _ name: String, _ input: String, _ output: String, _ shape: [Int], _ attributes: [(String, Attribute)]
+        ) {
+            g.constant("\(name)_w", randomTensor(shape, seed: UInt64(g.nodes.count + 1) * 31))
+            g.constant("\(name)_b", randomTensor([shape[0]], seed: UInt64(g.nodes.count + 1) * 37))
+            g.node("Conv", [input, "\(name)_w", "\(name)_b"], [output], name: name, attributes)
+        }
+        let same: [(String, Attribute)] = [("pads", .ints([1, 1, 1, 1]))]
+        conv("c1", "x", "c1", [c, 3, 3, 3], same)
+        g.node("Relu", ["c1"], ["r1"])
+        g.node("MaxPool", ["r1"], ["p1"], name: "pool1", [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))])
+        conv("c2", "p1", "c2", [c, c, 3, 3], same)
+        g.node("Relu", ["c2"], ["r2"])
+        conv("c3", "r2", "c3", [c, c, 3, 3], same)
+        g.node("Add", ["c3", "p1"], ["s"], name: "add")
+        g.node("Relu", ["s"], ["r3"])
+        conv("c4", "r3", "c4", [c + 8, c, 3, 3], [("strides", .ints([2, 2])), ("pads", .ints([1, 1, 1, 1]))])
+        g.node(
+            "MaxPool", ["c4"], ["p2"], name: "pool2",
+            [
+                ("kernel_shape", .ints([3, 3])), ("strides", .ints([2, 2])), ("pads", .ints([1, 1, 0, 0])),
+                ("ceil_mode", .int(1))
+            ])
+        g.node("GlobalAveragePool", ["p2"], ["y"])
+        g.output("y")
+        return g.model
+    }
+
+    private func run(_ plan: ExecutionPlan, _ x: Tensor, threads: Int) throws -> Tensor {
+        try plan.execute(["x": x], taps: [:], context: ExecutionContext(threads: threads))["y"]!
+    }
+
+    func testBlockedPlanAgreesWithPlainPlan() throws {
+        for channels in [16, 24, 5] {
+            let model = residualModel(channels: channels)
+            for threads in [1, 2, 3] {
+                let context = ExecutionContext(threads: threads)
+                let blocked = try ExecutionPlan(model: model, required: [], context: context)
+                let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
+                XCTAssertTrue(plain.steps.allSatisfy { !$0.emitBlocked })
+                // conv1, pool1, conv2 and the residual Add stay blocked; conv3's output too (its
+                // only reader is the Add); conv4 feeds a pool whose reader is the plain global pool.
+                let kept = Set(blocked.steps.filter(\.emitBlocked).map(\.name))
+                XCTAssertEqual(kept, ["c1", "pool1", "c2", "c3", "add", "c4"], "channels \(channels)")
+                for batch in [1, 4, 5] {
+                    let x = randomTensor([batch, 3, 18, 18], seed: UInt64(batch * 10 + threads))
+                    let expected = try run(plain, x, threads: threads)
+                    let actual = try run(blocked, x, threads: threads)
+                    XCTAssertEqual(actual.shape, [batch, channels + 8, 1, 1])
+                    XCTAssertEqual(actual.shape, expected.shape)
+                    XCTAssertLessThanOrEqual(
+                        relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
+                        "channels \(channels) threads \(threads) batch \(batch)")
+                    // The plain plan with the im2col fallback is the reference the oneDNN paths
+                    // were checked against; here the only difference is the layout in between.
+                }
+            }
+        }
+    }
+
+    func testTapsAndOutputsOfBlockedValuesArePlain() throws {
+        var g = GraphBuilder()
+        g.input("x", [nil, 8, 6, 6])
+        g.constant("w1", randomTensor([24, 8, 3, 3], seed: 3))
+        g.constant("w2", randomTensor([20, 24, 1, 1], seed: 4))
+        g.node("Conv", ["x", "w1"], ["a"], name: "c1", [("pads", .ints([1, 1, 1, 1]))])
+        g.node("Conv", ["a", "w2"], ["b"], name: "c2")
+        g.node("Conv", ["a", "w2"], ["y"], name: "c3")
+        g.output("y")
+        g.output("b")
+        let model = g.model
+        let x = randomTensor([3, 8, 6, 6], seed: 5)
+        let context = ExecutionContext(threads: 2)
+        let blocked = try ExecutionPlan(model: model, required: [], context: context)
+        XCTAssertEqual(blocked.steps.filter(\.emitBlocked).map(\.name), ["c1"], "outputs stay plain")
+        let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
+        let expected = try plain.execute(["x": x], taps: [:], context: context)
+        let actual = try blocked.execute(["x": x], taps: [:], context: context)
+        for name in ["y", "b"] {
+            XCTAssertEqual(actual[name]!.shape, [3, 20, 6, 6])
+            XCTAssertLessThanOrEqual(relativeError(actual[name]!.floatValues(), expected[name]!.floatValues()), 1e-6)
+        }
+
+        // A tapped value is required, so it stays plain; the tap sees NCHW values.
+        let session = try InferenceSession(model: model, options: .init(threads: 2))
+        let recorder = TapRecorder()
+        let outputs = try session.run(["x": x], taps: [recorder.tap("c2", .input(0))])
+        XCTAssertEqual(recorder.tensors.count, 1)
+        let a = try plain.execute(["x": x], taps: [:], context: context)
+        XCTAssertEqual(recorder.tensors[0].shape, [3, 24, 6, 6])
+        XCTAssertLessThanOrEqual(relativeError(outputs["y"]!.floatValues(), a["y"]!.floatValues()), 1e-6)
+        // The tapped value, recomputed by a plain conv from x, against what the tap saw.
+        let conv = try ConvKernel(
+            KernelRequest(
+                node: Node(
+                    name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"],
+                    attributes: [(name: "pads", value: .ints([1, 1, 1, 1]))]),
+                opset: 17, constants: [nil, randomTensor([24, 8, 3, 3], seed: 3)]),
+            allowDNNL: false)
+        let reference = try conv.run([x, nil], context)[0]
+        XCTAssertLessThanOrEqual(relativeError(recorder.tensors[0].floatValues(), reference.floatValues()), 1e-5)
+    }
+
+    func testReorderRoundTripKeepsValuesAndZeroesThePadding() throws {
+        for (shape, block) in [([3, 20, 5, 7], 16), ([2, 13, 4, 4], 8), ([1, 32, 3, 3], 16)] {
+            let x = randomTensor(shape, seed: 9)
+            for threads in [1, 2] {
+                let blocked = try BlockedReorder.toBlocked(x, block: block, threads: threads)
+                let layout = try XCTUnwrap(blocked.blocked)
+                XCTAssertEqual(blocked.tensor.elementCount, layout.elementCount)
+                // Element (n, c, h, w) sits at ((n·C/b + c/b)·H·W + h·W + w)·b + c % b.
+                let values = blocked.tensor.floatValues(), plainValues = x.floatValues()
+                let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+                let blocks = layout.paddedChannels / block
+                for image in 0..<n {
+                    for channel in 0..<layout.paddedChannels {
+                        for position in 0..<(h * w) {
+                            let index =
+                                ((image * blocks + channel / block) * h * w + position) * block + channel % block
+                            let value = channel < c ? plainValues[(image * c + channel) * h * w + position] : 0
+                            XCTAssertEqual(values[index], value)
+                        }
+                    }
+                }
+                XCTAssertEqual(try blocked.plain(threads: threads).floatValues(), plainValues)
+            }
+        }
+    }
+
+    func testBlockedMaxPoolAgreesWithPlainPool() throws {
+        let cases: [[(String, Attribute)]] = [
+            [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))],
+            [("kernel_shape", .ints([3, 3])), ("strides", .ints([2, 2])), ("pads", .ints([1, 1, 1, 1]))],
+            [("kernel_shape", .ints([3, 2])), ("strides", .ints([2, 3])), ("ceil_mode", .int(1))],
+            [("kernel_shape", .ints([3, 3])), ("auto_pad", .string(Array("SAME_UPPER".utf8)))]
+        ]
+        for (index, attributes) in cases.enumerated() {
+            let node = Node(
+                name: "pool", opType: "MaxPool", inputs: ["x"], outputs: ["y"],
+                attributes: attributes.map { (name: $0.0, value: $0.1) })
+            let kernel = try BlockedMaxPoolKernel(KernelRequest(node: node, opset: 17, constants: [nil]))
+            XCTAssertNotNil(kernel.dnnl)
+            let x = randomTensor([5, 20, 11, 9], seed: UInt64(index))
+            for threads in [1, 2] {
+                let context = ExecutionContext(threads: threads)
+                let expected = try kernel.plain.run([x], context)[0]
+                let blocked = try BlockedReorder.toBlocked(x, block: 16, threads: threads)
+                for emit in [false, true] {
+                    let result = try kernel.run(laidOut: [blocked], emitBlocked: emit, context)[0]
+                    XCTAssertEqual(result.blocked != nil, emit, "case \(index)")
+                    let actual = try result.plain(threads: threads)
+                    XCTAssertEqual(actual.shape, expected.shape, "case \(index)")
+                    XCTAssertEqual(actual.floatValues(), expected.floatValues(), "case \(index) threads \(threads)")
+                }
+            }
+        }
+    }
+}
