@@ -52,10 +52,12 @@ final class BlockedLayoutTests: XCTestCase {
                 let blocked = try ExecutionPlan(model: model, required: [], context: context)
                 let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
                 XCTAssertTrue(plain.steps.allSatisfy { !$0.emitBlocked })
-                // conv1, pool1, conv2 and the residual Add stay blocked; conv3's output too (its
-                // only reader is the Add); conv4 feeds a pool whose reader is the plain global pool.
+                // conv1 with pool1 (one step), conv2 and the residual Add stay blocked; conv3's
+                // output too (its only reader is the Add); conv4 with pool2 feeds the plain global
+                // pool.
                 let kept = Set(blocked.steps.filter(\.emitBlocked).map(\.name))
-                XCTAssertEqual(kept, ["c1", "pool1", "c2", "c3", "add", "c4"], "channels \(channels)")
+                XCTAssertEqual(kept, ["c1", "c2", "c3", "add"], "channels \(channels)")
+                XCTAssertEqual(blocked.steps.filter { $0.kernel is ConvPoolKernel }.map(\.name), ["c1", "c4"])
                 for batch in [1, 4, 5] {
                     let x = randomTensor([batch, 3, 18, 18], seed: UInt64(batch * 10 + threads))
                     let expected = try run(plain, x, threads: threads)
@@ -137,6 +139,42 @@ final class BlockedLayoutTests: XCTestCase {
                     }
                 }
                 XCTAssertEqual(try blocked.plain(threads: threads).floatValues(), plainValues)
+            }
+        }
+    }
+
+    /// A first layer with a large output map (64 channels of 48×48: 576 kB an image) whose pool runs
+    /// image by image, against the plain plan; batches 1, 3 and 5 on 1 and 2 threads.
+    func testConvolutionPooledImageByImageAgreesWithPlainPlan() throws {
+        var g = GraphBuilder()
+        g.input("x", [nil, 3, 48, 48])
+        g.constant("w1", randomTensor([64, 3, 3, 3], seed: 21))
+        g.constant("b1", randomTensor([64], seed: 22))
+        g.constant("w2", randomTensor([24, 64, 1, 1], seed: 23))
+        g.node("Conv", ["x", "w1", "b1"], ["c"], name: "c1", [("pads", .ints([1, 1, 1, 1]))])
+        g.node("Relu", ["c"], ["r"])
+        g.node(
+            "MaxPool", ["r"], ["p"], name: "pool",
+            [("kernel_shape", .ints([3, 3])), ("strides", .ints([2, 2])), ("pads", .ints([1, 1, 1, 1]))])
+        g.node("Conv", ["p", "w2"], ["y"], name: "c2")
+        g.output("y")
+        let model = g.model
+        for threads in [1, 2] {
+            let context = ExecutionContext(threads: threads)
+            let blocked = try ExecutionPlan(model: model, required: [], context: context)
+            let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
+            let fused = try XCTUnwrap(blocked.steps.first?.kernel as? ConvPoolKernel)
+            XCTAssertTrue(try XCTUnwrap(blocked.steps.first).emitBlocked)
+            for batch in [1, 3, 5] {
+                let x = randomTensor([batch, 3, 48, 48], seed: UInt64(40 + batch))
+                XCTAssertNotNil(
+                    try fused.runByImage([LaidOutTensor(x)], emitBlocked: false, context), "image-by-image path")
+                let expected = try run(plain, x, threads: threads)
+                let actual = try run(blocked, x, threads: threads)
+                XCTAssertEqual(actual.shape, [batch, 24, 24, 24])
+                XCTAssertLessThanOrEqual(
+                    relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
+                    "threads \(threads) batch \(batch)")
             }
         }
     }

@@ -81,6 +81,12 @@ final class DNNLMaxPooling: Sendable {
         return true
     }
 
+    /// Whether `run` takes these sizes (oneDNN has an optimized kernel for them).
+    func accepts(_ layout: BlockedLayout, padBegin: [Int], output: [Int]) throws -> Bool {
+        guard let engine = DNNLEngine.shared, layout.shape.count == kernel.count + 2 else { return false }
+        return try primitive(layout, batch: layout.batch, padBegin: padBegin, output: output, engine: engine) != nil
+    }
+
     /// The pooling primitive for `batch` images, or nil when oneDNN has only its reference kernel.
     private func primitive(
         _ layout: BlockedLayout, batch: Int, padBegin: [Int], output: [Int], engine: DNNLEngine

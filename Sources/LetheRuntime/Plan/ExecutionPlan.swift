@@ -47,9 +47,8 @@ final class ExecutionPlan: @unchecked Sendable {
         }
         inputs = graph.inputs.map { ($0, slot($0.name)) }
         var constants: [(Int, Tensor)] = []
-        var lastUse: [Int: Int] = [:]
         var kernels: [(any Kernel, [Int?], [Int?], Node)] = []
-        for (index, entry) in graph.entries.enumerated() {
+        for entry in graph.entries {
             let node = entry.node
             guard let factory = OperatorRegistry.factory(for: node) else {
                 throw UnsupportedOperatorError(issues: [
@@ -66,9 +65,7 @@ final class ExecutionPlan: @unchecked Sendable {
             }
             let inputSlots: [Int?] = node.inputs.map { name in
                 guard !name.isEmpty else { return nil }
-                let s = slot(name)
-                lastUse[s] = index
-                return s
+                return slot(name)
             }
             let outputSlots: [Int?] = node.outputs.map { $0.isEmpty ? nil : slot($0) }
             kernels.append((kernel, inputSlots, outputSlots, node))
@@ -84,6 +81,9 @@ final class ExecutionPlan: @unchecked Sendable {
         pinned.formUnion(required.compactMap { slots[$0] })
         pinned.formUnion(constants.map(\.0))
         pinned.formUnion(inputs.map(\.slot))
+        if blockedLayouts { kernels = Self.fusingConvolutionsIntoPools(kernels, pinned: pinned) }
+        var lastUse: [Int: Int] = [:]
+        for (index, entry) in kernels.enumerated() { for case let s? in entry.1 { lastUse[s] = index } }
         var releaseAt: [Int: [Int]] = [:]
         for (s, index) in lastUse where !pinned.contains(s) { releaseAt[index, default: []].append(s) }
         // Values produced but never read are released at once.
@@ -105,6 +105,33 @@ final class ExecutionPlan: @unchecked Sendable {
         self.outputs = outputs
         slotCount = slots.count
         slotsByValue = slots.filter { required.contains($0.key) }
+    }
+
+    /// Each Conv read only by the MaxPool right after it becomes one `ConvPoolKernel` step, which
+    /// never holds the convolution's whole output (when it is large; see there).
+    private static func fusingConvolutionsIntoPools(
+        _ kernels: [(any Kernel, [Int?], [Int?], Node)], pinned: Set<Int>
+    ) -> [(any Kernel, [Int?], [Int?], Node)] {
+        var readers: [Int: Int] = [:]
+        for entry in kernels { for case let s? in entry.1 { readers[s, default: 0] += 1 } }
+        var result: [(any Kernel, [Int?], [Int?], Node)] = []
+        var index = 0
+        while index < kernels.count {
+            let entry = kernels[index]
+            if index + 1 < kernels.count, let conv = entry.0 as? ConvKernel, conv.mayEmitBlocked,
+                let pool = kernels[index + 1].0 as? BlockedMaxPoolKernel, pool.dnnl != nil,
+                let middle = entry.2.first ?? nil, entry.2.count == 1, !pinned.contains(middle),
+                readers[middle] == 1, kernels[index + 1].1 == [middle]
+            {
+                let next = kernels[index + 1]
+                result.append((ConvPoolKernel(conv: conv, pool: pool), entry.1, next.2, entry.3))
+                index += 2
+                continue
+            }
+            result.append(entry)
+            index += 1
+        }
+        return result
     }
 
     /// The steps whose first output may stay channel-blocked: kernels that can write it so, whose
