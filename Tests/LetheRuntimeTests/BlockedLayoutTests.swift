@@ -179,6 +179,49 @@ final class BlockedLayoutTests: XCTestCase {
         }
     }
 
+    /// 1-D and 3-D chains (conv → ReLU → max pool → conv → + → conv) keep their blocked layouts
+    /// (nCw16c, nCdhw16c) and agree with the plain plan.
+    func testOneAndThreeDimensionalChainsAgreeWithPlainPlan() throws {
+        for spatial in [[20], [6, 7, 8]] {
+            let rank = spatial.count
+            var g = GraphBuilder()
+            g.input("x", [nil, 4] + spatial.map { $0 as Int? })
+            let kernel = [Int](repeating: 3, count: rank), pads = [Int](repeating: 1, count: 2 * rank)
+            g.constant("w1", randomTensor([20, 4] + kernel, seed: 51))
+            g.constant("w2", randomTensor([20, 20] + kernel, seed: 52))
+            g.constant("w3", randomTensor([12, 20] + kernel, seed: 53))
+            g.node("Conv", ["x", "w1"], ["a"], name: "c1", [("pads", .ints(pads))])
+            g.node("Relu", ["a"], ["r"])
+            g.node(
+                "MaxPool", ["r"], ["p"], name: "pool",
+                [
+                    ("kernel_shape", .ints([Int](repeating: 2, count: rank))),
+                    ("strides", .ints([Int](repeating: 2, count: rank)))
+                ])
+            g.node("Conv", ["p", "w2"], ["b"], name: "c2", [("pads", .ints(pads))])
+            g.node("Add", ["b", "p"], ["s"], name: "add")
+            g.node("Conv", ["s", "w3"], ["y"], name: "c3", [("pads", .ints(pads))])
+            g.output("y")
+            let model = g.model
+            for threads in [1, 2] {
+                let context = ExecutionContext(threads: threads)
+                let blocked = try ExecutionPlan(model: model, required: [], context: context)
+                let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
+                XCTAssertEqual(
+                    Set(blocked.steps.filter(\.emitBlocked).map(\.name)), ["c1", "c2", "add"], "\(spatial)")
+                for batch in [1, 3] {
+                    let x = randomTensor([batch, 4] + spatial, seed: UInt64(60 + batch))
+                    let expected = try run(plain, x, threads: threads)
+                    let actual = try run(blocked, x, threads: threads)
+                    XCTAssertEqual(actual.shape, [batch, 12] + spatial.map { $0 / 2 })
+                    XCTAssertLessThanOrEqual(
+                        relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
+                        "\(spatial) threads \(threads) batch \(batch)")
+                }
+            }
+        }
+    }
+
     func testBlockedMaxPoolAgreesWithPlainPool() throws {
         let cases: [[(String, Attribute)]] = [
             [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))],
