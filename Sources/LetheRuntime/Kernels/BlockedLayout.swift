@@ -3,7 +3,7 @@ import LetheCore
 
 /// How a float32 activation is held when it is not plain NC…: oneDNN's channel-blocked layout
 /// (nCw…c, nChw…c, nCdhw…c), `block` channels innermost, the channel count padded up to a whole
-/// block with zeros.
+/// block with zeros; or, with `block` 0, channels-last (NWC, NHWC, NDHWC), no padding.
 ///
 /// Convolutions and the kernels between them pass such tensors on, so the data is not reordered to
 /// NC… and back at every convolution. The tensor itself is then a flat float32 buffer of
@@ -12,12 +12,12 @@ import LetheCore
 struct BlockedLayout: Hashable, Sendable {
     /// The logical NC… shape.
     let shape: [Int]
-    /// Channels per block (16 or 8).
+    /// Channels per block (16 or 8), or 0 for channels-last.
     let block: Int
 
     var batch: Int { shape[0] }
     var channels: Int { shape[1] }
-    var paddedChannels: Int { (channels + block - 1) / block * block }
+    var paddedChannels: Int { block == 0 ? channels : (channels + block - 1) / block * block }
     /// Floats of one image, padding included; images follow each other in the buffer.
     var imageElements: Int { paddedChannels * shape[2...].reduce(1, *) }
     var elementCount: Int { batch * imageElements }
@@ -27,9 +27,13 @@ struct BlockedLayout: Hashable, Sendable {
         try dnnlDescriptor([batch] + shape[1...], Self.tag(rank: shape.count, block: block))
     }
 
-    /// The channel-blocked tag (nCw…c, nChw…c, nCdhw…c) for 16 or 8 channels a block.
+    /// The channel-blocked tag (nCw…c, nChw…c, nCdhw…c) for 16 or 8 channels a block, the
+    /// channels-last one (NWC, NHWC, NDHWC) for 0.
     static func tag(rank: Int, block: Int) -> dnnl_format_tag_t {
         switch (rank, block) {
+        case (3, 0): return dnnl_acb
+        case (4, 0): return dnnl_acdb
+        case (5, 0): return dnnl_acdeb
         case (3, 16): return dnnl_aBc16b
         case (4, 16): return dnnl_aBcd16b
         case (5, 16): return dnnl_aBcde16b
@@ -45,7 +49,7 @@ struct BlockedLayout: Hashable, Sendable {
         let rank = Int(descriptor.ndims)
         guard (3...5).contains(rank), descriptor.data_type == dnnl_f32 else { return nil }
         let dims = withUnsafeBytes(of: &descriptor.dims) { Array($0.bindMemory(to: dnnl_dim_t.self).prefix(rank)) }
-        for block in [16, 8] {
+        for block in [16, 8, 0] {
             guard var canonical = try? dnnlDescriptor(dims.map { Int($0) }, tag(rank: rank, block: block)) else {
                 continue
             }

@@ -79,11 +79,14 @@ final class DNNLConvolution: Sendable {
     private let bias: DNNLBuffer?
     private let group: Int
     private let postOps: [PostOp]
+    /// Whether activations are offered channels-last (NHWC) before channel blocks.
+    private let channelsLast: Bool
     private let state = Locked(State())
 
     /// Nil when there is no oneDNN engine. `weight` is OI… (float32), `bias` has one value per output
-    /// channel; `postOps` run in order after the bias.
-    init?(weight: Tensor, bias: Tensor?, group: Int, postOps: [PostOp]) {
+    /// channel; `postOps` run in order after the bias. `channelsLast` offers NHWC activations first
+    /// (oneDNN's brgconv kernels), then channel blocks.
+    init?(weight: Tensor, bias: Tensor?, group: Int, postOps: [PostOp], channelsLast: Bool = false) {
         guard let engine = DNNLEngine.shared, weight.dtype == .float32, (3...5).contains(weight.rank),
             bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
         else { return nil }
@@ -91,6 +94,7 @@ final class DNNLConvolution: Sendable {
         self.weight = weight
         self.group = group
         self.postOps = postOps
+        self.channelsLast = channelsLast
         self.bias = bias.map { bias in
             let buffer = DNNLBuffer(byteCount: bias.elementCount * MemoryLayout<Float>.stride)
             buffer.pointer.copyMemory(from: bias.floats, byteCount: buffer.byteCount)
@@ -145,7 +149,9 @@ final class DNNLConvolution: Sendable {
     ) throws {
         precondition(!sourceBlocked || slicing.sourceBlock != nil, "the primitives do not read that layout")
         precondition(!destinationBlocked || slicing.destinationBlock != nil, "the primitives do not write that layout")
-        func padded(_ channels: Int, _ block: Int?) -> Int { block.map { (channels + $0 - 1) / $0 * $0 } ?? channels }
+        func padded(_ channels: Int, _ block: Int?) -> Int {
+            block.map { BlockedLayout(shape: [1, channels], block: $0).paddedChannels } ?? channels
+        }
         let imageIn = padded(conv.channels, sourceBlocked ? slicing.sourceBlock : nil) * conv.inPlane
         let imageOut = padded(conv.outChannels, destinationBlocked ? slicing.destinationBlock : nil) * conv.outPlane
         let (small, large, base, extra) = (slicing.small, slicing.large, slicing.base, slicing.extra)
@@ -223,9 +229,9 @@ final class DNNLConvolution: Sendable {
         // 15–50 %, reorders included. A few input channels (a network's first layer) stay plain,
         // which oneDNN's first-layer kernels read directly.
         var chosen: dnnl_primitive_desc_t?
-        for block in [16, 8, nil] as [Int?] {
+        for block in (channelsLast ? [0, 16, 8, nil] : [16, 8, nil]) as [Int?] {
             let sourceTag = block.map {
-                conv.channels < 8
+                conv.channels < 8 && $0 != 0
                     ? dnnlPlainTag(rank: sourceDims.count) : BlockedLayout.tag(rank: sourceDims.count, block: $0)
             }
             let destinationTag = block.map { BlockedLayout.tag(rank: destinationDims.count, block: $0) }

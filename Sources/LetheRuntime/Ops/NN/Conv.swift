@@ -187,7 +187,8 @@ struct ConvKernel: BlockedLayoutKernel {
         // Empty when there is no activation, nil when oneDNN cannot compute it exactly.
         let fused = activation.map { $0.dnnlPostOps } ?? []
         if allowDNNL, let weight, !request.hasInput(2) || bias != nil {
-            dnnl = DNNLConvolution(weight: weight, bias: bias, group: group, postOps: fused ?? [])
+            dnnl = DNNLConvolution(
+                weight: weight, bias: bias, group: group, postOps: fused ?? [], channelsLast: request.channelsLast)
         } else {
             dnnl = nil
         }
