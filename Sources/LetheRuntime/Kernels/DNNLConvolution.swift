@@ -28,6 +28,9 @@ final class DNNLConvolution: Sendable {
         let weightsLayout: dnnl_memory_desc_t
         let weights: DNNLBuffer
         let sourceBytes: Int, destinationBytes: Int, scratchpadBytes: Int
+        /// The channel block of the convolution's own input and output layouts when they are the
+        /// plain-dims blocked layouts (`BlockedLayout`) a neighbour can hand over or take directly.
+        let sourceBlock: Int?, destinationBlock: Int?
 
         init(
             convolution: DNNLPrimitive, sourceReorder: DNNLPrimitive?, destinationReorder: DNNLPrimitive?,
@@ -49,6 +52,8 @@ final class DNNLConvolution: Sendable {
             destinationBytes = destinationReorder == nil ? 0 : rounded(dnnl_memory_desc_get_size(&destination))
             scratchpadBytes = rounded(
                 [convolution, sourceReorder, destinationReorder].compactMap { $0?.scratchpadBytes }.max() ?? 0)
+            sourceBlock = BlockedLayout.block(of: source)
+            destinationBlock = BlockedLayout.block(of: destination)
         }
     }
 
@@ -74,11 +79,14 @@ final class DNNLConvolution: Sendable {
     private let bias: DNNLBuffer?
     private let group: Int
     private let postOps: [PostOp]
+    /// Whether activations are offered channels-last (NHWC) before channel blocks.
+    private let channelsLast: Bool
     private let state = Locked(State())
 
     /// Nil when there is no oneDNN engine. `weight` is OI… (float32), `bias` has one value per output
-    /// channel; `postOps` run in order after the bias.
-    init?(weight: Tensor, bias: Tensor?, group: Int, postOps: [PostOp]) {
+    /// channel; `postOps` run in order after the bias. `channelsLast` offers NHWC activations first
+    /// (oneDNN's brgconv kernels), then channel blocks.
+    init?(weight: Tensor, bias: Tensor?, group: Int, postOps: [PostOp], channelsLast: Bool = false) {
         guard let engine = DNNLEngine.shared, weight.dtype == .float32, (3...5).contains(weight.rank),
             bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
         else { return nil }
@@ -86,11 +94,40 @@ final class DNNLConvolution: Sendable {
         self.weight = weight
         self.group = group
         self.postOps = postOps
+        self.channelsLast = channelsLast
         self.bias = bias.map { bias in
             let buffer = DNNLBuffer(byteCount: bias.elementCount * MemoryLayout<Float>.stride)
             buffer.pointer.copyMemory(from: bias.floats, byteCount: buffer.byteCount)
             return buffer
         }
+    }
+
+    /// The primitives of one call: the batch cut into one slice per thread, `extra` slices of
+    /// `base + 1` images (run by `large`) first, then slices of `base` (run by `small`).
+    struct Slicing {
+        let small: Prepared, large: Prepared
+        let count: Int, base: Int, extra: Int
+        /// The block of a blocked input the primitives read directly, nil when they read plain NC….
+        var sourceBlock: Int? { small.sourceBlock == large.sourceBlock ? small.sourceBlock : nil }
+        /// The block of the output layout the primitives can write directly.
+        var destinationBlock: Int? { small.destinationBlock == large.destinationBlock ? small.destinationBlock : nil }
+    }
+
+    /// The primitives for `conv` over `threads`, or nil when oneDNN refuses these sizes.
+    func slicing(_ conv: ConvolutionShape, rank: Int, threads: Int) throws -> Slicing? {
+        // The batch is split into one slice per thread, each run by a single-threaded primitive.
+        // Letting oneDNN thread with OpenMP instead (tried for batches smaller than the thread
+        // count) made a one-image ResNet-18 run 6× slower: libgomp's idle workers spin for
+        // milliseconds after every convolution, on the cores the runtime's own threads need next.
+        let slices = max(1, min(threads, conv.batch))
+        let base = conv.batch / slices, extra = conv.batch % slices
+        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: base) else { return nil }
+        var large = small
+        if extra > 0 {
+            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base + 1) else { return nil }
+            large = prepared
+        }
+        return Slicing(small: small, large: large, count: slices, base: base, extra: extra)
     }
 
     /// Convolves plain `x` into plain `y` (sizes in `conv`, `rank` spatial axes), the batch split
@@ -99,33 +136,41 @@ final class DNNLConvolution: Sendable {
         _ conv: ConvolutionShape, rank: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
         threads: Int
     ) throws -> Bool {
-        // The batch is split into one slice per thread, each run by a single-threaded primitive.
-        // Letting oneDNN thread with OpenMP instead (tried for batches smaller than the thread
-        // count) made a one-image ResNet-18 run 6× slower: libgomp's idle workers spin for
-        // milliseconds after every convolution, on the cores the runtime's own threads need next.
-        let slices = max(1, min(threads, conv.batch))
-        let base = conv.batch / slices, extra = conv.batch % slices
-        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: base) else { return false }
-        var large = small
-        if extra > 0 {
-            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base + 1) else { return false }
-            large = prepared
+        guard let slicing = try slicing(conv, rank: rank, threads: threads) else { return false }
+        try run(slicing, conv, x: x, sourceBlocked: false, y: y, destinationBlocked: false)
+        return true
+    }
+
+    /// Convolves `x` into `y` with `slicing`'s primitives. A blocked side is in the layout of
+    /// `slicing.sourceBlock` / `destinationBlock` (which must then be set); a plain one is NC….
+    func run(
+        _ slicing: Slicing, _ conv: ConvolutionShape, x: UnsafePointer<Float>, sourceBlocked: Bool,
+        y: UnsafeMutablePointer<Float>, destinationBlocked: Bool
+    ) throws {
+        precondition(!sourceBlocked || slicing.sourceBlock != nil, "the primitives do not read that layout")
+        precondition(!destinationBlocked || slicing.destinationBlock != nil, "the primitives do not write that layout")
+        func padded(_ channels: Int, _ block: Int?) -> Int {
+            block.map { BlockedLayout(shape: [1, channels], block: $0).paddedChannels } ?? channels
         }
-        let imageIn = conv.channels * conv.inPlane, imageOut = conv.outChannels * conv.outPlane
-        if slices == 1 {
+        let imageIn = padded(conv.channels, sourceBlocked ? slicing.sourceBlock : nil) * conv.inPlane
+        let imageOut = padded(conv.outChannels, destinationBlocked ? slicing.destinationBlock : nil) * conv.outPlane
+        let (small, large, base, extra) = (slicing.small, slicing.large, slicing.base, slicing.extra)
+        if slicing.count == 1 {
             LibraryThreads.useOpenMP(threads: 1)
-            try execute(small, x, y)
-            return true
+            try execute(small, x, y, sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
+            return
         }
         let failure = Locked<RuntimeError?>(nil)
         let pointers = UncheckedSendable((x, y))
-        Parallel.forEach(slices, threads: slices) { range in
+        Parallel.forEach(slicing.count, threads: slicing.count) { range in
             LibraryThreads.useOpenMP(threads: 1)
             let (x, y) = pointers.value
             for slice in range {
                 let first = slice * base + min(slice, extra)
                 do {
-                    try execute(slice < extra ? large : small, x + first * imageIn, y + first * imageOut)
+                    try execute(
+                        slice < extra ? large : small, x + first * imageIn, y + first * imageOut,
+                        sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
                 } catch {
                     let error = error as? RuntimeError ?? RuntimeError("oneDNN convolution: \(error)")
                     failure.withLock { if $0 == nil { $0 = error } }
@@ -133,7 +178,6 @@ final class DNNLConvolution: Sendable {
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        return true
     }
 
     /// The name of the oneDNN kernel used for these sizes, or nil when refused (for tests and logs).
@@ -185,12 +229,12 @@ final class DNNLConvolution: Sendable {
         // 15–50 %, reorders included. A few input channels (a network's first layer) stay plain,
         // which oneDNN's first-layer kernels read directly.
         var chosen: dnnl_primitive_desc_t?
-        for block in [16, 8, nil] as [Int?] {
+        for block in (channelsLast ? [0, 16, 8, nil] : [16, 8, nil]) as [Int?] {
             let sourceTag = block.map {
-                conv.channels < 8
-                    ? dnnlPlainTag(rank: sourceDims.count) : Self.blockedTag(rank: sourceDims.count, block: $0)
+                conv.channels < 8 && $0 != 0
+                    ? dnnlPlainTag(rank: sourceDims.count) : BlockedLayout.tag(rank: sourceDims.count, block: $0)
             }
-            let destinationTag = block.map { Self.blockedTag(rank: destinationDims.count, block: $0) }
+            let destinationTag = block.map { BlockedLayout.tag(rank: destinationDims.count, block: $0) }
             chosen = try descriptor(
                 conv, axes: axes, sourceDims: sourceDims, destinationDims: destinationDims,
                 sourceTag: sourceTag ?? dnnl_format_tag_any,
@@ -278,18 +322,6 @@ final class DNNLConvolution: Sendable {
         return descriptor
     }
 
-    /// The channel-blocked activation tag (nCw…c, nChw…c, nCdhw…c) for 16 or 8 channels a block.
-    private static func blockedTag(rank: Int, block: Int) -> dnnl_format_tag_t {
-        switch (rank, block) {
-        case (3, 16): return dnnl_aBc16b
-        case (4, 16): return dnnl_aBcd16b
-        case (5, 16): return dnnl_aBcde16b
-        case (3, _): return dnnl_aBc8b
-        case (4, _): return dnnl_aBcd8b
-        default: return dnnl_aBcde8b
-        }
-    }
-
     /// OI… for one group, GOI… otherwise (oneDNN's grouped weights put the group first).
     private var plainWeightDims: [Int] {
         let shape = weight.shape
@@ -320,20 +352,28 @@ final class DNNLConvolution: Sendable {
         return buffer
     }
 
-    /// One slice of the batch: reorder in, convolve (bias and post-ops fused), reorder out.
-    private func execute(_ prepared: Prepared, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) throws {
+    /// One slice of the batch: reorder in unless `x` is already blocked, convolve (bias and post-ops
+    /// fused), reorder out unless `y` is to stay blocked.
+    private func execute(
+        _ prepared: Prepared, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        sourceBlocked: Bool, destinationBlocked: Bool
+    ) throws {
         let handle = engine.handle
         let scratch = DNNLScratchPool.take(prepared.sourceBytes + prepared.destinationBytes + prepared.scratchpadBytes)
         defer { DNNLScratchPool.give(scratch) }
         let stream = try DNNLStream(engine: handle)
-        let plainIn = try DNNLMemory(prepared.sourcePlain, UnsafeMutableRawPointer(mutating: x), engine: handle)
-        let plainOut = try DNNLMemory(prepared.destinationPlain, y, engine: handle)
+        let sourceReorder = sourceBlocked ? nil : prepared.sourceReorder
+        let destinationReorder = destinationBlocked ? nil : prepared.destinationReorder
+        let input = UnsafeMutableRawPointer(mutating: x)
+        let plainIn = try DNNLMemory(sourceBlocked ? prepared.source : prepared.sourcePlain, input, engine: handle)
+        let plainOut = try DNNLMemory(
+            destinationBlocked ? prepared.destination : prepared.destinationPlain, y, engine: handle)
         let source =
-            prepared.sourceReorder == nil
+            sourceReorder == nil
             ? plainIn
             : try DNNLMemory(prepared.source, scratch.pointer, engine: handle)
         let destination =
-            prepared.destinationReorder == nil
+            destinationReorder == nil
             ? plainOut
             : try DNNLMemory(prepared.destination, scratch.pointer + prepared.sourceBytes, engine: handle)
         let weights = try DNNLMemory(prepared.weightsLayout, prepared.weights.pointer, engine: handle)
@@ -344,7 +384,7 @@ final class DNNLConvolution: Sendable {
         let scratchpad = try scratchpadMemory(
             scratch, offset: prepared.sourceBytes + prepared.destinationBytes,
             bytes: prepared.scratchpadBytes)
-        if let reorder = prepared.sourceReorder {
+        if let reorder = sourceReorder {
             try reorder.execute(
                 [
                     dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: plainIn.handle),
@@ -359,7 +399,7 @@ final class DNNLConvolution: Sendable {
         ]
         if let bias { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: bias.handle)) }
         try prepared.convolution.execute(arguments, stream: stream.handle, scratchpad: scratchpad?.handle)
-        if let reorder = prepared.destinationReorder {
+        if let reorder = destinationReorder {
             try reorder.execute(
                 [
                     dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: destination.handle),

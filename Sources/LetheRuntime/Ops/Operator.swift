@@ -22,6 +22,9 @@ struct KernelRequest {
     var activation: Activation? = nil
     /// A constant row vector added to a MatMul's output before the activation (from a folded Add).
     var fusedBias: Tensor? = nil
+    /// Whether oneDNN convolutions offer channels-last (NHWC) activations before channel blocks
+    /// (a plan-wide choice, so neighbouring convolutions agree; see `ExecutionPlan`).
+    var channelsLast = false
 
     var name: String { node.name }
     var inputCount: Int { node.inputs.count }

@@ -158,7 +158,7 @@ struct ConvolutionShape {
 /// bias and a fused activation applied as each output row is finished. There small feature maps are
 /// batched (several images' patches side by side) so the GEMM stays wide; batches of chunks run on
 /// separate threads with single-threaded GEMMs.
-struct ConvKernel: Kernel {
+struct ConvKernel: BlockedLayoutKernel {
     let geometry: SpatialGeometry
     let group: Int
     let weight: Tensor?
@@ -167,7 +167,7 @@ struct ConvKernel: Kernel {
     /// The oneDNN path, nil when the weights or bias are run-time inputs or `allowDNNL` was false.
     let dnnl: DNNLConvolution?
     /// The part of `activation` oneDNN does not fuse, applied to its output afterwards.
-    private let activationAfterDNNL: Activation?
+    let activationAfterDNNL: Activation?
 
     /// `allowDNNL: false` keeps every size on the im2col path (tests compare the two).
     init(_ request: KernelRequest, allowDNNL: Bool = true) throws {
@@ -187,7 +187,8 @@ struct ConvKernel: Kernel {
         // Empty when there is no activation, nil when oneDNN cannot compute it exactly.
         let fused = activation.map { $0.dnnlPostOps } ?? []
         if allowDNNL, let weight, !request.hasInput(2) || bias != nil {
-            dnnl = DNNLConvolution(weight: weight, bias: bias, group: group, postOps: fused ?? [])
+            dnnl = DNNLConvolution(
+                weight: weight, bias: bias, group: group, postOps: fused ?? [], channelsLast: request.channelsLast)
         } else {
             dnnl = nil
         }
@@ -195,33 +196,65 @@ struct ConvKernel: Kernel {
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try requireFloat(inputs.required(0))
-        let w = try weight ?? inputs.required(1).asFloat32()
-        let b = bias ?? inputs.optional(2)?.asFloat32()
-        let conv = try ConvolutionShape(x: x.shape, w: w.shape, group: group, geometry: geometry)
+        try run(laidOut: inputs.map { $0.map { LaidOutTensor($0) } }, emitBlocked: false, context).map(\.tensor)
+    }
+
+    /// Runs on a plain or channel-blocked `x`; with `emitBlocked`, the oneDNN path leaves its output
+    /// in the convolution's own blocked layout when it has one.
+    func run(
+        laidOut inputs: [LaidOutTensor?], emitBlocked: Bool, _ context: ExecutionContext
+    ) throws
+        -> [LaidOutTensor]
+    {
+        guard let input = inputs.first ?? nil else { throw RuntimeError("required input 0 is missing") }
+        var laidOut = input
+        _ = try requireFloat(laidOut.tensor)
+        let w = try weight ?? inputs.map { $0?.tensor }.required(1).asFloat32()
+        let b = bias ?? inputs.map { $0?.tensor }.optional(2)?.asFloat32()
+        let conv = try ConvolutionShape(x: laidOut.shape, w: w.shape, group: group, geometry: geometry)
         if let b, b.elementCount != conv.outChannels {
             throw RuntimeError("Conv bias has \(b.elementCount) values for \(conv.outChannels) output channels")
         }
         var outShape = [conv.batch, conv.outChannels, conv.outDepth, conv.outHeight, conv.outWidth]
-        outShape.removeSubrange(2..<(7 - x.rank))
+        let rank = laidOut.shape.count
+        outShape.removeSubrange(2..<(7 - rank))
         // The gather table holds plane offsets as Int32.
-        guard conv.inPlane < Int(Int32.max) else { throw RuntimeError("Conv input plane \(x.shape) is too large") }
-        let y = try Tensor.uninitialized(.float32, outShape)
-        if y.elementCount == 0 { return [y] }
+        guard conv.inPlane < Int(Int32.max) else {
+            throw RuntimeError("Conv input plane \(laidOut.shape) is too large")
+        }
+        if Tensor.elementCount(outShape) == 0 { return [LaidOutTensor(try Tensor.uninitialized(.float32, outShape))] }
         // The patch matrix (and the gather table, a fraction of it) is scratch memory the size of one
         // image-group's im2col: refuse it like a tensor when it exceeds the memory limit.
         _ = try Tensor.checkedByteCount(.float32, [conv.patchSize, conv.outPlane])
-        if let dnnl, try dnnl.run(conv, rank: x.rank - 2, x: x.floats, y: y.mutableFloats, threads: context.threads) {
-            activationAfterDNNL?.apply(y.mutableFloats, y.elementCount, threads: context.threads)
-            return [y]
+        if let dnnl, let slicing = try dnnl.slicing(conv, rank: rank - 2, threads: context.threads) {
+            // A blocked input in another layout than the primitives read goes through plain NC….
+            if let blocked = laidOut.blocked, blocked.block != slicing.sourceBlock {
+                laidOut = LaidOutTensor(try laidOut.plain(threads: context.threads))
+            }
+            // An activation oneDNN does not fuse would run over the blocked padding too (and make it
+            // nonzero), so such outputs stay plain.
+            let layout =
+                emitBlocked && activationAfterDNNL == nil
+                ? slicing.destinationBlock.map { BlockedLayout(shape: outShape, block: $0) } : nil
+            let y = try Tensor.uninitialized(.float32, layout.map { [$0.elementCount] } ?? outShape)
+            try dnnl.run(
+                slicing, conv, x: laidOut.tensor.floats, sourceBlocked: laidOut.blocked != nil, y: y.mutableFloats,
+                destinationBlocked: layout != nil)
+            if layout == nil { activationAfterDNNL?.apply(y.mutableFloats, y.elementCount, threads: context.threads) }
+            return [LaidOutTensor(y, blocked: layout)]
         }
+        let x = try laidOut.plain(threads: context.threads)
+        let y = try Tensor.uninitialized(.float32, outShape)
         if conv.channelsPerGroup == 1 && conv.outChannelsPerGroup == 1 {
             depthwise(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
         } else {
             gemmConvolution(conv, x.floats, w.floats, b?.floats, y.mutableFloats, context.threads)
         }
-        return [y]
+        return [LaidOutTensor(y)]
     }
+
+    func acceptsBlocked(input index: Int) -> Bool { index == 0 && dnnl != nil }
+    var mayEmitBlocked: Bool { dnnl != nil && activationAfterDNNL == nil }
 
     private func gemmConvolution(
         _ conv: ConvolutionShape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
