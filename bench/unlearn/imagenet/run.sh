@@ -5,9 +5,11 @@
 # forget class 3, S = 900 (900 retain + 100 forget), α_r = 100, α_f = 3, same thread count.
 #
 # Rows per layer: the reference keeps activation matrices, so it runs with the published code's cap of
-# 10,000 rows per layer (ROWS); Lethe runs the same job with POSITIONS = ROWS / 1000 positions (or
-# tokens) per image, i.e. the same number of rows. FULL=1 adds Lethe's default (1,024 positions per
-# image, every token), a job the reference cannot hold in memory.
+# 10,000 rows per layer and side (ROWS); Lethe runs at least that job with POSITIONS = ROWS / 100
+# positions (or tokens) per image: the same 10,000 forget rows from the 100 forget images, and 9× the
+# reference's retain rows (900 images). FULL=1 adds Lethe's default (1,024 positions per image, every
+# token), a job the reference cannot hold in memory. REUSE_REFERENCE=1 reads the reference's figures
+# from the last run's log instead of running it again (it takes 10+ minutes per model).
 #
 #   PYTHON=/work/pyenv/bin/python bench/unlearn/imagenet/run.sh        # MODELS="resnet18_224 vit_b16"
 # LETHE=/path/to/lethe times that binary instead of building .build/release/lethe.
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/../../.."
 PYTHON=${PYTHON:-python3}
 THREADS=${THREADS:-2}
 ROWS=${ROWS:-10000}
-POSITIONS=$((ROWS / 1000))
+POSITIONS=$((ROWS / 100))
 out=${OUT:-.build/bench-unlearn}
 models=.build/bench-models
 mkdir -p "$out"
@@ -42,20 +44,34 @@ row() { # label seconds kb detail
     "$PYTHON" -c 'import sys; l,s,k,d=sys.argv[1:]; print(f"| {l} | {float(s):.1f} s | {int(k)/1024:,.0f} MB | {d} |")' "$@"
 }
 
+# The reference's phases from its --json line.
+phases() {
+    "$PYTHON" - "$1" <<'PY'
+import json, sys
+d = json.loads([line for line in open(sys.argv[1]) if line.startswith("{")][-1])
+print(f"collect {d['collect_s']:.1f} s, SVD {d['svd_s']:.1f} s, patch {d['patch_s']:.1f} s; {d['layers']} layers")
+PY
+}
+
 echo "| job | wall | peak RSS | phases |"
 echo "| --- | --- | --- | --- |"
 for model in ${MODELS:-resnet18_224 vit_b16}; do
-    read -r ref_s ref_kb < <(measure "$out/reference-$model.log" "$PYTHON" bench/unlearn/reference_bench.py \
-        --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json)
-    ref_phases=$("$PYTHON" -c 'import json,sys; d=json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1]); print(f"collect {d[\"collect_s\"]:.1f} s, SVD {d[\"svd_s\"]:.1f} s, patch {d[\"patch_s\"]:.1f} s; {d[\"layers\"]} layers")' "$out/reference-$model.log")
-    row "$model: PyTorch reference, ≤ $ROWS rows per layer" "$ref_s" "$ref_kb" "$ref_phases"
+    log="$out/reference-$model.log"
+    if [ -n "${REUSE_REFERENCE:-}" ] && [ -f "$log" ]; then
+        ref_s=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+        ref_kb=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
+    else
+        read -r ref_s ref_kb < <(measure "$log" "$PYTHON" bench/unlearn/reference_bench.py \
+            --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json)
+    fi
+    row "$model: PyTorch reference, ≤ $ROWS rows per layer and side" "$ref_s" "$ref_kb" "$(phases "$log")"
     for positions in "$POSITIONS" ${FULL:+1024}; do
         read -r s kb < <(measure "$out/lethe-$model-$positions.log" "$lethe" unlearn "$models/$model.onnx" \
             --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --positions "$positions" \
             -o "$out/forgot-$model-$positions.onnx")
-        phases=$(grep "^time" "$out/lethe-$model-$positions.log" | sed 's/^time [0-9.]*s (//; s/)$//')
+        detail=$(grep "^time" "$out/lethe-$model-$positions.log" | sed 's/^time [0-9.]*s (//; s/)$//')
         layers=$(grep -o "[0-9]* layers patched" "$out/lethe-$model-$positions.log")
         speed=$("$PYTHON" -c "print(f'{$ref_s / $s:.1f}')")
-        row "$model: lethe, $positions positions per image" "$s" "$kb" "$phases; $layers; ${speed}× the reference"
+        row "$model: lethe, $positions positions per image" "$s" "$kb" "$detail; $layers; ${speed}× the reference"
     done
 done
