@@ -222,6 +222,23 @@ final class StatisticsTests: XCTestCase {
         }
     }
 
+    /// Rows wider than the square block go by 256-column panels: the same Gram.
+    func testWideRowsGoByColumnPanels() {
+        let d = 600, n = 700
+        let x = TestSupport.randomValues(n * d, seed: 29).map(Float.init)
+        let square = GramAccumulator(dimension: d, maxBlockRows: 300)
+        let panels = GramAccumulator(dimension: d, maxBlockRows: 300, widestSquare: 100)
+        for accumulator in [square, panels] {
+            x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress!, count: n) }
+        }
+        let a = square.gram(), b = panels.gram()
+        XCTAssertLessThan(TestSupport.maxAbsDifference(a, b), 1e-3)
+        XCTAssertEqual(a[5 * d + 590], b[590 * d + 5], accuracy: 1e-3)
+        let expected = (0..<n).reduce(0.0) { $0 + Double(x[$1 * d + 5]) * Double(x[$1 * d + 590]) }
+        XCTAssertEqual(b[5 * d + 590], expected, accuracy: 1e-3)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(square.sums, panels.sums), 1e-9)
+    }
+
     func testPositionCapDrawsDistinctRepeatablePositions() {
         let a = PositionSampler.positions(total: 2000, cap: 1024, seed: 42)
         XCTAssertEqual(a.count, 1024)

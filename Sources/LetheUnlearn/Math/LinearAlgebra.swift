@@ -15,6 +15,25 @@ enum LinearAlgebra {
             1, rows, blasint(d), 0, block, blasint(d))
     }
 
+    /// Rows wider than this get their Gram a column panel at a time (`gramPanel`) instead of as one
+    /// square float32 block (16 MB at this width).
+    static let widestSquareGram = 2048
+    static let gramPanelWidth = 256
+
+    /// `block[i][c] = Σ_r rows[r][i]·rows[r][columns.lowerBound + c]` for `i < columns.upperBound`
+    /// (row-major, `columns.count` floats a row): one column panel of the Gram's upper triangle and the
+    /// square under it, on `sgemm`.
+    static func gramPanel(
+        rows: UnsafePointer<Float>, count: Int, dimension d: Int, columns: Range<Int>,
+        into block: UnsafeMutablePointer<Float>
+    ) {
+        guard count > 0, !columns.isEmpty else { return }
+        cblas_sgemm(
+            CblasRowMajor, CblasTrans, CblasNoTrans, blasint(columns.upperBound), blasint(columns.count),
+            blasint(count), 1, rows, blasint(d), rows + columns.lowerBound, blasint(d), 0, block,
+            blasint(columns.count))
+    }
+
     /// `cross[i][j] += Σ_r a[r][i]·b[r][j]` for `count` rows of `dimension` floats each: the block
     /// product in float32 (`sgemm`), summed into the float64 accumulator as the Gram accumulator does.
     static func accumulateCross(
