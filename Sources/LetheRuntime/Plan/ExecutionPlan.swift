@@ -31,6 +31,8 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.foldConstants(context: context)
         graph.foldBatchNormIntoConv()
         graph.fuseErfGelu()
+        graph.fuseTanhGelu()
+        graph.fuseOneHotLookups(context: context)
         graph.fuseEpilogues()
         graph.removeDeadNodes()
 
@@ -128,14 +130,17 @@ final class ExecutionPlan: @unchecked Sendable {
             for callback in callbacks { try callback(floats) }
         }
         for slot in taps.keys where values[slot] != nil { try notify(slot) }
+        let profile = StepProfile.shared
         for step in steps {
             // The arguments live only for the call, so a released input can be the slot's last holder.
             let results: [Tensor]
+            let start = profile == nil ? 0 : StepProfile.now()
             do {
                 results = try step.kernel.run(step.inputs.map { $0.flatMap { values[$0] } }, context)
             } catch let error as RuntimeError {
                 throw error.at(step.name.isEmpty ? step.opType : step.name)
             }
+            profile?.record(step.opType, seconds: StepProfile.now() - start)
             for (index, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
                 guard index < results.count else {

@@ -33,6 +33,16 @@ struct ReduceKernel: Kernel {
         }
         let reduced = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
         let kept = (0..<x.rank).filter { !reduced.contains($0) }
+        let shape = keepDims ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.shape[$0] } : kept.map { x.shape[$0] }
+        if x.dtype == .float32, [.ReduceSum, .ReduceMean, .ReduceSumSquare].contains(op),
+            let first = reduced.min(), let last = reduced.max(), last - first + 1 == reduced.count, last < x.rank - 1
+        {
+            let y = try Tensor.uninitialized(.float32, shape)
+            ReduceKernel.reduceAcross(
+                op, x.floats, outer: x.shape[..<first].reduce(1, *), length: x.shape[first...last].reduce(1, *),
+                inner: x.shape[(last + 1)...].reduce(1, *), into: y.mutableFloats, threads: context.threads)
+            return [y]
+        }
         let ordered = kept + reduced.sorted()
         let source = ordered == Array(0..<x.rank) ? x : try permute(x, ordered)
         let outer = kept.map { x.shape[$0] }.reduce(1, *)
@@ -46,7 +56,6 @@ struct ReduceKernel: Kernel {
                 for o in range { po[o] = ReduceKernel.reduce(op, px + o * inner, inner) }
             }
         }
-        let shape = keepDims ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.shape[$0] } : kept.map { x.shape[$0] }
         let floatResult = Tensor(shape: shape, values: result)
         return [x.dtype == .float32 ? floatResult : try castTensor(floatResult, to: x.dtype)]
     }

@@ -1,0 +1,186 @@
+import LetheCore
+import LetheIR
+
+extension WorkingGraph {
+    /// Replaces the tanh form of GELU, `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, spelled out in
+    /// Mul, Add, Pow, Div and Tanh nodes, with one Gelu(approximate = "tanh") node, which the epilogue
+    /// fusion can then move into the producing MatMul or Add. Exporters group the products
+    /// differently (JAX's magika builds the cube as three Muls and applies x and ½ last; PyTorch
+    /// multiplies ½ x first), so the cube and the outer factor are matched as monomials
+    /// `coefficient · x^power` over Mul, Pow and Div by scalar constants rather than as one fixed
+    /// tree. Every intermediate must be read only inside the pattern, every constant must be a
+    /// float32 scalar (any rank, as long as it cannot raise the rank of x), and the coefficients must
+    /// match GELU's to 1e-6, so the replacement computes the same function.
+    mutating func fuseTanhGelu() {
+        let uses = useCounts()
+        var consumers: [String: [Int]] = [:]
+        var producer: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
+            for input in entry.node.inputs { consumers[input, default: []].append(index) }
+            for output in entry.node.outputs { producer[output] = index }
+        }
+        let matcher = MonomialMatcher(graph: self, uses: uses, producer: producer)
+        func soleConsumer(_ value: String, _ op: String) -> Int? {
+            guard isInternal(value, uses: uses), let list = consumers[value], list.count == 1,
+                entries[list[0]].node.opType == op, entries[list[0]].node.inputs.count == 2
+            else { return nil }
+            return list[0]
+        }
+        var removed = Set<Int>()
+        var replacements: [Int: Entry] = [:]
+        for (tanhIndex, tanh) in entries.enumerated() where tanh.node.opType == "Tanh" {
+            guard let argument = tanh.node.inputs.first, let scaled = matcher.internalProducer(argument),
+                entries[scaled].node.opType == "Mul"
+            else { continue }
+            // √(2/π) · (x + 0.044715 x³), the scale on either side.
+            var found: (x: String, group: [Int], constants: [String])?
+            for side in 0..<2 {
+                let scale = entries[scaled].node.inputs[side], sum = entries[scaled].node.inputs[1 - side]
+                guard matcher.scalar(scale).map({ near($0, 0.7978845608028654) }) == true,
+                    let sumIndex = matcher.internalProducer(sum), entries[sumIndex].node.opType == "Add"
+                else { continue }
+                let terms = entries[sumIndex].node.inputs
+                for (x, cube) in [(terms[0], terms[1]), (terms[1], terms[0])] {
+                    guard let m = matcher.monomial(cube, of: x), m.power == 3, near(m.coefficient, 0.044715)
+                    else { continue }
+                    found = (x, m.nodes + [sumIndex, scaled], m.constants + [scale])
+                    break
+                }
+                if found != nil { break }
+            }
+            guard var (x, group, constantNames) = found else { continue }
+            group.append(tanhIndex)
+            // 1 + tanh(…), then Muls that together multiply by ½ x.
+            guard let plusIndex = soleConsumer(tanh.node.outputs[0], "Add") else { continue }
+            let plus = entries[plusIndex].node
+            let one = plus.inputs[0] == tanh.node.outputs[0] ? plus.inputs[1] : plus.inputs[0]
+            guard matcher.scalar(one).map({ $0 == 1 }) == true else { continue }
+            group.append(plusIndex)
+            constantNames.append(one)
+            var current = plus.outputs[0], coefficient = 1.0, power = 0
+            var last: Int?
+            for _ in 0..<4 {
+                guard let mulIndex = soleConsumer(current, "Mul") else { break }
+                let mul = entries[mulIndex].node
+                let other = mul.inputs[0] == current ? mul.inputs[1] : mul.inputs[0]
+                guard let m = matcher.monomial(other, of: x) else { break }
+                coefficient *= m.coefficient
+                power += m.power
+                group += m.nodes + [mulIndex]
+                constantNames += m.constants
+                current = mul.outputs[0]
+                if power == 1 && near(coefficient, 0.5) {
+                    last = mulIndex
+                    break
+                }
+                if power > 1 { break }
+            }
+            guard let last, removed.isDisjoint(with: group), Set(group).count == group.count,
+                constantNames.allSatisfy({ (constants[$0]?.rank ?? 0) <= matcher.minimumRank(x) })
+            else { continue }
+            removed.formUnion(group)
+            let gelu = Node(
+                name: tanh.node.name.isEmpty ? "tanh_gelu_\(tanhIndex)" : tanh.node.name + "::gelu", opType: "Gelu",
+                inputs: [x], outputs: entries[last].node.outputs,
+                attributes: [(name: "approximate", value: .string(Array("tanh".utf8)))])
+            // The last Mul comes after every node of the pattern and after x's producer.
+            replacements[last] = Entry(node: gelu)
+        }
+        var result: [Entry] = []
+        for (index, entry) in entries.enumerated() {
+            if let replacement = replacements[index] {
+                result.append(replacement)
+            } else if !removed.contains(index) {
+                result.append(entry)
+            }
+        }
+        entries = result
+    }
+}
+
+/// Within one part in a million, the tolerance for recognising a constant of a fused formula.
+private func near(_ value: Double, _ target: Double) -> Bool {
+    abs(value - target) <= 1e-6 * abs(target)
+}
+
+/// Reads a value as `coefficient · x^power` when it is built from x and float32 scalar constants by
+/// Mul, Pow with a small integer exponent, and Div by a constant, through values nothing else reads.
+struct MonomialMatcher {
+    struct Monomial {
+        var coefficient: Double
+        var power: Int
+        /// Entries that compute it (x's own producer excluded).
+        var nodes: [Int]
+        /// Constant values it reads.
+        var constants: [String]
+    }
+
+    let graph: WorkingGraph
+    let uses: [String: Int]
+    let producer: [String: Int]
+
+    /// The producing entry of a value only one node reads (so the pattern may absorb it).
+    func internalProducer(_ value: String) -> Int? {
+        guard graph.isInternal(value, uses: uses) else { return nil }
+        return producer[value]
+    }
+
+    /// The value of a float32 constant with exactly one element.
+    func scalar(_ name: String) -> Double? {
+        guard let t = graph.constants[name], t.dtype == .float32, t.elementCount == 1 else { return nil }
+        return Double(t.floatValues()[0])
+    }
+
+    func monomial(_ value: String, of x: String, depth: Int = 0) -> Monomial? {
+        if value == x { return Monomial(coefficient: 1, power: 1, nodes: [], constants: []) }
+        if let c = scalar(value) { return Monomial(coefficient: c, power: 0, nodes: [], constants: [value]) }
+        guard depth < 8, let index = internalProducer(value) else { return nil }
+        let node = graph.entries[index].node
+        guard node.inputs.count == 2, node.outputs.count == 1 else { return nil }
+        switch node.opType {
+        case "Mul":
+            guard let a = monomial(node.inputs[0], of: x, depth: depth + 1),
+                let b = monomial(node.inputs[1], of: x, depth: depth + 1)
+            else { return nil }
+            return Monomial(
+                coefficient: a.coefficient * b.coefficient, power: a.power + b.power,
+                nodes: a.nodes + b.nodes + [index], constants: a.constants + b.constants)
+        case "Div":
+            guard let a = monomial(node.inputs[0], of: x, depth: depth + 1), let d = scalar(node.inputs[1]), d != 0
+            else { return nil }
+            return Monomial(
+                coefficient: a.coefficient / d, power: a.power, nodes: a.nodes + [index],
+                constants: a.constants + [node.inputs[1]])
+        case "Pow":
+            guard let a = monomial(node.inputs[0], of: x, depth: depth + 1), let e = scalar(node.inputs[1]),
+                e == e.rounded(), e >= 1, e <= 4
+            else { return nil }
+            let exponent = Int(e)
+            var coefficient = 1.0
+            for _ in 0..<exponent { coefficient *= a.coefficient }
+            return Monomial(
+                coefficient: coefficient, power: a.power * exponent, nodes: a.nodes + [index],
+                constants: a.constants + [node.inputs[1]])
+        default:
+            return nil
+        }
+    }
+
+    /// A lower bound on the rank of `value`: a broadcasting node is at least as high as its
+    /// constant operands, a MatMul with a 2-D weight at least 2.
+    func minimumRank(_ value: String, depth: Int = 0) -> Int {
+        if let t = graph.constants[value] { return t.rank }
+        guard depth < 16, let index = producer[value] else { return 0 }
+        let node = graph.entries[index].node
+        switch node.opType {
+        case "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Where", "Equal":
+            return node.inputs.filter { !$0.isEmpty }.map { minimumRank($0, depth: depth + 1) }.max() ?? 0
+        case "MatMul":
+            return 2
+        case "Relu", "Gelu", "Tanh", "Sigmoid", "Erf", "Cast", "Sqrt", "Reciprocal", "Neg", "Exp", "Identity":
+            return node.inputs.first.map { minimumRank($0, depth: depth + 1) } ?? 0
+        default:
+            return 0
+        }
+    }
+}
