@@ -140,7 +140,7 @@ final class ExecutionPlan: @unchecked Sendable {
             } catch let error as RuntimeError {
                 throw error.at(step.name.isEmpty ? step.opType : step.name)
             }
-            profile?.record(step.opType, seconds: StepProfile.now() - start)
+            profile?.record(StepProfile.byNode ? step.name : step.opType, seconds: StepProfile.now() - start)
             for (index, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
                 guard index < results.count else {

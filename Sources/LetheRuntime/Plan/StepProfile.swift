@@ -4,10 +4,12 @@ import Glibc
 import Synchronization
 
 /// Wall time per operator type, summed over every plan run of the process, printed to standard
-/// error at exit when `LETHE_PROFILE` is set: how to see which nodes a fusion removed and what the
-/// rest cost, without a profiler.
+/// error at exit when `LETHE_PROFILE` is set (per node when it is `nodes`): how to see which nodes a
+/// fusion removed and what the rest cost, without a profiler.
 final class StepProfile: Sendable {
     static let shared: StepProfile? = getenv("LETHE_PROFILE") == nil ? nil : StepProfile()
+    /// Whether steps are told apart by node name rather than by operator type.
+    static let byNode: Bool = getenv("LETHE_PROFILE").map { String(cString: $0) == "nodes" } ?? false
 
     private struct Totals {
         var seconds: [String: Double] = [:]

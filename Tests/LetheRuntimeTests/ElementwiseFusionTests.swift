@@ -1,0 +1,179 @@
+import LetheCore
+import LetheIR
+import XCTest
+@testable import LetheRuntime
+
+/// The tanh-GELU and one-hot-lookup rewrites: which graphs they rewrite, and that the rewritten
+/// graph computes what the spelled-out one does (the same graph with an intermediate made a graph
+/// output, which keeps every rewrite away).
+final class ElementwiseFusionTests: XCTestCase {
+    private func scalar(_ g: inout GraphBuilder, _ name: String, _ value: Float, rank: Int = 0) {
+        g.constant(name, Tensor(shape: [Int](repeating: 1, count: rank), values: [value]))
+    }
+
+    /// magika's spelling: the cube as three Muls, ½ and x applied last; constants on the left.
+    private func jaxGelu(_ g: inout GraphBuilder, _ x: String, _ y: String, oneRank: Int = 0) {
+        scalar(&g, "k", 0.044715)
+        scalar(&g, "c", 0.7978846)
+        scalar(&g, "one", 1, rank: oneRank)
+        scalar(&g, "half", 0.5)
+        g.node("Mul", ["k", x], ["m0"])
+        g.node("Mul", [x, "m0"], ["m1"])
+        g.node("Mul", [x, "m1"], ["m2"])
+        g.node("Add", [x, "m2"], ["s"])
+        g.node("Mul", ["c", "s"], ["m3"])
+        g.node("Tanh", ["m3"], ["t"])
+        g.node("Add", ["one", "t"], ["p"])
+        g.node("Mul", ["half", "p"], ["h"])
+        g.node("Mul", [x, "h"], [y])
+    }
+
+    /// PyTorch's spelling: `0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))`.
+    private func torchGelu(_ g: inout GraphBuilder, _ x: String, _ y: String) {
+        scalar(&g, "three", 3)
+        scalar(&g, "k", 0.044715)
+        scalar(&g, "c", 0.7978845608)
+        scalar(&g, "one", 1)
+        scalar(&g, "half", 0.5)
+        g.node("Mul", [x, "half"], ["hx"])
+        g.node("Pow", [x, "three"], ["cube"])
+        g.node("Mul", ["cube", "k"], ["kc"])
+        g.node("Add", [x, "kc"], ["s"])
+        g.node("Mul", ["s", "c"], ["m3"])
+        g.node("Tanh", ["m3"], ["t"])
+        g.node("Add", ["t", "one"], ["p"])
+        g.node("Mul", ["hx", "p"], [y])
+    }
+
+    private func rewritten(_ model: Model, _ rewrite: (inout WorkingGraph) -> Void) -> [String] {
+        var graph = WorkingGraph(model: model, required: [])
+        rewrite(&graph)
+        return graph.entries.map(\.node.opType)
+    }
+
+    private func run(_ model: Model, _ feeds: [String: Tensor]) throws -> [Float] {
+        try InferenceSession(model: model, options: .init(threads: 2)).run(feeds)["y"]!.floatValues()
+    }
+
+    func testBothSpellingsOfTanhGeluBecomeOneGeluWithTheSameValues() throws {
+        let x = Tensor(shape: [3, 40], values: randomFloats(120, seed: 3).map { $0 * 6 })
+        for spell in [jaxGelu(_:_:_:oneRank:), { g, x, y, _ in self.torchGelu(&g, x, y) }] {
+            var g = GraphBuilder()
+            g.input("x", [3, 40])
+            spell(&g, "x", "y", 0)
+            g.output("y")
+            XCTAssertEqual(rewritten(g.model) { $0.fuseTanhGelu() }, ["Gelu"])
+            let fused = try run(g.model, ["x": x])
+            g.output("t") // an intermediate that must stay visible: no rewrite
+            XCTAssertEqual(rewritten(g.model) { $0.fuseTanhGelu() }.count, g.nodes.count)
+            let spelled = try run(g.model, ["x": x])
+            XCTAssertLessThanOrEqual(relativeError(fused, spelled), 1e-6)
+            // And both are GELU.
+            let reference = x.floatValues().map { v -> Float in
+                let d = Double(v)
+                return Float(0.5 * d * (1 + tanh(0.7978845608028654 * (d + 0.044715 * d * d * d))))
+            }
+            XCTAssertLessThanOrEqual(relativeError(fused, reference), 1e-6)
+        }
+    }
+
+    func testTanhGeluWithOtherConstantsOrAHigherRankOneIsLeftAlone() throws {
+        var g = GraphBuilder()
+        g.input("x", [3, 40])
+        jaxGelu(&g, "x", "y")
+        g.initializers = g.initializers.map {
+            $0.name == "k" ? Initializer(name: "k", tensor: Tensor(scalar: Float(0.045))) : $0
+        }
+        g.output("y")
+        XCTAssertFalse(rewritten(g.model) { $0.fuseTanhGelu() }.contains("Gelu"))
+        // A [1, 1, 1] constant would raise a rank-2 x to rank 3, which one Gelu node cannot.
+        var h = GraphBuilder()
+        h.input("x", [3, 40])
+        jaxGelu(&h, "x", "y", oneRank: 3)
+        h.output("y")
+        XCTAssertFalse(rewritten(h.model) { $0.fuseTanhGelu() }.contains("Gelu"))
+        XCTAssertEqual(
+            try InferenceSession(model: h.model).run(["x": randomTensor([3, 40], seed: 1)])["y"]?.shape, [1, 3, 40])
+    }
+
+    /// An embedding as JAX exports it: one-hot by Expand + Equal + Cast, then MatMul, bias, GELU.
+    private func oneHotModel(classes: Int, width: Int, extraOutput: String? = nil) -> GraphBuilder {
+        var g = GraphBuilder()
+        g.input("ids", [2, 9, 1], dtype: .int32)
+        g.constant("shape", Tensor.int64([2, 9, 1]))
+        g.constant("classes", Tensor(shape: [1, 1, classes], values: (0..<classes).map { Int32($0) }))
+        g.constant("w", randomTensor([classes, width], seed: 11))
+        g.constant("bias", randomTensor([1, 1, width], seed: 12))
+        g.node("Expand", ["ids", "shape"], ["e"])
+        g.node("Equal", ["e", "classes"], ["eq"])
+        g.node("Cast", ["eq"], ["hot"], [("to", .int(1))])
+        g.node("MatMul", ["hot", "w"], ["mm"])
+        g.node("Add", ["mm", "bias"], ["a"])
+        jaxGelu(&g, "a", "y")
+        g.output("y")
+        if let extraOutput { g.output(extraOutput) }
+        return g
+    }
+
+    func testOneHotMatMulBecomesALookupWithIdenticalValues() throws {
+        // Indices outside 0..<D (negative, D itself, far beyond) give the zero row, as the one-hot does.
+        let ids: [Int32] = [0, 5, 16, 3, -1, 17, 1000, 2, 9, 9, 0, 12, 4, 4, 15, 7, 6, 1]
+        let feeds = ["ids": Tensor(shape: [2, 9, 1], values: ids)]
+        let fusedModel = oneHotModel(classes: 17, width: 24).model
+        XCTAssertEqual(
+            rewritten(fusedModel) {
+                $0.fuseTanhGelu()
+                $0.fuseOneHotLookups(context: ExecutionContext(threads: 1))
+            }, ["OneHotLookup"])
+        let fused = try InferenceSession(model: fusedModel, options: .init(threads: 2)).run(feeds)["y"]!
+        XCTAssertEqual(fused.shape, [2, 9, 24])
+        let spelled = try run(oneHotModel(classes: 17, width: 24, extraOutput: "hot").model, feeds)
+        XCTAssertEqual(fused.floatValues(), spelled)
+    }
+
+    func testOneHotWithClassesOtherThanARangeIsLeftAlone() throws {
+        var g = oneHotModel(classes: 5, width: 3)
+        g.initializers = g.initializers.map {
+            $0.name == "classes"
+                ? Initializer(
+                    name: "classes",
+                    tensor: Tensor(
+                        shape: [1, 1, 5],
+                        values: [Int32](
+                            [0, 1, 2, 4, 3]))) : $0
+        }
+        XCTAssertFalse(
+            rewritten(g.model) { $0.fuseOneHotLookups(context: ExecutionContext(threads: 1)) }.contains(
+                "OneHotLookup"))
+    }
+
+    func testReductionsOverMiddleAxesMatchTheDefinition() throws {
+        let x = randomTensor([3, 5, 4, 6], seed: 5)
+        let v = x.floatValues()
+        for (op, axes) in [("ReduceSum", [1]), ("ReduceMean", [1, 2]), ("ReduceSumSquare", [0, 1])] {
+            var g = GraphBuilder()
+            g.input("x", [3, 5, 4, 6])
+            g.constant("axes", Tensor.int64(axes))
+            g.node(op, ["x", "axes"], ["y"], [("keepdims", .int(0))])
+            g.opset = 18
+            g.output("y")
+            let y = try InferenceSession(model: g.model).run(["x": x])["y"]!
+            let kept = (0..<4).filter { !axes.contains($0) }
+            XCTAssertEqual(y.shape, kept.map { x.shape[$0] }, op)
+            var expected = [Double](repeating: 0, count: y.elementCount)
+            for a in 0..<3 {
+                for b in 0..<5 {
+                    for c in 0..<4 {
+                        for d in 0..<6 {
+                            let index = [a, b, c, d], value = Double(v[((a * 5 + b) * 4 + c) * 6 + d])
+                            let out = kept.reduce(0) { $0 * x.shape[$1] + index[$1] }
+                            expected[out] += op == "ReduceSumSquare" ? value * value : value
+                        }
+                    }
+                }
+            }
+            if op == "ReduceMean" { expected = expected.map { $0 / 20 } }
+            XCTAssertLessThanOrEqual(relativeError(y.floatValues(), expected.map { Float($0) }), 1e-6, op)
+        }
+    }
+}
