@@ -96,6 +96,23 @@ final class ElementwiseFusionTests: XCTestCase {
             try InferenceSession(model: h.model).run(["x": randomTensor([3, 40], seed: 1)])["y"]?.shape, [1, 3, 40])
     }
 
+    /// magika's convolution epilogue: a per-channel bias Add, then the tanh GELU, which the plan
+    /// fuses into the Add and applies block by block (rows longer and shorter than a block).
+    func testBiasAddWithFusedGeluMatchesTheSpelledOutGraph() throws {
+        for length in [9000, 37] {
+            var g = GraphBuilder()
+            g.input("x", [2, 3, length])
+            g.constant("bias", randomTensor([1, 3, 1], seed: 4))
+            g.node("Add", ["x", "bias"], ["a"])
+            jaxGelu(&g, "a", "y")
+            g.output("y")
+            let x = Tensor(shape: [2, 3, length], values: randomFloats(6 * length, seed: 9).map { $0 * 5 })
+            let fused = try run(g.model, ["x": x])
+            g.output("a")
+            XCTAssertEqual(fused, try run(g.model, ["x": x]))
+        }
+    }
+
     /// An embedding as JAX exports it: one-hot by Expand + Equal + Cast, then MatMul, bias, GELU.
     private func oneHotModel(classes: Int, width: Int, extraOutput: String? = nil) -> GraphBuilder {
         var g = GraphBuilder()

@@ -48,7 +48,9 @@ extension WorkingGraph {
                 }
                 if found != nil { break }
             }
-            guard var (x, group, constantNames) = found else { continue }
+            guard let found else { continue }
+            let x = found.x
+            var group = found.group, constantNames = found.constants
             group.append(tanhIndex)
             // 1 + tanh(…), then Muls that together multiply by ½ x.
             guard let plusIndex = soleConsumer(tanh.node.outputs[0], "Add") else { continue }
