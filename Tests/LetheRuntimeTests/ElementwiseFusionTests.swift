@@ -194,3 +194,35 @@ final class ElementwiseFusionTests: XCTestCase {
         }
     }
 }
+
+/// Transposes through the tiled copy (the output's last axis is not the input's contiguous one),
+/// with size-1 axes and sizes that are not multiples of the tile, against index arithmetic.
+final class TiledTransposeTests: XCTestCase {
+    func testTransposesMatchTheDefinition() throws {
+        let cases: [([Int], [Int])] = [
+            ([3, 37, 70, 1], [0, 2, 1, 3]), ([2, 1, 5, 3, 130], [4, 1, 3, 0, 2]), ([17, 200], [1, 0]),
+            ([2, 3, 4, 5], [3, 2, 1, 0]), ([4, 1, 1, 9], [3, 1, 2, 0]), ([2, 50, 3, 4, 16], [2, 0, 3, 1, 4])
+        ]
+        for (shape, perm) in cases {
+            let x = randomTensor(shape, seed: UInt64(shape.reduce(0, +)))
+            var g = GraphBuilder()
+            g.input("x", shape)
+            g.node("Transpose", ["x"], ["y"], [("perm", .ints(perm))])
+            g.output("y")
+            let y = try InferenceSession(model: g.model, options: .init(threads: 2)).run(["x": x])["y"]!
+            let outShape = perm.map { shape[$0] }
+            XCTAssertEqual(y.shape, outShape)
+            let inStrides = contiguousStrides(shape), values = x.floatValues(), result = y.floatValues()
+            var expected = [Float](repeating: 0, count: values.count)
+            for index in 0..<values.count {
+                var rest = index, offset = 0
+                for axis in stride(from: outShape.count - 1, through: 0, by: -1) {
+                    offset += (rest % outShape[axis]) * inStrides[perm[axis]]
+                    rest /= outShape[axis]
+                }
+                expected[index] = values[offset]
+            }
+            XCTAssertEqual(result, expected, "\(shape) \(perm)")
+        }
+    }
+}
