@@ -164,6 +164,35 @@ final class ElementwiseFusionTests: XCTestCase {
                 "OneHotLookup"))
     }
 
+    /// E[x²] of a decomposed LayerNorm: the Mul(x, x) folds into the reduction, which must give
+    /// the very sums the spelled-out graph does, on its vectorized path (a middle axis), its
+    /// generic path (the last axis) and with no axes at all (noop: the squares themselves).
+    func testSquareFoldsIntoReduceSumAndMeanWithIdenticalValues() throws {
+        let x = randomTensor([3, 40, 24], seed: 31)
+        for (op, axes, noop) in [
+            ("ReduceSum", [1], 0), ("ReduceMean", [1], 0), ("ReduceSum", [-1], 0), ("ReduceMean", [0, 2], 0),
+            ("ReduceSum", [], 1)
+        ] {
+            func model(keepSquare: Bool) -> Model {
+                var g = GraphBuilder()
+                g.opset = 18
+                g.input("x", [3, 40, 24])
+                g.constant("axes", Tensor.int64(axes))
+                g.node("Mul", ["x", "x"], ["square"])
+                g.node(op, ["square", "axes"], ["y"], [("keepdims", .int(0)), ("noop_with_empty_axes", .int(noop))])
+                g.output("y")
+                if keepSquare { g.output("square") }
+                return g.model
+            }
+            let fusedOps = rewritten(model(keepSquare: false)) { $0.fuseSquareIntoReduce() }
+            XCTAssertEqual(fusedOps, [op == "ReduceSum" ? "ReduceSumOfSquares" : "ReduceMeanOfSquares"])
+            XCTAssertEqual(rewritten(model(keepSquare: true)) { $0.fuseSquareIntoReduce() }, ["Mul", op])
+            XCTAssertEqual(
+                try run(model(keepSquare: false), ["x": x]), try run(model(keepSquare: true), ["x": x]), "\(op) \(axes)"
+            )
+        }
+    }
+
     func testReductionsOverMiddleAxesMatchTheDefinition() throws {
         let x = randomTensor([3, 5, 4, 6], seed: 5)
         let v = x.floatValues()

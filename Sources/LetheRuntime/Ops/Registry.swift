@@ -14,7 +14,9 @@ enum OperatorRegistry {
     static let internalDomain = "lethe.runtime.fused"
 
     private static let internalFactories: [String: KernelFactory] = [
-        "OneHotLookup": { try OneHotLookupKernel($0) }
+        "OneHotLookup": { try OneHotLookupKernel($0) },
+        "ReduceSumOfSquares": { try ReduceKernel($0, op: .ReduceSum, squaresFirst: true) },
+        "ReduceMeanOfSquares": { try ReduceKernel($0, op: .ReduceMean, squaresFirst: true) }
     ]
 
     static func isSupported(_ opType: String) -> Bool { factories[opType] != nil }

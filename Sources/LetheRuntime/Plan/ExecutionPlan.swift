@@ -33,6 +33,7 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.fuseErfGelu()
         graph.fuseTanhGelu()
         graph.fuseOneHotLookups(context: context)
+        graph.fuseSquareIntoReduce()
         graph.fuseEpilogues()
         graph.removeDeadNodes()
 

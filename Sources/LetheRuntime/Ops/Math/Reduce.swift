@@ -14,20 +14,29 @@ struct ReduceKernel: Kernel {
     let attributeAxes: [Int]?
     let keepDims: Bool
     let noopWithEmptyAxes: Bool
+    /// The input is squared first, in float32, as the `Mul(x, x)` folded into this node computed
+    /// it (`WorkingGraph.fuseSquareIntoReduce`).
+    let squaresFirst: Bool
 
-    init(_ request: KernelRequest) throws {
-        guard let op = Op(rawValue: request.node.opType) else { throw Unsupported("not a reduction") }
+    /// `op` and `squaresFirst` are for the fused forms, whose node names no ONNX reduction.
+    init(_ request: KernelRequest, op: Op? = nil, squaresFirst: Bool = false) throws {
+        guard let op = op ?? Op(rawValue: request.node.opType) else { throw Unsupported("not a reduction") }
         self.op = op
+        self.squaresFirst = squaresFirst
         attributeAxes = try request.ints("axes")
         keepDims = try request.int("keepdims", 1) != 0
         noopWithEmptyAxes = try request.int("noop_with_empty_axes", 0) != 0
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
+        var x = try inputs.required(0)
         guard x.dtype.isNumeric else { throw RuntimeError("\(op.rawValue) of \(x.dtype)") }
         var axes = try inputs.optional(1).map { try $0.intValues() } ?? attributeAxes ?? []
+        // Whether the folded square is still to be applied.
+        var pendingSquare = squaresFirst
         if axes.isEmpty {
+            if pendingSquare { x = try ArithmeticOp.mul.apply(x, x, context) }
+            pendingSquare = false
             if noopWithEmptyAxes { return [x] }
             axes = Array(0..<x.rank)
         }
@@ -40,9 +49,12 @@ struct ReduceKernel: Kernel {
             let y = try Tensor.uninitialized(.float32, shape)
             ReduceKernel.reduceAcross(
                 op, x.floats, outer: x.shape[..<first].reduce(1, *), length: x.shape[first...last].reduce(1, *),
-                inner: x.shape[(last + 1)...].reduce(1, *), into: y.mutableFloats, threads: context.threads)
+                inner: x.shape[(last + 1)...].reduce(1, *), into: y.mutableFloats, squaringFirst: pendingSquare,
+                threads: context.threads)
             return [y]
         }
+        // Elsewhere the square is its own pass, exactly the folded Mul.
+        if pendingSquare { x = try ArithmeticOp.mul.apply(x, x, context) }
         let ordered = kept + reduced.sorted()
         let source = ordered == Array(0..<x.rank) ? x : try permute(x, ordered)
         let outer = kept.map { x.shape[$0] }.reduce(1, *)
