@@ -193,6 +193,67 @@ final class ElementwiseFusionTests: XCTestCase {
         }
     }
 
+    /// magika's LayerNorm tail and variants: trees of Add/Sub/Mul/Div become one node whose values
+    /// equal the separate nodes' exactly, also where it runs them one by one (an intermediate
+    /// smaller than the output, integer inputs) and with a leaf read twice.
+    func testElementwiseTreesFuseWithIdenticalValues() throws {
+        struct Case {
+            var shapes: [String: [Int]]
+            var dtype: DType = .float32
+            var nodes: [(String, [String], String)]
+            var fusedOps: [String]
+        }
+        let layerNormTail: [(String, [String], String)] = [
+            ("Sub", ["x", "mean"], "centred"), ("Mul", ["rsqrt", "gamma"], "scale"),
+            ("Mul", ["centred", "scale"], "scaled"), ("Add", ["scaled", "beta"], "y")
+        ]
+        let cases = [
+            Case(
+                shapes: [
+                    "x": [3, 40, 300], "mean": [3, 1, 300], "rsqrt": [3, 1, 300], "gamma": [1, 40, 1],
+                    "beta": [1, 40, 1]
+                ], nodes: layerNormTail, fusedOps: ["Elementwise"]),
+            // rsqrt · γ is [1, 1, 300] here, smaller than the output: run step by step.
+            Case(
+                shapes: [
+                    "x": [3, 40, 300], "mean": [3, 1, 300], "rsqrt": [1, 1, 300], "gamma": [1, 1, 1],
+                    "beta": [1, 40, 1]
+                ], nodes: layerNormTail, fusedOps: ["Elementwise"]),
+            Case(
+                shapes: ["x": [5, 7], "mean": [5, 1], "rsqrt": [5, 1], "gamma": [7], "beta": [7]], dtype: .int32,
+                nodes: layerNormTail, fusedOps: ["Elementwise"]),
+            Case(
+                shapes: ["x": [4, 33]], nodes: [("Mul", ["x", "x"], "square"), ("Div", ["square", "x"], "y")],
+                fusedOps: ["Elementwise"])
+        ]
+        for (number, c) in cases.enumerated() {
+            func model(unfused: Bool) -> Model {
+                var g = GraphBuilder()
+                for (name, shape) in c.shapes.sorted(by: { $0.key < $1.key }) { g.input(name, shape, dtype: c.dtype) }
+                for (op, inputs, output) in c.nodes { g.node(op, inputs, [output]) }
+                g.output("y")
+                if unfused { for (_, _, output) in c.nodes where output != "y" { g.output(output) } }
+                return g.model
+            }
+            XCTAssertEqual(
+                rewritten(model(unfused: false)) { $0.fuseElementwiseChains() }, c.fusedOps, "case \(number)")
+            XCTAssertEqual(rewritten(model(unfused: true)) { $0.fuseElementwiseChains() }.count, c.nodes.count)
+            var feeds: [String: Tensor] = [:]
+            for (index, (name, shape)) in c.shapes.sorted(by: { $0.key < $1.key }).enumerated() {
+                let values = randomFloats(shape.reduce(1, *), seed: UInt64(40 + index)).map { $0 * 4 + 0.5 }
+                feeds[name] =
+                    c.dtype == .int32
+                    ? Tensor(shape: shape, values: values.map { Int32($0 * 10) + 1 })
+                    : Tensor(shape: shape, values: values)
+            }
+            let session = { (m: Model) in try InferenceSession(model: m, options: .init(threads: 2)).run(feeds)["y"]! }
+            let fused = try session(model(unfused: false)), spelled = try session(model(unfused: true))
+            XCTAssertEqual(fused.shape, spelled.shape, "case \(number)")
+            XCTAssertEqual(fused.dtype, spelled.dtype, "case \(number)")
+            XCTAssertTrue(fused.isBitwiseEqual(to: spelled), "case \(number)")
+        }
+    }
+
     func testReductionsOverMiddleAxesMatchTheDefinition() throws {
         let x = randomTensor([3, 5, 4, 6], seed: 5)
         let v = x.floatValues()

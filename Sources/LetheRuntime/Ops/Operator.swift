@@ -22,6 +22,8 @@ struct KernelRequest {
     var activation: Activation? = nil
     /// A constant row vector added to a MatMul's output before the activation (from a folded Add).
     var fusedBias: Tensor? = nil
+    /// The program of a fused elementwise node (internal domain, `Elementwise`).
+    var elementwise: ElementwiseProgram? = nil
 
     var name: String { node.name }
     var inputCount: Int { node.inputs.count }

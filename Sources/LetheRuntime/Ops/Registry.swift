@@ -16,7 +16,11 @@ enum OperatorRegistry {
     private static let internalFactories: [String: KernelFactory] = [
         "OneHotLookup": { try OneHotLookupKernel($0) },
         "ReduceSumOfSquares": { try ReduceKernel($0, op: .ReduceSum, squaresFirst: true) },
-        "ReduceMeanOfSquares": { try ReduceKernel($0, op: .ReduceMean, squaresFirst: true) }
+        "ReduceMeanOfSquares": { try ReduceKernel($0, op: .ReduceMean, squaresFirst: true) },
+        "Elementwise": { request in
+            guard let program = request.elementwise else { throw Unsupported("Elementwise without a program") }
+            return FusedElementwiseKernel(program: program)
+        }
     ]
 
     static func isSupported(_ opType: String) -> Bool { factories[opType] != nil }

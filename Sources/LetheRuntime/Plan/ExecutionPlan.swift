@@ -35,6 +35,7 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.fuseOneHotLookups(context: context)
         graph.fuseSquareIntoReduce()
         graph.fuseEpilogues()
+        graph.fuseElementwiseChains()
         graph.removeDeadNodes()
 
         var slots: [String: Int] = [:]
