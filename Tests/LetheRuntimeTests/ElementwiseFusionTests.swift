@@ -113,6 +113,42 @@ final class ElementwiseFusionTests: XCTestCase {
         }
     }
 
+    /// magika's convolution as JAX exports it: Conv, a Slice keeping everything, Squeeze of the
+    /// trailing axis, then a per-channel bias Add with Relu fused. The bias and Relu move into the
+    /// Conv; a Slice that drops channels, or a bias that varies along a spatial axis, stops it.
+    func testBiasAddAfterSqueezedConvMovesIntoTheConv() throws {
+        func model(channelStart: Int = 0, biasShape: [Int] = [1, 6, 1], keepSqueezed: Bool = false) -> Model {
+            var g = GraphBuilder()
+            g.input("x", [2, 3, 20, 1])
+            g.constant("w", randomTensor([6, 3, 5, 1], seed: 51))
+            g.constant("starts", Tensor.int64([0, channelStart, 0, 0]))
+            g.constant("ends", Tensor.int64([Int(Int32.max), Int(Int32.max), Int(Int32.max), 1]))
+            g.constant("axes", Tensor.int64([0, 1, 2, 3]))
+            g.constant("squeeze", Tensor.int64([3]))
+            g.constant("bias", randomTensor(biasShape, seed: 52))
+            g.node("Conv", ["x", "w"], ["c"], [("kernel_shape", .ints([5, 1]))])
+            g.node("Slice", ["c", "starts", "ends", "axes"], ["s"])
+            g.node("Squeeze", ["s", "squeeze"], ["q"])
+            g.node("Add", ["q", "bias"], ["a"])
+            g.node("Relu", ["a"], ["y"])
+            g.output("y")
+            if keepSqueezed { g.output("q") }
+            return g.model
+        }
+        let rewrite: (inout WorkingGraph) -> Void = {
+            $0.fuseEpilogues()
+            $0.fuseConvBiasThroughSqueeze()
+        }
+        XCTAssertEqual(rewritten(model(), rewrite), ["Conv", "Slice", "Squeeze"])
+        XCTAssertEqual(rewritten(model(channelStart: 1), rewrite), ["Conv", "Slice", "Squeeze", "Add"])
+        XCTAssertEqual(rewritten(model(biasShape: [1, 1, 16]), rewrite), ["Conv", "Slice", "Squeeze", "Add"])
+        let x = randomTensor([2, 3, 20, 1], seed: 53)
+        let fused = try run(model(), ["x": x]), spelled = try run(model(keepSqueezed: true), ["x": x])
+        XCTAssertEqual(fused.count, 2 * 6 * 16)
+        XCTAssertLessThanOrEqual(relativeError(fused, spelled), 1e-6)
+        XCTAssertTrue(fused.contains { $0 == 0 } && fused.contains { $0 > 0 })
+    }
+
     /// An embedding as JAX exports it: one-hot by Expand + Equal + Cast, then MatMul, bias, GELU.
     private func oneHotModel(classes: Int, width: Int, extraOutput: String? = nil) -> GraphBuilder {
         var g = GraphBuilder()

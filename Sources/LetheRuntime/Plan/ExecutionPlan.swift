@@ -35,6 +35,7 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.fuseOneHotLookups(context: context)
         graph.fuseSquareIntoReduce()
         graph.fuseEpilogues()
+        graph.fuseConvBiasThroughSqueeze()
         graph.fuseElementwiseChains()
         graph.removeDeadNodes()
 
