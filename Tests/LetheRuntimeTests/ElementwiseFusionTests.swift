@@ -352,3 +352,42 @@ final class TiledTransposeTests: XCTestCase {
         }
     }
 }
+
+/// A ViT's q/k/v split: Transpose then scalar Gathers on axis 0 become strided copies from the
+/// Transpose's input, with the very values of the two-step form; any other reader keeps it.
+final class TransposeGatherFusionTests: XCTestCase {
+    private func model(indices: [Tensor], axis: Int = 0, keepTransposed: Bool = false) -> Model {
+        var g = GraphBuilder()
+        g.input("x", [2, 5, 3, 4, 6])
+        g.node("Transpose", ["x"], ["t"], [("perm", .ints([2, 0, 3, 1, 4]))])
+        for (k, index) in indices.enumerated() {
+            g.constant("i\(k)", index)
+            g.node("Gather", ["t", "i\(k)"], ["y\(k)"], [("axis", .int(axis))])
+            g.output("y\(k)")
+        }
+        if keepTransposed { g.output("t") }
+        return g.model
+    }
+
+    private func ops(_ model: Model) -> [String] {
+        var graph = WorkingGraph(model: model, required: [])
+        graph.fuseTransposeIntoGathers()
+        return graph.entries.map(\.node.opType)
+    }
+
+    func testScalarGathersReadTheUntransposedInput() throws {
+        let indices = [Tensor(scalar: Int64(0)), Tensor(scalar: Int64(1)), Tensor(scalar: Int64(-1))]
+        XCTAssertEqual(ops(model(indices: indices)), ["TransposedGather", "TransposedGather", "TransposedGather"])
+        XCTAssertEqual(ops(model(indices: indices, keepTransposed: true)).first, "Transpose")
+        XCTAssertEqual(ops(model(indices: [Tensor.int64([1])])).first, "Transpose")
+        XCTAssertEqual(ops(model(indices: indices, axis: 1)).first, "Transpose")
+        let x = randomTensor([2, 5, 3, 4, 6], seed: 61)
+        let fused = try InferenceSession(model: model(indices: indices)).run(["x": x])
+        let spelled = try InferenceSession(model: model(indices: indices, keepTransposed: true)).run(["x": x])
+        for k in 0..<3 {
+            XCTAssertEqual(fused["y\(k)"]?.shape, [2, 4, 5, 6])
+            XCTAssertEqual(fused["y\(k)"]?.floatValues(), spelled["y\(k)"]?.floatValues())
+        }
+        XCTAssertNotEqual(fused["y0"]?.floatValues(), fused["y1"]?.floatValues())
+    }
+}

@@ -34,6 +34,7 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.fuseTanhGelu()
         graph.fuseOneHotLookups(context: context)
         graph.fuseSquareIntoReduce()
+        graph.fuseTransposeIntoGathers()
         graph.fuseEpilogues()
         graph.fuseConvBiasThroughSqueeze()
         graph.fuseElementwiseChains()
