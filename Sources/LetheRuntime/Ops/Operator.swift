@@ -25,6 +25,8 @@ struct KernelRequest {
     /// Whether oneDNN convolutions offer channels-last (NHWC) activations before channel blocks
     /// (a plan-wide choice, so neighbouring convolutions agree; see `ExecutionPlan`).
     var channelsLast = false
+    /// The program of a fused elementwise node (internal domain, `Elementwise`).
+    var elementwise: ElementwiseProgram? = nil
 
     var name: String { node.name }
     var inputCount: Int { node.inputs.count }

@@ -4,9 +4,25 @@ import LetheIR
 /// Operator types the runtime executes, and how to build each one's kernel.
 enum OperatorRegistry {
     static func factory(for node: Node) -> KernelFactory? {
+        if node.domain == internalDomain { return internalFactories[node.opType] }
         guard node.domain.isEmpty || node.domain == "ai.onnx" else { return nil }
         return factories[node.opType]
     }
+
+    /// The domain of nodes only the runtime's own rewrites create (never read from a model file,
+    /// whose domains the loader keeps as written).
+    static let internalDomain = "lethe.runtime.fused"
+
+    private static let internalFactories: [String: KernelFactory] = [
+        "OneHotLookup": { try OneHotLookupKernel($0) },
+        "ReduceSumOfSquares": { try ReduceKernel($0, op: .ReduceSum, squaresFirst: true) },
+        "ReduceMeanOfSquares": { try ReduceKernel($0, op: .ReduceMean, squaresFirst: true) },
+        "TransposedGather": { try TransposedGatherKernel($0) },
+        "Elementwise": { request in
+            guard let program = request.elementwise else { throw Unsupported("Elementwise without a program") }
+            return FusedElementwiseKernel(program: program)
+        }
+    ]
 
     static func isSupported(_ opType: String) -> Bool { factories[opType] != nil }
 

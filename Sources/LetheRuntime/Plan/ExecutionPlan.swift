@@ -40,7 +40,13 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.foldConstants(context: context)
         graph.foldBatchNormIntoConv()
         graph.fuseErfGelu()
+        graph.fuseTanhGelu()
+        graph.fuseOneHotLookups(context: context)
+        graph.fuseSquareIntoReduce()
+        graph.fuseTransposeIntoGathers()
         graph.fuseEpilogues()
+        graph.fuseConvBiasThroughSqueeze()
+        graph.fuseElementwiseChains()
         graph.removeDeadNodes()
 
         var slots: [String: Int] = [:]
@@ -228,9 +234,11 @@ final class ExecutionPlan: @unchecked Sendable {
             for callback in callbacks { try callback(floats) }
         }
         for slot in taps.keys where values[slot] != nil { try notify(slot) }
+        let profile = StepProfile.shared
         for step in steps {
             // The arguments live only for the call, so a released input can be the slot's last holder.
             let results: [LaidOutTensor]
+            let start = profile == nil ? 0 : StepProfile.now()
             do {
                 if let layoutKernel = step.layoutKernel {
                     let inputs = step.inputs.map {
@@ -246,6 +254,7 @@ final class ExecutionPlan: @unchecked Sendable {
             } catch let error as RuntimeError {
                 throw error.at(step.name.isEmpty ? step.opType : step.name)
             }
+            profile?.record(StepProfile.byNode ? step.name : step.opType, seconds: StepProfile.now() - start)
             for (index, slot) in step.outputs.enumerated() {
                 guard let slot else { continue }
                 guard index < results.count else {

@@ -8,6 +8,7 @@ struct WorkingGraph {
         var node: Node
         var activation: Activation? = nil
         var fusedBias: Tensor? = nil
+        var elementwise: ElementwiseProgram? = nil
     }
 
     var entries: [Entry]
@@ -52,7 +53,7 @@ struct WorkingGraph {
         KernelRequest(
             node: entry.node, opset: opset,
             constants: entry.node.inputs.map { $0.isEmpty ? nil : constants[$0] },
-            activation: entry.activation, fusedBias: entry.fusedBias)
+            activation: entry.activation, fusedBias: entry.fusedBias, elementwise: entry.elementwise)
     }
 
     /// Entries sorted so every value is produced before it is read.

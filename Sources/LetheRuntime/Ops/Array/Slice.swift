@@ -50,6 +50,9 @@ struct SliceKernel: Kernel {
             strides[axis] = own[axis] * step
         }
         if Tensor.elementCount(shape) == 0 { return [try Tensor.uninitialized(x.dtype, shape)] }
+        // A slice that keeps everything (exporters emit them, magika two around its convolution)
+        // is the input itself: tensors are never written after they are produced.
+        if shape == x.shape && offset == 0 && strides == own { return [x] }
         return [try gatherStrided(x, shape: shape, strides: strides, offset: offset, threads: context.threads)]
     }
 }
@@ -60,6 +63,7 @@ struct ExpandKernel: Kernel {
         let x = try inputs.required(0)
         let requested = try inputs.required(1).intValues()
         let shape = try broadcastShapes(x.shape, requested)
+        if shape == x.shape { return [x] }
         return [
             try gatherStrided(x, shape: shape, strides: broadcastStrides(x.shape, to: shape), threads: context.threads)
         ]

@@ -83,8 +83,7 @@ enum Activation: Sendable, Equatable {
             VectorMath.tanh(data, count)
         case .gelu(let approximate):
             if approximate {
-                let c: Float = 0.7978845608028654
-                for i in 0..<count { let x = data[i]; data[i] = 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x))) }
+                Activation.tanhGelu(data, count)
             } else {
                 VectorMath.gelu(data, count)
             }
@@ -97,6 +96,25 @@ enum Activation: Sendable, Equatable {
             for i in 0..<count { let x = data[i]; data[i] = x >= 0 ? x : alpha * (expf(x) - 1) }
         case .selu(let alpha, let gamma):
             for i in 0..<count { let x = data[i]; data[i] = x > 0 ? gamma * x : gamma * alpha * (expf(x) - 1) }
+        }
+    }
+
+    /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))` in place, in blocks of 256 so the tanh argument
+    /// stays in cache and runs through the vectorized tanh (glibc's scalar `tanhf` took a fifth of
+    /// magika's time).
+    static func tanhGelu(_ data: UnsafeMutablePointer<Float>, _ count: Int) {
+        let c: Float = 0.7978845608028654
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buffer in
+            let u = buffer.baseAddress!
+            var start = 0
+            while start < count {
+                let n = Swift.min(256, count - start)
+                let x = data + start
+                for i in 0..<n { u[i] = c * (x[i] + 0.044715 * x[i] * x[i] * x[i]) }
+                VectorMath.tanh(u, n)
+                for i in 0..<n { x[i] = 0.5 * x[i] * (1 + u[i]) }
+                start += n
+            }
         }
     }
 

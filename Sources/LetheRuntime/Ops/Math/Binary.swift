@@ -7,12 +7,15 @@ import Glibc
 enum ArithmeticOp: Sendable {
     case add, sub, mul, div, pow, max, min, mod(fmod: Bool)
 
-    func apply(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext) throws -> Tensor {
+    /// `a ∘ b`; a float32 `activation`, when given, finishes each block of the result while it is
+    /// still in cache (only the four common float operations take it; the caller checks
+    /// `finishesActivation`).
+    func apply(_ a: Tensor, _ b: Tensor, _ context: ExecutionContext, activation: Activation? = nil) throws -> Tensor {
         let t = context.threads
         switch (a.dtype, b.dtype) {
         case (.float32, .float32):
             switch self {
-            case .add, .sub, .mul, .div: return try floatArithmetic(a, b, t)
+            case .add, .sub, .mul, .div: return try floatArithmetic(a, b, t, activation)
             case .pow: return try broadcastFloat(a, b, context, ArithmeticOp.power)
             case .max: return try broadcastFloat(a, b, context) { x, y in x.isNaN || y.isNaN ? .nan : Swift.max(x, y) }
             case .min: return try broadcastFloat(a, b, context) { x, y in x.isNaN || y.isNaN ? .nan : Swift.min(x, y) }
@@ -45,21 +48,40 @@ enum ArithmeticOp: Sendable {
 
     private var isPow: Bool { if case .pow = self { true } else { false } }
 
+    /// Whether `apply` applies its activation argument itself for operands of these types.
+    func finishesActivation(_ a: DType, _ b: DType) -> Bool {
+        guard a == .float32, b == .float32 else { return false }
+        switch self {
+        case .add, .sub, .mul, .div: return true
+        default: return false
+        }
+    }
+
     /// The four common float operations with the operator chosen outside the loops, so each row
     /// loop is specialised and vectorised (a closure per element costs several times more).
-    private func floatArithmetic(_ a: Tensor, _ b: Tensor, _ threads: Int) throws -> Tensor {
+    private func floatArithmetic(_ a: Tensor, _ b: Tensor, _ threads: Int, _ activation: Activation?) throws -> Tensor {
         let shape = try broadcastShapes(a.shape, b.shape)
         let out = try Tensor.uninitialized(.float32, shape)
         let plan = BroadcastPlan([a.shape, b.shape], output: shape)
         let pa = a.floats, pb = b.floats, po = out.mutableFloats
         let op = self
         plan.forEachRow(threads: threads) { offsets, inner, output, count in
-            let x = pa + offsets[0], y = pb + offsets[1], o = po + output
-            switch op {
-            case .add: binaryRow(x, inner[0], y, inner[1], o, count, +)
-            case .sub: binaryRow(x, inner[0], y, inner[1], o, count, -)
-            case .mul: binaryRow(x, inner[0], y, inner[1], o, count, *)
-            default: binaryRow(x, inner[0], y, inner[1], o, count, /)
+            // Blocks of 8192 floats (32 kB): the activation reads them back from L1/L2 rather than
+            // from memory in a second pass over the whole tensor (magika's convolution bias + GELU).
+            let block = activation == nil ? count : 8192
+            var start = 0
+            while start < count {
+                let n = Swift.min(block, count - start)
+                let x = pa + offsets[0] + start * inner[0], y = pb + offsets[1] + start * inner[1]
+                let o = po + output + start
+                switch op {
+                case .add: binaryRow(x, inner[0], y, inner[1], o, n, +)
+                case .sub: binaryRow(x, inner[0], y, inner[1], o, n, -)
+                case .mul: binaryRow(x, inner[0], y, inner[1], o, n, *)
+                default: binaryRow(x, inner[0], y, inner[1], o, n, /)
+                }
+                activation?.apply(o, n)
+                start += n
             }
         }
         return out
@@ -126,7 +148,11 @@ struct ArithmeticKernel: Kernel {
     /// Fused follow-up (a residual Add followed by Relu).
     var activation: Activation? = nil
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let result = try op.apply(inputs.required(0), inputs.required(1), context)
+        let a = try inputs.required(0), b = try inputs.required(1)
+        if let activation, op.finishesActivation(a.dtype, b.dtype) {
+            return [try op.apply(a, b, context, activation: activation)]
+        }
+        let result = try op.apply(a, b, context)
         if let activation {
             guard result.dtype == .float32 else { throw RuntimeError("\(activation) of \(result.dtype)") }
             // `apply` returned a fresh tensor, so finishing it in place is safe.

@@ -14,25 +14,47 @@ struct ReduceKernel: Kernel {
     let attributeAxes: [Int]?
     let keepDims: Bool
     let noopWithEmptyAxes: Bool
+    /// The input is squared first, in float32, as the `Mul(x, x)` folded into this node computed
+    /// it (`WorkingGraph.fuseSquareIntoReduce`).
+    let squaresFirst: Bool
 
-    init(_ request: KernelRequest) throws {
-        guard let op = Op(rawValue: request.node.opType) else { throw Unsupported("not a reduction") }
+    /// `op` and `squaresFirst` are for the fused forms, whose node names no ONNX reduction.
+    init(_ request: KernelRequest, op: Op? = nil, squaresFirst: Bool = false) throws {
+        guard let op = op ?? Op(rawValue: request.node.opType) else { throw Unsupported("not a reduction") }
         self.op = op
+        self.squaresFirst = squaresFirst
         attributeAxes = try request.ints("axes")
         keepDims = try request.int("keepdims", 1) != 0
         noopWithEmptyAxes = try request.int("noop_with_empty_axes", 0) != 0
     }
 
     func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        let x = try inputs.required(0)
+        var x = try inputs.required(0)
         guard x.dtype.isNumeric else { throw RuntimeError("\(op.rawValue) of \(x.dtype)") }
         var axes = try inputs.optional(1).map { try $0.intValues() } ?? attributeAxes ?? []
+        // Whether the folded square is still to be applied.
+        var pendingSquare = squaresFirst
         if axes.isEmpty {
+            if pendingSquare { x = try ArithmeticOp.mul.apply(x, x, context) }
+            pendingSquare = false
             if noopWithEmptyAxes { return [x] }
             axes = Array(0..<x.rank)
         }
         let reduced = Set(try axes.map { try normalizeAxis($0, rank: x.rank) })
         let kept = (0..<x.rank).filter { !reduced.contains($0) }
+        let shape = keepDims ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.shape[$0] } : kept.map { x.shape[$0] }
+        if x.dtype == .float32, [.ReduceSum, .ReduceMean, .ReduceSumSquare].contains(op),
+            let first = reduced.min(), let last = reduced.max(), last - first + 1 == reduced.count, last < x.rank - 1
+        {
+            let y = try Tensor.uninitialized(.float32, shape)
+            ReduceKernel.reduceAcross(
+                op, x.floats, outer: x.shape[..<first].reduce(1, *), length: x.shape[first...last].reduce(1, *),
+                inner: x.shape[(last + 1)...].reduce(1, *), into: y.mutableFloats, squaringFirst: pendingSquare,
+                threads: context.threads)
+            return [y]
+        }
+        // Elsewhere the square is its own pass, exactly the folded Mul.
+        if pendingSquare { x = try ArithmeticOp.mul.apply(x, x, context) }
         let ordered = kept + reduced.sorted()
         let source = ordered == Array(0..<x.rank) ? x : try permute(x, ordered)
         let outer = kept.map { x.shape[$0] }.reduce(1, *)
@@ -46,7 +68,6 @@ struct ReduceKernel: Kernel {
                 for o in range { po[o] = ReduceKernel.reduce(op, px + o * inner, inner) }
             }
         }
-        let shape = keepDims ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.shape[$0] } : kept.map { x.shape[$0] }
         let floatResult = Tensor(shape: shape, values: result)
         return [x.dtype == .float32 ? floatResult : try castTensor(floatResult, to: x.dtype)]
     }
