@@ -28,20 +28,25 @@ struct StreamedProjection {
         executor: any ModelExecutor, retain: SampleSet, forget: SampleSet, progress: UnlearningProgress?
     ) throws -> Outcome {
         var projectionSeconds = 0.0
-        let weights = try layers.map { layer -> (tensor: Tensor, groups: [[Double]]) in
+        // Weights stay in their tensors and are widened to float64 one layer at a time: ViT-B/16's
+        // would take 690 MB as float64 all at once.
+        let tensors = try layers.map { layer -> Tensor in
             guard let tensor = LayerDiscovery.weightTensor(of: layer, in: model.graph) else {
                 throw StatisticsError("weight \(layer.name) is not in the model")
             }
-            return (tensor, ProjectionPlan.groupWeights(tensor, layer: layer))
+            return tensor
         }
         let residuals = try collector.pass(
             executor: executor, samples: retain, tag: 1, phase: "statistics (retain)", progress: progress,
             gramsOfKeptRows: false
-        ) { index, result -> (residual: [[Double]], rows: Int) in
+        ) { index, result -> (residual: [[Float]], rows: Int) in
             let started = Date()
             defer { projectionSeconds += Date().timeIntervalSince(started) }
-            let w = weights[index].groups
-            return (try subtract(w, times: result, alpha: alphaRetain, from: w, layer: layers[index]), result.rows)
+            let w = ProjectionPlan.groupWeights(tensors[index], layer: layers[index])
+            let residual = try subtract(w, times: result, alpha: alphaRetain, from: w, layer: layers[index])
+            // R is held in float32 until the forget pass ends: rounding it moves W − R M_f by at most
+            // a float32 rounding of W (‖M_f‖ ≤ 1), what storing the patched weight costs anyway.
+            return (residual.map { $0.map(Float.init) }, result.rows)
         }
         FreedMemory.release()
         var statistics = StatisticsSet()
@@ -53,13 +58,13 @@ struct StreamedProjection {
             defer { projectionSeconds += Date().timeIntervalSince(started) }
             let layer = layers[index]
             let groups = try subtract(
-                residuals[index].residual, times: result, alpha: alphaForget, from: weights[index].groups,
-                layer: layer)
+                residuals[index].residual.map { $0.map(Double.init) }, times: result, alpha: alphaForget,
+                from: ProjectionPlan.groupWeights(tensors[index], layer: layer), layer: layer)
             try statistics.merge(
                 LayerStatistics(
                     counting: layer.name, groups: layer.groups, dimension: layer.inputDimension,
                     retainRows: residuals[index].rows, forgetRows: result.rows))
-            return weights[index].tensor.replacingValues(with: ProjectionPlan.storedOrder(groups, layer: layer))
+            return tensors[index].replacingValues(with: ProjectionPlan.storedOrder(groups, layer: layer))
         }
         var byName: [String: Tensor] = [:]
         for (layer, tensor) in zip(layers, patched) { byName[layer.name] = tensor }
