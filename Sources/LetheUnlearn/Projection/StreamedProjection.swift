@@ -5,9 +5,9 @@ import LetheIR
 /// The projection of DESIGN §4 for one α pair, applied while the statistics are collected so that only
 /// one side's matrices are ever held: when the retain pass ends, each layer's `R = W − W M_r` (a weight-
 /// sized matrix) replaces its retain matrices; when the forget pass ends, `W_new = W − R M_f`. Both
-/// products go through `ResolventSpace`, one Cholesky solve each. Same weights as `ProjectionPlan` with
-/// `ResolventSpace`s; ResNet-18 at 224² holds 1.5 GB of float64 matrices per side, which is what this
-/// saves.
+/// products go through `ResolventSpace`, one Cholesky solve each. The weights are `ProjectionPlan`'s up
+/// to a float32 rounding of `R`; what this saves is the other side's matrices (0.7 GB of float64 on
+/// ResNet-18 at 224²).
 struct StreamedProjection {
     let model: Model
     let layers: [WeightLayer]
