@@ -201,14 +201,14 @@ public struct Unlearner: Sendable {
             ).run(
                 executor: makeExecutor(model), retain: train.subset(selection.retain),
                 forget: train.subset(selection.forget), progress: progress)
-            FreedMemory.release()
+            HeapPolicy.releaseFreed()
             stats = outcome.statistics
             weights = outcome.weights
             timings.projection = outcome.projectionSeconds
             timings.statistics = Date().timeIntervalSince(phase) - outcome.projectionSeconds
         } else {
             stats = try statistics ?? collect(samples: train, selection: selection, progress: progress)
-            FreedMemory.release()
+            HeapPolicy.releaseFreed()
             timings.statistics = Date().timeIntervalSince(phase)
 
             phase = Date()

@@ -20,6 +20,7 @@ enum LetheMain {
     static func main() {
         // Library messages name settings; here they are the flags.
         Setting.spell { $0.flag }
+        HeapPolicy.returnLargeBuffers()
         do {
             var command = try Lethe.parseAsRoot()
             try command.run()

@@ -48,7 +48,7 @@ struct StreamedProjection {
             // a float32 rounding of W (‖M_f‖ ≤ 1), what storing the patched weight costs anyway.
             return (residual.map { $0.map(Float.init) }, result.rows)
         }
-        FreedMemory.release()
+        HeapPolicy.releaseFreed()
         var statistics = StatisticsSet()
         let patched = try collector.pass(
             executor: executor, samples: forget, tag: 2, phase: "statistics (forget)", progress: progress,
