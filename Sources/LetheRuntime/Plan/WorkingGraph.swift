@@ -44,6 +44,22 @@ struct WorkingGraph {
         return counts
     }
 
+    /// The entry that produces each value.
+    func producers() -> [String: Int] {
+        var producer: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        return producer
+    }
+
+    /// The entries that read each value, in order (an entry reading a value twice is listed twice).
+    func readers() -> [String: [Int]] {
+        var readers: [String: [Int]] = [:]
+        for (index, entry) in entries.enumerated() {
+            for input in entry.node.inputs { readers[input, default: []].append(index) }
+        }
+        return readers
+    }
+
     /// Whether a rewrite may make `value` disappear.
     func isInternal(_ value: String, uses: [String: Int]) -> Bool {
         !outputs.contains(value) && !required.contains(value) && uses[value] == 1
@@ -61,6 +77,20 @@ struct WorkingGraph {
         let graph = Graph(nodes: entries.map(\.node), inputs: inputs + constants.keys.map { ValueInfo(name: $0) })
         let order = try graph.topologicalOrder()
         entries = order.map { entries[$0] }
+    }
+
+    /// Puts `replacements[i]` in the place of entry `i` and drops the entries in `removed`: how a
+    /// fusion pass swaps a pattern's nodes for its fused one (placed where its last node was).
+    mutating func replace(_ replacements: [Int: Entry], removing removed: Set<Int>) {
+        var result: [Entry] = []
+        for (index, entry) in entries.enumerated() {
+            if let replacement = replacements[index] {
+                result.append(replacement)
+            } else if !removed.contains(index) {
+                result.append(entry)
+            }
+        }
+        entries = result
     }
 
     /// A name not used by any value yet.

@@ -7,8 +7,7 @@ extension WorkingGraph {
     /// the Conv's output must stay visible (a graph output, another reader, or a tap).
     mutating func foldBatchNormIntoConv() {
         var uses = useCounts()
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        let producer = producers()
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where entry.node.opType == "BatchNormalization" {
             let bn = entry.node

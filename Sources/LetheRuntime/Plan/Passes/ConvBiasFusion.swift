@@ -9,8 +9,7 @@ extension WorkingGraph {
     /// as it produces each output instead of a pass of its own over the whole result.
     mutating func fuseConvBiasThroughSqueeze() {
         let uses = useCounts()
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        let producer = producers()
         func internalProducer(_ value: String, _ op: String) -> Int? {
             guard isInternal(value, uses: uses), let index = producer[value], entries[index].node.opType == op,
                 entries[index].node.domain.isEmpty, entries[index].node.outputs.count == 1

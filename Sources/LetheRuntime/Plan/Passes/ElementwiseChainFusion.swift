@@ -8,12 +8,8 @@ extension WorkingGraph {
     /// [N, 512, 256] become one). Nodes with a fused activation are left alone.
     mutating func fuseElementwiseChains() {
         let uses = useCounts()
-        var producer: [String: Int] = [:]
-        var readers: [String: [Int]] = [:]
-        for (index, entry) in entries.enumerated() {
-            for output in entry.node.outputs { producer[output] = index }
-            for input in entry.node.inputs { readers[input, default: []].append(index) }
-        }
+        let producer = producers()
+        let readers = readers()
         let ops: [String: ElementwiseProgram.Op] = ["Add": .add, "Sub": .sub, "Mul": .mul, "Div": .div]
         func fusable(_ index: Int) -> Bool {
             let entry = entries[index]
@@ -60,14 +56,6 @@ extension WorkingGraph {
             // The root comes after every node of its tree.
             replacements[root] = entry
         }
-        var result: [Entry] = []
-        for (index, entry) in entries.enumerated() {
-            if let replacement = replacements[index] {
-                result.append(replacement)
-            } else if !removed.contains(index) {
-                result.append(entry)
-            }
-        }
-        entries = result
+        replace(replacements, removing: removed)
     }
 }

@@ -7,12 +7,8 @@ extension WorkingGraph {
     /// Gelu node, which the epilogue fusion can then move into the producing MatMul.
     mutating func fuseErfGelu() {
         let uses = useCounts()
-        var consumers: [String: [Int]] = [:]
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() {
-            for input in entry.node.inputs { consumers[input, default: []].append(index) }
-            for output in entry.node.outputs { producer[output] = index }
-        }
+        let consumers = readers()
+        let producer = producers()
         func constantNear(_ name: String, _ value: Float) -> Bool {
             guard let t = constants[name], t.elementCount == 1, t.dtype.isFloatingPoint else { return false }
             return abs(t.floatValues()[0] - value) <= 1e-4 * max(1, abs(value))
@@ -70,14 +66,6 @@ extension WorkingGraph {
             // The fused node takes the place of the last Mul, after every reader of x's producer.
             replacements[secondIndex] = Entry(node: gelu)
         }
-        var result: [Entry] = []
-        for (index, entry) in entries.enumerated() {
-            if let replacement = replacements[index] {
-                result.append(replacement)
-            } else if !removed.contains(index) {
-                result.append(entry)
-            }
-        }
-        entries = result
+        replace(replacements, removing: removed)
     }
 }

@@ -14,12 +14,8 @@ extension WorkingGraph {
     /// weight row times 1 plus zeros, which is why W must be finite (∞ · 0 is NaN).
     mutating func fuseOneHotLookups(context: ExecutionContext) {
         var uses = useCounts()
-        var producer: [String: Int] = [:]
-        var consumers: [String: [Int]] = [:]
-        for (index, entry) in entries.enumerated() {
-            for output in entry.node.outputs { producer[output] = index }
-            for input in entry.node.inputs { consumers[input, default: []].append(index) }
-        }
+        let producer = producers()
+        let consumers = readers()
         func internalProducer(_ value: String, _ op: String) -> Int? {
             guard isInternal(value, uses: uses), let index = producer[value], entries[index].node.opType == op,
                 entries[index].node.outputs.count == 1

@@ -11,8 +11,7 @@ extension WorkingGraph {
 
     private mutating func fuseMatMulBias() {
         let uses = useCounts()
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        let producer = producers()
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where entry.node.opType == "Add" && entry.node.inputs.count == 2 {
             let add = entry.node
@@ -36,8 +35,7 @@ extension WorkingGraph {
 
     private mutating func fuseActivations() {
         let uses = useCounts()
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        let producer = producers()
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where Activation.opTypes.contains(entry.node.opType) {
             guard let input = entry.node.inputs.first, let target = producer[input], !removed.contains(target),

@@ -8,8 +8,7 @@ extension WorkingGraph {
     /// the sums are the same; where it has no such loop it squares the whole input first.
     mutating func fuseSquareIntoReduce() {
         let uses = useCounts()
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() { for output in entry.node.outputs { producer[output] = index } }
+        let producer = producers()
         var removed = Set<Int>()
         let fused = ["ReduceSum": "ReduceSumOfSquares", "ReduceMean": "ReduceMeanOfSquares"]
         for (index, entry) in entries.enumerated() {

@@ -13,12 +13,8 @@ extension WorkingGraph {
     /// match GELU's to 1e-6, so the replacement computes the same function.
     mutating func fuseTanhGelu() {
         let uses = useCounts()
-        var consumers: [String: [Int]] = [:]
-        var producer: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() {
-            for input in entry.node.inputs { consumers[input, default: []].append(index) }
-            for output in entry.node.outputs { producer[output] = index }
-        }
+        let consumers = readers()
+        let producer = producers()
         let matcher = MonomialMatcher(graph: self, uses: uses, producer: producer)
         func soleConsumer(_ value: String, _ op: String) -> Int? {
             guard isInternal(value, uses: uses), let list = consumers[value], list.count == 1,
@@ -88,15 +84,7 @@ extension WorkingGraph {
             // The last Mul comes after every node of the pattern and after x's producer.
             replacements[last] = Entry(node: gelu)
         }
-        var result: [Entry] = []
-        for (index, entry) in entries.enumerated() {
-            if let replacement = replacements[index] {
-                result.append(replacement)
-            } else if !removed.contains(index) {
-                result.append(entry)
-            }
-        }
-        entries = result
+        replace(replacements, removing: removed)
     }
 }
 

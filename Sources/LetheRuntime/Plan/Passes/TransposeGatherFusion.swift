@@ -6,10 +6,7 @@ extension WorkingGraph {
     /// (a ViT's q/k/v split of the permuted qkv tensor) by one strided copy per Gather straight
     /// from the Transpose's input, so the permuted tensor is never written whole.
     mutating func fuseTransposeIntoGathers() {
-        var readers: [String: [Int]] = [:]
-        for (index, entry) in entries.enumerated() {
-            for input in entry.node.inputs { readers[input, default: []].append(index) }
-        }
+        let readers = readers()
         var removed = Set<Int>()
         for (index, entry) in entries.enumerated() where entry.node.opType == "Transpose" && entry.node.domain.isEmpty {
             let transpose = entry.node
