@@ -126,44 +126,30 @@ enum BlockedReorder {
             if layout.elementCount == 0 { return }
             throw RuntimeError("oneDNN is unavailable for a blocked tensor")
         }
-        let slices = max(1, min(threads, layout.batch))
-        let base = layout.batch / slices, extra = layout.batch % slices
+        let slices = BatchSlices(batch: layout.batch, threads: threads)
         let plainImage = layout.shape[1...].reduce(1, *), blockedImage = layout.imageElements
-        let small = try primitive(layout, batch: base, toPlain: toPlain, engine: engine)
-        let large = extra > 0 ? try primitive(layout, batch: base + 1, toPlain: toPlain, engine: engine) : small
-        let failure = Locked<RuntimeError?>(nil)
-        let pointers = UncheckedSendable((from, to))
-        Parallel.forEach(slices, threads: slices) { range in
-            LibraryThreads.useOpenMP(threads: 1)
-            let (from, to) = pointers.value
-            for slice in range {
-                let first = slice * base + min(slice, extra)
-                let count = slice < extra ? base + 1 : base
-                let (fromImage, toImage) = toPlain ? (blockedImage, plainImage) : (plainImage, blockedImage)
-                do {
-                    let plainDescriptor = try dnnlDescriptor(
-                        [count] + layout.shape[1...], dnnlPlainTag(rank: layout.shape.count))
-                    let blockedDescriptor = try layout.descriptor(batch: count)
-                    let source = try DNNLMemory(
-                        toPlain ? blockedDescriptor : plainDescriptor,
-                        UnsafeMutableRawPointer(mutating: from + first * fromImage), engine: engine.handle)
-                    let target = try DNNLMemory(
-                        toPlain ? plainDescriptor : blockedDescriptor, to + first * toImage, engine: engine.handle)
-                    let stream = try DNNLStream(engine: engine.handle)
-                    try (slice < extra ? large : small).execute(
-                        [
-                            dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source.handle),
-                            dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target.handle)
-                        ],
-                        stream: stream.handle, scratchpad: nil)
-                    try stream.wait()
-                } catch {
-                    let error = error as? RuntimeError ?? RuntimeError("oneDNN reorder: \(error)")
-                    failure.withLock { if $0 == nil { $0 = error } }
-                }
-            }
+        let small = try primitive(layout, batch: slices.base, toPlain: toPlain, engine: engine)
+        let large =
+            slices.extra > 0 ? try primitive(layout, batch: slices.base + 1, toPlain: toPlain, engine: engine) : small
+        let (fromImage, toImage) = toPlain ? (blockedImage, plainImage) : (plainImage, blockedImage)
+        try slices.run("oneDNN reorder") { first, count, isLarge in
+            let plainDescriptor = try dnnlDescriptor(
+                [count] + layout.shape[1...], dnnlPlainTag(rank: layout.shape.count))
+            let blockedDescriptor = try layout.descriptor(batch: count)
+            let source = try DNNLMemory(
+                toPlain ? blockedDescriptor : plainDescriptor,
+                UnsafeMutableRawPointer(mutating: from + first * fromImage), engine: engine.handle)
+            let target = try DNNLMemory(
+                toPlain ? plainDescriptor : blockedDescriptor, to + first * toImage, engine: engine.handle)
+            let stream = try DNNLStream(engine: engine.handle)
+            try (isLarge ? large : small).execute(
+                [
+                    dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source.handle),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target.handle)
+                ],
+                stream: stream.handle, scratchpad: nil)
+            try stream.wait()
         }
-        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     private static func primitive(

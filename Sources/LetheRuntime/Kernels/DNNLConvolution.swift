@@ -106,7 +106,7 @@ final class DNNLConvolution: Sendable {
     /// `base + 1` images (run by `large`) first, then slices of `base` (run by `small`).
     struct Slicing {
         let small: Prepared, large: Prepared
-        let count: Int, base: Int, extra: Int
+        let slices: BatchSlices
         /// The block of a blocked input the primitives read directly, nil when they read plain NC….
         var sourceBlock: Int? { small.sourceBlock == large.sourceBlock ? small.sourceBlock : nil }
         /// The block of the output layout the primitives can write directly.
@@ -115,19 +115,16 @@ final class DNNLConvolution: Sendable {
 
     /// The primitives for `conv` over `threads`, or nil when oneDNN refuses these sizes.
     func slicing(_ conv: ConvolutionShape, rank: Int, threads: Int) throws -> Slicing? {
-        // The batch is split into one slice per thread, each run by a single-threaded primitive.
-        // Letting oneDNN thread with OpenMP instead (tried for batches smaller than the thread
-        // count) made a one-image ResNet-18 run 6× slower: libgomp's idle workers spin for
-        // milliseconds after every convolution, on the cores the runtime's own threads need next.
-        let slices = max(1, min(threads, conv.batch))
-        let base = conv.batch / slices, extra = conv.batch % slices
-        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: base) else { return nil }
+        let slices = BatchSlices(batch: conv.batch, threads: threads)
+        guard case .ready(let small)? = try prepared(conv, rank: rank, batch: slices.base) else { return nil }
         var large = small
-        if extra > 0 {
-            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base + 1) else { return nil }
+        if slices.extra > 0 {
+            guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: slices.base + 1) else {
+                return nil
+            }
             large = prepared
         }
-        return Slicing(small: small, large: large, count: slices, base: base, extra: extra)
+        return Slicing(small: small, large: large, slices: slices)
     }
 
     /// Convolves plain `x` into plain `y` (sizes in `conv`, `rank` spatial axes), the batch split
@@ -154,36 +151,22 @@ final class DNNLConvolution: Sendable {
         }
         let imageIn = padded(conv.channels, sourceBlocked ? slicing.sourceBlock : nil) * conv.inPlane
         let imageOut = padded(conv.outChannels, destinationBlocked ? slicing.destinationBlock : nil) * conv.outPlane
-        let (small, large, base, extra) = (slicing.small, slicing.large, slicing.base, slicing.extra)
-        if slicing.count == 1 {
+        if slicing.slices.count == 1 {
             LibraryThreads.useOpenMP(threads: 1)
-            try execute(small, x, y, sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
+            try execute(slicing.small, x, y, sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
             return
         }
-        let failure = Locked<RuntimeError?>(nil)
-        let pointers = UncheckedSendable((x, y))
-        Parallel.forEach(slicing.count, threads: slicing.count) { range in
-            LibraryThreads.useOpenMP(threads: 1)
-            let (x, y) = pointers.value
-            for slice in range {
-                let first = slice * base + min(slice, extra)
-                do {
-                    try execute(
-                        slice < extra ? large : small, x + first * imageIn, y + first * imageOut,
-                        sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
-                } catch {
-                    let error = error as? RuntimeError ?? RuntimeError("oneDNN convolution: \(error)")
-                    failure.withLock { if $0 == nil { $0 = error } }
-                }
-            }
+        try slicing.slices.run("oneDNN convolution") { first, _, isLarge in
+            try execute(
+                isLarge ? slicing.large : slicing.small, x + first * imageIn, y + first * imageOut,
+                sourceBlocked: sourceBlocked, destinationBlocked: destinationBlocked)
         }
-        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     /// The name of the oneDNN kernel used for these sizes, or nil when refused (for tests and logs).
     func implementation(_ conv: ConvolutionShape, rank: Int, threads: Int) throws -> String? {
-        let slices = max(1, min(threads, conv.batch))
-        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: conv.batch / slices) else {
+        let base = BatchSlices(batch: conv.batch, threads: threads).base
+        guard case .ready(let prepared)? = try prepared(conv, rank: rank, batch: base) else {
             return nil
         }
         return prepared.convolution.implementation

@@ -35,49 +35,34 @@ final class DNNLMaxPooling: Sendable {
     ) throws -> Bool {
         guard let engine = DNNLEngine.shared, layout.shape.count == kernel.count + 2 else { return false }
         let outputLayout = BlockedLayout(shape: Array(layout.shape[..<2]) + output, block: layout.block)
-        let slices = max(1, min(threads, layout.batch))
-        let base = layout.batch / slices, extra = layout.batch % slices
-        guard let small = try primitive(layout, batch: base, padBegin: padBegin, output: output, engine: engine)
+        let slices = BatchSlices(batch: layout.batch, threads: threads)
+        guard let small = try primitive(layout, batch: slices.base, padBegin: padBegin, output: output, engine: engine)
         else { return false }
         var large = small
-        if extra > 0 {
+        if slices.extra > 0 {
             guard
                 let primitive = try primitive(
-                    layout, batch: base + 1, padBegin: padBegin, output: output, engine: engine)
+                    layout, batch: slices.base + 1, padBegin: padBegin, output: output, engine: engine)
             else { return false }
             large = primitive
         }
-        let failure = Locked<RuntimeError?>(nil)
-        let pointers = UncheckedSendable((x, y))
-        Parallel.forEach(slices, threads: slices) { range in
-            LibraryThreads.useOpenMP(threads: 1)
-            let (x, y) = pointers.value
-            for slice in range {
-                let first = slice * base + min(slice, extra)
-                let count = slice < extra ? base + 1 : base
-                do {
-                    let source = try DNNLMemory(
-                        layout.descriptor(batch: count),
-                        UnsafeMutableRawPointer(mutating: x + first * layout.imageElements),
-                        engine: engine.handle)
-                    let target = try DNNLMemory(
-                        outputLayout.descriptor(batch: count), y + first * outputLayout.imageElements,
-                        engine: engine.handle)
-                    let stream = try DNNLStream(engine: engine.handle)
-                    try (slice < extra ? large : small).execute(
-                        [
-                            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.handle),
-                            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: target.handle)
-                        ],
-                        stream: stream.handle, scratchpad: nil)
-                    try stream.wait()
-                } catch {
-                    let error = error as? RuntimeError ?? RuntimeError("oneDNN pooling: \(error)")
-                    failure.withLock { if $0 == nil { $0 = error } }
-                }
-            }
+        try slices.run("oneDNN pooling") { first, count, isLarge in
+            let source = try DNNLMemory(
+                layout.descriptor(batch: count),
+                UnsafeMutableRawPointer(mutating: x + first * layout.imageElements),
+                engine: engine.handle)
+            let target = try DNNLMemory(
+                outputLayout.descriptor(batch: count), y + first * outputLayout.imageElements,
+                engine: engine.handle)
+            let stream = try DNNLStream(engine: engine.handle)
+            try (isLarge ? large : small).execute(
+                [
+                    dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.handle),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: target.handle)
+                ],
+                stream: stream.handle, scratchpad: nil)
+            try stream.wait()
         }
-        if let error = failure.withLock({ $0 }) { throw error }
         return true
     }
 
