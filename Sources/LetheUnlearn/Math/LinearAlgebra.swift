@@ -111,11 +111,15 @@ enum LinearAlgebra {
 
     /// Solves `A X = B` for symmetric positive definite `A` (`d × d`) and `B` (`d × columns`), both
     /// row-major, by Cholesky factorisation.
-    static func solvePositiveDefinite(_ a: [Double], dimension d: Int, _ b: [Double], columns: Int) throws -> [Double] {
+    /// `a` and `b` are consumed: a caller that passes a temporary (`ResolventSpace`'s shifted Gram,
+    /// 170 MB at d = 4608) has it factored in place instead of copied.
+    static func solvePositiveDefinite(
+        _ a: consuming [Double], dimension d: Int, _ b: consuming [Double], columns: Int
+    ) throws -> [Double] {
         precondition(a.count == d * d && b.count == d * columns)
         guard d > 0, columns > 0 else { return b }
-        var factor = a
-        var x = b
+        var factor = consume a
+        var x = consume b
         let info = factor.withUnsafeMutableBufferPointer { ap in
             x.withUnsafeMutableBufferPointer { xp in
                 LAPACKE_dposv(
