@@ -25,17 +25,19 @@ final class ExecutionPlan: @unchecked Sendable {
     let outputs: [(name: String, slot: Int)]
     /// Slots of the values taps asked for.
     let slotsByValue: [String: Int]
-    /// Released intermediates, reused by later steps and runs.
-    let pool = BufferPool()
+    /// Released intermediates, reused by later steps and runs (and by the session's other plans).
+    let pool: BufferPool
 
     /// Rewrites and plans `model`, keeping every value in `required` visible. `blockedLayouts: false`
     /// keeps every intermediate plain NC… (tests compare the two); `channelsLast` overrides the
-    /// choice of `prefersChannelsLast`.
+    /// choice of `prefersChannelsLast`. A session passes every plan the same `derived` constants and
+    /// `pool`, so its plans hold one copy of each folded weight and one set of free buffers.
     init(
         model: Model, required: Set<String>, context: ExecutionContext, blockedLayouts: Bool = true,
-        channelsLast: Bool? = nil
+        channelsLast: Bool? = nil, derived: DerivedConstants = DerivedConstants(), pool: BufferPool = BufferPool()
     ) throws {
-        var graph = WorkingGraph(model: model, required: required)
+        self.pool = pool
+        var graph = WorkingGraph(model: model, required: required, derived: derived)
         try graph.sortTopologically()
         graph.foldConstants(context: context)
         graph.foldBatchNormIntoConv()

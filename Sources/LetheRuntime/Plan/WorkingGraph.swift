@@ -13,21 +13,26 @@ struct WorkingGraph {
 
     var entries: [Entry]
     var constants: [String: Tensor]
+    /// Constants shared with the session's other plans.
+    let derived: DerivedConstants
     let inputs: [ValueInfo]
     let outputs: [String]
     let opset: Int
     /// Values a caller asked to see (taps); rewrites must keep them.
     let required: Set<String>
 
-    init(model: Model, required: Set<String>) {
+    /// `derived` holds what other plans of the same session already derived (see `DerivedConstants`).
+    init(model: Model, required: Set<String>, derived: DerivedConstants = DerivedConstants()) {
         let graph = model.graph
         var constants: [String: Tensor] = [:]
         for initializer in graph.initializers {
             let t = initializer.tensor
             // Half-precision weights compute in float32.
-            constants[initializer.name] = (t.dtype == .float16 || t.dtype == .bfloat16) ? t.asFloat32() : t
+            let halfPrecision = t.dtype == .float16 || t.dtype == .bfloat16
+            constants[initializer.name] = halfPrecision ? derived.value(initializer.name) { t.asFloat32() } : t
         }
         self.constants = constants
+        self.derived = derived
         entries = graph.nodes.map { Entry(node: $0) }
         inputs = graph.runtimeInputs
         outputs = graph.outputs.map(\.name)

@@ -25,6 +25,9 @@ public final class InferenceSession: @unchecked Sendable {
     private let model: Model
     private let options: SessionOptions
     private let plans = Mutex<[Set<String>: ExecutionPlan]>([:])
+    /// Shared by every plan: one copy of each folded constant, one set of free buffers.
+    private let derived = DerivedConstants()
+    private let pool = BufferPool()
     private let runtimeInputs: [ValueInfo]
 
     /// Validates and plans `model`. Throws `UnsupportedOperatorError` naming every unsupported
@@ -36,7 +39,7 @@ public final class InferenceSession: @unchecked Sendable {
         self.options = options
         runtimeInputs = model.graph.runtimeInputs
         try InferenceSession.validate(model)
-        let plan = try ExecutionPlan(model: model, required: [], context: context)
+        let plan = try ExecutionPlan(model: model, required: [], context: context, derived: derived, pool: pool)
         plans.withLock { $0[[]] = plan }
     }
 
@@ -87,12 +90,16 @@ public final class InferenceSession: @unchecked Sendable {
         return try plan.execute(feeds, taps: slotCallbacks, context: context)
     }
 
+    /// Every plan made so far.
+    var cachedPlans: [ExecutionPlan] { plans.withLock { Array($0.values) } }
+
     /// The plan already made for `required` tapped values, if any.
     func cachedPlan(for required: Set<String>) -> ExecutionPlan? { plans.withLock { $0[required] } }
 
     private func plan(for required: Set<String>) throws -> ExecutionPlan {
         if let existing = plans.withLock({ $0[required] }) { return existing }
-        let plan = try ExecutionPlan(model: model, required: required, context: context)
+        let plan = try ExecutionPlan(
+            model: model, required: required, context: context, derived: derived, pool: pool)
         plans.withLock { $0[required] = plan }
         return plan
     }
