@@ -222,6 +222,54 @@ final class StatisticsTests: XCTestCase {
         }
     }
 
+    /// A sink told how many images the pass brings keeps no rows when they will reach `d` (its Gram
+    /// is the same), and keeps them when they will not.
+    func testExpectedImagesDecideWhetherRowsAreKept() throws {
+        let d = 6
+        let layer = WeightLayer(
+            name: "b", source: .initializer("b"), shape: [d, 2], dtype: .float32, orientation: .inputByOutput,
+            groups: 1, inputDimension: d, outputDimension: 2,
+            uses: [LayerUse(node: "mm", nodeIndex: 0, isNamed: true, opType: "MatMul", input: 0, rows: .lastAxis)])
+        let x = TestSupport.randomValues(8 * d, seed: 31).map(Float.init)
+        // Two batches of 2 images (sequences of 2 tokens): 4 rows each.
+        func run(expecting images: Int?) throws -> (rows: [[Float]?], gram: [Double]) {
+            let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
+            sink.expectedImages = images
+            for batch in 0..<2 {
+                let values = Array(x[(batch * 4 * d)..<((batch + 1) * 4 * d)])
+                try sink.consume(Tensor(shape: [2, 2, d], values: values), use: layer.uses[0], useIndex: 0)
+            }
+            let finished = sink.grams()
+            return (finished.rows, finished.grams[0])
+        }
+        let unknown = try run(expecting: nil), enough = try run(expecting: 4), few = try run(expecting: 2)
+        // 8 rows ≥ d: without a hint the rows are kept until the second batch; with one, never.
+        XCTAssertNil(unknown.rows[0])
+        XCTAssertNil(few.rows[0])
+        XCTAssertNil(enough.rows[0])
+        XCTAssertLessThan(TestSupport.maxAbsDifference(unknown.gram, enough.gram), 1e-5)
+        let expected = TestSupport.gram(x.map(Double.init), rows: 8, d: d)
+        XCTAssertLessThan(TestSupport.maxAbsDifference(enough.gram, expected), 1e-4)
+        // A hint of 2 images (4 rows < d) keeps them until more come than it said; all of them count.
+        XCTAssertLessThan(TestSupport.maxAbsDifference(few.gram, expected), 1e-4)
+
+        let single = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
+        single.expectedImages = 2
+        try single.consume(Tensor(shape: [2, 2, d], values: Array(x.prefix(4 * d))), use: layer.uses[0], useIndex: 0)
+        XCTAssertEqual(single.grams(gramsOfKeptRows: false).rows[0]?.count, 4 * d)
+
+        // Told before any row, the accumulator never keeps them; told after, it reduces those it kept.
+        for (told, before) in [(true, 0), (false, 0), (true, 3)] {
+            let accumulator = GramAccumulator(dimension: d, maxBlockRows: 2)
+            x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress!, count: before) }
+            accumulator.expect(rows: told ? 8 : 5)
+            x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress! + before * d, count: 1) }
+            XCTAssertEqual(accumulator.keptRows == nil, told, "told \(told), \(before) rows before")
+            let expected = TestSupport.gram(x.prefix((before + 1) * d).map(Double.init), rows: before + 1, d: d)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(accumulator.gram(), expected), 1e-4)
+        }
+    }
+
     /// Rows wider than the square block go by 256-column panels: the same Gram.
     func testWideRowsGoByColumnPanels() {
         let d = 600, n = 700

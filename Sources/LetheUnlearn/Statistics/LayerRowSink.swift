@@ -15,6 +15,10 @@ final class LayerRowSink: @unchecked Sendable {
     /// sink counts images itself to give every image its own position draw.
     private var imagesSeen: [Int: Int] = [:]
     var passTag: UInt64 = 0
+    /// Images the pass will bring, when known: from the first batch's rows per image the sink then
+    /// knows whether the pass reaches `d` rows, and if so keeps none (see `GramAccumulator.expect`).
+    var expectedImages: Int?
+    private var estimated = false
 
     init(layer: WeightLayer, layerIndex: Int, positionCap: Int?, seed: UInt64) {
         self.layer = layer
@@ -53,6 +57,15 @@ final class LayerRowSink: @unchecked Sendable {
         }
     }
 
+    /// Tells the accumulators how many rows the pass will bring, from the first batch's `rows` over
+    /// its `images`.
+    private func estimateRows(_ rows: Int, images: Int) {
+        guard !estimated, let expectedImages, images > 0 else { return }
+        estimated = true
+        let total = rows / images * expectedImages * layer.uses.count
+        for accumulator in accumulators { accumulator.expect(rows: total) }
+    }
+
     private func consumeVectors(_ values: Tensor, use: LayerUse, useIndex: Int) throws {
         let d = layer.inputDimension
         guard values.rank >= 1, values.shape.last == d else {
@@ -66,11 +79,13 @@ final class LayerRowSink: @unchecked Sendable {
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
             guard sequences > 0, tokens > cap else {
+                if values.rank >= 2 { estimateRows(p.count / d, images: values.shape[0]) }
                 accumulators[0].add(rows: base, count: p.count / d)
                 return
             }
             let firstSequence = imagesSeen[useIndex, default: 0]
             imagesSeen[useIndex] = firstSequence + sequences
+            estimateRows(sequences * cap, images: values.shape[0])
             var chosen: [Int] = []
             chosen.reserveCapacity(sequences * cap)
             for sequence in 0..<sequences {
@@ -121,6 +136,7 @@ final class LayerRowSink: @unchecked Sendable {
         let sampled = positionCap.map { patches.positions > $0 } ?? false
         let perImage = sampled ? positionCap! : patches.positions
         guard perImage > 0 else { return }
+        estimateRows(n * perImage, images: n)
         var chosen: [Int] = []
         if sampled {
             chosen.reserveCapacity(n * perImage)

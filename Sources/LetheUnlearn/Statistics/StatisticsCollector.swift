@@ -78,6 +78,7 @@ public struct StatisticsCollector: Sendable {
         var taps: [InputTap] = []
         for case let sink? in sinks {
             sink.passTag = tag
+            sink.expectedImages = samples.count
             for (useIndex, use) in sink.layer.uses.enumerated() {
                 taps.append(
                     InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
