@@ -142,6 +142,24 @@ final class FormulaTests: XCTestCase {
             w)
     }
 
+    /// The Cholesky solve (column-order factor, row-major triangular solves) against A X = B
+    /// multiplied back, with more and fewer right-hand sides than unknowns; a matrix that is not
+    /// positive definite is refused.
+    func testPositiveDefiniteSolveMultipliesBack() throws {
+        for (d, columns) in [(1, 1), (7, 3), (5, 12)] {
+            let x = TestSupport.randomValues((d + 4) * d, seed: UInt64(40 + d))
+            var a = TestSupport.gram(x, rows: d + 4, d: d)
+            for i in 0..<d { a[i * d + i] += 0.1 }
+            let b = TestSupport.randomValues(d * columns, seed: UInt64(50 + d))
+            let solution = try LinearAlgebra.solvePositiveDefinite(a, dimension: d, b, columns: columns)
+            var back = [Double](repeating: 0, count: d * columns)
+            LinearAlgebra.multiply(a, solution, into: &back, m: d, n: columns, k: d)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(back, b), 1e-9, "d \(d), \(columns) columns")
+        }
+        XCTAssertThrowsError(
+            try LinearAlgebra.solvePositiveDefinite([1, 2, 2, 1], dimension: 2, [1, 1], columns: 1))
+    }
+
     func testEmptyStatisticsLeaveTheWeight() throws {
         let zero = try FeatureSpace(gram: [Double](repeating: 0, count: 9), dimension: 3)
         XCTAssertEqual(zero.energies, [0, 0, 0])

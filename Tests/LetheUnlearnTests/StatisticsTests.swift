@@ -287,6 +287,30 @@ final class StatisticsTests: XCTestCase {
         XCTAssertLessThan(TestSupport.maxAbsDifference(square.sums, panels.sums), 1e-9)
     }
 
+    /// Reductions split across threads (rows for square blocks, whole panels for wide rows) give the
+    /// single-threaded Gram: the same bits by panels, float32 rounding apart by rows.
+    func testReductionsSplitAcrossThreadsMatchOneThread() {
+        defer { LinearAlgebra.setThreads(ProcessInfo.processInfo.activeProcessorCount) }
+        for (d, n, widest) in [(64, 1100, 2048), (600, 300, 100)] {
+            let x = TestSupport.randomValues(n * d, seed: 61).map(Float.init)
+            var grams: [[Double]] = []
+            for threads in [1, 3] {
+                LinearAlgebra.setThreads(threads)
+                let accumulator = GramAccumulator(dimension: d, maxBlockRows: 4096, widestSquare: widest)
+                accumulator.expect(rows: n)
+                x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress!, count: n) }
+                grams.append(accumulator.gram())
+            }
+            let expected = TestSupport.gram(x.map(Double.init), rows: n, d: d)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(grams[1], expected), 1e-3, "d \(d)")
+            if d > widest {
+                XCTAssertEqual(grams[0], grams[1], "panels are the same products")
+            } else {
+                XCTAssertLessThan(TestSupport.maxAbsDifference(grams[0], grams[1]), 1e-3, "d \(d)")
+            }
+        }
+    }
+
     func testPositionCapDrawsDistinctRepeatablePositions() {
         let a = PositionSampler.positions(total: 2000, cap: 1024, seed: 42)
         XCTAssertEqual(a.count, 1024)

@@ -8,7 +8,7 @@ import Glibc
 /// oneDNN threads with OpenMP, whose idle workers spin for milliseconds after each parallel region
 /// and compete with the runtime's own threads; OpenBLAS has a pool of its own. Both are kept to the
 /// calling thread, and the wrappers split work across the runtime's threads themselves.
-enum LibraryThreads {
+public enum LibraryThreads {
     private typealias SetThreads = @convention(c) (Int32) -> Void
     private static let setOpenMPThreads: SetThreads? = {
         // oneDNN's ITT tracing hooks cost a few percent on the many small calls; the library reads
@@ -29,4 +29,19 @@ enum LibraryThreads {
     static let openBLASSingleThreaded: Void = {
         openblas_set_num_threads(1)
     }()
+
+    /// Runs `body` with OpenBLAS allowed `threads` threads, and leaves it at one after.
+    ///
+    /// For linear algebra between model steps (statistics reductions, solves), when no kernel is
+    /// running: OpenBLAS's thread count is one setting for the whole process, and the runtime's
+    /// kernels call it from their own workers, where it must stay single-threaded. Before this, a
+    /// caller's `openblas_set_num_threads(N)` was undone by the runtime's first product, so which
+    /// won depended on call order.
+    public static func withOpenBLAS<Result>(threads: Int, _ body: () throws -> Result) rethrows -> Result {
+        _ = openBLASSingleThreaded
+        guard threads > 1 else { return try body() }
+        openblas_set_num_threads(Int32(threads))
+        defer { openblas_set_num_threads(1) }
+        return try body()
+    }
 }

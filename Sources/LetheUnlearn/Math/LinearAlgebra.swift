@@ -1,5 +1,8 @@
 import CBLAS
 import LetheCore
+import LetheRuntime
+import Foundation
+import Synchronization
 
 /// The BLAS and LAPACK calls Unlearn makes, in one place (row-major throughout).
 enum LinearAlgebra {
@@ -54,9 +57,11 @@ enum LinearAlgebra {
         var k = [Double](repeating: 0, count: n * n)
         guard n > 0, d > 0 else { return k }
         k.withUnsafeMutableBufferPointer { kp in
-            cblas_dsyrk(
-                CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(d), 1, x, blasint(d), 0, kp.baseAddress,
-                blasint(n))
+            parallel {
+                cblas_dsyrk(
+                    CblasRowMajor, CblasUpper, CblasNoTrans, blasint(n), blasint(d), 1, x, blasint(d), 0,
+                    kp.baseAddress, blasint(n))
+            }
         }
         symmetrizeFromUpper(&k, dimension: n)
         return k
@@ -77,9 +82,11 @@ enum LinearAlgebra {
         var w = [Double](repeating: 0, count: d)
         let info = a.withUnsafeMutableBufferPointer { ap in
             w.withUnsafeMutableBufferPointer { wp in
-                LAPACKE_dsyevd(
-                    LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
-                    Int32(d), ap.baseAddress, Int32(d), wp.baseAddress)
+                parallel {
+                    LAPACKE_dsyevd(
+                        LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")),
+                        Int32(d), ap.baseAddress, Int32(d), wp.baseAddress)
+                }
             }
         }
         guard info == 0 else {
@@ -104,9 +111,11 @@ enum LinearAlgebra {
         }
         let lda = transposeA ? m : k
         let ldb = transposeB ? k : n
-        cblas_dgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
+        parallel {
+            cblas_dgemm(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(n))
+        }
     }
 
     /// Solves `A X = B` for symmetric positive definite `A` (`d × d`) and `B` (`d × columns`), both
@@ -120,15 +129,28 @@ enum LinearAlgebra {
         guard d > 0, columns > 0 else { return b }
         var factor = consume a
         var x = consume b
+        // A symmetric matrix reads the same in either order, so LAPACK factors it in column order
+        // where it lies; LAPACKE's row-major entry points would first copy and transpose both A and
+        // B (another d² and d × columns doubles, and the time to move them). Column-major A = L Lᵀ
+        // leaves, read by rows, A = Uᵀ U with U = Lᵀ in the upper triangle; the two triangular
+        // solves then run row-major in place.
         let info = factor.withUnsafeMutableBufferPointer { ap in
-            x.withUnsafeMutableBufferPointer { xp in
-                LAPACKE_dposv(
-                    LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "U")), Int32(d), Int32(columns),
-                    ap.baseAddress, Int32(d), xp.baseAddress, Int32(columns))
-            }
+            parallel { LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), Int32(d), ap.baseAddress, Int32(d)) }
         }
         guard info == 0 else {
             throw NumericalError("a \(d)×\(d) system is not positive definite (LAPACK info \(info))")
+        }
+        factor.withUnsafeBufferPointer { ap in
+            x.withUnsafeMutableBufferPointer { xp in
+                parallel {
+                    for transpose in [CblasTrans, CblasNoTrans] {
+                        cblas_dtrsm(
+                            CblasRowMajor, CblasLeft, CblasUpper, transpose, CblasNonUnit, blasint(d), blasint(columns),
+                            1,
+                            ap.baseAddress, blasint(d), xp.baseAddress, blasint(columns))
+                    }
+                }
+            }
         }
         return x
     }
@@ -155,10 +177,22 @@ enum LinearAlgebra {
         }
     }
 
-    /// Sets the number of threads OpenBLAS uses (nil leaves its default).
+    /// Threads the float64 products, solves and decompositions above use (`setThreads`); they run
+    /// after a pass, so they may take every core (see `LibraryThreads.withOpenBLAS`). The float32
+    /// Gram products run single-threaded inside a tap, while the runtime's next steps wait to use the
+    /// cores; `GramAccumulator` splits them across `threads` itself, so that no OpenBLAS worker is left
+    /// spinning beside the runtime's.
+    static var threadCount: Int { threads.load(ordering: .relaxed) }
+    private static let threads = Atomic<Int>(max(1, ProcessInfo.processInfo.activeProcessorCount))
+
+    /// Sets the number of threads the calls above use (nil leaves it).
     static func setThreads(_ count: Int?) {
         guard let count, count > 0 else { return }
-        openblas_set_num_threads(Int32(count))
+        threads.store(count, ordering: .relaxed)
+    }
+
+    private static func parallel<Result>(_ body: () -> Result) -> Result {
+        LibraryThreads.withOpenBLAS(threads: threads.load(ordering: .relaxed), body)
     }
 }
 

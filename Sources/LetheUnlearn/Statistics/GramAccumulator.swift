@@ -193,36 +193,64 @@ final class GramAccumulator {
         guard count > 0 else { return }
         let d = dimension
         if packed.isEmpty { packed = [Double](repeating: 0, count: d * (d + 1) / 2) }
-        if d <= widestSquare {
-            GramScratch.shared.withBlock(count: d * d) { block in
-                LinearAlgebra.gramBlock(rows: rows, count: count, dimension: d, into: block)
-                add(block, width: d, columns: 0..<d)
+        // A tap runs while the runtime's other threads wait, so the product is split across them here
+        // (OpenBLAS stays single-threaded: its idle workers would spin beside the runtime's).
+        let threads = max(1, LinearAlgebra.threadCount)
+        packed.withUnsafeMutableBufferPointer { packed in
+            let target = UnsafeSendable((rows, packed.baseAddress!))
+            if d <= widestSquare {
+                // Rows split across threads, a float32 block each, summed into the triangle in turn.
+                let parts = count * d * d >= 1 << 22 ? min(threads, count / 64) : 1
+                let lock = NSLock()
+                Self.forEach(max(1, parts)) { part, parts in
+                    let (rows, packed) = target.value
+                    let lower = count * part / parts, upper = count * (part + 1) / parts
+                    GramScratch.shared.withBlock(count: d * d) { block in
+                        LinearAlgebra.gramBlock(rows: rows + lower * d, count: upper - lower, dimension: d, into: block)
+                        lock.lock()
+                        defer { lock.unlock() }
+                        self.add(block, width: d, columns: 0..<d, into: packed)
+                    }
+                }
+                return
             }
-            return
+            // Wide rows: the triangle a column panel at a time, so the float32 scratch is d × 256, not
+            // d² (85 MB at d = 4608), for about 6% more flops than syrk there. Panels fill disjoint
+            // parts of the triangle, so threads take whole panels.
+            let width = LinearAlgebra.gramPanelWidth
+            let panels = (d + width - 1) / width
+            Self.forEach(min(threads, panels)) { part, parts in
+                let (rows, packed) = target.value
+                GramScratch.shared.withBlock(count: d * width) { block in
+                    for panel in stride(from: part, to: panels, by: parts) {
+                        let columns = (panel * width)..<min(d, (panel + 1) * width)
+                        LinearAlgebra.gramPanel(rows: rows, count: count, dimension: d, columns: columns, into: block)
+                        self.add(block, width: columns.count, columns: columns, into: packed)
+                    }
+                }
+            }
         }
-        // Wide rows: the triangle a column panel at a time, so the float32 scratch is d × 256, not d²
-        // (85 MB at d = 4608), for about 6% more flops than syrk there.
-        GramScratch.shared.withBlock(count: d * LinearAlgebra.gramPanelWidth) { block in
-            var first = 0
-            while first < d {
-                let columns = first..<min(d, first + LinearAlgebra.gramPanelWidth)
-                LinearAlgebra.gramPanel(rows: rows, count: count, dimension: d, columns: columns, into: block)
-                add(block, width: columns.count, columns: columns)
-                first = columns.upperBound
-            }
+    }
+
+    /// Runs `body(part, parts)` for every part, on as many threads.
+    private static func forEach(_ parts: Int, _ body: (Int, Int) -> Void) {
+        guard parts > 1 else { return body(0, 1) }
+        withoutActuallyEscaping(body) { body in
+            let shared = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { shared.value($0, parts) }
         }
     }
 
     /// Adds the upper-triangle part of `block` (rows `0..<columns.upperBound`, `width` floats each,
     /// holding `G[i][columns]`) into the packed float64 triangle.
-    private func add(_ block: UnsafeMutablePointer<Float>, width: Int, columns: Range<Int>) {
-        packed.withUnsafeMutableBufferPointer { p in
-            for i in 0..<columns.upperBound {
-                let start = max(i, columns.lowerBound)
-                let source = block + i * width + (start - columns.lowerBound)
-                let target = p.baseAddress! + rowStart(i) + (start - i)
-                for k in 0..<(columns.upperBound - start) { target[k] += Double(source[k]) }
-            }
+    private func add(
+        _ block: UnsafeMutablePointer<Float>, width: Int, columns: Range<Int>, into packed: UnsafeMutablePointer<Double>
+    ) {
+        for i in 0..<columns.upperBound {
+            let start = max(i, columns.lowerBound)
+            let source = block + i * width + (start - columns.lowerBound)
+            let target = packed + rowStart(i) + (start - i)
+            for k in 0..<(columns.upperBound - start) { target[k] += Double(source[k]) }
         }
     }
 
@@ -251,7 +279,8 @@ final class GramScratch: @unchecked Sendable {
     static let shared = GramScratch()
     private let lock = NSLock()
     private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
-    private let kept = 2
+    /// One block per thread of a split reduction, and the largest sizes.
+    private let kept = max(2, ProcessInfo.processInfo.activeProcessorCount)
 
     func withBlock<Result>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Result) rethrows -> Result {
         let block = take(count)
