@@ -6,7 +6,7 @@ import Synchronization
 /// them (`lethe` spells each as its flag, so its messages read as they always have).
 public enum Setting: String, Sendable, CaseIterable, CustomStringConvertible {
     case graph, dtype, mean, std, resize, crop, labels, inPlace
-    case method, passes, positions, layers, samples, alreadyForgotten
+    case method, passes, positions, rows, layers, samples, alreadyForgotten
 
     /// How messages name a setting.
     public typealias Spelling = @Sendable (Setting) -> String

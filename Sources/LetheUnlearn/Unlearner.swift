@@ -79,6 +79,10 @@ public struct UnlearningConfiguration: Sendable {
     public var layerFilter: LayerFilter?
     /// Output positions per image above which positions are sampled (DESIGN §4); nil = all.
     public var positionCap: Int? = 1024
+    /// Rows per layer and side a statistics pass aims for (nil: no budget): each image contributes at
+    /// most ⌈rows ÷ the pass's images⌉ positions, within `positionCap`. The published code keeps a
+    /// random 10,000 rows of each layer's activations; this is the same budget, drawn per image.
+    public var rowBudget: Int?
     public var seed: UInt64 = 0
     /// How many times the whole method runs: each later pass measures the model the previous pass
     /// patched (a new statistics pass, new spaces, a new projection, and a new α search when `search`).
@@ -136,6 +140,7 @@ public struct Unlearner: Sendable {
         if let cap = configuration.positionCap, cap <= 0 {
             throw UsageError("\(Setting.positions) must be positive or 'all'")
         }
+        if let budget = configuration.rowBudget, budget <= 0 { throw UsageError("\(Setting.rows) must be positive") }
         // Weights the reader left as unaligned views of the file (protobuf places raw_data anywhere)
         // are aligned once here, not again by every session the method makes.
         self.model = model.aligningInitializers()
@@ -173,6 +178,11 @@ public struct Unlearner: Sendable {
             guard statistics == nil else {
                 throw UsageError(
                     "statistics files serve the published method (\(Setting.method) published): the erasure method measures each layer on the model with the layers before it already erased"
+                )
+            }
+            guard configuration.rowBudget == nil else {
+                throw UsageError(
+                    "\(Setting.rows) serves the published method (\(Setting.method) published): the erasure method samples positions per image (\(Setting.positions))"
                 )
             }
             return try runErasure(train: train, test: test, progress: progress)
@@ -360,8 +370,8 @@ public struct Unlearner: Sendable {
 
     private func collector() -> StatisticsCollector {
         StatisticsCollector(
-            layers: layers, positionCap: configuration.positionCap, seed: configuration.seed,
-            batchSize: configuration.batchSize)
+            layers: layers, positionCap: configuration.positionCap, rowBudget: configuration.rowBudget,
+            seed: configuration.seed, batchSize: configuration.batchSize)
     }
 
     func select(from samples: SampleSet, validation: Bool) throws -> SampleSelection {
@@ -481,7 +491,7 @@ public struct Unlearner: Sendable {
             alreadyForgotten: configuration.alreadyForgotten.sorted(),
             retainClasses: retainClasses, samples: configuration.samples, alphaRetain: configuration.alphaRetain,
             alphaForget: configuration.alphaForget, search: configuration.search,
-            positionCap: configuration.positionCap,
+            positionCap: configuration.positionCap, rowBudget: configuration.rowBudget,
             seed: configuration.seed, layerPatterns: configuration.layerFilter?.patterns ?? [],
             batchSize: configuration.batchSize,
             threads: configuration.threads, statisticsLoaded: statisticsLoaded, passes: configuration.passes,

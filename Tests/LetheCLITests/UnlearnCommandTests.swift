@@ -94,6 +94,13 @@ final class UnlearnCommandTests: XCTestCase {
         ])
         XCTAssertEqual(mixed.status, 2)
         XCTAssertTrue(mixed.stderr.contains("--alpha-retain belongs to --method published"), mixed.stderr)
+        let budget = try CLI.run([
+            "unlearn", CLI.sample("fashion_cnn.onnx"), "--data", CLI.sample("fashion_train.npz"),
+            "--forget", "7", "--rows", "5000", "-o", "\(folder)/w.onnx"
+        ])
+        XCTAssertNotEqual(budget.status, 0)
+        XCTAssertTrue(budget.stderr.contains("--rows serves the published method"), budget.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder)/w.onnx"))
     }
 
     /// Coats (class 4) share most features with pullovers and shirts: one pass, even with the α

@@ -55,6 +55,33 @@ final class ReferenceFixtureTests: XCTestCase {
             error, relative * scale, "\(name): max |Δ| \(error) vs max |w| \(scale)", file: file, line: line)
     }
 
+    /// A row budget caps each pass's positions per image at ⌈budget ÷ images⌉: the retain and forget
+    /// passes bring the same rows per convolution however many images each has, dense layers keep one
+    /// row per image, and the retain statistics are those of that cap set by hand.
+    func testRowBudgetCapsPositionsPerPass() throws {
+        let model = try ONNXFormat.read(path: path("samples/fashion_cnn.onnx")).model
+        let layers = LayerDiscovery.discover(in: model).layers
+        let retain = try samples("formats/models/unlearn/fashion_cnn.retain.npz")
+        let forget = try samples("formats/models/unlearn/fashion_cnn.forget.npz")
+        XCTAssertEqual([retain.count, forget.count], [270, 30])
+        let executor = try RuntimeExecutor(model: model, threads: nil)
+        let budget = StatisticsCollector(layers: layers, positionCap: 1024, rowBudget: 2700, seed: 4)
+        XCTAssertEqual(budget.positionCap(images: 270), 10)
+        XCTAssertEqual(budget.positionCap(images: 30), 90)
+        XCTAssertEqual(budget.positionCap(images: 1), 1024, "never above --positions")
+        XCTAssertEqual(StatisticsCollector(layers: layers, positionCap: nil, rowBudget: 7).positionCap(images: 2), 4)
+        XCTAssertEqual(StatisticsCollector(layers: layers, positionCap: 50).positionCap(images: 2), 50)
+        let stats = try budget.collect(executor: executor, retain: retain, forget: forget)
+        for layer in ["conv1.weight", "conv2.weight"] {
+            XCTAssertEqual(stats[layer]?.retainRows, 2700, layer)
+            XCTAssertEqual(stats[layer]?.forgetRows, 2700, layer)
+        }
+        XCTAssertEqual(stats["fc1.weight"]?.retainRows, 270)
+        let byHand = try StatisticsCollector(layers: layers, positionCap: 10, seed: 4)
+            .collect(executor: executor, retain: retain, forget: forget)
+        XCTAssertEqual(stats["conv2.weight"]?.retain, byHand["conv2.weight"]?.retain)
+    }
+
     /// Both exports of the sample CNN. The dynamo export folds BatchNorm into the Conv weights; the layers'
     /// inputs are the same, so the statistics tapped on the TorchScript export patch the folded weights,
     /// which must match the reference applied to the folded values.

@@ -51,6 +51,10 @@ public enum ReportHTML {
                     "\(number(report.erasure!.chosenRidge)), \(number(report.erasure!.chosenMargin))"
                 ),
             ("positions per image", s.positionCap.map(String.init) ?? "all"),
+            (
+                "rows per layer and side",
+                s.rowBudget.map { "about \($0) (at most ⌈rows ÷ images⌉ positions per image)" } ?? "no budget"
+            ),
             ("seed", String(s.seed)),
             (
                 "layers projected",

@@ -10,6 +10,8 @@ public struct UnlearningReport: Sendable, Codable {
         public var search: Bool
         /// nil: every output position.
         public var positionCap: Int?
+        /// Rows per layer and side the statistics aimed for (`--rows`); nil: no budget.
+        public var rowBudget: Int? = nil
         public var seed: UInt64
         public var layerPatterns: [String]
         public var batchSize: Int

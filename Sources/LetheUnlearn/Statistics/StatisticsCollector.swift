@@ -6,12 +6,17 @@ public struct StatisticsCollector: Sendable {
     public var layers: [WeightLayer]
     /// Output positions per image above which positions are sampled; nil uses every position.
     public var positionCap: Int?
+    /// Rows per layer a pass aims for (see `UnlearningConfiguration.rowBudget`); nil: no budget.
+    public var rowBudget: Int?
     public var seed: UInt64
     public var batchSize: Int
 
-    public init(layers: [WeightLayer], positionCap: Int? = 1024, seed: UInt64 = 0, batchSize: Int = 64) {
+    public init(
+        layers: [WeightLayer], positionCap: Int? = 1024, rowBudget: Int? = nil, seed: UInt64 = 0, batchSize: Int = 64
+    ) {
         self.layers = layers
         self.positionCap = positionCap
+        self.rowBudget = rowBudget
         self.seed = seed
         self.batchSize = batchSize
     }
@@ -39,6 +44,14 @@ public struct StatisticsCollector: Sendable {
     /// The batch a pass over samples of `shape` uses: `limit`, or fewer for large samples.
     static func batchSize(for shape: [Int], limit: Int) -> Int {
         max(1, min(limit, batchValues / max(1, shape.reduce(1, *))))
+    }
+
+    /// The positions per image a pass over `images` samples uses: `positionCap`, or fewer to keep
+    /// near the row budget.
+    func positionCap(images: Int) -> Int? {
+        guard let rowBudget else { return positionCap }
+        let share = max(1, (rowBudget + max(images, 1) - 1) / max(images, 1))
+        return min(positionCap ?? share, share)
     }
 
     /// What one pass leaves for one layer.
@@ -72,8 +85,9 @@ public struct StatisticsCollector: Sendable {
         executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
         progress: UnlearningProgress?, gramsOfKeptRows: Bool = true, finish: (Int, PassResult) throws -> Reduced
     ) throws -> [Reduced] {
+        let cap = positionCap(images: samples.count)
         var sinks: [LayerRowSink?] = layers.enumerated().map {
-            LayerRowSink(layer: $1, layerIndex: $0, positionCap: positionCap, seed: seed)
+            LayerRowSink(layer: $1, layerIndex: $0, positionCap: cap, seed: seed)
         }
         var taps: [InputTap] = []
         for case let sink? in sinks {

@@ -10,7 +10,7 @@ public struct StatisticsProvenance: Sendable, Hashable {
     public var forgetClasses: [Int]
     public var alreadyForgotten: [Int]
     public var samples: Int
-    /// Position cap ("all" when none).
+    /// Position cap ("all" when none), and the row budget when there was one ("1024, rows 10000").
     public var positions: String
     public var seed: UInt64
 
@@ -34,6 +34,7 @@ public struct StatisticsProvenance: Sendable, Hashable {
         alreadyForgotten = configuration.alreadyForgotten.sorted()
         samples = configuration.samples
         positions = configuration.positionCap.map(String.init) ?? "all"
+        if let budget = configuration.rowBudget { positions += ", rows \(budget)" }
         seed = configuration.seed
     }
 

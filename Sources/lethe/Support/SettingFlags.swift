@@ -16,6 +16,7 @@ extension Setting {
         case .method: "--method"
         case .passes: "--passes"
         case .positions: "--positions"
+        case .rows: "--rows"
         case .layers: "--layers"
         case .samples: "--samples"
         case .alreadyForgotten: "--already-forgotten"

@@ -33,6 +33,12 @@ struct UnlearningOptions: ParsableArguments {
     )
     var positions: String = "1024"
 
+    @Option(
+        help:
+            "published: rows per layer and side the statistics aim for; each image then gives at most ⌈rows ÷ images⌉ positions (tokens), within --positions (the published code keeps 10,000). Default: no budget."
+    )
+    var rows: Int?
+
     @Option(help: "Seed for every random choice.")
     var seed: UInt64 = 0
 
@@ -41,6 +47,7 @@ struct UnlearningOptions: ParsableArguments {
         if positions != "all", (Int(positions) ?? 0) < 1 {
             throw ValidationError("--positions takes a positive number or 'all'")
         }
+        if let rows, rows < 1 { throw ValidationError("--rows must be at least 1") }
     }
 
     /// The configuration, with --forget and --already-forgotten resolved through `names`: an
@@ -56,6 +63,7 @@ struct UnlearningOptions: ParsableArguments {
         configuration.samples = samples
         configuration.layerFilter = layers.map { LayerFilter($0) }
         configuration.positionCap = positions == "all" ? nil : Int(positions)
+        configuration.rowBudget = rows
         configuration.seed = seed
         configuration.threads = threads
         configuration.batchSize = batch

@@ -5,10 +5,11 @@
 # forget class 3, S = 900 (900 retain + 100 forget), α_r = 100, α_f = 3, same thread count.
 #
 # Rows per layer: the reference keeps activation matrices, so it runs with the published code's cap of
-# 10,000 rows per layer and side (ROWS); Lethe runs at least that job with POSITIONS = ROWS / 100
-# positions (or tokens) per image: the same 10,000 forget rows from the 100 forget images, and 9× the
-# reference's retain rows (900 images). FULL=1 adds Lethe's default (1,024 positions per image, every
-# token), a job the reference cannot hold in memory. REUSE_REFERENCE=1 reads the reference's figures
+# 10,000 rows per layer and side (ROWS). Lethe runs that job twice: with `--rows ROWS` (the same budget:
+# 12 positions or tokens per retain image, 100 per forget image, ≈ 10,000 rows per side), and with
+# POSITIONS = ROWS / 100 per image, at least that job (the same 10,000 forget rows, 9× the reference's
+# retain rows). FULL=1 adds Lethe's default (1,024 positions per image, every token), a job the
+# reference cannot hold in memory. REUSE_REFERENCE=1 reads the reference's figures
 # from the last run's log instead of running it again (it takes 10+ minutes per model).
 #
 #   PYTHON=/work/pyenv/bin/python bench/unlearn/imagenet/run.sh        # MODELS="resnet18_224 vit_b16"
@@ -65,13 +66,16 @@ for model in ${MODELS:-resnet18_224 vit_b16}; do
             --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json)
     fi
     row "$model: PyTorch reference, ≤ $ROWS rows per layer and side" "$ref_s" "$ref_kb" "$(phases "$log")"
-    for positions in "$POSITIONS" ${FULL:+1024}; do
-        read -r s kb < <(measure "$out/lethe-$model-$positions.log" "$lethe" unlearn "$models/$model.onnx" \
-            --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --positions "$positions" \
-            -o "$out/forgot-$model-$positions.onnx")
-        detail=$(grep "^time" "$out/lethe-$model-$positions.log" | sed 's/^time [0-9.]*s (//; s/)$//')
-        layers=$(grep -o "[0-9]* layers patched" "$out/lethe-$model-$positions.log")
+    for job in "rows $ROWS" "positions $POSITIONS" ${FULL:+"positions 1024"}; do
+        read -r kind n <<<"$job"
+        name="$model-$kind-$n"
+        read -r s kb < <(measure "$out/lethe-$name.log" "$lethe" unlearn "$models/$model.onnx" \
+            --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --"$kind" "$n" \
+            -o "$out/forgot-$name.onnx")
+        detail=$(grep "^time" "$out/lethe-$name.log" | sed 's/^time [0-9.]*s (//; s/)$//')
+        layers=$(grep -o "[0-9]* layers patched" "$out/lethe-$name.log")
         speed=$("$PYTHON" -c "print(f'{$ref_s / $s:.1f}')")
-        row "$model: lethe, $positions positions per image" "$s" "$kb" "$detail; $layers; ${speed}× the reference"
+        label=$([ "$kind" = rows ] && echo "--rows $n (the reference's budget)" || echo "$n positions per image")
+        row "$model: lethe, $label" "$s" "$kb" "$detail; $layers; ${speed}× the reference"
     done
 done
