@@ -1,5 +1,6 @@
 import LetheCore
 import LetheIR
+import Synchronization
 import XCTest
 @testable import LetheRuntime
 
@@ -39,6 +40,20 @@ final class BufferPoolTests: XCTestCase {
         _ = try session.run(["x": x], taps: [recorder.tap("n2", .input(0))])
         XCTAssertEqual(recorder.tensors.count, 1)
         XCTAssertEqual(recorder.tensors[0].floatValues(), x.floatValues().map { abs($0) })
+
+        // A tapped intermediate is released after its last reader like any other (its tap has run by
+        // then): n3's output takes the buffer of n2's tapped input.
+        let addresses = Mutex<[String: Int]>([:])
+        let taps = ["n2", "n4"].map { node in
+            ActivationTap(node: node, port: .input(0)) { tensor in
+                let address = Int(bitPattern: tensor.floats)
+                addresses.withLock { $0[node] = address }
+            }
+        }
+        _ = try session.run(["x": x], taps: taps)
+        let seen = addresses.withLock { $0 }
+        XCTAssertEqual(seen.count, 2)
+        XCTAssertEqual(seen["n2"], seen["n4"], "the tapped buffer was reused within the run")
 
         // A different batch size drops the old sizes at the end of its run.
         _ = try session.run(["x": randomTensor([5, 64], seed: 13)])

@@ -91,19 +91,22 @@ final class ExecutionPlan: @unchecked Sendable {
         }
         let outputs = graph.outputs.map { ($0, slot($0)) }
         for name in required { _ = slot(name) }
-        // Never release graph outputs, required values, inputs or constants.
-        var pinned = Set(outputs.map(\.1))
-        pinned.formUnion(required.compactMap { slots[$0] })
-        pinned.formUnion(constants.map(\.0))
-        pinned.formUnion(inputs.map(\.slot))
+        // Never release graph outputs, inputs or constants. Tapped values are released after their
+        // last reader like any other (their taps have run by then): held to the end of the run, a
+        // statistics pass over ViT-B/16 kept 0.5 GB of tapped activations per batch of 16.
+        var kept = Set(outputs.map(\.1))
+        kept.formUnion(constants.map(\.0))
+        kept.formUnion(inputs.map(\.slot))
+        // Rewrites and layouts leave tapped values whole and plain as well.
+        let pinned = kept.union(required.compactMap { slots[$0] })
         if blockedLayouts { kernels = Self.fusingConvolutionsIntoPools(kernels, pinned: pinned) }
         var lastUse: [Int: Int] = [:]
         for (index, entry) in kernels.enumerated() { for case let s? in entry.1 { lastUse[s] = index } }
         var releaseAt: [Int: [Int]] = [:]
-        for (s, index) in lastUse where !pinned.contains(s) { releaseAt[index, default: []].append(s) }
-        // Values produced but never read are released at once.
+        for (s, index) in lastUse where !kept.contains(s) { releaseAt[index, default: []].append(s) }
+        // Values produced but never read are released at once (after their taps).
         for (index, entry) in kernels.enumerated() {
-            for case let s? in entry.2 where lastUse[s] == nil && !pinned.contains(s) {
+            for case let s? in entry.2 where lastUse[s] == nil && !kept.contains(s) {
                 releaseAt[index, default: []].append(s)
             }
         }
