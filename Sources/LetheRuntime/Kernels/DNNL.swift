@@ -52,6 +52,12 @@ func dnnlPlainTag(rank: Int) -> dnnl_format_tag_t {
     }
 }
 
+/// Whether two memory descriptors describe the same layout.
+func dnnlSame(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+    var a = a, b = b
+    return dnnl_memory_desc_equal(&a, &b) != 0
+}
+
 /// Memory owned by Swift, 64-byte aligned as oneDNN's blocked kernels prefer.
 final class DNNLBuffer: @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
@@ -61,6 +67,30 @@ final class DNNLBuffer: @unchecked Sendable {
         pointer = .allocate(byteCount: max(64, byteCount), alignment: 64)
     }
     deinit { pointer.deallocate() }
+
+    /// A new buffer holding `data` (laid out as `plain`) reordered into `layout`: constant weights
+    /// put once into the layout a primitive asked for.
+    static func reordered(
+        _ data: UnsafeRawPointer, from plain: dnnl_memory_desc_t, to layout: dnnl_memory_desc_t,
+        engine: dnnl_engine_t
+    ) throws -> DNNLBuffer {
+        let reorder = try DNNLPrimitive.reorder(from: plain, to: layout, engine: engine)
+        var layoutCopy = layout
+        let buffer = DNNLBuffer(byteCount: dnnl_memory_desc_get_size(&layoutCopy))
+        let stream = try DNNLStream(engine: engine)
+        let scratch = DNNLBuffer(byteCount: reorder.scratchpadBytes)
+        let from = try DNNLMemory(plain, UnsafeMutableRawPointer(mutating: data), engine: engine)
+        let to = try DNNLMemory(layout, buffer.pointer, engine: engine)
+        let scratchpad = try DNNLMemory.scratchpad(scratch.pointer, bytes: reorder.scratchpadBytes, engine: engine)
+        try reorder.execute(
+            [
+                dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from.handle),
+                dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to.handle)
+            ],
+            stream: stream.handle, scratchpad: scratchpad?.handle)
+        try stream.wait()
+        return buffer
+    }
 }
 
 /// A oneDNN primitive and the descriptor of its scratch memory; destroyed with the object.
@@ -127,6 +157,21 @@ final class DNNLAttributes {
             dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
     }
     deinit { dnnl_primitive_attr_destroy(handle) }
+
+    /// Attributes that also run `postOps`, in order, on the primitive's output.
+    convenience init(postOps: [DNNLConvolution.PostOp]) throws {
+        try self.init()
+        guard !postOps.isEmpty else { return }
+        var operations: dnnl_post_ops_t?
+        try dnnlCheck(dnnl_post_ops_create(&operations), "creating post-ops")
+        defer { dnnl_post_ops_destroy(operations) }
+        for postOp in postOps {
+            try dnnlCheck(
+                dnnl_post_ops_append_eltwise(operations, 1, postOp.algorithm, postOp.alpha, postOp.beta),
+                "appending an eltwise post-op")
+        }
+        try dnnlCheck(dnnl_primitive_attr_set_post_ops(handle, operations), "setting post-ops")
+    }
 }
 
 /// A memory object over caller memory, destroyed with the Swift object.
@@ -139,6 +184,16 @@ final class DNNLMemory {
         handle = memory!
     }
     deinit { dnnl_memory_destroy(handle) }
+
+    /// A byte array over `bytes` at `pointer` for a primitive's scratch memory, nil when it needs none.
+    static func scratchpad(_ pointer: UnsafeMutableRawPointer, bytes: Int, engine: dnnl_engine_t) throws -> DNNLMemory?
+    {
+        guard bytes > 0 else { return nil }
+        var layout = dnnl_memory_desc_t()
+        try dnnlCheck(
+            dnnl_memory_desc_init_by_tag(&layout, 1, [dnnl_dim_t(bytes)], dnnl_u8, dnnl_a), "scratchpad descriptor")
+        return try DNNLMemory(layout, pointer, engine: engine)
+    }
 }
 
 /// A CPU stream for one run; created per call because oneDNN streams are not meant to be shared

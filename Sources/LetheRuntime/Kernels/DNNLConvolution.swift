@@ -234,11 +234,11 @@ final class DNNLConvolution: Sendable {
         let sourcePlain = try dnnlDescriptor(sourceDims, dnnlPlainTag(rank: sourceDims.count))
         let destinationPlain = try dnnlDescriptor(destinationDims, dnnlPlainTag(rank: destinationDims.count))
         let sourceReorder =
-            try Self.same(sourcePlain, chosenSource)
+            try dnnlSame(sourcePlain, chosenSource)
             ? nil
             : DNNLPrimitive.reorder(from: sourcePlain, to: chosenSource, engine: engine.handle)
         let destinationReorder =
-            try Self.same(chosenDestination, destinationPlain)
+            try dnnlSame(chosenDestination, destinationPlain)
             ? nil
             : DNNLPrimitive.reorder(from: chosenDestination, to: destinationPlain, engine: engine.handle)
         return Prepared(
@@ -278,18 +278,7 @@ final class DNNLConvolution: Sendable {
         }
         guard described == dnnl_success else { return nil }
 
-        let attributes = try DNNLAttributes()
-        if !postOps.isEmpty {
-            var operations: dnnl_post_ops_t?
-            try dnnlCheck(dnnl_post_ops_create(&operations), "creating post-ops")
-            defer { dnnl_post_ops_destroy(operations) }
-            for postOp in postOps {
-                try dnnlCheck(
-                    dnnl_post_ops_append_eltwise(operations, 1, postOp.algorithm, postOp.alpha, postOp.beta),
-                    "appending an eltwise post-op")
-            }
-            try dnnlCheck(dnnl_primitive_attr_set_post_ops(attributes.handle, operations), "setting post-ops")
-        }
+        let attributes = try DNNLAttributes(postOps: postOps)
         var descriptor: dnnl_primitive_desc_t?
         guard
             dnnl_primitive_desc_create(&descriptor, &operation, attributes.handle, engine.handle, nil) == dnnl_success,
@@ -314,23 +303,9 @@ final class DNNLConvolution: Sendable {
 
     /// The weights in `layout`, reordered the first time a primitive asks for that layout.
     private func reorderedWeights(_ layout: dnnl_memory_desc_t, state: inout State) throws -> DNNLBuffer {
-        if let known = state.weights.first(where: { Self.same($0.layout, layout) }) { return known.buffer }
+        if let known = state.weights.first(where: { dnnlSame($0.layout, layout) }) { return known.buffer }
         let plain = try dnnlDescriptor(plainWeightDims, dnnlPlainTag(rank: plainWeightDims.count))
-        let reorder = try DNNLPrimitive.reorder(from: plain, to: layout, engine: engine.handle)
-        var layoutCopy = layout
-        let buffer = DNNLBuffer(byteCount: dnnl_memory_desc_get_size(&layoutCopy))
-        let stream = try DNNLStream(engine: engine.handle)
-        let scratch = DNNLBuffer(byteCount: reorder.scratchpadBytes)
-        let from = try DNNLMemory(plain, UnsafeMutableRawPointer(mutating: weight.floats), engine: engine.handle)
-        let to = try DNNLMemory(layout, buffer.pointer, engine: engine.handle)
-        let scratchpad = try scratchpadMemory(scratch, bytes: reorder.scratchpadBytes)
-        try reorder.execute(
-            [
-                dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from.handle),
-                dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to.handle)
-            ],
-            stream: stream.handle, scratchpad: scratchpad?.handle)
-        try stream.wait()
+        let buffer = try DNNLBuffer.reordered(weight.floats, from: plain, to: layout, engine: engine.handle)
         state.weights.append((layout, buffer))
         return buffer
     }
@@ -364,9 +339,9 @@ final class DNNLConvolution: Sendable {
             try DNNLMemory(
                 dnnlDescriptor([$0.byteCount / MemoryLayout<Float>.stride], dnnl_a), $0.pointer, engine: handle)
         }
-        let scratchpad = try scratchpadMemory(
-            scratch, offset: prepared.sourceBytes + prepared.destinationBytes,
-            bytes: prepared.scratchpadBytes)
+        let scratchpad = try DNNLMemory.scratchpad(
+            scratch.pointer + prepared.sourceBytes + prepared.destinationBytes,
+            bytes: prepared.scratchpadBytes, engine: handle)
         if let reorder = sourceReorder {
             try reorder.execute(
                 [
@@ -394,19 +369,6 @@ final class DNNLConvolution: Sendable {
         withExtendedLifetime((scratch, weights, bias)) {}
     }
 
-    /// A byte array over `bytes` of `buffer` from `offset`, nil when nothing needs scratch memory.
-    private func scratchpadMemory(_ buffer: DNNLBuffer, offset: Int = 0, bytes: Int) throws -> DNNLMemory? {
-        guard bytes > 0 else { return nil }
-        var layout = dnnl_memory_desc_t()
-        try dnnlCheck(
-            dnnl_memory_desc_init_by_tag(&layout, 1, [dnnl_dim_t(bytes)], dnnl_u8, dnnl_a), "scratchpad descriptor")
-        return try DNNLMemory(layout, buffer.pointer + offset, engine: engine.handle)
-    }
-
-    private static func same(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
-        var a = a, b = b
-        return dnnl_memory_desc_equal(&a, &b) != 0
-    }
 }
 
 /// Scratch memory for convolution runs (blocked copies of the input and output, the primitive's own
