@@ -203,8 +203,10 @@ struct SoftmaxKernel: Kernel {
             for lane in range {
                 let o = lane / inner, i = lane % inner
                 let base = o * length * inner + i
-                // A contiguous row (attention's last axis) goes through the vectorized kernel.
-                if inner == 1, !hardmax, !logarithm, VectorMath.softmax(px + base, py + base, length) { continue }
+                if inner == 1, !hardmax, !logarithm {
+                    Self.normalize(px + base, py + base, length)
+                    continue
+                }
                 var high = -Float.infinity
                 var argmax = 0
                 for j in 0..<length where px[base + j * inner] > high { high = px[base + j * inner]; argmax = j }
@@ -228,5 +230,24 @@ struct SoftmaxKernel: Kernel {
             }
         }
         return [y]
+    }
+}
+
+extension SoftmaxKernel {
+    /// `target = softmax(source)` over one contiguous row (attention's last axis): the vectorized
+    /// kernel, or one `expf` per element when the row's maximum is not finite. In place is correct
+    /// but slow: the vectorized exp runs scalar when source and target overlap.
+    static func normalize(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ length: Int) {
+        if VectorMath.softmax(source, target, length) { return }
+        var high = -Float.infinity
+        for j in 0..<length where source[j] > high { high = source[j] }
+        var sum: Float = 0
+        for j in 0..<length {
+            let e = expf(source[j] - high)
+            target[j] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for j in 0..<length { target[j] *= inv }
     }
 }
