@@ -238,7 +238,31 @@ AVX2 static int softmax_avx2(const float *source, float *target, long count) {
     if (left) _mm256_maskstore_ps(target + full, mask, _mm256_mul_ps(_mm256_maskload_ps(target + full, mask), factor));
     return 0;
 }
+
 #endif
+
+// One expf per element, for a row whose maximum is not finite (the runtime's reference semantics:
+// NaN entries never win the maximum; an infinite maximum makes NaNs as e^(inf - inf) does).
+static void softmax_careful(const float *source, float *target, long count) {
+    float high = -INFINITY;
+    for (long j = 0; j < count; j++) high = source[j] > high ? source[j] : high;
+    float sum = 0;
+    for (long j = 0; j < count; j++) {
+        float e = expf(source[j] - high);
+        target[j] = e;
+        sum += e;
+    }
+    float inv = 1 / sum;
+    for (long j = 0; j < count; j++) target[j] *= inv;
+}
+
+void lethe_softmax_rows(const float *source, float *target, long rows, long count) {
+    for (long row = 0; row < rows; row++) {
+        const float *s = source + row * count;
+        float *t = target + row * count;
+        if (lethe_softmax(s, t, count) != 0) softmax_careful(s, t, count);
+    }
+}
 
 int lethe_softmax(const float *source, float *target, long count) {
 #if defined(__x86_64__) && defined(__clang__)

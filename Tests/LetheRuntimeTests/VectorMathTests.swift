@@ -112,6 +112,20 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    func testSoftmaxRowsTakeTheCarefulPathOnlyForNonFiniteMaxima() {
+        let rows: [[Float]] = [[1, 2, 3], [-.infinity, -.infinity, -.infinity], [.infinity, 1, 2], [4, 5, 6]]
+        var data = rows.flatMap { $0 }
+        let count = data.count
+        data.withUnsafeMutableBufferPointer {
+            VectorMath.softmaxRows($0.baseAddress!, $0.baseAddress!, rows: 4, count: 3)
+        }
+        XCTAssertEqual(count, 12)
+        XCTAssertEqual(Array(data[0..<3]), softmaxed(rows[0]))
+        XCTAssertEqual(Array(data[9..<12]), softmaxed(rows[3]))
+        // e^(−inf − (−inf)) and e^(inf − inf) are NaN, as with one expf per element.
+        XCTAssertTrue(data[3..<9].allSatisfy(\.isNaN))
+    }
+
     private func softmaxed(_ xs: [Float]) -> [Float] {
         var out = [Float](repeating: -1, count: xs.count)
         let done = xs.withUnsafeBufferPointer { source in

@@ -87,11 +87,8 @@ struct AttentionKernel: Kernel {
         let work = UncheckedSendable((a, b, v, out))
         Parallel.forEach(batches, threads: context.threads) { range in
             let (a, b, v, out) = work.value
-            // Scores and probabilities in separate buffers: the vectorized exp falls back to
-            // scalar code when its source and target overlap.
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * m * n))
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * n))
             defer { scores.deallocate() }
-            let probabilities = scores + m * n
             var copies = MatrixCopies()
             defer { copies.release() }
             for index in range {
@@ -101,12 +98,12 @@ struct AttentionKernel: Kernel {
                     transposeA: left.transposed, transposeB: right.transposed, m: m, n: n, k: k, alpha: scale,
                     a: left.pointer, lda: left.leading, b: right.pointer, ldb: right.leading,
                     beta: 0, c: scores, ldc: n, threads: 1)
-                for row in 0..<m { SoftmaxKernel.normalize(scores + row * n, probabilities + row * n, n) }
+                VectorMath.softmaxRows(scores, scores, rows: m, count: n)
                 let values = copies.readable(v, at: vOffsets(index), slot: 2)
                 // The output's last axis is contiguous (outputLayout), so BLAS writes it in place.
                 MatrixMultiply.multiply(
                     transposeA: false, transposeB: values.transposed, m: m, n: d, k: n,
-                    a: probabilities, lda: n, b: values.pointer, ldb: values.leading,
+                    a: scores, lda: n, b: values.pointer, ldb: values.leading,
                     beta: 0, c: out.base + outOffsets(index), ldc: outRowStride, threads: 1)
             }
         }

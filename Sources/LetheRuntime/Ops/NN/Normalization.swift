@@ -199,14 +199,19 @@ struct SoftmaxKernel: Kernel {
         let y = try Tensor.uninitialized(.float32, x.shape)
         let px = x.floats, py = y.mutableFloats
         let logarithm = self.logarithm, hardmax = self.hardmax
-        Parallel.forEach(outer * inner, threads: context.threads, grain: max(1, 4096 / max(1, length))) { range in
+        let grain = max(1, 4096 / max(1, length))
+        if inner == 1, !hardmax, !logarithm {
+            // Contiguous rows (attention's last axis) go to the vectorized kernel a chunk at a time.
+            Parallel.forEach(outer, threads: context.threads, grain: grain) { range in
+                let offset = range.lowerBound * length
+                VectorMath.softmaxRows(px + offset, py + offset, rows: range.count, count: length)
+            }
+            return [y]
+        }
+        Parallel.forEach(outer * inner, threads: context.threads, grain: grain) { range in
             for lane in range {
                 let o = lane / inner, i = lane % inner
                 let base = o * length * inner + i
-                if inner == 1, !hardmax, !logarithm {
-                    Self.normalize(px + base, py + base, length)
-                    continue
-                }
                 var high = -Float.infinity
                 var argmax = 0
                 for j in 0..<length where px[base + j * inner] > high { high = px[base + j * inner]; argmax = j }
@@ -230,24 +235,5 @@ struct SoftmaxKernel: Kernel {
             }
         }
         return [y]
-    }
-}
-
-extension SoftmaxKernel {
-    /// `target = softmax(source)` over one contiguous row (attention's last axis): the vectorized
-    /// kernel, or one `expf` per element when the row's maximum is not finite. In place is correct
-    /// but slow: the vectorized exp runs scalar when source and target overlap.
-    static func normalize(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ length: Int) {
-        if VectorMath.softmax(source, target, length) { return }
-        var high = -Float.infinity
-        for j in 0..<length where source[j] > high { high = source[j] }
-        var sum: Float = 0
-        for j in 0..<length {
-            let e = expf(source[j] - high)
-            target[j] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for j in 0..<length { target[j] *= inv }
     }
 }
