@@ -205,6 +205,8 @@ AVX2 static inline __m256i tail_mask_avx2(long left) {
 
 // The whole row in vectors of eight, its tail masked: an attention row (50 or 197 scores) used to
 // spend as long on its scalar tail and the separate max, exp, sum and scale calls as on the rest.
+// The tail is loaded once and written with scalar stores at the end: a masked store is not
+// forwarded to a later load of the same (or, in place, the next row's) bytes, which stalled every row.
 AVX2 static int softmax_avx2(const float *source, float *target, long count) {
     long full = count & ~7L, left = count - full;
     __m256i mask = tail_mask_avx2(left);
@@ -215,10 +217,8 @@ AVX2 static int softmax_avx2(const float *source, float *target, long count) {
         __m256 v = _mm256_loadu_ps(source + i);
         highs = _mm256_blendv_ps(highs, v, _mm256_cmp_ps(v, highs, _CMP_GT_OQ));
     }
-    if (left) {
-        __m256 v = _mm256_blendv_ps(lowest, _mm256_maskload_ps(source + full, mask), _mm256_castsi256_ps(mask));
-        highs = _mm256_blendv_ps(highs, v, _mm256_cmp_ps(v, highs, _CMP_GT_OQ));
-    }
+    __m256 tail = _mm256_blendv_ps(lowest, _mm256_maskload_ps(source + full, mask), _mm256_castsi256_ps(mask));
+    highs = _mm256_blendv_ps(highs, tail, _mm256_cmp_ps(tail, highs, _CMP_GT_OQ));
     float high = horizontal_max_avx2(highs);
     if (!isfinite(high)) return -1;
     __m256 shift = _mm256_set1_ps(high), sums = _mm256_setzero_ps();
@@ -227,18 +227,16 @@ AVX2 static int softmax_avx2(const float *source, float *target, long count) {
         _mm256_storeu_ps(target + i, e);
         sums = _mm256_add_ps(sums, e);
     }
-    if (left) {
-        __m256 e = exp_nonpositive_avx2(_mm256_sub_ps(_mm256_maskload_ps(source + full, mask), shift));
-        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
-        _mm256_maskstore_ps(target + full, mask, e);
-        sums = _mm256_add_ps(sums, e);
-    }
+    // The tail's unused lanes hold -inf, whose exp is 0.
+    __m256 tailExp = exp_nonpositive_avx2(_mm256_sub_ps(tail, shift));
+    sums = _mm256_add_ps(sums, tailExp);
     __m256 factor = _mm256_set1_ps(1.0f / horizontal_sum_avx2(sums));
     for (long i = 0; i < full; i += 8) _mm256_storeu_ps(target + i, _mm256_mul_ps(_mm256_loadu_ps(target + i), factor));
-    if (left) _mm256_maskstore_ps(target + full, mask, _mm256_mul_ps(_mm256_maskload_ps(target + full, mask), factor));
+    float scaled[8];
+    _mm256_storeu_ps(scaled, _mm256_mul_ps(tailExp, factor));
+    for (long i = 0; i < left; i++) target[full + i] = scaled[i];
     return 0;
 }
-
 #endif
 
 // One expf per element, for a row whose maximum is not finite (the runtime's reference semantics:
