@@ -149,6 +149,39 @@ final class AttentionFusionTests: XCTestCase {
         try assertMatchesUnfused(pattern, packed: false)
     }
 
+    func testVectorOperandsTakeTheUnfusedKernels() throws {
+        // A 1-D query or key makes MatMul drop an axis, so the softmax runs along another one.
+        for (queryShape, keyShape) in [([4], [5, 4]), ([5, 4], [4])] {
+            func model(exposed: Bool) -> Model {
+                var g = GraphBuilder()
+                g.input("q", queryShape)
+                g.input("k", keyShape)
+                g.input("v", [5, 3])
+                g.constant("c", Tensor(scalar: Float(2)))
+                if keyShape.count == 2 {
+                    g.node("Transpose", ["k"], ["kt"], [("perm", .ints([1, 0]))])
+                } else {
+                    g.node("Identity", ["k"], ["kt"])
+                }
+                g.node("MatMul", ["q", "kt"], ["s"])
+                g.node("Div", ["s", "c"], ["scaled"])
+                g.node("Softmax", ["scaled"], ["p"], [("axis", .int(-1))])
+                g.node("MatMul", ["p", "v"], ["y"])
+                g.output("y")
+                if exposed { g.output("p") }
+                return g.model
+            }
+            XCTAssertTrue(ops(model(exposed: false)).contains("Attention"))
+            let feeds = [
+                "q": randomTensor(queryShape, seed: 71), "k": randomTensor(keyShape, seed: 72),
+                "v": randomTensor([5, 3], seed: 73)
+            ]
+            let fused = try InferenceSession(model: model(exposed: false)).run(feeds)["y"]!
+            let reference = try InferenceSession(model: model(exposed: true)).run(feeds)["y"]!
+            assertClose(fused, reference.floatValues(), shape: reference.shape, tolerance: 1e-6)
+        }
+    }
+
     func testOutputTransposeMovingTheLastAxisStaysASeparateNode() throws {
         let pattern = Pattern(outputPermutation: [0, 1, 3, 2])
         XCTAssertEqual(ops(separateModel(pattern)), ["Attention", "Transpose"])

@@ -1,4 +1,5 @@
 import LetheCore
+import LetheIR
 
 /// How a fused node reads one input: through a permutation of its axes and then, optionally, at
 /// one index of the permuted axis 0 — what the Transposes and TransposedGathers that fed the
@@ -62,11 +63,12 @@ struct AttentionKernel: Kernel {
         for (i, view) in views.enumerated() {
             let tensor = try requireFloat(inputs.required(i))
             let (shape, strides, offset) = try view.resolve(tensor.shape)
-            guard shape.count >= 2 else {
-                throw RuntimeError(
-                    "Attention needs matrices, got operand \(i) of shape \(shape) (input \(tensor.shape))")
-            }
             operands.append(StridedBatch(base: tensor.floats + offset, shape: shape, strides: strides))
+        }
+        // MatMul promotes a vector to a matrix and drops that axis again, which moves the axis the
+        // softmax runs along: such (rare) operands take the unfused kernels instead.
+        if operands.contains(where: { $0.shape.count < 2 }) {
+            return [try runUnfused(inputs, context)]
         }
         let (a, b, v) = (operands[0], operands[1], operands[2])
         let m = a.rows, k = a.columns, n = b.columns, d = v.columns
@@ -108,6 +110,31 @@ struct AttentionKernel: Kernel {
             }
         }
         return [y]
+    }
+
+    /// The pattern node by node, on copies of the viewed operands: what the fusion replaced.
+    private func runUnfused(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> Tensor {
+        var operands: [Tensor] = []
+        for (i, view) in views.enumerated() {
+            let tensor = try requireFloat(inputs.required(i))
+            let (shape, strides, offset) = try view.resolve(tensor.shape)
+            operands.append(try gatherStrided(tensor, shape: shape, strides: strides, offset: offset))
+        }
+        func request(_ opType: String, _ attributes: [(name: String, value: Attribute)] = []) -> KernelRequest {
+            let node = Node(opType: opType, inputs: ["x", "y"], outputs: ["z"], attributes: attributes)
+            return KernelRequest(node: node, opset: 13, constants: [nil, nil])
+        }
+        let product = try MatMulKernel(request("MatMul"))
+        let scores = try product.run([operands[0], operands[1]], context)[0]
+        if scale != 1 {
+            let p = scores.mutableFloats
+            for i in 0..<scores.elementCount { p[i] *= scale }
+        }
+        let softmax = try SoftmaxKernel(request("Softmax", [(name: "axis", value: .int(-1))]))
+        let probabilities = try softmax.run([scores], context)[0]
+        let result = try product.run([probabilities, operands[2]], context)[0]
+        guard let outputPermutation else { return result }
+        return try permute(result, outputPermutation, threads: context.threads)
     }
 
     /// The stored shape and, per axis of the product, its stride in the stored tensor.
