@@ -159,7 +159,113 @@ float lethe_shifted_exp(const float *source, float *target, long count, float sh
     return DISPATCH(sum, target, count);
 }
 
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// exp_approx on eight lanes, for x <= 0 or NaN (a softmax's shifted scores): no overflow branch.
+AVX2 static inline __m256 exp_nonpositive_avx2(__m256 x) {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 c = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(c, _mm256_set1_ps(1.44269504088896341f), magic), magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), c);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 er = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 result = _mm256_mul_ps(er, _mm256_castsi256_ps(exponent));
+    result = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ), result);
+    return _mm256_blendv_ps(result, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+AVX2 static inline float horizontal_sum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline float horizontal_max_avx2(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// The lanes of a vector of eight that a row's last `left` (< 8) floats fill.
+AVX2 static inline __m256i tail_mask_avx2(long left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The whole row in vectors of eight, its tail masked: an attention row (50 or 197 scores) used to
+// spend as long on its scalar tail and the separate max, exp, sum and scale calls as on the rest.
+// The tail is loaded once and written with scalar stores at the end: a masked store is not
+// forwarded to a later load of the same (or, in place, the next row's) bytes, which stalled every row.
+AVX2 static int softmax_avx2(const float *source, float *target, long count) {
+    long full = count & ~7L, left = count - full;
+    __m256i mask = tail_mask_avx2(left);
+    const __m256 lowest = _mm256_set1_ps(-INFINITY);
+    __m256 highs = lowest;
+    // Comparisons as in max_base: NaN never wins.
+    for (long i = 0; i < full; i += 8) {
+        __m256 v = _mm256_loadu_ps(source + i);
+        highs = _mm256_blendv_ps(highs, v, _mm256_cmp_ps(v, highs, _CMP_GT_OQ));
+    }
+    __m256 tail = _mm256_blendv_ps(lowest, _mm256_maskload_ps(source + full, mask), _mm256_castsi256_ps(mask));
+    highs = _mm256_blendv_ps(highs, tail, _mm256_cmp_ps(tail, highs, _CMP_GT_OQ));
+    float high = horizontal_max_avx2(highs);
+    if (!isfinite(high)) return -1;
+    __m256 shift = _mm256_set1_ps(high), sums = _mm256_setzero_ps();
+    for (long i = 0; i < full; i += 8) {
+        __m256 e = exp_nonpositive_avx2(_mm256_sub_ps(_mm256_loadu_ps(source + i), shift));
+        _mm256_storeu_ps(target + i, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    // The tail's unused lanes hold -inf, whose exp is 0.
+    __m256 tailExp = exp_nonpositive_avx2(_mm256_sub_ps(tail, shift));
+    sums = _mm256_add_ps(sums, tailExp);
+    __m256 factor = _mm256_set1_ps(1.0f / horizontal_sum_avx2(sums));
+    for (long i = 0; i < full; i += 8) _mm256_storeu_ps(target + i, _mm256_mul_ps(_mm256_loadu_ps(target + i), factor));
+    float scaled[8];
+    _mm256_storeu_ps(scaled, _mm256_mul_ps(tailExp, factor));
+    for (long i = 0; i < left; i++) target[full + i] = scaled[i];
+    return 0;
+}
+#endif
+
+// One expf per element, for a row whose maximum is not finite (the runtime's reference semantics:
+// NaN entries never win the maximum; an infinite maximum makes NaNs as e^(inf - inf) does).
+static void softmax_careful(const float *source, float *target, long count) {
+    float high = -INFINITY;
+    for (long j = 0; j < count; j++) high = source[j] > high ? source[j] : high;
+    float sum = 0;
+    for (long j = 0; j < count; j++) {
+        float e = expf(source[j] - high);
+        target[j] = e;
+        sum += e;
+    }
+    float inv = 1 / sum;
+    for (long j = 0; j < count; j++) target[j] *= inv;
+}
+
+void lethe_softmax_rows(const float *source, float *target, long rows, long count) {
+    for (long row = 0; row < rows; row++) {
+        const float *s = source + row * count;
+        float *t = target + row * count;
+        if (lethe_softmax(s, t, count) != 0) softmax_careful(s, t, count);
+    }
+}
+
 int lethe_softmax(const float *source, float *target, long count) {
+#if defined(__x86_64__) && defined(__clang__)
+    if (has_avx2()) return softmax_avx2(source, target, count);
+#endif
     float high = DISPATCH(max, source, count);
     if (!isfinite(high)) return -1;
     DISPATCH(shifted_exp, source, target, count, high);

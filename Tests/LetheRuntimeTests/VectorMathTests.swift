@@ -91,6 +91,50 @@ final class VectorMathTests: XCTestCase {
         }
     }
 
+    func testSoftmaxTailsMaskedLanesAndNonFiniteEntries() {
+        for length in [3, 13, 50, 197] {
+            // -inf and far-below-the-maximum entries weigh 0; the tail's unused lanes add nothing.
+            var xs = (0..<length).map { Float($0 % 5) - 2 }
+            xs[0] = -.infinity
+            xs[length - 1] = -200
+            let out = softmaxed(xs)
+            XCTAssertEqual(out[0], 0)
+            XCTAssertEqual(out[length - 1], 0)
+            XCTAssertEqual(out.reduce(0.0) { $0 + Double($1) }, 1, accuracy: 1e-6)
+            // In place gives the very same values.
+            var inPlace = xs
+            let count = inPlace.count
+            _ = inPlace.withUnsafeMutableBufferPointer { VectorMath.softmax($0.baseAddress!, $0.baseAddress!, count) }
+            XCTAssertEqual(inPlace, out)
+            // A NaN entry makes the whole row NaN, as one expf per element would.
+            xs[length / 2] = .nan
+            XCTAssertTrue(softmaxed(xs).allSatisfy(\.isNaN))
+        }
+    }
+
+    func testSoftmaxRowsTakeTheCarefulPathOnlyForNonFiniteMaxima() {
+        let rows: [[Float]] = [[1, 2, 3], [-.infinity, -.infinity, -.infinity], [.infinity, 1, 2], [4, 5, 6]]
+        var data = rows.flatMap { $0 }
+        let count = data.count
+        data.withUnsafeMutableBufferPointer {
+            VectorMath.softmaxRows($0.baseAddress!, $0.baseAddress!, rows: 4, count: 3)
+        }
+        XCTAssertEqual(count, 12)
+        XCTAssertEqual(Array(data[0..<3]), softmaxed(rows[0]))
+        XCTAssertEqual(Array(data[9..<12]), softmaxed(rows[3]))
+        // e^(−inf − (−inf)) and e^(inf − inf) are NaN, as with one expf per element.
+        XCTAssertTrue(data[3..<9].allSatisfy(\.isNaN))
+    }
+
+    private func softmaxed(_ xs: [Float]) -> [Float] {
+        var out = [Float](repeating: -1, count: xs.count)
+        let done = xs.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { VectorMath.softmax(source.baseAddress!, $0.baseAddress!, xs.count) }
+        }
+        XCTAssertTrue(done)
+        return out
+    }
+
     func testGeluIsHalfXTimesOnePlusErf() {
         let xs = sweep(from: -10, to: 10, count: 20_001) + [1e-6, -1e-6]
         let got = apply(xs, VectorMath.gelu)

@@ -12,6 +12,10 @@ float lethe_shifted_exp(const float *source, float *target, long count, float sh
 /// row's maximum is not finite, which the caller handles on its careful path.
 int lethe_softmax(const float *source, float *target, long count);
 
+/// softmax of each of `rows` contiguous rows of `count` floats, `target` row r from `source` row r
+/// (the two may be the same buffer). Rows whose maximum is not finite take one expf per element.
+void lethe_softmax_rows(const float *source, float *target, long rows, long count);
+
 /// The mean and the mean squared deviation of `count` floats, accumulated in double (two passes).
 void lethe_moments(const float *data, long count, double *mean, double *variance);
 

@@ -19,6 +19,15 @@ enum VectorMath {
         lethe_softmax(source, target, count) == 0
     }
 
+    /// `softmax` of each of `rows` contiguous rows of `count` floats, in place or not; rows whose
+    /// maximum is not finite take one `expf` per element (NaN entries never win the maximum).
+    @inline(__always)
+    static func softmaxRows(
+        _ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, rows: Int, count: Int
+    ) {
+        lethe_softmax_rows(source, target, rows, count)
+    }
+
     /// The mean and mean squared deviation of `count` floats, accumulated in double.
     @inline(__always)
     static func moments(_ data: UnsafePointer<Float>, _ count: Int) -> (mean: Double, variance: Double) {

@@ -18,6 +18,7 @@ enum OperatorRegistry {
         "ReduceSumOfSquares": { try ReduceKernel($0, op: .ReduceSum, squaresFirst: true) },
         "ReduceMeanOfSquares": { try ReduceKernel($0, op: .ReduceMean, squaresFirst: true) },
         "TransposedGather": { try TransposedGatherKernel($0) },
+        "Attention": { try AttentionKernel($0) },
         "Elementwise": { request in
             guard let program = request.elementwise else { throw Unsupported("Elementwise without a program") }
             return FusedElementwiseKernel(program: program)

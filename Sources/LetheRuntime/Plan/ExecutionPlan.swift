@@ -46,6 +46,7 @@ final class ExecutionPlan: @unchecked Sendable {
         graph.fuseOneHotLookups(context: context)
         graph.fuseSquareIntoReduce()
         graph.fuseTransposeIntoGathers()
+        graph.fuseAttention()
         graph.fuseEpilogues()
         graph.fuseConvBiasThroughSqueeze()
         graph.fuseElementwiseChains()

@@ -199,12 +199,19 @@ struct SoftmaxKernel: Kernel {
         let y = try Tensor.uninitialized(.float32, x.shape)
         let px = x.floats, py = y.mutableFloats
         let logarithm = self.logarithm, hardmax = self.hardmax
-        Parallel.forEach(outer * inner, threads: context.threads, grain: max(1, 4096 / max(1, length))) { range in
+        let grain = max(1, 4096 / max(1, length))
+        if inner == 1, !hardmax, !logarithm {
+            // Contiguous rows (attention's last axis) go to the vectorized kernel a chunk at a time.
+            Parallel.forEach(outer, threads: context.threads, grain: grain) { range in
+                let offset = range.lowerBound * length
+                VectorMath.softmaxRows(px + offset, py + offset, rows: range.count, count: length)
+            }
+            return [y]
+        }
+        Parallel.forEach(outer * inner, threads: context.threads, grain: grain) { range in
             for lane in range {
                 let o = lane / inner, i = lane % inner
                 let base = o * length * inner + i
-                // A contiguous row (attention's last axis) goes through the vectorized kernel.
-                if inner == 1, !hardmax, !logarithm, VectorMath.softmax(px + base, py + base, length) { continue }
                 var high = -Float.infinity
                 var argmax = 0
                 for j in 0..<length where px[base + j * inner] > high { high = px[base + j * inner]; argmax = j }
