@@ -95,9 +95,6 @@ struct MatMulKernel: Kernel {
         bias = request.fusedBias?.asFloat32()
         activation = request.activation
         transposedB = request.weightTransposed
-        if transposedB, let b, b.rank != 2 {
-            throw RuntimeError("MatMul \(request.name): a transposed weight must be 2-D, got \(b.shape)")
-        }
         if allowDNNL, let b, b.rank == 2 {
             dnnl = linearLayer(weight: b, transposed: transposedB, scale: 1, bias: bias, activation: activation)
         } else {
