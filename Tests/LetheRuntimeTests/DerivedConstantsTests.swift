@@ -6,14 +6,15 @@ import XCTest
 /// A session's plans (one per set of tapped values) share what they derive from the model: folded
 /// constants, widened half-precision weights and the buffer pool.
 final class DerivedConstantsTests: XCTestCase {
-    /// y = relu(x · Transpose(w)) + h, with `w` folded and `h` a float16 initializer widened.
+    /// y = relu(x · Neg(w)) + h, with `Neg(w)` folded and `h` a float16 initializer widened. (Not
+    /// a Transpose: MatMul reads a transposed weight in place, see `fuseWeightTransposes`.)
     private func model() -> Model {
         var g = GraphBuilder()
         g.input("x", [nil, 4])
-        g.constant("w", randomTensor([3, 4], seed: 5))
+        g.constant("w", randomTensor([4, 3], seed: 5))
         g.constant("h", Tensor(shape: [3], values: [Float(0.5), -1, 2]).convertedFloatingPoint(to: .float16))
-        g.node("Transpose", ["w"], ["wt"], name: "t", [("perm", .ints([1, 0]))])
-        g.node("MatMul", ["x", "wt"], ["m"], name: "mm")
+        g.node("Neg", ["w"], ["wn"], name: "neg")
+        g.node("MatMul", ["x", "wn"], ["m"], name: "mm")
         g.node("Relu", ["m"], ["r"], name: "relu")
         g.node("Add", ["r", "h"], ["y"], name: "add")
         g.output("y")

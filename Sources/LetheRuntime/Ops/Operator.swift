@@ -27,6 +27,9 @@ struct KernelRequest {
     var channelsLast = false
     /// The program of a fused elementwise node (internal domain, `Elementwise`).
     var elementwise: ElementwiseProgram? = nil
+    /// Whether a MatMul's input 1 is stored transposed, `N × K` (a 2-D weight read in place of the
+    /// Transpose the model applied to it).
+    var weightTransposed = false
 
     var name: String { node.name }
     var inputCount: Int { node.inputs.count }

@@ -7,9 +7,10 @@ import LetheIR
 ///
 /// A session plans once per set of tapped values, so an unlearning run holds an evaluation plan and a
 /// statistics plan side by side; without sharing, each kept its own copies (ViT-B/16's folded
-/// transposes of its attention weights are 0.3 GB per plan). Values are keyed by the original graph's
-/// value names, which name the same value in every plan because both derivations run before any
-/// rewrite renames anything.
+/// transposes of its weights were 0.3 GB per plan, before `fuseWeightTransposes` stopped making
+/// them). Values are keyed by the original graph's value names, which name the same value in every
+/// plan because both derivations run before any rewrite renames anything (`fuseWeightTransposes`
+/// only drops Transposes and points their readers at the weight).
 final class DerivedConstants: Sendable {
     private let values = Locked<[String: Tensor]>([:])
 

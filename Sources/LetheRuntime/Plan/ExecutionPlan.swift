@@ -39,6 +39,7 @@ final class ExecutionPlan: @unchecked Sendable {
         self.pool = pool
         var graph = WorkingGraph(model: model, required: required, derived: derived)
         try graph.sortTopologically()
+        graph.fuseWeightTransposes()
         graph.foldConstants(context: context)
         graph.foldBatchNormIntoConv()
         graph.fuseErfGelu()

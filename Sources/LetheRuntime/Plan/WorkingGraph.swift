@@ -9,6 +9,9 @@ struct WorkingGraph {
         var activation: Activation? = nil
         var fusedBias: Tensor? = nil
         var elementwise: ElementwiseProgram? = nil
+        /// A MatMul whose constant input 1 is its weight stored `N × K`, the transpose of the
+        /// operand it multiplies by (see `fuseWeightTransposes`).
+        var weightTransposed = false
     }
 
     var entries: [Entry]
@@ -74,7 +77,8 @@ struct WorkingGraph {
         KernelRequest(
             node: entry.node, opset: opset,
             constants: entry.node.inputs.map { $0.isEmpty ? nil : constants[$0] },
-            activation: entry.activation, fusedBias: entry.fusedBias, elementwise: entry.elementwise)
+            activation: entry.activation, fusedBias: entry.fusedBias, elementwise: entry.elementwise,
+            weightTransposed: entry.weightTransposed)
     }
 
     /// Entries sorted so every value is produced before it is read.

@@ -83,6 +83,9 @@ struct MatMulKernel: Kernel {
     let b: Tensor?
     let bias: Tensor?
     let activation: Activation?
+    /// Whether B is a 2-D weight stored `N × K` that the product reads transposed
+    /// (`KernelRequest.weightTransposed`).
+    let transposedB: Bool
     /// The oneDNN matmul for a constant 2-D right-hand side, nil where it does not apply.
     let dnnl: DNNLMatMul?
 
@@ -91,8 +94,9 @@ struct MatMulKernel: Kernel {
         b = request.constant(1)?.asFloat32()
         bias = request.fusedBias?.asFloat32()
         activation = request.activation
+        transposedB = request.weightTransposed
         if allowDNNL, let b, b.rank == 2 {
-            dnnl = linearLayer(weight: b, transposed: false, scale: 1, bias: bias, activation: activation)
+            dnnl = linearLayer(weight: b, transposed: transposedB, scale: 1, bias: bias, activation: activation)
         } else {
             dnnl = nil
         }
@@ -102,8 +106,9 @@ struct MatMulKernel: Kernel {
         let a = try requireFloat(inputs.required(0))
         let b = try self.b ?? requireFloat(inputs.required(1))
         guard a.rank >= 1, b.rank >= 1 else { throw RuntimeError("MatMul of scalars") }
+        if transposedB, b.rank != 2 { throw RuntimeError("MatMul: a transposed weight must be 2-D, got \(b.shape)") }
         let aShape = a.rank == 1 ? [1, a.shape[0]] : a.shape
-        let bShape = b.rank == 1 ? [b.shape[0], 1] : b.shape
+        let bShape = b.rank == 1 ? [b.shape[0], 1] : transposedB ? [b.shape[1], b.shape[0]] : b.shape
         let m = aShape[aShape.count - 2], k = aShape[aShape.count - 1]
         let kb = bShape[bShape.count - 2], n = bShape[bShape.count - 1]
         guard k == kb else { throw RuntimeError("MatMul inner sizes differ: \(a.shape) and \(b.shape)") }
@@ -125,8 +130,8 @@ struct MatMulKernel: Kernel {
                 return [shaped(y)]
             }
             MatrixMultiply.multiply(
-                transposeA: false, transposeB: false, m: rows, n: n, k: k,
-                a: a.floats, lda: k, b: b.floats, ldb: n, beta: 0, c: py, ldc: n,
+                transposeA: false, transposeB: transposedB, m: rows, n: n, k: k,
+                a: a.floats, lda: k, b: b.floats, ldb: transposedB ? k : n, beta: 0, c: py, ldc: n,
                 threads: context.threads)
         } else {
             let batches = batch.reduce(1, *)

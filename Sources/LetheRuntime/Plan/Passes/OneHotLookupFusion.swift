@@ -25,7 +25,7 @@ extension WorkingGraph {
         var removed = Set<Int>()
         for (matmulIndex, entry) in entries.enumerated() where entry.node.opType == "MatMul" {
             let matmul = entry.node
-            guard matmul.inputs.count == 2, entry.activation == nil, entry.fusedBias == nil,
+            guard matmul.inputs.count == 2, entry.activation == nil, entry.fusedBias == nil, !entry.weightTransposed,
                 let weight = constants[matmul.inputs[1]], weight.dtype == .float32, weight.rank == 2,
                 weight.floatValues().allSatisfy(\.isFinite),
                 let castIndex = internalProducer(matmul.inputs[0], "Cast"),

@@ -21,7 +21,8 @@ extension WorkingGraph {
                     entries[matmulIndex].node.opType == "MatMul", entries[matmulIndex].fusedBias == nil,
                     entries[matmulIndex].activation == nil,
                     let weight = constants[entries[matmulIndex].node.inputs[1]], weight.rank == 2,
-                    let bias = constants[biasName], bias.rank == 1, bias.elementCount == weight.shape[1],
+                    let bias = constants[biasName], bias.rank == 1,
+                    bias.elementCount == weight.shape[entries[matmulIndex].weightTransposed ? 0 : 1],
                     bias.dtype.isFloatingPoint, isInternal(product, uses: uses)
                 else { continue }
                 entries[matmulIndex].fusedBias = bias.asFloat32()
