@@ -13,6 +13,7 @@ enum LinearAlgebra {
         rows: UnsafePointer<Float>, count: Int, dimension d: Int, into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, d > 0 else { return }
+        LibraryThreads.keepOpenBLASSingleThreaded()
         cblas_ssyrk(
             CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
             1, rows, blasint(d), 0, block, blasint(d))
@@ -31,6 +32,7 @@ enum LinearAlgebra {
         into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, !columns.isEmpty else { return }
+        LibraryThreads.keepOpenBLASSingleThreaded()
         cblas_sgemm(
             CblasRowMajor, CblasTrans, CblasNoTrans, blasint(columns.upperBound), blasint(columns.count),
             blasint(count), 1, rows, blasint(d), rows + columns.lowerBound, blasint(d), 0, block,
@@ -46,6 +48,7 @@ enum LinearAlgebra {
         guard count > 0, d > 0 else { return }
         let block = UnsafeMutablePointer<Float>.allocate(capacity: d * d)
         defer { block.deallocate() }
+        LibraryThreads.keepOpenBLASSingleThreaded()
         cblas_sgemm(
             CblasRowMajor, CblasTrans, CblasNoTrans, blasint(d), blasint(d), blasint(count),
             1, a, blasint(d), b, blasint(d), 0, block, blasint(d))
