@@ -141,14 +141,12 @@ enum BlockedReorder {
                 UnsafeMutableRawPointer(mutating: from + first * fromImage), engine: engine.handle)
             let target = try DNNLMemory(
                 toPlain ? plainDescriptor : blockedDescriptor, to + first * toImage, engine: engine.handle)
-            let stream = try DNNLStream(engine: engine.handle)
-            try (isLarge ? large : small).execute(
+            try (isLarge ? large : small).run(
                 [
                     dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source.handle),
                     dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target.handle)
                 ],
-                stream: stream.handle, scratchpad: nil)
-            try stream.wait()
+                engine: engine.handle)
         }
     }
 

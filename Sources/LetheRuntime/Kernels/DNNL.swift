@@ -77,18 +77,16 @@ final class DNNLBuffer: @unchecked Sendable {
         let reorder = try DNNLPrimitive.reorder(from: plain, to: layout, engine: engine)
         var layoutCopy = layout
         let buffer = DNNLBuffer(byteCount: dnnl_memory_desc_get_size(&layoutCopy))
-        let stream = try DNNLStream(engine: engine)
         let scratch = DNNLBuffer(byteCount: reorder.scratchpadBytes)
         let from = try DNNLMemory(plain, UnsafeMutableRawPointer(mutating: data), engine: engine)
         let to = try DNNLMemory(layout, buffer.pointer, engine: engine)
         let scratchpad = try DNNLMemory.scratchpad(scratch.pointer, bytes: reorder.scratchpadBytes, engine: engine)
-        try reorder.execute(
+        try reorder.run(
             [
                 dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from.handle),
                 dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to.handle)
             ],
-            stream: stream.handle, scratchpad: scratchpad?.handle)
-        try stream.wait()
+            engine: engine, scratchpad: scratchpad?.handle)
         return buffer
     }
 }
@@ -133,6 +131,14 @@ final class DNNLPrimitive: @unchecked Sendable {
 
     /// Runs the primitive on `arguments` (argument index, memory) in `stream`, adding the scratch
     /// memory it asked for.
+    /// Runs the primitive once on a stream of its own and waits for it: how one single-threaded
+    /// slice of a batch, or a one-off reorder, runs.
+    func run(_ arguments: [dnnl_exec_arg_t], engine: dnnl_engine_t, scratchpad: dnnl_memory_t? = nil) throws {
+        let stream = try DNNLStream(engine: engine)
+        try execute(arguments, stream: stream.handle, scratchpad: scratchpad)
+        try stream.wait()
+    }
+
     func execute(_ arguments: [dnnl_exec_arg_t], stream: dnnl_stream_t, scratchpad: dnnl_memory_t?) throws {
         var arguments = arguments
         if scratchpadBytes > 0, let scratchpad {

@@ -54,14 +54,12 @@ final class DNNLMaxPooling: Sendable {
             let target = try DNNLMemory(
                 outputLayout.descriptor(batch: count), y + first * outputLayout.imageElements,
                 engine: engine.handle)
-            let stream = try DNNLStream(engine: engine.handle)
-            try (isLarge ? large : small).execute(
+            try (isLarge ? large : small).run(
                 [
                     dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.handle),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: target.handle)
                 ],
-                stream: stream.handle, scratchpad: nil)
-            try stream.wait()
+                engine: engine.handle)
         }
         return true
     }

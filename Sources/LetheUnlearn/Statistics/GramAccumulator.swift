@@ -59,18 +59,9 @@ final class GramAccumulator {
             let n = min(blockRows - filled, count - done)
             let base = buffer! + filled * dimension
             let first = done
-            let parts = n * dimension >= 1 << 15 ? min(n, GramAccumulator.workers * 4) : 1
-            if parts == 1 {
-                for r in 0..<n { fill(first + r, base + r * dimension) }
-            } else {
-                let d = dimension
-                withoutActuallyEscaping(fill) { fill in
-                    let shared = UnsafeSendable((fill, base))
-                    DispatchQueue.concurrentPerform(iterations: parts) { part in
-                        let (fill, base) = shared.value
-                        for r in (n * part / parts)..<(n * (part + 1) / parts) { fill(first + r, base + r * d) }
-                    }
-                }
+            let d = dimension
+            Self.forEach(n * d >= 1 << 15 ? min(n, GramAccumulator.workers * 4) : 1) { part, parts in
+                for r in (n * part / parts)..<(n * (part + 1) / parts) { fill(first + r, base + r * d) }
             }
             keep(base, count: n, buffered: true)
             filled += n
@@ -197,13 +188,12 @@ final class GramAccumulator {
         // (OpenBLAS stays single-threaded: its idle workers would spin beside the runtime's).
         let threads = max(1, LinearAlgebra.threadCount)
         packed.withUnsafeMutableBufferPointer { packed in
-            let target = UnsafeSendable((rows, packed.baseAddress!))
+            let packed = packed.baseAddress!
             if d <= widestSquare {
                 // Rows split across threads, a float32 block each, summed into the triangle in turn.
                 let parts = count * d * d >= 1 << 22 ? min(threads, count / 64) : 1
                 let lock = NSLock()
                 Self.forEach(max(1, parts)) { part, parts in
-                    let (rows, packed) = target.value
                     let lower = count * part / parts, upper = count * (part + 1) / parts
                     GramScratch.shared.withBlock(count: d * d) { block in
                         LinearAlgebra.gramBlock(rows: rows + lower * d, count: upper - lower, dimension: d, into: block)
@@ -220,7 +210,6 @@ final class GramAccumulator {
             let width = LinearAlgebra.gramPanelWidth
             let panels = (d + width - 1) / width
             Self.forEach(min(threads, panels)) { part, parts in
-                let (rows, packed) = target.value
                 GramScratch.shared.withBlock(count: d * width) { block in
                     for panel in stride(from: part, to: panels, by: parts) {
                         let columns = (panel * width)..<min(d, (panel + 1) * width)
@@ -232,7 +221,7 @@ final class GramAccumulator {
         }
     }
 
-    /// Runs `body(part, parts)` for every part, on as many threads.
+    /// Runs `body(part, parts)` for every part, on as many threads (the parts write disjoint memory).
     private static func forEach(_ parts: Int, _ body: (Int, Int) -> Void) {
         guard parts > 1 else { return body(0, 1) }
         withoutActuallyEscaping(body) { body in
