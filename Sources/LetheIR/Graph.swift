@@ -204,7 +204,7 @@ public struct Model: Sendable {
     public func aligningInitializers() -> Model {
         var model = self
         for index in model.graph.initializers.indices {
-            model.graph.initializers[index].tensor = model.graph.initializers[index].tensor.aligned()
+            model.graph.initializers[index].tensor = model.graph.initializers[index].tensor.alignedForKeeping()
         }
         return model
     }

@@ -25,4 +25,27 @@ final class TensorAlignmentTests: XCTestCase {
         // An aligned tensor is its own aligned form: no copy.
         XCTAssertTrue(aligned.aligned().storage === aligned.storage)
     }
+
+    /// The copy made for keeping drops the file pages it read; the view still reads its values after
+    /// (they come back from the file), and the pages of its neighbours too.
+    func testAlignedForKeepingLeavesTheFileReadable() throws {
+        let count = 3000 // three pages and more
+        let values = (0..<count).map { Float($0) * 0.5 - 7 }
+        var bytes = [UInt8](repeating: 0xCD, count: 3)
+        values.withUnsafeBytes { bytes += $0 }
+        let path = NSTemporaryDirectory() + "lethe-keeping-\(getpid()).bin"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try MappedFile(path: path)
+        let view = Tensor(
+            dtype: .float32, shape: [count], storage: TensorStorage(file: file, range: 3..<(3 + 4 * count)))
+        let header = Tensor(dtype: .uint8, shape: [3], storage: TensorStorage(file: file, range: 0..<3))
+        let kept = view.alignedForKeeping()
+        XCTAssertTrue(kept.isAligned)
+        XCTAssertEqual(kept.floatValues(), values)
+        XCTAssertEqual(view.floatValues(), values)
+        XCTAssertEqual(header.withUnsafeBytes { Array($0) }, [0xCD, 0xCD, 0xCD])
+        // Aligned tensors are kept as they are.
+        XCTAssertTrue(kept.alignedForKeeping().storage === kept.storage)
+    }
 }

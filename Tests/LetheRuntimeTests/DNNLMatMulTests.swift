@@ -51,6 +51,28 @@ final class DNNLMatMulTests: XCTestCase {
         }
     }
 
+    /// The fallback's C: a constant row vector (or scalar) fills the output before the product, a C
+    /// that varies down the rows is broadcast; both against the formula.
+    func testFallbackAddsBetaTimesC() throws {
+        for (cShape, beta) in [([5], Float(0.5)), ([1, 5], 1), ([1], 2), ([3, 5], 0.25), ([3, 1], 1), ([5], 0)] {
+            let g = GemmCase(rows: 3, inner: 4, outer: 5, transposeB: true, alpha: 1.5, beta: beta, c: cShape)
+            let (_, plain, a) = try gemmKernels(g, seed: 11)
+            let b = try XCTUnwrap(plain.b).floatValues(), c = try XCTUnwrap(plain.c).floatValues()
+            let x = a.floatValues()
+            let got = try plain.run([a, nil, nil], ExecutionContext(threads: 2))[0].floatValues()
+            for i in 0..<3 {
+                for j in 0..<5 {
+                    var sum: Float = 0
+                    for k in 0..<4 { sum += x[i * 4 + k] * b[j * 4 + k] }
+                    let ci = cShape.count == 2 && cShape[0] == 3 ? i : 0
+                    let cj = cShape.last == 5 ? j : 0
+                    let expected = 1.5 * sum + beta * c[ci * (cShape.last ?? 1) + cj]
+                    XCTAssertEqual(got[i * 5 + j], expected, accuracy: 1e-5, "C \(cShape), beta \(beta)")
+                }
+            }
+        }
+    }
+
     func testLinearLayersAgreeWithMatrixMultiply() throws {
         // The sample CNN's two layers, batch 64 and the last chunk's odd batch.
         try check(GemmCase(rows: 64, inner: 1568, outer: 128, transposeB: true, c: [128], activation: .relu), seed: 1)

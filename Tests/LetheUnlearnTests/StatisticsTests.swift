@@ -222,6 +222,46 @@ final class StatisticsTests: XCTestCase {
         }
     }
 
+    /// Batches that end with `endBatch` (the row block given back, a few leftover rows held in a copy,
+    /// more of them reduced) add up to the same Gram and sums as rows that never stop, through every
+    /// way rows arrive, while rows are kept and after.
+    func testBatchEndsKeepTheGramExact() {
+        let d = 8
+        let batches = [3, 300, 50, 7, 260, 1, 90]
+        let total = batches.reduce(0, +)
+        let x = TestSupport.randomValues(total * d, seed: 23).map(Float.init)
+        for blockRows in [4096, 100, 7] {
+            for way in 0..<3 {
+                let accumulator = GramAccumulator(dimension: d, maxBlockRows: blockRows)
+                var next = 0
+                for count in batches {
+                    let first = next
+                    switch way {
+                    case 0:
+                        for r in 0..<count {
+                            accumulator.appendRow { row in for j in 0..<d { row[j] = x[(first + r) * d + j] } }
+                        }
+                    case 1:
+                        accumulator.appendRows(count) { index, row in
+                            for j in 0..<d { row[j] = x[(first + index) * d + j] }
+                        }
+                    default:
+                        x.withUnsafeBufferPointer { accumulator.add(rows: $0.baseAddress! + first * d, count: count) }
+                    }
+                    next += count
+                    accumulator.endBatch()
+                }
+                let rows = x.map(Double.init)
+                let expected = TestSupport.gram(rows, rows: total, d: d)
+                XCTAssertLessThan(
+                    TestSupport.maxAbsDifference(accumulator.gram(), expected), 1e-3, "block \(blockRows), way \(way)")
+                let expectedSums = (0..<d).map { j in (0..<total).reduce(0.0) { $0 + rows[$1 * d + j] } }
+                XCTAssertLessThan(TestSupport.maxAbsDifference(accumulator.sums, expectedSums), 1e-4)
+                XCTAssertEqual(accumulator.rowCount, total)
+            }
+        }
+    }
+
     /// A sink told how many images the pass brings keeps no rows when they will reach `d` (its Gram
     /// is the same), and keeps them when they will not.
     func testExpectedImagesDecideWhetherRowsAreKept() throws {

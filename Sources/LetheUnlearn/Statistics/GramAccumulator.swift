@@ -23,8 +23,14 @@ final class GramAccumulator {
     /// rows are kept none is reduced: a caller that works from the rows never pays for `G`, and the
     /// kept rows are reduced at once when they become too many, or when `gram()` is asked for.
     private(set) var keptRows: [Float]? = []
+    /// The row block, borrowed from `GramScratch` while rows arrive and given back at the end of
+    /// each batch (`endBatch`); `filled` counts its rows, or `pending`'s while it is away.
     private var buffer: UnsafeMutablePointer<Float>?
+    private var bufferCapacity = 0
     private var filled = 0
+    /// Rows of a batch too few to reduce on their own, held between batches in a copy of their
+    /// own size instead of the 4 MB block.
+    private var pending: [Float] = []
 
     /// `maxBlockRows` bounds the float32 row block; it shrinks for wide rows to keep the block near
     /// 4 MB (at d = 4608 that is 227 rows, whose `syrk` still outweighs the float64 sum 227 to 1).
@@ -36,12 +42,46 @@ final class GramAccumulator {
         self.reducedSums = [Double](repeating: 0, count: dimension)
     }
 
-    deinit { buffer?.deallocate() }
+    deinit { giveBlock() }
+
+    /// Borrows the row block, with any pending rows back at its start.
+    private func takeBlock() {
+        guard buffer == nil else { return }
+        (buffer, bufferCapacity) = GramScratch.shared.take(blockRows * dimension)
+        if !pending.isEmpty {
+            buffer!.update(from: pending, count: pending.count)
+            pending = []
+        }
+    }
+
+    /// Rows below which a batch's leftover rows wait for the next batch instead of being reduced:
+    /// adding a `syrk` product into the float64 triangle costs about as much as 50 rows of it.
+    static let leastReducedRows = 256
+
+    /// Ends a batch: the row block goes back to `GramScratch`, so that only the accumulators of the
+    /// tap under way hold one (ViT-B/16's 48 layers held 188 MB of blocks between batches). Leftover
+    /// rows are reduced, or kept in a copy their size when they are fewer than `leastReducedRows`.
+    func endBatch() {
+        guard let block = buffer else { return }
+        if keptRows != nil {
+            filled = 0 // every buffered row is among the kept ones
+        } else if filled >= min(Self.leastReducedRows, blockRows) {
+            flush()
+        } else if filled > 0 {
+            pending = Array(UnsafeBufferPointer(start: block, count: filled * dimension))
+        }
+        giveBlock()
+    }
+
+    private func giveBlock() {
+        if let buffer { GramScratch.shared.give((buffer, bufferCapacity)) }
+        buffer = nil
+    }
 
     /// Appends one row that `fill` writes (exactly `dimension` floats).
     @inline(__always)
     func appendRow(_ fill: (UnsafeMutablePointer<Float>) -> Void) {
-        if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+        takeBlock()
         let row = buffer! + filled * dimension
         fill(row)
         keep(row, count: 1, buffered: true)
@@ -55,7 +95,7 @@ final class GramAccumulator {
     func appendRows(_ count: Int, fill: (Int, UnsafeMutablePointer<Float>) -> Void) {
         var done = 0
         while done < count {
-            if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+            takeBlock()
             let n = min(blockRows - filled, count - done)
             let base = buffer! + filled * dimension
             let first = done
@@ -86,7 +126,7 @@ final class GramAccumulator {
                 start += blockRows
                 continue
             }
-            if buffer == nil { buffer = .allocate(capacity: blockRows * dimension) }
+            takeBlock()
             let n = min(blockRows - filled, count - start)
             (buffer! + filled * dimension).update(from: rows + start * dimension, count: n * dimension)
             keep(rows + start * dimension, count: n, buffered: true)
@@ -106,6 +146,7 @@ final class GramAccumulator {
         // The block's rows are among the kept ones, none reduced yet: reduce them all once.
         if rowCount > 0 { kept.withUnsafeBufferPointer { reduce($0.baseAddress!, count: rowCount) } }
         filled = 0
+        pending = []
     }
 
     /// Keeps `count` new rows while fewer than `dimension` have been seen. When they become too many,
@@ -121,8 +162,9 @@ final class GramAccumulator {
         kept.withUnsafeBufferPointer { reduce($0.baseAddress!, count: rowCount) }
         if buffered, filled > 0 {
             buffer!.update(from: buffer! + filled * dimension, count: count * dimension)
-            filled = 0
         }
+        filled = 0
+        pending = []
     }
 
     /// `Σ x` over every row: complete while rows are kept, else once `gram()` has flushed the block.
@@ -135,9 +177,16 @@ final class GramAccumulator {
 
     /// Reduces the partly filled block (kept rows stay unreduced until needed).
     func flush() {
-        guard filled > 0, let buffer else { return }
-        if keptRows == nil { reduce(buffer, count: filled) }
+        guard filled > 0 else { return }
+        if keptRows == nil {
+            if let buffer {
+                reduce(buffer, count: filled)
+            } else {
+                pending.withUnsafeBufferPointer { reduce($0.baseAddress!, count: filled) }
+            }
+        }
         filled = 0
+        pending = []
     }
 
     /// Where row `i` of the packed triangle starts.
@@ -169,8 +218,7 @@ final class GramAccumulator {
             }
         }
         packed = []
-        buffer?.deallocate()
-        buffer = nil
+        giveBlock()
         return full
     }
 
@@ -260,16 +308,16 @@ private struct UnsafeSendable<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// The float32 `d × d` products of `syrk`, lent to one accumulator at a time. Accumulators reduce on
-/// whichever runtime thread fires their tap, so at most one block per thread is out at once; returned
-/// blocks are kept (the largest few) because a fresh 85 MB block costs more in page faults than its
-/// `syrk` on a small batch.
+/// The float32 `d × d` products of `syrk` and the row blocks, lent to one accumulator at a time.
+/// Accumulators reduce on whichever runtime thread fires their tap, so a tap has its row block and at
+/// most one product block per thread out at once; returned blocks are kept (the largest few) because
+/// a fresh 85 MB block costs more in page faults than its `syrk` on a small batch.
 final class GramScratch: @unchecked Sendable {
     static let shared = GramScratch()
     private let lock = NSLock()
     private var free: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
-    /// One block per thread of a split reduction, and the largest sizes.
-    private let kept = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    /// One block per thread of a split reduction and a row block, the largest sizes.
+    private let kept = max(2, ProcessInfo.processInfo.activeProcessorCount) + 1
 
     func withBlock<Result>(count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Result) rethrows -> Result {
         let block = take(count)
@@ -277,7 +325,7 @@ final class GramScratch: @unchecked Sendable {
         return try body(block.pointer)
     }
 
-    private func take(_ count: Int) -> (pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+    func take(_ count: Int) -> (pointer: UnsafeMutablePointer<Float>, capacity: Int) {
         lock.lock()
         defer { lock.unlock() }
         if let index = free.indices.filter({ free[$0].capacity >= count }).min(by: {
@@ -288,7 +336,7 @@ final class GramScratch: @unchecked Sendable {
         return (.allocate(capacity: count), count)
     }
 
-    private func give(_ block: (pointer: UnsafeMutablePointer<Float>, capacity: Int)) {
+    func give(_ block: (pointer: UnsafeMutablePointer<Float>, capacity: Int)) {
         lock.lock()
         defer { lock.unlock() }
         free.append(block)

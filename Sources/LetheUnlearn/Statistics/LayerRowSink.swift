@@ -55,6 +55,7 @@ final class LayerRowSink: @unchecked Sendable {
         case .lastAxis: try consumeVectors(values, use: use, useIndex: useIndex)
         case .columns: try consumeColumns(values, use: use)
         }
+        for accumulator in accumulators { accumulator.endBatch() }
     }
 
     /// Tells the accumulators how many rows the pass will bring, from the first batch's `rows` over

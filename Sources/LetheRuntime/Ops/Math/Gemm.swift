@@ -9,6 +9,9 @@ struct GemmKernel: Kernel {
     let b: Tensor?
     let c: Tensor?
     let activation: Activation?
+    /// `beta · C` as one value per output column when C is a constant row vector (a Linear layer's
+    /// bias): the product then starts from it without broadcasting C each run.
+    let rowBias: Tensor?
     /// The oneDNN matmul for constant weights and a constant row-vector C (the bias of a Linear
     /// layer), nil where it does not apply (see `linearLayer`).
     let dnnl: DNNLMatMul?
@@ -19,12 +22,14 @@ struct GemmKernel: Kernel {
         transposeB = try request.int("transB", 0) != 0
         alpha = try request.float("alpha", 1)
         beta = try request.float("beta", 1)
-        b = request.constant(1)?.asFloat32()
-        c = request.constant(2)?.asFloat32()
+        let b = request.constant(1)?.asFloat32(), c = request.constant(2)?.asFloat32()
+        self.b = b
+        self.c = c
         activation = request.activation
-        if allowDNNL, !transposeA, let b, b.rank == 2, c != nil || !request.hasInput(2),
-            let bias = Self.rowBias(c, beta: beta, columns: transposeB ? b.shape[0] : b.shape[1])
-        {
+        var bias: Tensor?? = nil
+        if let b, b.rank == 2 { bias = Self.rowBias(c, beta: beta, columns: transposeB ? b.shape[0] : b.shape[1]) }
+        rowBias = bias ?? nil
+        if allowDNNL, !transposeA, let b, b.rank == 2, c != nil || !request.hasInput(2), let bias {
             dnnl = linearLayer(weight: b, transposed: transposeB, scale: alpha, bias: bias, activation: activation)
         } else {
             dnnl = nil
@@ -58,8 +63,18 @@ struct GemmKernel: Kernel {
             return [y]
         }
         var gemmBeta: Float = 0
-        if let c, beta != 0 {
-            _ = try broadcastShapes(c.shape, [m, n])
+        if let rowBias {
+            guard rowBias.elementCount == n else {
+                throw RuntimeError("Gemm C has \(rowBias.elementCount) columns, the product \(n)")
+            }
+            // Every row starts from the bias; written here, the pages of a recycled buffer are warm
+            // for the product (a broadcast into a zeroed M × N copy faulted 29 MB a ViT-B/16 layer).
+            let bias = rowBias.floats, py = y.mutableFloats
+            Parallel.forEach(m, threads: context.threads, grain: max(1, 16384 / max(1, n))) { rows in
+                for r in rows { (py + r * n).update(from: bias, count: n) }
+            }
+            gemmBeta = 1
+        } else if let c, beta != 0 {
             guard c.rank <= 2, (try broadcastShapes(c.shape, [m, n])) == [m, n] else {
                 throw RuntimeError("Gemm C of shape \(c.shape) does not broadcast to \([m, n])")
             }
