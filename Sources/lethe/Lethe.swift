@@ -1,5 +1,6 @@
 import ArgumentParser
 import LetheCore
+import LetheRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,7 @@ enum LetheMain {
         // Library messages name settings; here they are the flags.
         Setting.spell { $0.flag }
         HeapPolicy.returnLargeBuffers()
+        LibraryThreads.keepOpenBLASSingleThreaded()
         do {
             var command = try Lethe.parseAsRoot()
             try command.run()

@@ -1,4 +1,5 @@
 import CBLAS
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,10 +26,34 @@ public enum LibraryThreads {
         setOpenMPThreads?(Int32(max(1, threads)))
     }
 
-    /// OpenBLAS runs single-threaded: the runtime parallelises around it.
+    /// OpenBLAS runs single-threaded: the runtime parallelises around it. Its workers, started when
+    /// the library loads, are stopped (see `stopOpenBLASWorkers`).
     static let openBLASSingleThreaded: Void = {
         openblas_set_num_threads(1)
+        stopOpenBLASWorkers(force: true)
     }()
+
+    private typealias Shutdown = @convention(c) () -> Int32
+    /// OpenBLAS's own call for stopping its workers (not in its headers); it starts them again by
+    /// itself when it next runs a product on more than one thread.
+    private static let shutdownOpenBLASWorkers: Shutdown? = dlsym(nil, "blas_thread_shutdown_").map {
+        unsafeBitCast($0, to: Shutdown.self)
+    }
+    /// Whether `withOpenBLAS` may have started OpenBLAS's workers since they were last stopped.
+    private static let openBLASWorkersStarted = Atomic<Bool>(false)
+
+    /// Stops OpenBLAS's workers if `withOpenBLAS` may have started them. After their last product
+    /// they spin on `sched_yield` for about 0.1 s of CPU before they sleep, which on two cores takes
+    /// one from the runtime's kernels (the sample CNN's forget pass after the retain side's solves;
+    /// at load, the whole first 0.1 s of a run). Model runs call it before their kernels start.
+    public static func stopOpenBLASWorkers() {
+        stopOpenBLASWorkers(force: false)
+    }
+
+    private static func stopOpenBLASWorkers(force: Bool) {
+        guard openBLASWorkersStarted.exchange(false, ordering: .acquiringAndReleasing) || force else { return }
+        _ = shutdownOpenBLASWorkers?()
+    }
 
     /// Sets OpenBLAS to one thread if nothing has yet, for callers that split work across threads
     /// themselves. Without it, a model whose kernels never call OpenBLAS (every product in oneDNN)
@@ -48,6 +73,7 @@ public enum LibraryThreads {
     public static func withOpenBLAS<Result>(threads: Int, _ body: () throws -> Result) rethrows -> Result {
         _ = openBLASSingleThreaded
         guard threads > 1 else { return try body() }
+        openBLASWorkersStarted.store(true, ordering: .releasing)
         openblas_set_num_threads(Int32(threads))
         defer { openblas_set_num_threads(1) }
         return try body()

@@ -73,6 +73,7 @@ public final class InferenceSession: @unchecked Sendable {
     /// Runs the model on `inputs` (by input name), calling each tap as its value is computed.
     public func run(_ inputs: [String: Tensor], taps: [ActivationTap] = []) throws -> [String: Tensor] {
         let feeds = try checkedInputs(inputs)
+        LibraryThreads.stopOpenBLASWorkers()
         var callbacks: [String: [@Sendable (Tensor) throws -> Void]] = [:]
         for tap in taps { callbacks[try value(for: tap), default: []].append(tap.body) }
         let required = Set(callbacks.keys)
