@@ -68,6 +68,18 @@ final class StatisticsTests: XCTestCase {
                         }
                         XCTAssertEqual(row, expected[position], "geometry \(index) group \(group) position \(position)")
                     }
+                    // The same patches as lines: line i holds element i of every position, after a gap.
+                    let stride = patches.positions + 3
+                    var lines = [Float](repeating: .nan, count: patches.rowLength * stride)
+                    lines.withUnsafeMutableBufferPointer {
+                        patches.fillLines($0.baseAddress!, lineStride: stride, image: source.baseAddress!, group: group)
+                    }
+                    for i in 0..<patches.rowLength {
+                        XCTAssertEqual(
+                            Array(lines[(i * stride)..<(i * stride + patches.positions)]), expected.map { $0[i] },
+                            "geometry \(index) group \(group) line \(i)")
+                        XCTAssertTrue(lines[(i * stride + patches.positions)..<((i + 1) * stride)].allSatisfy(\.isNaN))
+                    }
                 }
             }
         }
@@ -100,7 +112,23 @@ final class StatisticsTests: XCTestCase {
                 ])
             let sink = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
             try sink.consume(Tensor(shape: [n, c, h, w], values: images), use: layer.uses[0], useIndex: 0)
-            let grams = sink.grams().grams
+            let finished = sink.grams()
+            let grams = finished.grams
+            // Told the pass brings enough rows, a sink keeps none and reduces patches as lines.
+            let told = LayerRowSink(layer: layer, layerIndex: 0, positionCap: nil, seed: 0)
+            told.expectedImages = n
+            for image in 0..<n {
+                let one = Array(images[(image * c * h * w)..<((image + 1) * c * h * w)])
+                try told.consume(Tensor(shape: [1, c, h, w], values: one), use: layer.uses[0], useIndex: 0)
+            }
+            let lines = told.grams()
+            let rowSums = finished.sums
+            for group in 0..<geometry.group {
+                XCTAssertLessThan(
+                    TestSupport.maxAbsDifference(lines.grams[group], grams[group]), 1e-4, "geometry \(index) lines")
+                XCTAssertLessThan(TestSupport.maxAbsDifference(lines.sums[group], rowSums[group]), 1e-9)
+                XCTAssertNil(lines.rows[group])
+            }
             for group in 0..<geometry.group {
                 var rows: [Double] = []
                 for image in 0..<n {

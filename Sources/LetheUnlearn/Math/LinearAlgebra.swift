@@ -19,6 +19,18 @@ enum LinearAlgebra {
             1, rows, blasint(d), 0, block, blasint(d))
     }
 
+    /// The same block from rows stored transposed: `lines` holds `dimension` lines of `count` floats,
+    /// line `i` being element `i` of every row (`syrk` on `A Aᵀ`).
+    static func gramBlock(
+        lines: UnsafePointer<Float>, count: Int, dimension d: Int, into block: UnsafeMutablePointer<Float>
+    ) {
+        guard count > 0, d > 0 else { return }
+        LibraryThreads.keepOpenBLASSingleThreaded()
+        cblas_ssyrk(
+            CblasRowMajor, CblasUpper, CblasNoTrans, blasint(d), blasint(count),
+            1, lines, blasint(count), 0, block, blasint(d))
+    }
+
     /// Rows wider than this get their Gram a column panel at a time (`gramPanel`) instead of as one
     /// square float32 block (16 MB at this width).
     static let widestSquareGram = 2048

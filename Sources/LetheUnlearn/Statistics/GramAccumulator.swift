@@ -113,6 +113,52 @@ final class GramAccumulator {
 
     private static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// Whether `addTransposed` may be used: no rows are kept, and the Gram block is one square.
+    var acceptsTransposed: Bool { keptRows == nil && dimension <= widestSquare }
+
+    /// Adds `items × rowsPerItem` rows that `fill(item, lines, lineStride)` writes transposed: item
+    /// `item`'s rows as `rowsPerItem` consecutive columns of `dimension` lines, `lines` pointing at the
+    /// item's first column. For rows that are faster to write as lines (convolution patches, see
+    /// `PatchRows.fillLines`); the block product is `syrk` on the transposed layout. Items are split
+    /// across threads, each filling and reducing blocks of its own.
+    func addTransposed(
+        items: Int, rowsPerItem: Int, fill: (Int, UnsafeMutablePointer<Float>, Int) -> Void
+    ) {
+        precondition(acceptsTransposed, "GramAccumulator.addTransposed while rows are kept")
+        precondition(!spent, "GramAccumulator used after gram()")
+        guard items > 0, rowsPerItem > 0 else { return }
+        let d = dimension
+        if packed.isEmpty { packed = [Double](repeating: 0, count: d * (d + 1) / 2) }
+        // Blocks of whole items near the row block's 4 MB.
+        let perChunk = max(1, min(items, (blockRows * d) / (d * rowsPerItem)))
+        let chunks = (items + perChunk - 1) / perChunk
+        let lock = NSLock()
+        packed.withUnsafeMutableBufferPointer { packed in
+            let packed = packed.baseAddress!
+            Self.forEach(min(max(1, LinearAlgebra.threadCount), chunks)) { part, parts in
+                var sums = [Double](repeating: 0, count: d)
+                GramScratch.shared.withBlock(count: d * perChunk * rowsPerItem) { lines in
+                    GramScratch.shared.withBlock(count: d * d) { block in
+                        for chunk in stride(from: part, to: chunks, by: parts) {
+                            let first = chunk * perChunk, count = min(perChunk, items - first)
+                            let columns = count * rowsPerItem
+                            for item in 0..<count { fill(first + item, lines + item * rowsPerItem, columns) }
+                            LinearAlgebra.gramBlock(lines: lines, count: columns, dimension: d, into: block)
+                            for i in 0..<d { sums[i] += Self.sum(lines + i * columns, count: columns) }
+                            lock.lock()
+                            self.add(block, width: d, columns: 0..<d, into: packed)
+                            lock.unlock()
+                        }
+                    }
+                }
+                lock.lock()
+                for i in 0..<d { self.reducedSums[i] += sums[i] }
+                lock.unlock()
+            }
+        }
+        rowCount += items * rowsPerItem
+    }
+
     /// Adds `count` contiguous rows: whole blocks straight from the caller's memory, the rest gathered
     /// into the block so that every `syrk` and float64 sum covers a full block (one batch of a dense
     /// layer is only a few rows).
@@ -289,6 +335,24 @@ final class GramAccumulator {
             let target = packed + rowStart(i) + (start - i)
             for k in 0..<(columns.upperBound - start) { target[k] += Double(source[k]) }
         }
+    }
+
+    /// `Σ x` of one line in float64, in four independent sums (one running sum waits on each add).
+    private static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var j = 0
+        while j + 4 <= count {
+            s0 += Double(x[j])
+            s1 += Double(x[j + 1])
+            s2 += Double(x[j + 2])
+            s3 += Double(x[j + 3])
+            j += 4
+        }
+        while j < count {
+            s0 += Double(x[j])
+            j += 1
+        }
+        return (s0 + s1) + (s2 + s3)
     }
 
     private func addSums(_ rows: UnsafePointer<Float>, count: Int, into total: inout [Double]) {

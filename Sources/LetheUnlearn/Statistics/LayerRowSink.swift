@@ -150,6 +150,14 @@ final class LayerRowSink: @unchecked Sendable {
         }
         values.withUnsafeBufferPointer(of: Float.self) { p in
             guard let base = p.baseAddress else { return }
+            if !sampled, accumulators.allSatisfy(\.acceptsTransposed) {
+                for group in 0..<geometry.group {
+                    accumulators[group].addTransposed(items: n, rowsPerItem: perImage) { image, lines, stride in
+                        patches.fillLines(lines, lineStride: stride, image: base + image * imageSize, group: group)
+                    }
+                }
+                return
+            }
             chosen.withUnsafeBufferPointer { positions in
                 for group in 0..<geometry.group {
                     accumulators[group].appendRows(n * perImage) { index, row in

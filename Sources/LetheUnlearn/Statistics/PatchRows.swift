@@ -77,6 +77,42 @@ struct PatchRows {
             }
         }
     }
+
+    /// Writes the patches of every output position of `group` transposed: line `i` (lines `lineStride`
+    /// floats apart from `target`) gets element `i` of each patch, positions in order. A line is a run
+    /// of one input row shifted by its kernel offset, so this copies rows where `fill` gathers values.
+    func fillLines(_ target: UnsafeMutablePointer<Float>, lineStride: Int, image: UnsafePointer<Float>, group: Int) {
+        let plane = height * width
+        var line = target
+        for c in 0..<groupChannels {
+            let source = image + (group * groupChannels + c) * plane
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    // Output columns whose input column lies inside the map: [lower, upper).
+                    let offset = kx * dilationX - padLeft
+                    let lower = min(outputWidth, offset >= 0 ? 0 : (-offset + strideX - 1) / strideX)
+                    let upper = max(lower, min(outputWidth, max(0, (width - offset + strideX - 1) / strideX)))
+                    for oy in 0..<outputHeight {
+                        let out = line + oy * outputWidth
+                        let y = oy * strideY - padTop + ky * dilationY
+                        guard y >= 0, y < height else {
+                            out.update(repeating: 0, count: outputWidth)
+                            continue
+                        }
+                        let row = source + y * width + offset
+                        out.update(repeating: 0, count: lower)
+                        if strideX == 1 {
+                            (out + lower).update(from: row + lower, count: upper - lower)
+                        } else {
+                            for ox in lower..<upper { out[ox] = row[ox * strideX] }
+                        }
+                        (out + upper).update(repeating: 0, count: outputWidth - upper)
+                    }
+                    line += lineStride
+                }
+            }
+        }
+    }
 }
 
 /// Which output positions of one image feed the statistics: all of them up to `cap`, else `cap` of
