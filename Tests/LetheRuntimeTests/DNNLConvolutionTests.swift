@@ -65,6 +65,37 @@ final class DNNLConvolutionTests: XCTestCase {
         try check(Case(x: [2, 17, 13, 11], w: [19, 17, 3, 2], strides: [2, 1], pads: [1, 0, 2, 1]), seed: 5)
     }
 
+    /// Taps that read only padding are left out when one is left (a 3 × 3 convolution over a 1 × 1
+    /// map is its centre tap); the result is the whole kernel's.
+    func testKernelsCutToTheirOneLiveTapAgreeWithIm2col() throws {
+        try check(Case(x: [64, 48, 1, 1], w: [32, 48, 3, 3], pads: [1, 1, 1, 1], activation: .relu), seed: 30)
+        try check(Case(x: [3, 16, 1, 1], w: [8, 8, 5, 5], pads: [2, 2, 2, 2], group: 2), seed: 31)
+        try check(Case(x: [5, 16, 1, 7], w: [8, 16, 3, 3], pads: [1, 1, 1, 1]), seed: 32)
+        try check(Case(x: [4, 16, 2, 2], w: [8, 16, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1]), seed: 33)
+        func axis(
+            _ input: Int, kernel: Int, stride: Int = 1, dilation: Int = 1, pad: Int, output: Int
+        )
+            -> ConvolutionShape.Axis
+        {
+            .init(input: input, kernel: kernel, stride: stride, dilation: dilation, padBegin: pad, output: output)
+        }
+        // 1 × 1 map, pad 1: the centre tap, pad 0.
+        let centre = try XCTUnwrap(
+            KernelCrop([axis(1, kernel: 3, pad: 1, output: 1), axis(1, kernel: 3, pad: 1, output: 1)]))
+        XCTAssertEqual(centre.taps, [1..<2, 1..<2])
+        XCTAssertEqual(centre.cropped([axis(1, kernel: 3, pad: 1, output: 1)]).map(\.padBegin), [0])
+        // A 1 × 7 map keeps every tap along its width: no single tap there, so no crop.
+        XCTAssertNil(KernelCrop([axis(1, kernel: 3, pad: 1, output: 1), axis(7, kernel: 3, pad: 1, output: 7)]))
+        // 2 × 2 map, stride 2: two live taps an axis, left whole.
+        XCTAssertNil(KernelCrop([axis(2, kernel: 3, stride: 2, pad: 1, output: 1)]))
+        // Dilation 2 over a 1-wide map, pad 2: tap 1 of 0..<3.
+        XCTAssertEqual(KernelCrop([axis(1, kernel: 3, dilation: 2, pad: 2, output: 1)])?.taps, [1..<2])
+        // Cutting keeps the weights of the live tap, per output and input channel.
+        let weight = Tensor(shape: [2, 1, 3, 3], values: (0..<18).map(Float.init))
+        XCTAssertEqual(centre.cut(weight).floatValues(), [4, 13])
+        XCTAssertEqual(centre.cut(weight).shape, [2, 1, 1, 1])
+    }
+
     func testGroupedAndDepthwiseConvolutionsAgreeWithIm2col() throws {
         try check(
             Case(
