@@ -1,3 +1,4 @@
+import Foundation
 import LetheCore
 import LetheIR
 import XCTest
@@ -19,6 +20,30 @@ final class SessionFeedsTests: XCTestCase {
         XCTAssertTrue(feeds["b"]!.isBitwiseEqual(to: c))
         XCTAssertThrowsError(try session.feeds(from: [("a", a)])) { error in
             XCTAssertEqual("\(error)", "no array named 'b' (the model's inputs: a, b)")
+        }
+    }
+
+    /// An input whose bytes are not aligned (an `.npz` member read in place) runs whole and in
+    /// chunks, copied once either way, to the same outputs as an aligned copy.
+    func testUnalignedInputsRunWholeAndInChunks() throws {
+        var b = GraphBuilder()
+        b.input("a", [nil, 3])
+        b.node("Relu", ["a"], ["r"])
+        b.node("Mul", ["r", "a"], ["y"])
+        b.output("y")
+        let values = (0..<21).map { Float($0) - 10.5 }
+        var bytes = [UInt8](repeating: 0, count: 1)
+        values.withUnsafeBytes { bytes += $0 }
+        let path = NSTemporaryDirectory() + "lethe-unaligned-input-\(getpid()).bin"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try MappedFile(path: path)
+        let view = Tensor(dtype: .float32, shape: [7, 3], storage: TensorStorage(file: file, range: 1..<85))
+        XCTAssertFalse(view.isAligned)
+        let expected = values.map { max($0, 0) * $0 }
+        for chunk in [nil, 2] as [Int?] {
+            let session = try InferenceSession(model: b.model, options: .init(threads: 2, maxChunk: chunk))
+            XCTAssertEqual(try session.run(["a": view])["y"]?.floatValues(), expected, "chunk \(chunk ?? 0)")
         }
     }
 
