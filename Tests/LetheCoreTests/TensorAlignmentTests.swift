@@ -10,7 +10,7 @@ final class TensorAlignmentTests: XCTestCase {
         var bytes = [UInt8](repeating: 0xAB, count: 1)
         values.withUnsafeBytes { bytes += $0 }
         let path = NSTemporaryDirectory() + "lethe-alignment-\(getpid()).bin"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try MappedFile(path: path)
         let view = Tensor(dtype: .float32, shape: [5], storage: TensorStorage(file: file, range: 1..<21))
@@ -34,7 +34,7 @@ final class TensorAlignmentTests: XCTestCase {
         var bytes = [UInt8](repeating: 0xCD, count: 3)
         values.withUnsafeBytes { bytes += $0 }
         let path = NSTemporaryDirectory() + "lethe-keeping-\(getpid()).bin"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try MappedFile(path: path)
         let view = Tensor(

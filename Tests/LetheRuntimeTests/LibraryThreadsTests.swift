@@ -2,8 +2,9 @@ import CBLAS
 import XCTest
 @testable import LetheRuntime
 
-/// OpenBLAS's workers are stopped when it is held at one thread; products that allow it more
-/// threads afterwards start them again and give the single-threaded result.
+/// OpenBLAS's workers are stopped when it is held at one thread and after threaded products, never
+/// during one; products that allow it more threads afterwards start them again and give the
+/// single-threaded result.
 final class LibraryThreadsTests: XCTestCase {
     func testThreadedProductsAfterTheWorkersStopped() {
         let n = 300
@@ -22,8 +23,13 @@ final class LibraryThreadsTests: XCTestCase {
         for _ in 0..<2 {
             let threaded = LibraryThreads.withOpenBLAS(threads: 2) { () -> [Double] in
                 XCTAssertEqual(openblas_get_num_threads(), 2)
-                return product()
+                let first = product()
+                // A model run starting meanwhile (another thread's) leaves the workers alone.
+                LibraryThreads.stopOpenBLASWorkers()
+                XCTAssertEqual(product(), first)
+                return first
             }
+            LibraryThreads.stopOpenBLASWorkers()
             XCTAssertEqual(openblas_get_num_threads(), 1)
             for i in stride(from: 0, to: n * n, by: 997) { XCTAssertEqual(threaded[i], single[i], accuracy: 1e-12) }
         }

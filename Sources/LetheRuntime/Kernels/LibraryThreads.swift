@@ -39,20 +39,30 @@ public enum LibraryThreads {
     private static let shutdownOpenBLASWorkers: Shutdown? = dlsym(nil, "blas_thread_shutdown_").map {
         unsafeBitCast($0, to: Shutdown.self)
     }
-    /// Whether `withOpenBLAS` may have started OpenBLAS's workers since they were last stopped.
-    private static let openBLASWorkersStarted = Atomic<Bool>(false)
+    /// `withOpenBLAS` bodies running now, and whether one may have started OpenBLAS's workers since
+    /// they were last stopped. Stopping them while a threaded product is under way would take its
+    /// workers from it, so the two wait on each other here.
+    private struct WorkerState {
+        var running = 0
+        var started = false
+    }
+    private static let workers = Mutex(WorkerState())
 
-    /// Stops OpenBLAS's workers if `withOpenBLAS` may have started them. After their last product
-    /// they spin on `sched_yield` for about 0.1 s of CPU before they sleep, which on two cores takes
-    /// one from the runtime's kernels (the sample CNN's forget pass after the retain side's solves;
-    /// at load, the whole first 0.1 s of a run). Model runs call it before their kernels start.
+    /// Stops OpenBLAS's workers if `withOpenBLAS` may have started them and no body of it is running.
+    /// After their last product they spin on `sched_yield` for about 0.1 s of CPU before they sleep,
+    /// which on two cores takes one from the runtime's kernels (the sample CNN's forget pass after
+    /// the retain side's solves; at load, the whole first 0.1 s of a run). Model runs call it before
+    /// their kernels start.
     public static func stopOpenBLASWorkers() {
         stopOpenBLASWorkers(force: false)
     }
 
     private static func stopOpenBLASWorkers(force: Bool) {
-        guard openBLASWorkersStarted.exchange(false, ordering: .acquiringAndReleasing) || force else { return }
-        _ = shutdownOpenBLASWorkers?()
+        workers.withLock { state in
+            guard state.running == 0, state.started || force else { return }
+            state.started = false
+            _ = shutdownOpenBLASWorkers?()
+        }
     }
 
     /// Sets OpenBLAS to one thread if nothing has yet, for callers that split work across threads
@@ -73,9 +83,15 @@ public enum LibraryThreads {
     public static func withOpenBLAS<Result>(threads: Int, _ body: () throws -> Result) rethrows -> Result {
         _ = openBLASSingleThreaded
         guard threads > 1 else { return try body() }
-        openBLASWorkersStarted.store(true, ordering: .releasing)
+        workers.withLock { state in
+            state.running += 1
+            state.started = true
+        }
         openblas_set_num_threads(Int32(threads))
-        defer { openblas_set_num_threads(1) }
+        defer {
+            openblas_set_num_threads(1)
+            workers.withLock { $0.running -= 1 }
+        }
         return try body()
     }
 }
