@@ -12,11 +12,7 @@ enum LinearAlgebra {
     static func gramBlock(
         rows: UnsafePointer<Float>, count: Int, dimension d: Int, into block: UnsafeMutablePointer<Float>
     ) {
-        guard count > 0, d > 0 else { return }
-        LibraryThreads.keepOpenBLASSingleThreaded()
-        cblas_ssyrk(
-            CblasRowMajor, CblasUpper, CblasTrans, blasint(d), blasint(count),
-            1, rows, blasint(d), 0, block, blasint(d))
+        syrk(rows, transposed: true, count: count, dimension: d, into: block)
     }
 
     /// The same block from rows stored transposed: `lines` holds `dimension` lines of `count` floats,
@@ -24,11 +20,19 @@ enum LinearAlgebra {
     static func gramBlock(
         lines: UnsafePointer<Float>, count: Int, dimension d: Int, into block: UnsafeMutablePointer<Float>
     ) {
+        syrk(lines, transposed: false, count: count, dimension: d, into: block)
+    }
+
+    /// `Aᵀ A` (`transposed`, `A` being `count × d`) or `A Aᵀ` (`A` being `d × count`) into `block`.
+    private static func syrk(
+        _ a: UnsafePointer<Float>, transposed: Bool, count: Int, dimension d: Int,
+        into block: UnsafeMutablePointer<Float>
+    ) {
         guard count > 0, d > 0 else { return }
         LibraryThreads.keepOpenBLASSingleThreaded()
         cblas_ssyrk(
-            CblasRowMajor, CblasUpper, CblasNoTrans, blasint(d), blasint(count),
-            1, lines, blasint(count), 0, block, blasint(d))
+            CblasRowMajor, CblasUpper, transposed ? CblasTrans : CblasNoTrans, blasint(d), blasint(count),
+            1, a, blasint(transposed ? d : count), 0, block, blasint(d))
     }
 
     /// Rows wider than this get their Gram a column panel at a time (`gramPanel`) instead of as one
