@@ -96,6 +96,16 @@ final class DNNLConvolutionTests: XCTestCase {
         XCTAssertEqual(centre.cut(weight).shape, [2, 1, 1, 1])
     }
 
+    /// Maps one column wide with one-column kernels (a 1-D convolution written as 2-D, magika's) go to
+    /// oneDNN as one row wide; the bytes are the same, so are the results.
+    func testOneColumnMapsAgreeWithIm2col() throws {
+        try check(Case(x: [64, 32, 40, 1], w: [48, 32, 5, 1], activation: .relu), seed: 40)
+        try check(Case(x: [3, 16, 21, 1], w: [8, 16, 3, 1], strides: [2, 1], pads: [1, 0, 2, 0]), seed: 41)
+        try check(Case(x: [2, 12, 17, 1], w: [12, 4, 3, 1], dilations: [2, 1], group: 3), seed: 42)
+        // A one-row map with a one-row kernel is already in oneDNN's favoured orientation.
+        try check(Case(x: [4, 16, 1, 30], w: [8, 16, 1, 5]), seed: 43)
+    }
+
     func testGroupedAndDepthwiseConvolutionsAgreeWithIm2col() throws {
         try check(
             Case(

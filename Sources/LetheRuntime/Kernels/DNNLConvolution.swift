@@ -210,7 +210,16 @@ final class DNNLConvolution: Sendable {
         // convolution over a 1 × 1 map (ResNet-18's last stage at 32²) is its centre tap alone,
         // and oneDNN would multiply the other eight by zeros.
         let crop = KernelCrop(axes)
-        let axes = crop?.cropped(axes) ?? axes
+        let cropped = crop?.cropped(axes) ?? axes
+        // A 2-D convolution over maps one column wide with a one-column kernel (magika's byte
+        // sequence, [N, 256, 512, 1]) goes to oneDNN as one row wide instead: the same bytes in the
+        // plain, channel-blocked and channels-last layouts and in the weights, but oneDNN's kernels
+        // block along the width, and a width of one left them at half of ONNX Runtime's speed.
+        let alongHeight =
+            cropped.count == 2 && cropped[0].input > 1 && cropped[1].input == 1 && cropped[1].kernel == 1
+            && cropped[1].output == 1 && cropped[1].padBegin == 0
+        let axes = alongHeight ? [cropped[1], cropped[0]] : cropped
+        let weightDims = plainWeightDims(crop, alongHeight: alongHeight)
         let sourceDims = [batch, conv.channels] + axes.map(\.input)
         let destinationDims = [batch, conv.outChannels] + axes.map(\.output)
         // Channel blocks of 16 (AVX-512 kernels), then 8 (AVX2), then whatever oneDNN prefers: on
@@ -225,7 +234,7 @@ final class DNNLConvolution: Sendable {
             }
             let destinationTag = block.map { BlockedLayout.tag(rank: destinationDims.count, block: $0) }
             chosen = try descriptor(
-                conv, axes: axes, weightDims: plainWeightDims(crop), sourceDims: sourceDims,
+                conv, axes: axes, weightDims: weightDims, sourceDims: sourceDims,
                 destinationDims: destinationDims,
                 sourceTag: sourceTag ?? dnnl_format_tag_any,
                 destinationTag: destinationTag ?? dnnl_format_tag_any)
@@ -252,7 +261,8 @@ final class DNNLConvolution: Sendable {
             convolution: convolution, sourceReorder: sourceReorder, destinationReorder: destinationReorder,
             sourcePlain: sourcePlain, source: chosenSource,
             destinationPlain: destinationPlain, destination: chosenDestination,
-            weightsLayout: chosenWeights, weights: try reorderedWeights(chosenWeights, crop: crop, state: &state))
+            weightsLayout: chosenWeights,
+            weights: try reorderedWeights(chosenWeights, crop: crop, dims: weightDims, state: &state))
     }
 
     /// The convolution's primitive descriptor for these activation layouts (the caller destroys it),
@@ -302,22 +312,23 @@ final class DNNLConvolution: Sendable {
     }
 
     /// OI… for one group, GOI… otherwise (oneDNN's grouped weights put the group first), with the
-    /// spatial sizes of `crop`.
-    private func plainWeightDims(_ crop: KernelCrop?) -> [Int] {
+    /// spatial sizes of `crop`, height and width exchanged `alongHeight`.
+    private func plainWeightDims(_ crop: KernelCrop?, alongHeight: Bool) -> [Int] {
         var shape = weight.shape
         if let crop { shape.replaceSubrange(2..., with: crop.taps.map(\.count)) }
+        if alongHeight { shape.swapAt(shape.count - 2, shape.count - 1) }
         if group == 1 { return shape }
         return [group, shape[0] / group] + shape[1...]
     }
 
-    /// The weights in `layout`, cut to `crop`, reordered the first time a primitive asks for them.
+    /// The weights in `layout`, cut to `crop` (plain `dims`), reordered the first time a primitive
+    /// asks for them.
     private func reorderedWeights(
-        _ layout: dnnl_memory_desc_t, crop: KernelCrop?, state: inout State
+        _ layout: dnnl_memory_desc_t, crop: KernelCrop?, dims: [Int], state: inout State
     ) throws -> DNNLBuffer {
         if let known = state.weights.first(where: { $0.crop == crop && dnnlSame($0.layout, layout) }) {
             return known.buffer
         }
-        let dims = plainWeightDims(crop)
         let plain = try dnnlDescriptor(dims, dnnlPlainTag(rank: dims.count))
         let values = crop.map { $0.cut(weight) } ?? weight
         let buffer = try DNNLBuffer.reordered(values.floats, from: plain, to: layout, engine: engine.handle)
