@@ -47,6 +47,27 @@ final class SessionFeedsTests: XCTestCase {
         }
     }
 
+    /// Chunks copy their inputs into the previous chunk's buffers: the outputs agree with the whole
+    /// batch, a computed one and one that passes the input through (Flatten), chunk by chunk.
+    func testChunkInputsAreReusedOnlyWhenFree() throws {
+        for viewed in [true, false] {
+            var b = GraphBuilder()
+            b.input("a", [nil, 3])
+            b.node("Relu", ["a"], ["r"])
+            b.node("Mul", ["r", "a"], ["y"])
+            b.output("y")
+            if viewed {
+                b.node("Flatten", ["a"], ["flat"], [("axis", .int(1))])
+                b.output("flat")
+            }
+            let a = randomTensor([7, 3], seed: 5)
+            let whole = try InferenceSession(model: b.model, options: .init(threads: 1, maxChunk: nil)).run(["a": a])
+            let chunked = try InferenceSession(model: b.model, options: .init(threads: 1, maxChunk: 2)).run(["a": a])
+            XCTAssertEqual(chunked["y"]?.floatValues(), whole["y"]?.floatValues())
+            if viewed { XCTAssertEqual(chunked["flat"]?.floatValues(), a.floatValues()) }
+        }
+    }
+
     func testOutputArraysFollowTheGraphsOutputOrder() throws {
         var b = GraphBuilder()
         b.input("a", [nil, 2])
