@@ -52,6 +52,30 @@ func dnnlPlainTag(rank: Int) -> dnnl_format_tag_t {
     }
 }
 
+/// Runs `make`, which creates oneDNN primitives, with OpenMP at one thread (oneDNN sizes a kernel's
+/// work split on the creating thread's setting, and every run uses one), naming `what` in an error
+/// that is not already a `RuntimeError`.
+func dnnlCreating<Result>(_ what: String, _ make: () throws -> Result) throws(RuntimeError) -> Result {
+    LibraryThreads.useOpenMP(threads: 1)
+    do {
+        return try make()
+    } catch let error as RuntimeError {
+        throw error
+    } catch {
+        throw RuntimeError("\(what): \(error)")
+    }
+}
+
+extension Dictionary {
+    /// Stores a made primitive (or refusal) under `key` in a cache of at most `limit` entries, emptied
+    /// when full: callers feeding ever new sizes (images of every size) would otherwise keep one for
+    /// each forever, and rebuilding one is cheap next to a run.
+    mutating func insert(cached value: Value, forKey key: Key, limit: Int) {
+        if count >= limit { removeAll() }
+        self[key] = value
+    }
+}
+
 /// Whether two memory descriptors describe the same layout.
 func dnnlSame(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
     var a = a, b = b
@@ -129,8 +153,6 @@ final class DNNLPrimitive: @unchecked Sendable {
         return try DNNLPrimitive(descriptor!, "reorder")
     }
 
-    /// Runs the primitive on `arguments` (argument index, memory) in `stream`, adding the scratch
-    /// memory it asked for.
     /// Runs the primitive once on a stream of its own and waits for it: how one single-threaded
     /// slice of a batch, or a one-off reorder, runs.
     func run(_ arguments: [dnnl_exec_arg_t], engine: dnnl_engine_t, scratchpad: dnnl_memory_t? = nil) throws {
@@ -139,6 +161,8 @@ final class DNNLPrimitive: @unchecked Sendable {
         try stream.wait()
     }
 
+    /// Runs the primitive on `arguments` (argument index, memory) in `stream`, adding the scratch
+    /// memory it asked for.
     func execute(_ arguments: [dnnl_exec_arg_t], stream: dnnl_stream_t, scratchpad: dnnl_memory_t?) throws {
         var arguments = arguments
         if scratchpadBytes > 0, let scratchpad {

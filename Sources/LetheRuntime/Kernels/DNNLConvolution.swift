@@ -178,21 +178,11 @@ final class DNNLConvolution: Sendable {
         let key = Key(batch: batch, input: [conv.channels] + axes.map(\.input))
         return try state.withLock { state throws(RuntimeError) -> Entry? in
             if let entry = state.entries[key] { return entry }
-            // oneDNN sizes a kernel's work split on the creating thread's OpenMP setting: one thread,
-            // as every run uses.
-            LibraryThreads.useOpenMP(threads: 1)
-            let entry: Entry
-            do {
-                entry = try make(conv, axes: axes, batch: batch, state: &state).map(Entry.ready) ?? .refused
-            } catch let error as RuntimeError {
-                throw error
-            } catch {
-                throw RuntimeError("oneDNN convolution: \(error)")
+            let entry = try dnnlCreating("oneDNN convolution") {
+                try make(conv, axes: axes, batch: batch, state: &state).map(Entry.ready) ?? .refused
             }
-            // Many distinct input sizes (images of every size) would otherwise keep a primitive
-            // each forever; rebuilding one is cheap next to a run, and the weights stay.
-            if state.entries.count >= Self.entryLimit { state.entries.removeAll() }
-            state.entries[key] = entry
+            // The reordered weights stay when the primitives are dropped.
+            state.entries.insert(cached: entry, forKey: key, limit: Self.entryLimit)
             return entry
         }
     }

@@ -140,19 +140,10 @@ final class DNNLMatMul: Sendable {
     private func prepared(rows: Int) throws -> Entry {
         try state.withLock { state throws(RuntimeError) -> Entry in
             if let entry = state.entries[rows] { return entry }
-            // oneDNN sizes a kernel's work split on the creating thread's OpenMP setting: one thread,
-            // as every run uses.
-            LibraryThreads.useOpenMP(threads: 1)
-            let entry: Entry
-            do {
-                entry = try make(rows: rows, state: &state).map(Entry.ready) ?? .refused
-            } catch let error as RuntimeError {
-                throw error
-            } catch {
-                throw RuntimeError("oneDNN matmul: \(error)")
+            let entry = try dnnlCreating("oneDNN matmul") {
+                try make(rows: rows, state: &state).map(Entry.ready) ?? .refused
             }
-            if state.entries.count >= Self.entryLimit { state.entries.removeAll() }
-            state.entries[rows] = entry
+            state.entries.insert(cached: entry, forKey: rows, limit: Self.entryLimit)
             return entry
         }
     }

@@ -79,10 +79,7 @@ final class DNNLMaxPooling: Sendable {
         if let known = cache.withLock({ $0[key] }) { return known }
         LibraryThreads.useOpenMP(threads: 1)
         let made = try make(slice, padBegin: padBegin, output: output, engine: engine)
-        cache.withLock { cache in
-            if cache.count >= Self.entryLimit { cache.removeAll() }
-            cache[key] = made
-        }
+        cache.withLock { $0.insert(cached: made, forKey: key, limit: Self.entryLimit) }
         return made
     }
 
