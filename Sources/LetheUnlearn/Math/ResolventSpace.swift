@@ -54,12 +54,7 @@ struct ResolventSpace: InputSpace {
         let d = dimension
         let c = (alpha - 1) / trace
         if rows.isEmpty {
-            // (W M)ᵀ = K⁻¹ (α/t) G Wᵀ.
-            var gw = [Double](repeating: 0, count: d * o)
-            LinearAlgebra.multiply(gram, w, transposeB: true, into: &gw, m: d, n: o, k: d, alpha: alpha / trace)
-            let solved = try LinearAlgebra.solvePositiveDefinite(
-                shifted(gram, by: c, size: d), dimension: d, gw, columns: o)
-            for i in 0..<o { for j in 0..<d { result[i * d + j] -= solved[j * o + i] } }
+            try Self.subtract(gram: gram, trace: trace, dimension: d, of: w, outputs: o, alpha: alpha, from: &result)
         } else {
             // W M = (α/t) ((c X Xᵀ + I)⁻¹ X Wᵀ)ᵀ X.
             let n = rowCount
@@ -70,6 +65,38 @@ struct ResolventSpace: InputSpace {
             LinearAlgebra.multiply(
                 solved, transposeA: true, rows, into: &result, m: o, n: d, k: n, alpha: -1, beta: 1)
         }
+    }
+
+    /// `result −= W M` straight from `G` (row-major `d × d`), for a caller that applies each matrix
+    /// once: handed over uniquely, `G` itself becomes `K`, where a space would copy it (75 MB for one
+    /// of ViT-B/16's 3,072-wide layers, at the peak of its run).
+    static func subtractProjection(
+        gram: consuming [Double], dimension d: Int, of w: [Double], outputs o: Int, alpha: Double,
+        from result: inout [Double]
+    ) throws {
+        precondition(gram.count == d * d)
+        guard gram.allSatisfy(\.isFinite) else { throw NumericalError("statistics matrix holds non-finite values") }
+        let trace = (0..<d).reduce(0) { $0 + gram[$1 * d + $1] }
+        guard o > 0, trace > 0, alpha > 0 else { return }
+        try subtract(gram: gram, trace: trace, dimension: d, of: w, outputs: o, alpha: alpha, from: &result)
+    }
+
+    /// The Gram path: `(W M)ᵀ = K⁻¹ (α/t) G Wᵀ` with `K = c·G + I`, formed in `gram`'s buffer (a copy
+    /// only when the caller still holds it).
+    private static func subtract(
+        gram: consuming [Double], trace: Double, dimension d: Int, of w: [Double], outputs o: Int, alpha: Double,
+        from result: inout [Double]
+    ) throws {
+        var gw = [Double](repeating: 0, count: d * o)
+        LinearAlgebra.multiply(gram, w, transposeB: true, into: &gw, m: d, n: o, k: d, alpha: alpha / trace)
+        var k = consume gram
+        let c = (alpha - 1) / trace
+        k.withUnsafeMutableBufferPointer { k in
+            for i in 0..<k.count { k[i] *= c }
+            for i in 0..<d { k[i * d + i] += 1 }
+        }
+        let solved = try LinearAlgebra.solvePositiveDefinite(k, dimension: d, gw, columns: o)
+        for i in 0..<o { for j in 0..<d { result[i * d + j] -= solved[j * o + i] } }
     }
 
     /// `c·A + I`.

@@ -80,10 +80,11 @@ public struct StatisticsCollector: Sendable {
     /// One pass over `samples`, each layer's result handed to `finish` as soon as its sink is done and
     /// the sink released right after, so that a caller reducing the results keeps only one layer's
     /// full matrices at a time. Without `gramsOfKeptRows`, a layer that kept its rows (fewer than `d`)
-    /// comes with empty matrices.
+    /// comes with empty matrices. `finish` may take the matrices out of the result.
     func pass<Reduced>(
         executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
-        progress: UnlearningProgress?, gramsOfKeptRows: Bool = true, finish: (Int, PassResult) throws -> Reduced
+        progress: UnlearningProgress?, gramsOfKeptRows: Bool = true,
+        finish: (Int, inout PassResult) throws -> Reduced
     ) throws -> [Reduced] {
         let cap = positionCap(images: samples.count)
         var sinks: [LayerRowSink?] = layers.enumerated().map {
@@ -107,7 +108,8 @@ public struct StatisticsCollector: Sendable {
         taps = []
         var reduced: [Reduced] = []
         for index in sinks.indices {
-            reduced.append(try finish(index, Self.result(of: sinks[index]!, gramsOfKeptRows: gramsOfKeptRows)))
+            var result = Self.result(of: sinks[index]!, gramsOfKeptRows: gramsOfKeptRows)
+            reduced.append(try finish(index, &result))
             sinks[index] = nil
         }
         return reduced
@@ -117,6 +119,7 @@ public struct StatisticsCollector: Sendable {
         executor: any ModelExecutor, samples: SampleSet, tag: UInt64, phase: String,
         progress: UnlearningProgress?
     ) throws -> [PassResult] {
-        try pass(executor: executor, samples: samples, tag: tag, phase: phase, progress: progress) { $1 }
+        try pass(executor: executor, samples: samples, tag: tag, phase: phase, progress: progress) { _, result in result
+        }
     }
 }
