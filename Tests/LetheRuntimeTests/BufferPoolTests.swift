@@ -60,4 +60,25 @@ final class BufferPoolTests: XCTestCase {
         let sizes = Set(plan.pool.freeSizes)
         XCTAssertEqual(sizes, [5 * 64 * 4])
     }
+
+    /// A Conv → MaxPool run as one step over a small map (the whole batch convolved, then pooled)
+    /// hands its map back to the pool: freed, a map of 4 MiB or more went back to the system and
+    /// faulted in its pages again every chunk.
+    func testFusedConvolutionPoolReturnsItsMap() throws {
+        var g = GraphBuilder()
+        g.input("x", [nil, 3, 8, 8])
+        g.constant("w", randomTensor([16, 3, 3, 3], seed: 31))
+        g.node("Conv", ["x", "w"], ["c"], name: "conv", [("pads", .ints([1, 1, 1, 1]))])
+        g.node("MaxPool", ["c"], ["y"], name: "pool", [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))])
+        g.output("y")
+        let session = try InferenceSession(model: g.model, options: .init(threads: 1))
+        let x = randomTensor([2, 3, 8, 8], seed: 32)
+        let first = try session.run(["x": x])["y"]!
+        let plan = try XCTUnwrap(session.cachedPlan(for: []))
+        try XCTSkipUnless(plan.steps.contains { $0.kernel is ConvPoolKernel }, "no oneDNN: Conv and MaxPool run apart")
+        // 2 images × 16 channels × 8 × 8, float32 (one block of 16 channels: no padding).
+        XCTAssertTrue(plan.pool.freeSizes.contains(2 * 16 * 8 * 8 * 4), "sizes \(plan.pool.freeSizes)")
+        let second = try session.run(["x": x])["y"]!
+        XCTAssertEqual(second.floatValues(), first.floatValues(), "the reused map gives the same outputs")
+    }
 }

@@ -27,7 +27,14 @@ struct ConvPoolKernel: BlockedLayoutKernel {
         if let fused = try runByImage(inputs, emitBlocked: emitBlocked, context) { return fused }
         // The pool takes blocked inputs, so the convolution may leave its output blocked.
         let middle = try conv.run(laidOut: inputs, emitBlocked: true, context)
-        return try pool.run(laidOut: middle.map { $0 }, emitBlocked: emitBlocked, context)
+        let pooled = try pool.run(laidOut: middle.map { $0 }, emitBlocked: emitBlocked, context)
+        // The map between the two is this step's own: handed back to the plan's pool, the next
+        // chunk reuses it. Freed instead, a map of 4 MiB or more (ResNet-18's first one at 32², 64
+        // images) went back to the system and faulted in its pages again every chunk.
+        var map: Tensor? = middle.first?.tensor
+        _ = consume middle
+        BufferPool.current?.recycle(&map)
+        return pooled
     }
 
     /// The image-by-image path, or nil (nothing written) when it does not apply.
