@@ -65,6 +65,54 @@ final class DNNLConvolutionTests: XCTestCase {
         try check(Case(x: [2, 17, 13, 11], w: [19, 17, 3, 2], strides: [2, 1], pads: [1, 0, 2, 1]), seed: 5)
     }
 
+    /// 3 × 3 stride-1 convolutions with 64 channels or more on maps of 4 × 4 or more go to oneDNN's
+    /// Winograd kernel where it has one (AVX-512), and agree with im2col like the direct kernels; a
+    /// smaller map, fewer channels or a stride keep the direct kernels.
+    func testWinogradConvolutionsAgreeWithIm2col() throws {
+        let winograd: [Case] = [
+            Case(x: [6, 64, 8, 8], w: [64, 64, 3, 3], pads: [1, 1, 1, 1], activation: .relu),
+            Case(x: [3, 128, 4, 4], w: [128, 128, 3, 3], pads: [1, 1, 1, 1]),
+            Case(x: [2, 64, 13, 9], w: [96, 64, 3, 3], pads: [1, 1, 1, 1], bias: false),
+            Case(x: [2, 64, 10, 10], w: [64, 64, 3, 3])
+        ]
+        let direct: [Case] = [
+            Case(x: [4, 256, 2, 2], w: [256, 256, 3, 3], pads: [1, 1, 1, 1]),
+            Case(x: [4, 32, 8, 8], w: [32, 32, 3, 3], pads: [1, 1, 1, 1]),
+            Case(x: [4, 64, 8, 8], w: [64, 64, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1])
+        ]
+        var taken = 0
+        for (index, c) in (winograd + direct).enumerated() {
+            try check(c, seed: 70 + UInt64(index) * 3)
+            let dnnl = try XCTUnwrap(try kernels(c, seed: 1).dnnl.dnnl)
+            let conv = try ConvolutionShape(x: c.x, w: c.w, group: 1, geometry: try kernels(c, seed: 1).dnnl.geometry)
+            let implementation = try XCTUnwrap(try dnnl.implementation(conv, rank: 2, threads: 2))
+            if index < winograd.count {
+                if implementation.contains("wino") { taken += 1 }
+            } else {
+                XCTAssertFalse(implementation.contains("wino"), "\(c): \(implementation)")
+            }
+        }
+        // Without AVX-512 oneDNN has no Winograd kernel and every case runs direct.
+        try XCTSkipIf(taken == 0, "oneDNN offers no Winograd kernel on this CPU")
+        XCTAssertEqual(taken, winograd.count)
+    }
+
+    /// Large images keep channels-last activations, unless a convolution may take the Winograd
+    /// kernel, which reads and writes only 16-channel blocks.
+    func testWinogradConvolutionsKeepChannelBlocks() throws {
+        func graph(kernel: Int, channels: Int) -> WorkingGraph {
+            var g = GraphBuilder()
+            g.input("x", [nil, channels, 112, 112])
+            g.constant("w", randomTensor([channels, channels, kernel, kernel], seed: 90))
+            g.node("Conv", ["x", "w"], ["y"], name: "conv", [("pads", .ints([Int](repeating: kernel / 2, count: 4)))])
+            g.output("y")
+            return WorkingGraph(model: g.model, required: [])
+        }
+        XCTAssertFalse(ExecutionPlan.prefersChannelsLast(graph(kernel: 3, channels: 64)))
+        XCTAssertTrue(ExecutionPlan.prefersChannelsLast(graph(kernel: 3, channels: 32)))
+        XCTAssertTrue(ExecutionPlan.prefersChannelsLast(graph(kernel: 1, channels: 64)))
+    }
+
     /// Taps that read only padding are left out when one is left (a 3 × 3 convolution over a 1 × 1
     /// map is its centre tap); the result is the whole kernel's.
     func testKernelsCutToTheirOneLiveTapAgreeWithIm2col() throws {

