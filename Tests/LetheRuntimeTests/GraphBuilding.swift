@@ -28,7 +28,11 @@ struct GraphBuilder {
                 name: name ?? "\(op)_\(nodes.count)", opType: op, inputs: inputs, outputs: outputs,
                 attributes: attributes.map { (name: $0.0, value: $0.1) }))
     }
-    mutating func output(_ name: String) { outputs.append(ValueInfo(name: name)) }
+    /// A graph output; with a `shape` (nil dims free), one a session may run in chunks.
+    mutating func output(_ name: String, _ shape: [Int?]? = nil) {
+        outputs.append(
+            ValueInfo(name: name, shape: shape.map { $0.map { $0.map(Dimension.fixed) ?? .symbolic("batch") } }))
+    }
 
     var model: Model {
         Model(

@@ -30,7 +30,7 @@ final class SessionFeedsTests: XCTestCase {
         b.input("a", [nil, 3])
         b.node("Relu", ["a"], ["r"])
         b.node("Mul", ["r", "a"], ["y"])
-        b.output("y")
+        b.output("y", [nil, 3])
         let values = (0..<21).map { Float($0) - 10.5 }
         var bytes = [UInt8](repeating: 0, count: 1)
         values.withUnsafeBytes { bytes += $0 }
@@ -47,6 +47,52 @@ final class SessionFeedsTests: XCTestCase {
         }
     }
 
+    /// An input read in place from a file gives back its pages chunk by chunk: after a chunked run,
+    /// the mapping holds at most the last chunk's pages, and the input still reads the same.
+    func testMappedInputPagesAreReleasedChunkByChunk() throws {
+        #if os(Linux)
+        var b = GraphBuilder()
+        b.input("a", [nil, 1024])
+        b.node("Neg", ["a"], ["y"])
+        b.output("y", [nil, 1024])
+        let rows = 64, width = 1024
+        let values = (0..<(rows * width)).map { Float($0 % 977) - 488 }
+        let path = NSTemporaryDirectory() + "lethe-mapped-input-\(getpid()).bin"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: values.withUnsafeBytes { Data($0) }))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try MappedFile(path: path)
+        let input = Tensor(
+            dtype: .float32, shape: [rows, width], storage: TensorStorage(file: file, range: 0..<(rows * width * 4)))
+        XCTAssertEqual(input.floatValues(), values)
+        let address = Int(bitPattern: input.storage.base)
+        XCTAssertGreaterThanOrEqual(try residentKilobytes(of: address), rows * width * 4 / 1024, "read: all resident")
+        let session = try InferenceSession(model: b.model, options: .init(threads: 1, maxChunk: 8))
+        XCTAssertEqual(try session.run(["a": input])["y"]?.floatValues(), values.map { -$0 })
+        // One chunk is 32 kB; a page either side may stay.
+        XCTAssertLessThanOrEqual(try residentKilobytes(of: address), 8 * width * 4 / 1024 + 8)
+        XCTAssertEqual(input.floatValues(), values, "released pages read back from the file")
+        #endif
+    }
+
+    /// `Rss` of the mapping that holds `address`, from /proc/self/smaps.
+    private func residentKilobytes(of address: Int) throws -> Int {
+        // /proc files report no size, so they are read to their end rather than by their length.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/smaps") else { throw XCTSkip("no /proc") }
+        defer { try? handle.close() }
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        var inside = false
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { Int($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= address && address < bounds[1]
+            } else if inside, fields.first == "Rss:", fields.count >= 2, let kilobytes = Int(fields[1]) {
+                return kilobytes
+            }
+        }
+        throw XCTSkip("no mapping holds the input")
+    }
+
     /// Chunks copy their inputs into the previous chunk's buffers: the outputs agree with the whole
     /// batch, a computed one and one that passes the input through (Flatten), chunk by chunk.
     func testChunkInputsAreReusedOnlyWhenFree() throws {
@@ -55,10 +101,10 @@ final class SessionFeedsTests: XCTestCase {
             b.input("a", [nil, 3])
             b.node("Relu", ["a"], ["r"])
             b.node("Mul", ["r", "a"], ["y"])
-            b.output("y")
+            b.output("y", [nil, 3])
             if viewed {
                 b.node("Flatten", ["a"], ["flat"], [("axis", .int(1))])
-                b.output("flat")
+                b.output("flat", [nil, 3])
             }
             let a = randomTensor([7, 3], seed: 5)
             let whole = try InferenceSession(model: b.model, options: .init(threads: 1, maxChunk: nil)).run(["a": a])
