@@ -122,7 +122,7 @@ final class FormulaTests: XCTestCase {
             retain: try ResolventSpace(gram: retainGram, dimension: d),
             forget: try ResolventSpace(gram: forgetGram, dimension: d)
         )
-        for (ar, af) in [(100.0, 3.0), (10, 1), (1000, 100), (0.5, 0.3)] {
+        for (ar, af) in [(100.0, 3.0), (10, 1), (1000, 100), (0.5, 0.3), (1.001, 1 + 1e-7), (1.02, 0.985)] {
             let expected = try InputProjection.apply(
                 to: w, outputs: o, retain: eigen.retain, alphaRetain: ar, forget: eigen.forget, alphaForget: af)
             let got = try InputProjection.apply(
@@ -134,6 +134,15 @@ final class FormulaTests: XCTestCase {
             let thin = try InputProjection.apply(
                 to: w, outputs: o, retain: solve.retain, alphaRetain: ar, forget: fromRows, alphaForget: af)
             XCTAssertLessThan(TestSupport.maxAbsDifference(thin, thinExpected), 1e-9, "rows, α_r \(ar), α_f \(af)")
+        }
+        // The streamed projection's entry point, which takes `G` over, agrees with the space.
+        for alpha in [3.0, 1, 0.5, 1.005] {
+            var expected = w, got = w
+            try solve.forget.subtractProjection(
+                of: w, outputs: o, alpha: alpha, threshold: InputProjection.negligibleScale, from: &expected)
+            try ResolventSpace.subtractProjection(
+                gram: forgetGram, dimension: d, of: w, outputs: o, alpha: alpha, from: &got)
+            XCTAssertLessThan(TestSupport.maxAbsDifference(got, expected), 1e-12, "α \(alpha)")
         }
         XCTAssertTrue(solve.retain.energies.isEmpty)
         let zero = try ResolventSpace(gram: [Double](repeating: 0, count: d * d), dimension: d)
