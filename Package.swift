@@ -39,8 +39,10 @@ let package = Package(
         // exp/erf loops the C compiler vectorizes (the runtime's Softmax and GELU).
         .target(name: "CVectorMath"),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
+        // AVX-512 float32 Gram products for the statistics passes (LinearAlgebra.gramBlock).
+        .target(name: "CGramKernels"),
         .target(name: "LetheUnlearn", dependencies: [
-            "LetheRuntime", "LetheSafetensors", "CBLAS", "CSVM",
+            "LetheRuntime", "LetheSafetensors", "CBLAS", "CSVM", "CGramKernels",
         ]),
         .executableTarget(name: "lethe", dependencies: [
             "LetheFormats", "LetheNumPy", "LetheRuntime", "LetheUnlearn",

@@ -1,0 +1,78 @@
+import XCTest
+@testable import LetheUnlearn
+
+/// The float32 Gram blocks (`LinearAlgebra.gramBlock`, `gramPanel`) against float64 sums, on the
+/// widths where the AVX-512 kernels take over from OpenBLAS and past the edges of their tiles
+/// (6 rows, 64 columns, 256-column panels, the lines-to-rows chunks and the widest whole triangle);
+/// without AVX-512 the same checks hold OpenBLAS's blocks.
+final class GramKernelTests: XCTestCase {
+    private func values(_ count: Int, seed: UInt64) -> [Float] {
+        TestSupport.randomValues(count, seed: seed).map(Float.init)
+    }
+
+    /// Entry (i, j) of XᵀX in float64, X being `count × d`.
+    private func exact(_ x: [Float], count: Int, d: Int, _ i: Int, _ j: Int) -> Double {
+        var sum = 0.0
+        for r in 0..<count { sum += Double(x[r * d + i]) * Double(x[r * d + j]) }
+        return sum
+    }
+
+    /// float32 sums: error relative to the row norms of the two columns.
+    private func check(
+        _ got: Float, _ x: [Float], count: Int, d: Int, _ i: Int, _ j: Int, norms: [Double], _ message: String
+    ) {
+        let expected = exact(x, count: count, d: d, i, j)
+        XCTAssertEqual(Double(got), expected, accuracy: 1e-5 * (norms[i] * norms[j]).squareRoot() + 1e-30, message)
+    }
+
+    func testGramBlocksFromRowsAndLinesMatchFloat64() {
+        for (d, count) in [(256, 70), (301, 333), (577, 129), (2305, 9), (40, 17)] {
+            let x = values(count * d, seed: UInt64(d))
+            let norms = (0..<d).map { exact(x, count: count, d: d, $0, $0) }
+            var lines = [Float](repeating: 0, count: count * d)
+            for r in 0..<count { for i in 0..<d { lines[i * count + r] = x[r * d + i] } }
+            var fromRows = [Float](repeating: .nan, count: d * d), fromLines = fromRows
+            x.withUnsafeBufferPointer { xp in
+                fromRows.withUnsafeMutableBufferPointer {
+                    LinearAlgebra.gramBlock(rows: xp.baseAddress!, count: count, dimension: d, into: $0.baseAddress!)
+                }
+            }
+            lines.withUnsafeBufferPointer { lp in
+                fromLines.withUnsafeMutableBufferPointer {
+                    LinearAlgebra.gramBlock(lines: lp.baseAddress!, count: count, dimension: d, into: $0.baseAddress!)
+                }
+            }
+            // Every upper entry near the edges of tiles and panels, and a spread of the rest.
+            let probes = Set([0, 1, 5, 6, 63, 64, 65, 255, 256, 257, d / 2, d - 2, d - 1].filter { $0 < d && $0 >= 0 })
+            for i in probes.union(stride(from: 0, to: d, by: max(1, d / 7))) {
+                for j in probes.union(stride(from: i, to: d, by: max(1, d / 5))) where j >= i {
+                    check(fromRows[i * d + j], x, count: count, d: d, i, j, norms: norms, "rows d \(d) (\(i), \(j))")
+                    check(fromLines[i * d + j], x, count: count, d: d, i, j, norms: norms, "lines d \(d) (\(i), \(j))")
+                }
+            }
+        }
+    }
+
+    /// A panel is the whole rectangle above its columns' end, as `sgemm` gives it.
+    func testGramPanelsMatchFloat64() {
+        let d = 2100, count = 75
+        let x = values(count * d, seed: 99)
+        let norms = (0..<d).map { exact(x, count: count, d: d, $0, $0) }
+        for columns in [0..<256, 1792..<2048, 2048..<2100] {
+            var block = [Float](repeating: .nan, count: columns.upperBound * columns.count)
+            x.withUnsafeBufferPointer { xp in
+                block.withUnsafeMutableBufferPointer {
+                    LinearAlgebra.gramPanel(
+                        rows: xp.baseAddress!, count: count, dimension: d, columns: columns, into: $0.baseAddress!)
+                }
+            }
+            for i in stride(from: 0, to: columns.upperBound, by: 37) + [columns.upperBound - 1] {
+                for c in [0, 1, 63, 64, columns.count - 1] where c < columns.count {
+                    check(
+                        block[i * columns.count + c], x, count: count, d: d, i, columns.lowerBound + c, norms: norms,
+                        "panel \(columns) (\(i), \(c))")
+                }
+            }
+        }
+    }
+}
