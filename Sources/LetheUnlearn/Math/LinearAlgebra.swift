@@ -25,12 +25,14 @@ enum LinearAlgebra {
     }
 
     /// Whether the float32 Gram products run on Lethe's AVX-512 kernels (`CGramKernels`) rather than
-    /// OpenBLAS, whose kernels this machine pins to AVX2: 1.5–1.9× faster from 256 columns on
-    /// (`ssyrk` ≈ 125 GFLOP/s a core against 200–240), slower below (the rows-from-lines copy
-    /// outweighs the gain at the sample CNN's 144). `LETHE_GRAM_KERNELS=0` turns them off.
+    /// OpenBLAS, whose kernels this machine pins to AVX2. Measured on one core against `ssyrk`
+    /// (≈ 90–130 GFLOP/s): from rows, 1.25× at 64 columns, 1.5× at 128, 1.6–1.9× from 192 on; from
+    /// lines, which are copied into rows first, 1.2× at 192 and 1.3–1.7× from 256 on, but slower at
+    /// 64 and 144 (the sample CNN's second convolution). `LETHE_GRAM_KERNELS=0` turns them off.
     static let gramKernels =
         lethe_gram_available() != 0 && ProcessInfo.processInfo.environment["LETHE_GRAM_KERNELS"] != "0"
-    static let gramKernelMinimumWidth = 256
+    static let gramKernelMinimumRows = 64
+    static let gramKernelMinimumLines = 192
 
     /// `Aᵀ A` (`transposed`, `A` being `count × d`) or `A Aᵀ` (`A` being `d × count`) into `block`.
     private static func syrk(
@@ -38,7 +40,7 @@ enum LinearAlgebra {
         into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, d > 0 else { return }
-        if gramKernels, d >= gramKernelMinimumWidth {
+        if gramKernels, d >= (transposed ? gramKernelMinimumRows : gramKernelMinimumLines) {
             if transposed {
                 lethe_gram_rows(a, count, d, d, 0, d, 1, block, d)
             } else {
