@@ -88,14 +88,17 @@ static void zero(float *out, long m, long n, long ldo) {
 /// ran at a third of the speed).
 #define GK_PANEL 256
 
-GK_TARGET void lethe_gram_rows(
+GK_TARGET int lethe_gram_rows(
     const float *x, long count, long stride, long m, long j0, long n, int upper, float *out, long ldo) {
-    if (m <= 0 || n <= 0) return;
-    if (count <= 0) return zero(out, m, n, ldo);
+    if (m <= 0 || n <= 0) return 0;
+    if (count <= 0) {
+        zero(out, m, n, ldo);
+        return 0;
+    }
     long full = m > j0 + n ? m : j0 + n;
     // Every panel's chunk fits: chunk_rows keeps a chunk within 65,536 floats, or 8 rows.
     float *rows = aligned_alloc(64, sizeof(float) * (65536 + 8 * buffer_stride(full)));
-    if (!rows) abort();
+    if (!rows) return -1;
     for (long c0 = 0; c0 < n; c0 += GK_PANEL) {
         long width = n - c0 < GK_PANEL ? n - c0 : GK_PANEL;
         long panelRows = upper && j0 + c0 + width < m ? j0 + c0 + width : m;
@@ -109,6 +112,7 @@ GK_TARGET void lethe_gram_rows(
         }
     }
     free(rows);
+    return 0;
 }
 
 /// Up to this width the whole triangle stays in L3 while chunks of rows pass (2,304² floats: 10 MB of
@@ -116,14 +120,17 @@ GK_TARGET void lethe_gram_rows(
 /// `lethe_gram_rows`'s panels.
 #define GK_WIDEST_TRIANGLE 2304
 
-GK_TARGET void lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo) {
-    if (d <= 0) return;
-    if (count <= 0) return zero(out, d, d, ldo);
+GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo) {
+    if (d <= 0) return 0;
+    if (count <= 0) {
+        zero(out, d, d, ldo);
+        return 0;
+    }
     long stride = buffer_stride(d);
     if (d <= GK_WIDEST_TRIANGLE) {
         long step = chunk_rows(stride);
         float *rows = aligned_alloc(64, sizeof(float) * (65536 + 8 * stride));
-        if (!rows) abort();
+        if (!rows) return -1;
         for (long r0 = 0; r0 < count; r0 += step) {
             long n = count - r0 < step ? count - r0 : step;
             for (long i = 0; i < d; i++) {
@@ -133,10 +140,10 @@ GK_TARGET void lethe_gram_lines(const float *lines, long count, long lineStride,
             chunk(rows, n, stride, d, 0, d, 1, out, ldo, r0 == 0);
         }
         free(rows);
-        return;
+        return 0;
     }
     float *rows = aligned_alloc(64, sizeof(float) * count * stride + 64);
-    if (!rows) abort();
+    if (!rows) return -1;
     for (long r0 = 0; r0 < count; r0 += 16) {
         long n = count - r0 < 16 ? count - r0 : 16;
         for (long i = 0; i < d; i++) {
@@ -144,21 +151,24 @@ GK_TARGET void lethe_gram_lines(const float *lines, long count, long lineStride,
             for (long r = 0; r < n; r++) rows[(r0 + r) * stride + i] = line[r];
         }
     }
-    lethe_gram_rows(rows, count, stride, d, 0, d, 1, out, ldo);
+    int status = lethe_gram_rows(rows, count, stride, d, 0, d, 1, out, ldo);
     free(rows);
+    return status;
 }
 
 #else
 
 int lethe_gram_available(void) { return 0; }
 
-void lethe_gram_rows(
+int lethe_gram_rows(
     const float *x, long count, long stride, long m, long j0, long n, int upper, float *out, long ldo) {
     (void)x; (void)count; (void)stride; (void)m; (void)j0; (void)n; (void)upper; (void)out; (void)ldo;
+    return -1;
 }
 
-void lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo) {
+int lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo) {
     (void)lines; (void)count; (void)lineStride; (void)d; (void)out; (void)ldo;
+    return -1;
 }
 
 #endif

@@ -11,12 +11,13 @@ int lethe_gram_available(void);
 
 /// out[i][c] = Σ_r x[r][i] · x[r][j0 + c] for i < m, c < n, over `count` rows of x (row r at
 /// x + r·stride); out is row-major with leading dimension ldo. With `upper`, only entries with
-/// i ≤ j0 + c are guaranteed (tiles wholly below that diagonal are skipped).
-void lethe_gram_rows(
+/// i ≤ j0 + c are guaranteed (tiles wholly below that diagonal are skipped). Returns 0, or -1 when
+/// its scratch memory could not be allocated (out is then incomplete).
+int lethe_gram_rows(
     const float *x, long count, long stride, long m, long j0, long n, int upper, float *out, long ldo);
 
 /// The upper triangle of L Lᵀ (d × d, leading dimension ldo) for d lines of `count` floats, line i at
-/// lines + i·lineStride: the Gram of rows stored transposed.
-void lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo);
+/// lines + i·lineStride: the Gram of rows stored transposed. Returns 0, or -1 as lethe_gram_rows.
+int lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo);
 
 #endif

@@ -40,13 +40,12 @@ enum LinearAlgebra {
         into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, d > 0 else { return }
+        // The kernels' scratch is a few MB; should it not be had, OpenBLAS recomputes the block.
         if gramKernels, d >= (transposed ? gramKernelMinimumRows : gramKernelMinimumLines) {
-            if transposed {
-                lethe_gram_rows(a, count, d, d, 0, d, 1, block, d)
-            } else {
-                lethe_gram_lines(a, count, count, d, block, d)
-            }
-            return
+            let status =
+                transposed
+                ? lethe_gram_rows(a, count, d, d, 0, d, 1, block, d) : lethe_gram_lines(a, count, count, d, block, d)
+            if status == 0 { return }
         }
         LibraryThreads.keepOpenBLASSingleThreaded()
         cblas_ssyrk(
@@ -67,9 +66,10 @@ enum LinearAlgebra {
         into block: UnsafeMutablePointer<Float>
     ) {
         guard count > 0, !columns.isEmpty else { return }
-        if gramKernels {
+        if gramKernels,
             lethe_gram_rows(
-                rows, count, d, columns.upperBound, columns.lowerBound, columns.count, 0, block, columns.count)
+                rows, count, d, columns.upperBound, columns.lowerBound, columns.count, 0, block, columns.count) == 0
+        {
             return
         }
         LibraryThreads.keepOpenBLASSingleThreaded()
