@@ -24,59 +24,108 @@ static inline GK_TARGET __mmask16 lane_mask(long remaining) {
     return remaining >= 16 ? (__mmask16)0xFFFF : (remaining <= 0 ? 0 : (__mmask16)((1u << remaining) - 1));
 }
 
-/// One tile: rows i0..i0+MR of out, columns c0..c0+width (width ≤ 64, the masks' lanes), over the
-/// chunk's `count` rows; starts from zero when `first`, else adds to out. MR is a constant at every
-/// call, so the MR × 4 accumulators stay in registers.
+/// One tile: rows i0..i0+MR of out, columns c0..c0+width (width ≤ 16·NB, the masks' lanes), over
+/// the chunk's `count` rows; starts from zero when `first`, else adds to out. MR and NB are constants
+/// at every call, so the MR × NB accumulators (at most 24) stay in registers.
 static inline __attribute__((always_inline)) GK_TARGET void tile(
-    const float *x, long count, long stride, long i0, long j, __mmask16 m0, __mmask16 m1, __mmask16 m2,
-    __mmask16 m3, float *out, long ldo, int first, const int MR) {
-    __m512 acc[6][4];
-    const __mmask16 masks[4] = {m0, m1, m2, m3};
+    const float *x, long count, long stride, long i0, long j, const __mmask16 *masks, float *out, long ldo,
+    int first, const int MR, const int NB) {
+    __m512 acc[8][4];
     for (int a = 0; a < MR; a++)
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < NB; b++)
             acc[a][b] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[b], out + a * ldo + 16 * b);
     for (long r = 0; r < count; r++) {
         const float *row = x + r * stride;
         __m512 w[4];
-        for (int b = 0; b < 4; b++) w[b] = _mm512_maskz_loadu_ps(masks[b], row + j + 16 * b);
+        for (int b = 0; b < NB; b++) w[b] = _mm512_maskz_loadu_ps(masks[b], row + j + 16 * b);
         for (int a = 0; a < MR; a++) {
             __m512 v = _mm512_set1_ps(row[i0 + a]);
-            for (int b = 0; b < 4; b++) acc[a][b] = _mm512_fmadd_ps(v, w[b], acc[a][b]);
+            for (int b = 0; b < NB; b++) acc[a][b] = _mm512_fmadd_ps(v, w[b], acc[a][b]);
         }
     }
     for (int a = 0; a < MR; a++)
-        for (int b = 0; b < 4; b++) _mm512_mask_storeu_ps(out + a * ldo + 16 * b, masks[b], acc[a][b]);
+        for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(out + a * ldo + 16 * b, masks[b], acc[a][b]);
 }
 
-#define GK_ARGS x, count, stride, i0, j, m0, m1, m2, m3, out, ldo, first
+#define GK_ARGS x, count, stride, i0, j, masks, out, ldo, first
 
+/// 6 rows of 64 columns, or 8 rows of 48 (widths such as 144 that 64 divides badly).
 static GK_TARGET void tile_rows(
-    const float *x, long count, long stride, long i0, long j, __mmask16 m0, __mmask16 m1, __mmask16 m2,
-    __mmask16 m3, float *out, long ldo, int first, long rows) {
+    const float *x, long count, long stride, long i0, long j, const __mmask16 *masks, float *out, long ldo,
+    int first, long rows, int vectors) {
+    if (vectors == 3) {
+        switch (rows) {
+        case 8: tile(GK_ARGS, 8, 3); break;
+        case 7: tile(GK_ARGS, 7, 3); break;
+        case 6: tile(GK_ARGS, 6, 3); break;
+        case 5: tile(GK_ARGS, 5, 3); break;
+        case 4: tile(GK_ARGS, 4, 3); break;
+        case 3: tile(GK_ARGS, 3, 3); break;
+        case 2: tile(GK_ARGS, 2, 3); break;
+        default: tile(GK_ARGS, 1, 3); break;
+        }
+        return;
+    }
     switch (rows) {
-    case 6: tile(GK_ARGS, 6); break;
-    case 5: tile(GK_ARGS, 5); break;
-    case 4: tile(GK_ARGS, 4); break;
-    case 3: tile(GK_ARGS, 3); break;
-    case 2: tile(GK_ARGS, 2); break;
-    default: tile(GK_ARGS, 1); break;
+    case 6: tile(GK_ARGS, 6, 4); break;
+    case 5: tile(GK_ARGS, 5, 4); break;
+    case 4: tile(GK_ARGS, 4, 4); break;
+    case 3: tile(GK_ARGS, 3, 4); break;
+    case 2: tile(GK_ARGS, 2, 4); break;
+    default: tile(GK_ARGS, 1, 4); break;
     }
 }
 
-/// Every tile of out over one chunk of rows.
+/// Every tile of out over one chunk of rows, in the tile shape that leaves fewer empty lanes.
 static GK_TARGET void chunk(
     const float *x, long count, long stride, long m, long j0, long n, int upper, float *out, long ldo, int first) {
-    for (long c0 = 0; c0 < n; c0 += 64) {
-        long width = n - c0 < 64 ? n - c0 : 64;
-        __mmask16 m0 = lane_mask(width), m1 = lane_mask(width - 16), m2 = lane_mask(width - 32),
-                  m3 = lane_mask(width - 48);
+    const int vectors = (n + 47) / 48 * 48 < (n + 63) / 64 * 64 ? 3 : 4;
+    const long tileWidth = 16 * vectors, tileRows = vectors == 3 ? 8 : 6;
+    for (long c0 = 0; c0 < n; c0 += tileWidth) {
+        long width = n - c0 < tileWidth ? n - c0 : tileWidth;
+        __mmask16 masks[4] = {lane_mask(width), lane_mask(width - 16), lane_mask(width - 32), lane_mask(width - 48)};
         long rowsEnd = m;
         if (upper && j0 + c0 + width < rowsEnd) rowsEnd = j0 + c0 + width;
-        for (long i0 = 0; i0 < rowsEnd; i0 += 6) {
-            long rows = rowsEnd - i0 < 6 ? rowsEnd - i0 : 6;
-            tile_rows(x, count, stride, i0, j0 + c0, m0, m1, m2, m3, out + i0 * ldo + c0, ldo, first, rows);
+        for (long i0 = 0; i0 < rowsEnd; i0 += tileRows) {
+            long rows = rowsEnd - i0 < tileRows ? rowsEnd - i0 : tileRows;
+            tile_rows(x, count, stride, i0, j0 + c0, masks, out + i0 * ldo + c0, ldo, first, rows, vectors);
         }
     }
+}
+
+/// rows[r][i] = lines[i][r] for r < n, i < d (16 × 16 blocks in registers, the edges one by one).
+static GK_TARGET void transpose(const float *lines, long lineStride, long d, long n, float *rows, long stride) {
+    long d16 = d / 16 * 16, n16 = n / 16 * 16;
+    for (long i0 = 0; i0 < d16; i0 += 16)
+        for (long r0 = 0; r0 < n16; r0 += 16) {
+            __m512 a[16], t[16];
+            for (int k = 0; k < 16; k++) a[k] = _mm512_loadu_ps(lines + (i0 + k) * lineStride + r0);
+            for (int k = 0; k < 16; k += 2) {
+                t[k] = _mm512_unpacklo_ps(a[k], a[k + 1]);
+                t[k + 1] = _mm512_unpackhi_ps(a[k], a[k + 1]);
+            }
+            for (int k = 0; k < 16; k += 4) {
+                a[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
+                a[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
+                a[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+                a[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+            }
+            for (int k = 0; k < 4; k++) {
+                t[k] = _mm512_shuffle_f32x4(a[k], a[k + 4], 0x88);
+                t[k + 4] = _mm512_shuffle_f32x4(a[k], a[k + 4], 0xdd);
+                t[k + 8] = _mm512_shuffle_f32x4(a[k + 8], a[k + 12], 0x88);
+                t[k + 12] = _mm512_shuffle_f32x4(a[k + 8], a[k + 12], 0xdd);
+            }
+            for (int k = 0; k < 4; k++) {
+                a[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+                a[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
+                a[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+                a[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xdd);
+            }
+            for (int k = 0; k < 16; k++) _mm512_storeu_ps(rows + (r0 + k) * stride + i0, a[k]);
+        }
+    for (long i = 0; i < d; i++)
+        for (long r = (i < d16 ? n16 : 0); r < n; r++) rows[r * stride + i] = lines[i * lineStride + r];
 }
 
 static void zero(float *out, long m, long n, long ldo) {
@@ -133,10 +182,7 @@ GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, 
         if (!rows) return -1;
         for (long r0 = 0; r0 < count; r0 += step) {
             long n = count - r0 < step ? count - r0 : step;
-            for (long i = 0; i < d; i++) {
-                const float *line = lines + i * lineStride + r0;
-                for (long r = 0; r < n; r++) rows[r * stride + i] = line[r];
-            }
+            transpose(lines + r0, lineStride, d, n, rows, stride);
             chunk(rows, n, stride, d, 0, d, 1, out, ldo, r0 == 0);
         }
         free(rows);
@@ -144,13 +190,7 @@ GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, 
     }
     float *rows = aligned_alloc(64, sizeof(float) * count * stride + 64);
     if (!rows) return -1;
-    for (long r0 = 0; r0 < count; r0 += 16) {
-        long n = count - r0 < 16 ? count - r0 : 16;
-        for (long i = 0; i < d; i++) {
-            const float *line = lines + i * lineStride + r0;
-            for (long r = 0; r < n; r++) rows[(r0 + r) * stride + i] = line[r];
-        }
-    }
+    transpose(lines, lineStride, d, count, rows, stride);
     int status = lethe_gram_rows(rows, count, stride, d, 0, d, 1, out, ldo);
     free(rows);
     return status;

@@ -3,7 +3,8 @@ import XCTest
 
 /// The float32 Gram blocks (`LinearAlgebra.gramBlock`, `gramPanel`) against float64 sums, on the
 /// widths where the AVX-512 kernels take over from OpenBLAS and past the edges of their tiles
-/// (6 rows, 64 columns, 256-column panels, the lines-to-rows chunks and the widest whole triangle);
+/// (6 rows of 64 columns or 8 of 48, 256-column panels, the 16 × 16 transposes of lines into rows,
+/// the widest whole triangle);
 /// without AVX-512 the same checks hold OpenBLAS's blocks.
 final class GramKernelTests: XCTestCase {
     private func values(_ count: Int, seed: UInt64) -> [Float] {
@@ -26,7 +27,10 @@ final class GramKernelTests: XCTestCase {
     }
 
     func testGramBlocksFromRowsAndLinesMatchFloat64() {
-        for (d, count) in [(64, 500), (130, 41), (192, 64), (256, 70), (301, 333), (577, 129), (2305, 9), (40, 17)] {
+        for (d, count) in [
+            (64, 500), (100, 37), (130, 41), (144, 300), (192, 64), (256, 70), (301, 333), (577, 129), (2305, 9),
+            (40, 17)
+        ] {
             let x = values(count * d, seed: UInt64(d))
             let norms = (0..<d).map { exact(x, count: count, d: d, $0, $0) }
             var lines = [Float](repeating: 0, count: count * d)

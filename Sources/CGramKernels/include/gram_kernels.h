@@ -2,9 +2,9 @@
 #define LETHE_GRAM_KERNELS_H
 
 /// Float32 Gram products on AVX-512, for the statistics passes: OpenBLAS here runs its AVX2 kernels
-/// (the machine pins them), about half of what these cores do. Each output tile holds 6 × 64 floats
-/// in registers while the rows stream through in chunks that stay in cache; sums are float32, as in
-/// `ssyrk`, and the callers add each block into float64.
+/// (the machine pins them), about half of what these cores do. Each output tile holds 6 × 64 (or
+/// 8 × 48) floats in registers while the rows stream through in chunks that stay in cache; sums are
+/// float32, as in `ssyrk`, and the callers add each block into float64.
 
 /// 1 when this CPU (and its operating system) runs the kernels.
 int lethe_gram_available(void);

@@ -26,13 +26,12 @@ enum LinearAlgebra {
 
     /// Whether the float32 Gram products run on Lethe's AVX-512 kernels (`CGramKernels`) rather than
     /// OpenBLAS, whose kernels this machine pins to AVX2. Measured on one core against `ssyrk`
-    /// (≈ 90–130 GFLOP/s): from rows, 1.25× at 64 columns, 1.5× at 128, 1.6–1.9× from 192 on; from
-    /// lines, which are copied into rows first, 1.2× at 192 and 1.3–1.7× from 256 on, but slower at
-    /// 64 and 144 (the sample CNN's second convolution). `LETHE_GRAM_KERNELS=0` turns them off.
+    /// (≈ 80–130 GFLOP/s): 1.15–1.35× at 64 columns, 1.4–1.7× at 128–256 (the sample CNN's second
+    /// convolution, 144: 1.6×), 1.3–1.9× from 576 to 4,608; slower under 64, where OpenBLAS keeps the
+    /// blocks. `LETHE_GRAM_KERNELS=0` turns them off.
     static let gramKernels =
         lethe_gram_available() != 0 && ProcessInfo.processInfo.environment["LETHE_GRAM_KERNELS"] != "0"
-    static let gramKernelMinimumRows = 64
-    static let gramKernelMinimumLines = 192
+    static let gramKernelMinimumWidth = 64
 
     /// `Aᵀ A` (`transposed`, `A` being `count × d`) or `A Aᵀ` (`A` being `d × count`) into `block`.
     private static func syrk(
@@ -41,7 +40,7 @@ enum LinearAlgebra {
     ) {
         guard count > 0, d > 0 else { return }
         // The kernels' scratch is a few MB; should it not be had, OpenBLAS recomputes the block.
-        if gramKernels, d >= (transposed ? gramKernelMinimumRows : gramKernelMinimumLines) {
+        if gramKernels, d >= gramKernelMinimumWidth {
             let status =
                 transposed
                 ? lethe_gram_rows(a, count, d, d, 0, d, 1, block, d) : lethe_gram_lines(a, count, count, d, block, d)
