@@ -25,15 +25,16 @@ static inline GK_TARGET __mmask16 lane_mask(long remaining) {
 }
 
 /// One tile: rows i0..i0+MR of out, columns c0..c0+width (width ≤ 16·NB, the masks' lanes), over
-/// the chunk's `count` rows; starts from zero when `first`, else adds to out. MR and NB are constants
-/// at every call, so the MR × NB accumulators (at most 24) stay in registers.
+/// the chunk's `count` rows; writes the chunk's sums when `first`, else adds them to out. Summing each
+/// chunk apart and then the chunks (as `ssyrk`'s blocks do) keeps float32 rounding at about
+/// (chunk + chunks) ulps rather than one running sum's row count. MR and NB are constants at every
+/// call, so the MR × NB accumulators (at most 24) stay in registers.
 static inline __attribute__((always_inline)) GK_TARGET void tile(
     const float *x, long count, long stride, long i0, long j, const __mmask16 *masks, float *out, long ldo,
     int first, const int MR, const int NB) {
     __m512 acc[8][4];
     for (int a = 0; a < MR; a++)
-        for (int b = 0; b < NB; b++)
-            acc[a][b] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[b], out + a * ldo + 16 * b);
+        for (int b = 0; b < NB; b++) acc[a][b] = _mm512_setzero_ps();
     for (long r = 0; r < count; r++) {
         const float *row = x + r * stride;
         __m512 w[4];
@@ -44,7 +45,11 @@ static inline __attribute__((always_inline)) GK_TARGET void tile(
         }
     }
     for (int a = 0; a < MR; a++)
-        for (int b = 0; b < NB; b++) _mm512_mask_storeu_ps(out + a * ldo + 16 * b, masks[b], acc[a][b]);
+        for (int b = 0; b < NB; b++) {
+            float *target = out + a * ldo + 16 * b;
+            __m512 sum = first ? acc[a][b] : _mm512_add_ps(_mm512_maskz_loadu_ps(masks[b], target), acc[a][b]);
+            _mm512_mask_storeu_ps(target, masks[b], sum);
+        }
 }
 
 #define GK_ARGS x, count, stride, i0, j, masks, out, ldo, first
