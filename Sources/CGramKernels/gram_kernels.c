@@ -10,10 +10,13 @@
 
 int lethe_gram_available(void) { return __builtin_cpu_supports("avx512f"); }
 
-/// The rows of each chunk are copied to a buffer whose row stride is not a multiple of 256 bytes
-/// (rows 18 kB apart, ResNet-18's 4,608-wide layer, all fell in the same L1 sets and ran at a third
-/// of the speed), sized so the chunk stays in L2 across the tiles that read it.
-static long buffer_stride(long width) { return (width + 15) / 16 * 16 + 16; }
+/// The rows of each chunk are copied to a buffer whose row stride is a whole number of cache lines but
+/// not of 256 bytes (rows 18 kB apart, ResNet-18's 4,608-wide layer, all fell in the same L1 sets and
+/// ran at a third of the speed), sized so the chunk stays in L2 across the tiles that read it.
+static long buffer_stride(long width) {
+    long stride = (width + 15) / 16 * 16;
+    return stride % 64 == 0 ? stride + 16 : stride;
+}
 
 static long chunk_rows(long stride) {
     long rows = 65536 / stride;
