@@ -51,7 +51,7 @@ let package = Package(
 
         // Package root, reference Python and process running, shared by the test targets.
         .target(name: "LetheTestSupport", path: "Tests/LetheTestSupport"),
-        .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore", "LetheIR"]),
+        .testTarget(name: "LetheCoreTests", dependencies: ["LetheCore", "LetheIR", "LetheTestSupport"]),
         .testTarget(name: "LetheIRTests", dependencies: ["LetheIR"]),
         .testTarget(name: "LetheONNXTests", dependencies: ["LetheONNX", "LetheTestSupport"]),
         .testTarget(name: "LetheSafetensorsTests", dependencies: ["LetheSafetensors", "LetheTestSupport"]),

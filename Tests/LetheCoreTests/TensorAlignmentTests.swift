@@ -1,5 +1,6 @@
 import Foundation
 import LetheCore
+import LetheTestSupport
 import XCTest
 
 /// Views into files written by other tools may start at any byte; element reads still see the
@@ -9,10 +10,7 @@ final class TensorAlignmentTests: XCTestCase {
         let values: [Float] = [1.5, -2, 3.25, 1e-3, 7]
         var bytes = [UInt8](repeating: 0xAB, count: 1)
         values.withUnsafeBytes { bytes += $0 }
-        let path = NSTemporaryDirectory() + "lethe-alignment-\(getpid()).bin"
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(path: temporaryFile("lethe-alignment", contents: Data(bytes)))
         let view = Tensor(dtype: .float32, shape: [5], storage: TensorStorage(file: file, range: 1..<21))
         XCTAssertFalse(view.isAligned)
         XCTAssertEqual(view.floatValues(), values)
@@ -33,10 +31,7 @@ final class TensorAlignmentTests: XCTestCase {
         let values = (0..<count).map { Float($0) * 0.5 - 7 }
         var bytes = [UInt8](repeating: 0xCD, count: 3)
         values.withUnsafeBytes { bytes += $0 }
-        let path = NSTemporaryDirectory() + "lethe-keeping-\(getpid()).bin"
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(path: temporaryFile("lethe-keeping", contents: Data(bytes)))
         let view = Tensor(
             dtype: .float32, shape: [count], storage: TensorStorage(file: file, range: 3..<(3 + 4 * count)))
         let header = Tensor(dtype: .uint8, shape: [3], storage: TensorStorage(file: file, range: 0..<3))

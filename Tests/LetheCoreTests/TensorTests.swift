@@ -1,5 +1,6 @@
 import XCTest
 @testable import LetheCore
+import LetheTestSupport
 
 final class TensorTests: XCTestCase {
     func testByteCountRejectsOverflowAndNegativeDims() {
@@ -19,10 +20,8 @@ final class TensorTests: XCTestCase {
     }
 
     func testMappedTensorIsCopiedOnWriteAndFileUntouched() throws {
-        let path = NSTemporaryDirectory() + "lethe-core-\(UUID().uuidString).bin"
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let values: [Float] = [1, 2, 3, 4]
-        try values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: path)) }
+        let path = try temporaryFile("lethe-core", contents: values.withUnsafeBytes { Data($0) })
         let file = try MappedFile(path: path)
         var tensor = Tensor(dtype: .float32, shape: [2, 2], storage: TensorStorage(file: file, range: 0..<16))
         XCTAssertTrue(tensor.storage.mappedFile === file)

@@ -1,5 +1,6 @@
 import Foundation
 import LetheCore
+import LetheTestSupport
 import LetheIR
 import XCTest
 @testable import LetheRuntime
@@ -34,10 +35,7 @@ final class SessionFeedsTests: XCTestCase {
         let values = (0..<21).map { Float($0) - 10.5 }
         var bytes = [UInt8](repeating: 0, count: 1)
         values.withUnsafeBytes { bytes += $0 }
-        let path = NSTemporaryDirectory() + "lethe-unaligned-input-\(getpid()).bin"
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(path: temporaryFile("lethe-unaligned-input", contents: Data(bytes)))
         let view = Tensor(dtype: .float32, shape: [7, 3], storage: TensorStorage(file: file, range: 1..<85))
         XCTAssertFalse(view.isAligned)
         let expected = values.map { max($0, 0) * $0 }
@@ -57,10 +55,8 @@ final class SessionFeedsTests: XCTestCase {
         b.output("y", [nil, 1024])
         let rows = 64, width = 1024
         let values = (0..<(rows * width)).map { Float($0 % 977) - 488 }
-        let path = NSTemporaryDirectory() + "lethe-mapped-input-\(getpid()).bin"
-        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: values.withUnsafeBytes { Data($0) }))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(
+            path: temporaryFile("lethe-mapped-input", contents: values.withUnsafeBytes { Data($0) }))
         let input = Tensor(
             dtype: .float32, shape: [rows, width], storage: TensorStorage(file: file, range: 0..<(rows * width * 4)))
         XCTAssertEqual(input.floatValues(), values)
