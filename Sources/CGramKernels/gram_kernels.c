@@ -160,12 +160,18 @@ GK_TARGET int lethe_gram_rows(
         long width = n - c0 < GK_PANEL ? n - c0 : GK_PANEL;
         long panelRows = upper && j0 + c0 + width < m ? j0 + c0 + width : m;
         long used = panelRows > j0 + c0 + width ? panelRows : j0 + c0 + width;
-        long bufferStride = buffer_stride(used), step = chunk_rows(bufferStride);
+        // Rows already at such a stride (lines turned into rows, or widths like 144) are read in place.
+        int inPlace = stride == buffer_stride(stride);
+        long bufferStride = inPlace ? stride : buffer_stride(used), step = chunk_rows(bufferStride);
         for (long r0 = 0; r0 < count; r0 += step) {
             long chunkRows = count - r0 < step ? count - r0 : step;
-            for (long r = 0; r < chunkRows; r++)
-                memcpy(rows + r * bufferStride, x + (r0 + r) * stride, sizeof(float) * used);
-            chunk(rows, chunkRows, bufferStride, panelRows, j0 + c0, width, upper, out + c0, ldo, r0 == 0);
+            const float *source = x + r0 * stride;
+            if (!inPlace) {
+                for (long r = 0; r < chunkRows; r++)
+                    memcpy(rows + r * bufferStride, source + r * stride, sizeof(float) * used);
+                source = rows;
+            }
+            chunk(source, chunkRows, bufferStride, panelRows, j0 + c0, width, upper, out + c0, ldo, r0 == 0);
         }
     }
     free(rows);
