@@ -1,5 +1,4 @@
 import CBLAS
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,12 +40,13 @@ public enum LibraryThreads {
     }
     /// `withOpenBLAS` bodies running now, and whether one may have started OpenBLAS's workers since
     /// they were last stopped. Stopping them while a threaded product is under way would take its
-    /// workers from it, so the two wait on each other here.
+    /// workers from it, so the two wait on each other here (a `Locked`, which ThreadSanitizer sees:
+    /// runs side by side reach it at once).
     private struct WorkerState {
         var running = 0
         var started = false
     }
-    private static let workers = Mutex(WorkerState())
+    private static let workers = Locked(WorkerState())
 
     /// Stops OpenBLAS's workers if `withOpenBLAS` may have started them and no body of it is running.
     /// After their last product they spin on `sched_yield` for about 0.1 s of CPU before they sleep,

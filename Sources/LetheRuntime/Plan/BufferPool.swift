@@ -1,5 +1,4 @@
 import LetheCore
-import Synchronization
 
 /// Activation buffers of one plan, reused across its steps and runs.
 ///
@@ -8,13 +7,14 @@ import Synchronization
 /// size takes it instead of calling malloc, whose fresh pages fault on first touch and whose freed
 /// large blocks go back to the system. At the end of a run, sizes that run did not use are dropped,
 /// so the pool never holds more than one run's own buffers (a smaller last chunk does not pin the
-/// full-size set as well).
+/// full-size set as well). Chunks run side by side share the pool, so it is locked with `Locked`,
+/// which ThreadSanitizer understands.
 final class BufferPool: Sendable {
     private struct State {
         var free: [Int: [TensorStorage]] = [:]
         var sizesThisRun: Set<Int> = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// The pool of the plan running on this thread (kernels allocate through `Tensor.uninitialized`).
     @TaskLocal static var current: BufferPool?

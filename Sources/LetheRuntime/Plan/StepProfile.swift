@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Wall time per operator type, summed over every plan run of the process, printed to standard
 /// error at exit when `LETHE_PROFILE` is set (per node when it is `nodes`): how to see which nodes a
@@ -15,7 +14,7 @@ final class StepProfile: Sendable {
         var seconds: [String: Double] = [:]
         var calls: [String: Int] = [:]
     }
-    private let totals = Mutex(Totals())
+    private let totals = Locked(Totals())
 
     private init() {
         atexit { StepProfile.shared?.report() }

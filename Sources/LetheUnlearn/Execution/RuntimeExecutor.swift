@@ -9,21 +9,37 @@ struct RuntimeExecutor: ModelExecutor {
     let input: String
     let output: String
 
-    init(model: Model, threads: Int?) throws {
+    /// `concurrentBatches: false` keeps every pass to one batch at a time (tests compare the two).
+    init(model: Model, threads: Int?, concurrentBatches: Bool = true) throws {
         guard let input = model.graph.runtimeInputs.first?.name else { throw UsageError("the model has no input") }
         guard let output = model.graph.outputs.first?.name else { throw UsageError("the model has no output") }
-        session = try InferenceSession(model: model, options: SessionOptions(threads: threads))
+        session = try InferenceSession(
+            model: model, options: SessionOptions(threads: threads, concurrentChunks: concurrentBatches))
         self.input = input
         self.output = output
     }
 
     func run(_ batch: Tensor, taps: [InputTap]) throws -> Tensor {
+        try run(batch, taps: taps, threads: nil)
+    }
+
+    func run(_ batch: Tensor, taps: [InputTap], threads: Int) throws -> Tensor {
+        try run(batch, taps: taps, threads: Optional(threads))
+    }
+
+    /// Batches the session would split into chunks run one at a time (each chunk's taps in order).
+    func concurrentBatches(sampleShape: [Int], batchSize: Int) -> Int {
+        if let chunk = session.maxChunk, batchSize > chunk { return 1 }
+        return session.concurrentRuns(sampleShapes: [sampleShape])
+    }
+
+    private func run(_ batch: Tensor, taps: [InputTap], threads: Int?) throws -> Tensor {
         let runtimeTaps = taps.map { tap in
             tap.node.isEmpty
                 ? ActivationTap(nodeIndex: tap.nodeIndex, port: .input(tap.input), tap.body)
                 : ActivationTap(node: tap.node, port: .input(tap.input), tap.body)
         }
-        let outputs = try session.run([input: batch], taps: runtimeTaps)
+        let outputs = try session.run([input: batch], taps: runtimeTaps, threads: threads)
         guard let logits = outputs[output] else { throw UsageError("the model produced no output '\(output)'") }
         return logits
     }

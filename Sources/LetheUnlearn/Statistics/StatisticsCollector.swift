@@ -95,14 +95,17 @@ public struct StatisticsCollector: Sendable {
             sink.passTag = tag
             sink.expectedImages = samples.count
             for (useIndex, use) in sink.layer.uses.enumerated() {
+                // Batches run side by side still reach each sink in order, so its sums and position
+                // draws are those of one batch after another.
+                let key = taps.count
                 taps.append(
                     InputTap(node: use.isNamed ? use.node : "", nodeIndex: use.nodeIndex, input: use.input) { tensor in
-                        try sink.consume(tensor, use: use, useIndex: useIndex)
+                        try BatchContext.inTurn(key: key) { try sink.consume(tensor, use: use, useIndex: useIndex) }
                     })
             }
         }
         let batch = Self.batchSize(for: samples.sampleShape, limit: batchSize)
-        try executor.forEachBatch(of: samples, batchSize: batch, taps: taps) { range, _ in
+        try executor.forEachBatch(of: samples, batchSize: batch, taps: taps, tapsTakeTurns: true) { range, _ in
             progress?(phase, range.upperBound, samples.count)
         }
         taps = []
