@@ -30,4 +30,15 @@ void lethe_gelu(float *data, long count);
 /// data[i] = tanh(data[i]).
 void lethe_tanh(float *data, long count);
 
+/// Scaled dot-product attention of one head on AVX-512, for short sequences:
+/// out[i][:d] = softmax(scale · q[i] · K) · V for i < m, where q is m rows of k (stride ldq); the keys
+/// K are k rows of n (stride ldk), or with `keysTransposed` n rows of k; V is n rows of d (stride ldv);
+/// out rows are ldo apart. Each query row's n scores and d outputs stay in registers, so n ≤ 128 and
+/// d ≤ 64. `scratch` holds 16·⌈n/16⌉·(k + 4) floats. Returns 0, or -1 (nothing written) when the CPU
+/// lacks AVX-512 or the sizes are out of range; the caller then takes its general path. Rows whose
+/// scores have no finite maximum are normalised as `lethe_softmax_rows` does.
+int lethe_attention_small(
+    const float *q, long ldq, const float *keys, long ldk, int keysTransposed, const float *v, long ldv, float *out,
+    long ldo, long m, long n, long k, long d, float scale, float *scratch);
+
 #endif

@@ -51,4 +51,20 @@ enum VectorMath {
     /// `data[i] = tanh(data[i])`.
     @inline(__always)
     static func tanh(_ data: UnsafeMutablePointer<Float>, _ count: Int) { lethe_tanh(data, count) }
+
+    /// One attention head on AVX-512 for short sequences, `lethe_attention_small`: `out[i] =
+    /// softmax(scale · q[i] · K) · V`, K read as k rows of n or (`keysTransposed`) n rows of k.
+    /// False (nothing written) when the CPU or the sizes (n ≤ 128, d ≤ 64) do not suit it.
+    @inline(__always)
+    static func attentionHead(
+        queries: UnsafePointer<Float>, _ ldq: Int, keys: UnsafePointer<Float>, _ ldk: Int, keysTransposed: Bool,
+        values: UnsafePointer<Float>, _ ldv: Int, into out: UnsafeMutablePointer<Float>, _ ldo: Int,
+        m: Int, n: Int, k: Int, d: Int, scale: Float, scratch: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        lethe_attention_small(
+            queries, ldq, keys, ldk, keysTransposed ? 1 : 0, values, ldv, out, ldo, m, n, k, d, scale, scratch) == 0
+    }
+
+    /// Floats of scratch `attentionHead` needs.
+    static func attentionScratch(n: Int, k: Int) -> Int { (n + 15) / 16 * 16 * (k + 4) }
 }

@@ -87,15 +87,31 @@ struct AttentionKernel: Kernel {
         let vOffsets = v.batchOffsets(in: batch), outOffsets = out.batchOffsets(in: batch)
         let scale = self.scale
         let work = UncheckedSendable((a, b, v, out))
+        // Short sequences (a ViT on small images: 50 tokens, heads of 16) take the register kernel;
+        // BLAS spent more on packing such heads than on multiplying them.
+        let small = n <= 128 && d <= 64
         Parallel.forEach(batches, threads: context.threads) { range in
             let (a, b, v, out) = work.value
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m * n))
+            let scores = UnsafeMutablePointer<Float>.allocate(
+                capacity: max(1, m * n, small ? VectorMath.attentionScratch(n: n, k: k) : 0))
             defer { scores.deallocate() }
             var copies = MatrixCopies()
             defer { copies.release() }
             for index in range {
                 let left = copies.readable(a, at: aOffsets(index), slot: 0)
                 let right = copies.readable(b, at: bOffsets(index), slot: 1)
+                if small, !left.transposed {
+                    let values = copies.readable(v, at: vOffsets(index), slot: 2)
+                    if !values.transposed,
+                        VectorMath.attentionHead(
+                            queries: left.pointer, left.leading, keys: right.pointer, right.leading,
+                            keysTransposed: right.transposed, values: values.pointer, values.leading,
+                            into: out.base + outOffsets(index), outRowStride, m: m, n: n, k: k, d: d, scale: scale,
+                            scratch: scores)
+                    {
+                        continue
+                    }
+                }
                 MatrixMultiply.multiply(
                     transposeA: left.transposed, transposeB: right.transposed, m: m, n: n, k: k, alpha: scale,
                     a: left.pointer, lda: left.leading, b: right.pointer, ldb: right.leading,
