@@ -57,34 +57,36 @@ static inline __attribute__((always_inline)) GK_TARGET void tile(
 
 #define GK_ARGS x, count, stride, i0, j, masks, out, ldo, first
 
-/// 6 rows of 64 columns, or 8 rows of 48 (widths such as 144 that 64 divides badly).
+#define GK_ROWS(NB, ...)                                                                                         \
+    switch (rows) {                                                                                              \
+    __VA_ARGS__                                                                                                  \
+    case 5: tile(GK_ARGS, 5, NB); break;                                                                         \
+    case 4: tile(GK_ARGS, 4, NB); break;                                                                         \
+    case 3: tile(GK_ARGS, 3, NB); break;                                                                         \
+    case 2: tile(GK_ARGS, 2, NB); break;                                                                         \
+    default: tile(GK_ARGS, 1, NB); break;                                                                        \
+    }
+#define GK_UP_TO_8(NB)                                                                                           \
+    case 8: tile(GK_ARGS, 8, NB); break;                                                                         \
+    case 7: tile(GK_ARGS, 7, NB); break;                                                                         \
+    case 6: tile(GK_ARGS, 6, NB); break;
+
+/// 6 rows of 64 columns, or 8 rows of 48 (widths such as 144 that 64 divides badly); tiles on the
+/// diagonal of an upper triangle drop their leading vectors, so 1 or 2 vectors of up to 8 rows too.
 static GK_TARGET void tile_rows(
     const float *x, long count, long stride, long i0, long j, const __mmask16 *masks, float *out, long ldo,
     int first, long rows, int vectors) {
-    if (vectors == 3) {
-        switch (rows) {
-        case 8: tile(GK_ARGS, 8, 3); break;
-        case 7: tile(GK_ARGS, 7, 3); break;
-        case 6: tile(GK_ARGS, 6, 3); break;
-        case 5: tile(GK_ARGS, 5, 3); break;
-        case 4: tile(GK_ARGS, 4, 3); break;
-        case 3: tile(GK_ARGS, 3, 3); break;
-        case 2: tile(GK_ARGS, 2, 3); break;
-        default: tile(GK_ARGS, 1, 3); break;
-        }
-        return;
-    }
-    switch (rows) {
-    case 6: tile(GK_ARGS, 6, 4); break;
-    case 5: tile(GK_ARGS, 5, 4); break;
-    case 4: tile(GK_ARGS, 4, 4); break;
-    case 3: tile(GK_ARGS, 3, 4); break;
-    case 2: tile(GK_ARGS, 2, 4); break;
-    default: tile(GK_ARGS, 1, 4); break;
+    switch (vectors) {
+    case 4: GK_ROWS(4, case 6: tile(GK_ARGS, 6, 4); break;) break;
+    case 3: GK_ROWS(3, GK_UP_TO_8(3)) break;
+    case 2: GK_ROWS(2, GK_UP_TO_8(2)) break;
+    default: GK_ROWS(1, GK_UP_TO_8(1)) break;
     }
 }
 
-/// Every tile of out over one chunk of rows, in the tile shape that leaves fewer empty lanes.
+/// Every tile of out over one chunk of rows, in the tile shape that leaves fewer empty lanes. With
+/// `upper`, tiles wholly below the diagonal are skipped, and so are the vectors of a tile that lie
+/// below it for all the tile's rows (a 64-wide Gram then computes 63 % of its square, not all of it).
 static GK_TARGET void chunk(
     const float *x, long count, long stride, long m, long j0, long n, int upper, float *out, long ldo, int first) {
     const int vectors = (n + 47) / 48 * 48 < (n + 63) / 64 * 64 ? 3 : 4;
@@ -96,7 +98,11 @@ static GK_TARGET void chunk(
         if (upper && j0 + c0 + width < rowsEnd) rowsEnd = j0 + c0 + width;
         for (long i0 = 0; i0 < rowsEnd; i0 += tileRows) {
             long rows = rowsEnd - i0 < tileRows ? rowsEnd - i0 : tileRows;
-            tile_rows(x, count, stride, i0, j0 + c0, masks, out + i0 * ldo + c0, ldo, first, rows, vectors);
+            int skip = 0;
+            while (upper && skip < vectors - 1 && j0 + c0 + 16 * (skip + 1) <= i0) skip++;
+            tile_rows(
+                x, count, stride, i0, j0 + c0 + 16 * skip, masks + skip, out + i0 * ldo + c0 + 16 * skip, ldo, first,
+                rows, vectors - skip);
         }
     }
 }
@@ -210,6 +216,39 @@ GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, 
     return status;
 }
 
+/// Column sums of 64 columns at a time, in eight float64 vectors; each lane adds its column's rows
+/// in row order, as a scalar loop does, so the sums are the same bits.
+static GK_TARGET void column_sums(const float *x, long count, long stride, long d, double *sums) {
+    for (long c0 = 0; c0 < d; c0 += 64) {
+        long width = d - c0 < 64 ? d - c0 : 64;
+        __mmask16 floats[4];
+        __mmask8 doubles[8];
+        for (int b = 0; b < 4; b++) floats[b] = lane_mask(width - 16 * b);
+        for (int g = 0; g < 8; g++) {
+            long left = width - 8 * g;
+            doubles[g] = left >= 8 ? (__mmask8)0xFF : (left <= 0 ? 0 : (__mmask8)((1u << left) - 1));
+        }
+        __m512d acc[8];
+        for (int g = 0; g < 8; g++) acc[g] = _mm512_maskz_loadu_pd(doubles[g], sums + c0 + 8 * g);
+        for (long r = 0; r < count; r++) {
+            const float *row = x + r * stride + c0;
+            for (int b = 0; b < 4; b++) {
+                __m512 f = _mm512_maskz_loadu_ps(floats[b], row + 16 * b);
+                acc[2 * b] = _mm512_add_pd(acc[2 * b], _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+                __m512 high = _mm512_shuffle_f32x4(f, f, 0xEE);
+                acc[2 * b + 1] = _mm512_add_pd(acc[2 * b + 1], _mm512_cvtps_pd(_mm512_castps512_ps256(high)));
+            }
+        }
+        for (int g = 0; g < 8; g++) _mm512_mask_storeu_pd(sums + c0 + 8 * g, doubles[g], acc[g]);
+    }
+}
+
+int lethe_column_sums(const float *x, long count, long stride, long d, double *sums) {
+    if (!lethe_gram_available()) return -1;
+    column_sums(x, count, stride, d, sums);
+    return 0;
+}
+
 #else
 
 int lethe_gram_available(void) { return 0; }
@@ -222,6 +261,11 @@ int lethe_gram_rows(
 
 int lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo) {
     (void)lines; (void)count; (void)lineStride; (void)d; (void)out; (void)ldo;
+    return -1;
+}
+
+int lethe_column_sums(const float *x, long count, long stride, long d, double *sums) {
+    (void)x; (void)count; (void)stride; (void)d; (void)sums;
     return -1;
 }
 

@@ -1,3 +1,4 @@
+import CGramKernels
 import XCTest
 @testable import LetheUnlearn
 
@@ -99,6 +100,27 @@ final class GramKernelTests: XCTestCase {
                         "panel \(columns) (\(i), \(c))")
                 }
             }
+        }
+    }
+
+    /// The float64 column sums of the statistics (`lethe_column_sums`) are the bits of a scalar loop
+    /// adding each column's rows in order onto what the sums held, for widths across its 64-column
+    /// groups and 8-lane edges, from a strided block.
+    func testColumnSumsAreTheScalarLoopsBits() throws {
+        guard lethe_gram_available() != 0 else { throw XCTSkip("no AVX-512 on this CPU") }
+        for d in [1, 7, 8, 16, 63, 64, 65, 130, 200] {
+            let stride = d + 3, count = 301
+            let x = values(count * stride, seed: UInt64(d)).map { $0 * 1000 }
+            var expected = values(d, seed: 99).map(Double.init)
+            var got = expected
+            for r in 0..<count { for c in 0..<d { expected[c] += Double(x[r * stride + c]) } }
+            let status = x.withUnsafeBufferPointer { xp in
+                got.withUnsafeMutableBufferPointer {
+                    lethe_column_sums(xp.baseAddress, count, stride, d, $0.baseAddress)
+                }
+            }
+            XCTAssertEqual(status, 0)
+            XCTAssertEqual(got, expected, "width \(d)")
         }
     }
 }

@@ -20,4 +20,8 @@ int lethe_gram_rows(
 /// lines + i·lineStride: the Gram of rows stored transposed. Returns 0, or -1 as lethe_gram_rows.
 int lethe_gram_lines(const float *lines, long count, long lineStride, long d, float *out, long ldo);
 
+/// sums[c] += Σ_r x[r][c] for c < d over `count` rows (row r at x + r·stride), in float64, each
+/// column's rows added in order. Returns 0, or -1 (sums untouched) when the CPU lacks AVX-512.
+int lethe_column_sums(const float *x, long count, long stride, long d, double *sums);
+
 #endif

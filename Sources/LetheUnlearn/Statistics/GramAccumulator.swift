@@ -1,3 +1,4 @@
+import CGramKernels
 import Foundation
 
 /// Accumulates `G = Σ x xᵀ` over rows `x ∈ R^d`: rows gather in a float32 block, each full block is
@@ -363,6 +364,7 @@ final class GramAccumulator {
     private func addSums(_ rows: UnsafePointer<Float>, count: Int, into total: inout [Double]) {
         let d = dimension
         total.withUnsafeMutableBufferPointer { total in
+            if LinearAlgebra.gramKernels, lethe_column_sums(rows, count, d, d, total.baseAddress) == 0 { return }
             for r in 0..<count {
                 let row = rows + r * d
                 for j in 0..<d { total[j] += Double(row[j]) }
