@@ -1,5 +1,6 @@
 import Foundation
 import LetheCore
+import LetheRuntime
 import LetheIR
 
 /// The projection of DESIGN §4 for one α pair, applied while the statistics are collected so that only
@@ -53,6 +54,9 @@ struct StreamedProjection {
             return (residual.map { $0.map(Float.init) }, rows)
         }
         _ = consume retain
+        // The solves' OpenBLAS workers spin for about 0.1 s after them; stopped first, they neither
+        // take a core from what follows nor make every page given back interrupt that core.
+        LibraryThreads.stopOpenBLASWorkers()
         HeapPolicy.releaseFreed()
         var statistics = StatisticsSet()
         let patched = try collector.pass(
@@ -71,6 +75,7 @@ struct StreamedProjection {
                 from: ProjectionPlan.groupWeights(tensors[index], layer: layer), layer: layer)
             return tensors[index].replacingValues(with: ProjectionPlan.storedOrder(groups, layer: layer))
         }
+        LibraryThreads.stopOpenBLASWorkers()
         var byName: [String: Tensor] = [:]
         for (layer, tensor) in zip(layers, patched) { byName[layer.name] = tensor }
         return Outcome(weights: byName, statistics: statistics, projectionSeconds: projectionSeconds)
