@@ -262,6 +262,43 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(trace.shape, [2, 3, 5])
     }
 
+    /// LayerNormalization over rows of every width around the 16-lane edges and a ViT-B row, with
+    /// and without a bias, a row far from zero (moments in double keep its deviation exact; the mean
+    /// is then a float, as in ONNX Runtime, which x − mean inherits), and the mean and inverse
+    /// deviation outputs: against float64.
+    func testLayerNormRowsOfEveryWidthMatchFloat64() throws {
+        for inner in [1, 15, 16, 17, 64, 100, 768] {
+            for withBias in [false, true] {
+                let rows = 7
+                let x = Tensor(
+                    shape: [rows, inner],
+                    values: randomFloats(rows * inner, seed: UInt64(inner)).enumerated().map { i, v in
+                        i / inner == 3 ? 1000 + v * 0.01 : v * 3
+                    })
+                let scale = randomTensor([inner], seed: 5), bias = randomTensor([inner], seed: 6)
+                let outputs = try runSingle(
+                    "LayerNormalization", inputs: [("x", x)],
+                    constants: [("s", scale)] + (withBias ? [("b", bias)] : []), outputs: 3)
+                let v = x.floatValues(), sv = scale.floatValues(), bv = bias.floatValues()
+                for r in 0..<rows {
+                    let row = v[(r * inner)..<((r + 1) * inner)].map(Double.init)
+                    let mean = row.reduce(0, +) / Double(inner)
+                    let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(inner)
+                    let inv = 1 / (variance + 1e-5).squareRoot()
+                    XCTAssertEqual(Double(outputs[1].floatValues()[r]), mean, accuracy: 1e-6 * max(1, abs(mean)))
+                    XCTAssertEqual(Double(outputs[2].floatValues()[r]), inv, accuracy: 1e-5 * inv)
+                    for i in 0..<inner {
+                        let centered = row[i] - Double(Float(mean))
+                        let expected = centered * inv * Double(sv[i]) + (withBias ? Double(bv[i]) : 0)
+                        XCTAssertEqual(
+                            Double(outputs[0].floatValues()[r * inner + i]), expected, accuracy: 2e-4,
+                            "width \(inner) bias \(withBias) [\(r), \(i)]")
+                    }
+                }
+            }
+        }
+    }
+
     func testUnsupportedOperatorsAreAllListed() throws {
         var g = GraphBuilder()
         g.input("x", [1, 4])

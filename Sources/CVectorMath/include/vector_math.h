@@ -30,6 +30,14 @@ void lethe_gelu(float *data, long count);
 /// data[i] = tanh(data[i]).
 void lethe_tanh(float *data, long count);
 
+/// Layer normalisation of `rows` contiguous rows of `inner` floats on AVX-512: y = (x − mean) ·
+/// (variance + epsilon)^(−1/2) · scale (+ bias when not NULL), the moments accumulated in double
+/// (two passes over the row, which stays in cache); each row's mean and inverse deviation go to
+/// `means` and `inverses`. Returns 0, or -1 (nothing written) when the CPU lacks AVX-512.
+int lethe_layer_norm_rows(
+    const float *x, float *y, long rows, long inner, const float *scale, const float *bias, double epsilon,
+    float *means, float *inverses);
+
 /// Scaled dot-product attention of one head on AVX-512, for short sequences:
 /// out[i][:d] = softmax(scale · q[i] · K) · V for i < m, where q is m rows of k (stride ldq); the keys
 /// K are k rows of n (stride ldk), or with `keysTransposed` n rows of k; V is n rows of d (stride ldv);

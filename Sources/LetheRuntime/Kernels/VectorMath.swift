@@ -52,6 +52,17 @@ enum VectorMath {
     @inline(__always)
     static func tanh(_ data: UnsafeMutablePointer<Float>, _ count: Int) { lethe_tanh(data, count) }
 
+    /// Layer normalisation of `rows` rows of `inner` floats (`lethe_layer_norm_rows`), each row's mean
+    /// and inverse deviation written out; false (nothing written) without AVX-512.
+    @inline(__always)
+    static func layerNormRows(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, inner: Int,
+        scale: UnsafePointer<Float>, bias: UnsafePointer<Float>?, epsilon: Double,
+        means: UnsafeMutablePointer<Float>, inverses: UnsafeMutablePointer<Float>
+    ) -> Bool {
+        lethe_layer_norm_rows(x, y, rows, inner, scale, bias, epsilon, means, inverses) == 0
+    }
+
     /// One attention head on AVX-512 for short sequences, `lethe_attention_small`: `out[i] =
     /// softmax(scale · q[i] · K) · V`, K read as k rows of n or (`keysTransposed`) n rows of k.
     /// False (nothing written) when the CPU or the sizes (n ≤ 128, d ≤ 64) do not suit it.

@@ -152,6 +152,15 @@ struct LayerNormKernel: Kernel {
         let pm = meanOut.mutableFloats, pi = invOut.mutableFloats
         let epsilon = Double(self.epsilon)
         Parallel.forEach(rows, threads: context.threads, grain: max(1, 8192 / max(1, inner))) { range in
+            // The same formula in one AVX-512 pass per row and step: a transformer's rows are short
+            // (64 floats in the sample ViT), where the call per row and the scalar tail cost most.
+            if VectorMath.layerNormRows(
+                px + range.lowerBound * inner, py + range.lowerBound * inner, rows: range.count, inner: inner,
+                scale: ps, bias: pb, epsilon: epsilon, means: pm + range.lowerBound,
+                inverses: pi + range.lowerBound)
+            {
+                return
+            }
             for r in range {
                 let source = px + r * inner, target = py + r * inner
                 let (mean, variance) = VectorMath.moments(source, inner)
