@@ -11,38 +11,50 @@ static inline AVX512 __mmask16 norm_mask(long left) {
     return left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
 }
 
-/// Σ of a row's floats (or of their squared deviations from `mean`) in double, sixteen lanes at a time.
-static inline AVX512 double norm_sum(const float *x, long count, double mean, int squares) {
-    __m512d low = _mm512_setzero_pd(), high = _mm512_setzero_pd();
-    __m512d center = _mm512_set1_pd(mean);
-    for (long i = 0; i < count; i += 16) {
-        __m512 v = _mm512_maskz_loadu_ps(norm_mask(count - i), x + i);
-        __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        __m512d b = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xEE)));
-        if (squares) {
-            // Lanes past the row are zero, not mean: they are masked out of the squares.
-            __mmask8 ma = (__mmask8)(norm_mask(count - i) & 0xFF), mb = (__mmask8)(norm_mask(count - i) >> 8);
-            a = _mm512_maskz_sub_pd(ma, a, center);
-            b = _mm512_maskz_sub_pd(mb, b, center);
-            low = _mm512_fmadd_pd(a, a, low);
-            high = _mm512_fmadd_pd(b, b, high);
-        } else {
-            low = _mm512_add_pd(low, a);
-            high = _mm512_add_pd(high, b);
+/// Σ of R rows' floats (or of their squared deviations from `mean[r]`) in double, sixteen lanes at a
+/// time, into `out`: R rows at once so that their chains of adds overlap (one 64-float row alone
+/// waited on its adds for most of its time). Each row's sum is the same whatever R.
+static inline __attribute__((always_inline)) AVX512 void norm_sums(
+    const float *x, long inner, const double *mean, int squares, double *out, const int R) {
+    __m512d low[4], high[4], center[4];
+    for (int r = 0; r < R; r++) {
+        low[r] = high[r] = _mm512_setzero_pd();
+        center[r] = _mm512_set1_pd(squares ? mean[r] : 0);
+    }
+    for (long i = 0; i < inner; i += 16) {
+        __mmask16 mask = norm_mask(inner - i);
+        __mmask8 ma = (__mmask8)(mask & 0xFF), mb = (__mmask8)(mask >> 8);
+        for (int r = 0; r < R; r++) {
+            __m512 v = _mm512_maskz_loadu_ps(mask, x + r * inner + i);
+            __m512d a = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+            __m512d b = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xEE)));
+            if (squares) {
+                // Lanes past the row are zero, not the mean: they are masked out of the squares.
+                a = _mm512_maskz_sub_pd(ma, a, center[r]);
+                b = _mm512_maskz_sub_pd(mb, b, center[r]);
+                low[r] = _mm512_fmadd_pd(a, a, low[r]);
+                high[r] = _mm512_fmadd_pd(b, b, high[r]);
+            } else {
+                low[r] = _mm512_add_pd(low[r], a);
+                high[r] = _mm512_add_pd(high[r], b);
+            }
         }
     }
-    return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+    for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_pd(_mm512_add_pd(low[r], high[r]));
 }
 
-static AVX512 void layer_norm_rows(
-    const float *x, float *y, long rows, long inner, const float *scale, const float *bias, double epsilon,
-    float *means, float *inverses) {
-    for (long r = 0; r < rows; r++) {
+/// Rows r0..r0+R normalised.
+static inline __attribute__((always_inline)) AVX512 void norm_rows(
+    const float *x, float *y, long inner, const float *scale, const float *bias, double epsilon, float *means,
+    float *inverses, const int R) {
+    double mean[4], variance[4];
+    norm_sums(x, inner, mean, 0, mean, R);
+    for (int r = 0; r < R; r++) mean[r] /= (double)inner;
+    norm_sums(x, inner, mean, 1, variance, R);
+    for (int r = 0; r < R; r++) {
         const float *source = x + r * inner;
         float *target = y + r * inner;
-        double mean = norm_sum(source, inner, 0, 0) / (double)inner;
-        double variance = norm_sum(source, inner, mean, 1) / (double)inner;
-        float m = (float)mean, s = (float)(1 / sqrt(variance + epsilon));
+        float m = (float)mean[r], s = (float)(1 / sqrt(variance[r] / (double)inner + epsilon));
         means[r] = m;
         inverses[r] = s;
         __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s);
@@ -54,6 +66,16 @@ static AVX512 void layer_norm_rows(
             _mm512_mask_storeu_ps(target + i, mask, v);
         }
     }
+}
+
+static AVX512 void layer_norm_rows(
+    const float *x, float *y, long rows, long inner, const float *scale, const float *bias, double epsilon,
+    float *means, float *inverses) {
+    long r = 0;
+    for (; r + 4 <= rows; r += 4)
+        norm_rows(x + r * inner, y + r * inner, inner, scale, bias, epsilon, means + r, inverses + r, 4);
+    for (; r < rows; r++)
+        norm_rows(x + r * inner, y + r * inner, inner, scale, bias, epsilon, means + r, inverses + r, 1);
 }
 
 int lethe_layer_norm_rows(
