@@ -75,7 +75,8 @@ static inline float tanh_approx(float input) {
     return input != input ? input : result;
 }
 
-// Each kernel is compiled twice, for AVX2+FMA and for the baseline, and picked once per call.
+// Each kernel is compiled three times, for AVX-512, for AVX2+FMA and for the baseline, and picked
+// once per call.
 #define LETHE_KERNELS(suffix, attributes)                                                          \
     attributes static void shifted_exp_##suffix(const float *source, float *target, long count,    \
                                                 float shift) {                                     \
@@ -145,10 +146,19 @@ static inline float tanh_approx(float input) {
 
 #if defined(__x86_64__) && defined(__clang__)
 LETHE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
+// 512-bit vectors (min_vector_width lets the vectorizer use them): twice the lanes for the
+// transformer's GELU, exp and tanh; lane for lane the same arithmetic, so the same results.
+LETHE_KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"), min_vector_width(512))))
 // __builtin_cpu_supports reads the CPU model the runtime fills in before main: no caching (and
 // so no race between threads asking at once) is needed.
 static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#define DISPATCH(name, ...) (has_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__))
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+}
+#define DISPATCH(name, ...)                                                                        \
+    (has_avx512() ? name##_avx512(__VA_ARGS__)                                                     \
+                  : (has_avx2() ? name##_avx2(__VA_ARGS__) : name##_base(__VA_ARGS__)))
 #else
 #define DISPATCH(name, ...) name##_base(__VA_ARGS__)
 #endif
