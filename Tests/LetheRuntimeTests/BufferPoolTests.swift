@@ -81,4 +81,27 @@ final class BufferPoolTests: XCTestCase {
         let second = try session.run(["x": x])["y"]!
         XCTAssertEqual(second.floatValues(), first.floatValues(), "the reused map gives the same outputs")
     }
+
+    /// Runs side by side: one run's end keeps the sizes the other has asked for so far; the sizes
+    /// no run used are dropped once the last run ends.
+    func testOverlappingRunsKeepEachOthersSizes() {
+        let pool = BufferPool()
+        func give(_ floats: Int) {
+            var slot: Tensor? = Tensor(zeros: .float32, shape: [floats])
+            pool.recycle(&slot)
+        }
+        pool.beginRun()
+        give(8) // a size nobody asks for in the next round
+        pool.endRun()
+        XCTAssertEqual(Set(pool.freeSizes), [32])
+        pool.beginRun() // A
+        pool.beginRun() // B
+        XCTAssertNil(pool.take(100)) // B asks for 100 floats' bytes before A ends
+        give(25) // A gives back 100 bytes
+        pool.endRun() // A ends while B runs: nothing is dropped
+        XCTAssertEqual(Set(pool.freeSizes), [32, 100])
+        give(50) // B gives back 200 bytes
+        pool.endRun() // B, the last: 32 bytes went unused since the last pruning
+        XCTAssertEqual(Set(pool.freeSizes), [100, 200])
+    }
 }

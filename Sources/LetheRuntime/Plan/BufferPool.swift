@@ -7,12 +7,14 @@ import LetheCore
 /// size takes it instead of calling malloc, whose fresh pages fault on first touch and whose freed
 /// large blocks go back to the system. At the end of a run, sizes that run did not use are dropped,
 /// so the pool never holds more than one run's own buffers (a smaller last chunk does not pin the
-/// full-size set as well). Chunks run side by side share the pool, so it is locked with `Locked`,
-/// which ThreadSanitizer understands.
+/// full-size set as well). Chunks run side by side share the pool (locked with `Locked`, which
+/// ThreadSanitizer understands); sizes are then dropped only when no run is under way, since one
+/// run's end would otherwise drop the sizes the other had asked for so far.
 final class BufferPool: Sendable {
     private struct State {
         var free: [Int: [TensorStorage]] = [:]
         var sizesThisRun: Set<Int> = []
+        var running = 0
     }
     private let state = Locked(State())
 
@@ -41,9 +43,15 @@ final class BufferPool: Sendable {
     /// Byte sizes with a buffer waiting.
     var freeSizes: [Int] { state.withLock { $0.free.filter { !$0.value.isEmpty }.map(\.key) } }
 
-    /// Drops the sizes the finished run never asked for.
+    /// A run starts.
+    func beginRun() { state.withLock { $0.running += 1 } }
+
+    /// A run ends: when it was the last under way, the sizes no run asked for since the pool was last
+    /// pruned are dropped.
     func endRun() {
         state.withLock { state in
+            state.running -= 1
+            guard state.running == 0 else { return }
             state.free = state.free.filter { state.sizesThisRun.contains($0.key) }
             state.sizesThisRun = []
         }

@@ -217,6 +217,7 @@ final class ExecutionPlan: @unchecked Sendable {
         _ feeds: [String: Tensor], taps: [Int: [@Sendable (Tensor) throws -> Void]],
         context: ExecutionContext
     ) throws -> [String: Tensor] {
+        pool.beginRun()
         defer { pool.endRun() }
         return try BufferPool.$current.withValue(pool) {
             try executeSteps(feeds, taps: taps, context: context)
