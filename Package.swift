@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "CVectorMath"),
         .target(name: "LetheRuntime", dependencies: ["LetheIR", "CBLAS", "CDNNL", "CVectorMath"]),
         // AVX-512 float32 Gram products for the statistics passes (LinearAlgebra.gramBlock).
-        .target(name: "CGramKernels"),
+        .target(name: "CGramKernels", dependencies: ["CVectorMath"]),
         .target(name: "LetheUnlearn", dependencies: [
             "LetheRuntime", "LetheSafetensors", "CBLAS", "CSVM", "CGramKernels",
         ]),

@@ -1,4 +1,5 @@
 #include "gram_kernels.h"
+#include "vector_math.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,41 +108,6 @@ static GK_TARGET void chunk(
     }
 }
 
-/// rows[r][i] = lines[i][r] for r < n, i < d (16 × 16 blocks in registers, the edges one by one).
-static GK_TARGET void transpose(const float *lines, long lineStride, long d, long n, float *rows, long stride) {
-    long d16 = d / 16 * 16, n16 = n / 16 * 16;
-    for (long i0 = 0; i0 < d16; i0 += 16)
-        for (long r0 = 0; r0 < n16; r0 += 16) {
-            __m512 a[16], t[16];
-            for (int k = 0; k < 16; k++) a[k] = _mm512_loadu_ps(lines + (i0 + k) * lineStride + r0);
-            for (int k = 0; k < 16; k += 2) {
-                t[k] = _mm512_unpacklo_ps(a[k], a[k + 1]);
-                t[k + 1] = _mm512_unpackhi_ps(a[k], a[k + 1]);
-            }
-            for (int k = 0; k < 16; k += 4) {
-                a[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);
-                a[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
-                a[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-                a[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-            }
-            for (int k = 0; k < 4; k++) {
-                t[k] = _mm512_shuffle_f32x4(a[k], a[k + 4], 0x88);
-                t[k + 4] = _mm512_shuffle_f32x4(a[k], a[k + 4], 0xdd);
-                t[k + 8] = _mm512_shuffle_f32x4(a[k + 8], a[k + 12], 0x88);
-                t[k + 12] = _mm512_shuffle_f32x4(a[k + 8], a[k + 12], 0xdd);
-            }
-            for (int k = 0; k < 4; k++) {
-                a[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-                a[k + 4] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0x88);
-                a[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
-                a[k + 12] = _mm512_shuffle_f32x4(t[k + 4], t[k + 12], 0xdd);
-            }
-            for (int k = 0; k < 16; k++) _mm512_storeu_ps(rows + (r0 + k) * stride + i0, a[k]);
-        }
-    for (long i = 0; i < d; i++)
-        for (long r = (i < d16 ? n16 : 0); r < n; r++) rows[r * stride + i] = lines[i * lineStride + r];
-}
-
 static void zero(float *out, long m, long n, long ldo) {
     for (long i = 0; i < m; i++) memset(out + i * ldo, 0, sizeof(float) * n);
 }
@@ -202,7 +168,7 @@ GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, 
         if (!rows) return -1;
         for (long r0 = 0; r0 < count; r0 += step) {
             long n = count - r0 < step ? count - r0 : step;
-            transpose(lines + r0, lineStride, d, n, rows, stride);
+            lethe_transpose(lines + r0, lineStride, d, n, rows, stride);
             chunk(rows, n, stride, d, 0, d, 1, out, ldo, r0 == 0);
         }
         free(rows);
@@ -210,7 +176,7 @@ GK_TARGET int lethe_gram_lines(const float *lines, long count, long lineStride, 
     }
     float *rows = aligned_alloc(64, sizeof(float) * count * stride + 64);
     if (!rows) return -1;
-    transpose(lines, lineStride, d, count, rows, stride);
+    lethe_transpose(lines, lineStride, d, count, rows, stride);
     int status = lethe_gram_rows(rows, count, stride, d, 0, d, 1, out, ldo);
     free(rows);
     return status;

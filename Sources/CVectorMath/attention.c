@@ -1,6 +1,7 @@
 #include "vector_math.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
@@ -136,48 +137,12 @@ static inline __attribute__((always_inline)) AVX512 void attention_head(
         attention_rows(q, ldq, kt, ldkt, v, ldv, out, ldo, i, n, k, scale, nmask, dmask, rows, padded, 1, NB, DB);
 }
 
-/// Keys stored as n rows of k turned into k rows of n (padded to `padded`, zeros past n), so that
-/// a query's scores are k broadcast multiply-adds over whole vectors of keys: 16 × 16 blocks are
-/// transposed in registers (unpack, then 128-bit lane shuffles), remaining columns gathered.
-static AVX512 void pack_keys(const float *keys, long ldk, long n, long k, float *packed, long padded) {
-    long k16 = k / 16 * 16;
-    __m512i lanes = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)ldk));
-    for (long j0 = 0; j0 < n; j0 += 16) {
-        long rows = n - j0 < 16 ? n - j0 : 16;
-        for (long t0 = 0; t0 < k16; t0 += 16) {
-            __m512 a[16], t[16];
-            for (int r = 0; r < 16; r++)
-                a[r] = r < rows ? _mm512_loadu_ps(keys + (j0 + r) * ldk + t0) : _mm512_setzero_ps();
-            for (int r = 0; r < 16; r += 2) {
-                t[r] = _mm512_unpacklo_ps(a[r], a[r + 1]);
-                t[r + 1] = _mm512_unpackhi_ps(a[r], a[r + 1]);
-            }
-            for (int r = 0; r < 16; r += 4) {
-                a[r] = _mm512_shuffle_ps(t[r], t[r + 2], 0x44);
-                a[r + 1] = _mm512_shuffle_ps(t[r], t[r + 2], 0xEE);
-                a[r + 2] = _mm512_shuffle_ps(t[r + 1], t[r + 3], 0x44);
-                a[r + 3] = _mm512_shuffle_ps(t[r + 1], t[r + 3], 0xEE);
-            }
-            for (int r = 0; r < 4; r++) {
-                t[r] = _mm512_shuffle_f32x4(a[r], a[r + 4], 0x88);
-                t[r + 4] = _mm512_shuffle_f32x4(a[r], a[r + 4], 0xdd);
-                t[r + 8] = _mm512_shuffle_f32x4(a[r + 8], a[r + 12], 0x88);
-                t[r + 12] = _mm512_shuffle_f32x4(a[r + 8], a[r + 12], 0xdd);
-            }
-            for (int r = 0; r < 4; r++) {
-                _mm512_storeu_ps(packed + (t0 + r) * padded + j0, _mm512_shuffle_f32x4(t[r], t[r + 8], 0x88));
-                _mm512_storeu_ps(packed + (t0 + r + 4) * padded + j0, _mm512_shuffle_f32x4(t[r + 4], t[r + 12], 0x88));
-                _mm512_storeu_ps(packed + (t0 + r + 8) * padded + j0, _mm512_shuffle_f32x4(t[r], t[r + 8], 0xdd));
-                _mm512_storeu_ps(packed + (t0 + r + 12) * padded + j0, _mm512_shuffle_f32x4(t[r + 4], t[r + 12], 0xdd));
-            }
-        }
-        __mmask16 mask = attention_mask(rows);
-        for (long c = k16; c < k; c++)
-            _mm512_storeu_ps(
-                packed + c * padded + j0,
-                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, lanes, keys + j0 * ldk + c, 4));
-    }
+/// Keys stored as n rows of k turned into k rows of n, zeros past n up to `padded`, so that a
+/// query's scores are k broadcast multiply-adds over whole vectors of keys.
+static void pack_keys(const float *keys, long ldk, long n, long k, float *packed, long padded) {
+    lethe_transpose(keys, ldk, n, k, packed, padded);
+    if (padded > n)
+        for (long t = 0; t < k; t++) memset(packed + t * padded + n, 0, sizeof(float) * (size_t)(padded - n));
 }
 
 static AVX512 void attention_small(

@@ -30,6 +30,11 @@ void lethe_gelu(float *data, long count);
 /// data[i] = tanh(data[i]).
 void lethe_tanh(float *data, long count);
 
+/// target[c·targetStride + r] = source[r·sourceStride + c] for r < rows, c < columns: a row-major
+/// matrix transposed, in 16 × 16 blocks in registers on AVX-512 (convolution patch lines turned into
+/// Gram rows, attention keys into columns).
+void lethe_transpose(const float *source, long sourceStride, long rows, long columns, float *target, long targetStride);
+
 /// Layer normalisation of `rows` contiguous rows of `inner` floats on AVX-512: y = (x − mean) ·
 /// (variance + epsilon)^(−1/2) · scale (+ bias when not NULL), the moments accumulated in double
 /// (two passes over the row, which stays in cache); each row's mean and inverse deviation go to

@@ -98,8 +98,8 @@ extension ModelExecutor {
         let order = BatchOrder()
         let lock = NSLock()
         let state = ConcurrentPassState()
-        try withoutActuallyEscaping(body) { body in
-            let shared = UnsafeSendable((self, body))
+        withoutActuallyEscaping(body) { body in
+            let shared = UnsafeSendable((self as any ModelExecutor, body))
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 let (executor, body) = shared.value
                 while true {
