@@ -54,3 +54,11 @@ void lethe_transpose(const float *source, long sourceStride, long rows, long col
     for (long r = 0; r < rows; r++)
         for (long c = 0; c < columns; c++) target[c * targetStride + r] = source[r * sourceStride + c];
 }
+
+int lethe_avx512_available(void) {
+#if defined(__x86_64__) && defined(__clang__)
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}

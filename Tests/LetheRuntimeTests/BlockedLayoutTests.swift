@@ -213,6 +213,50 @@ final class BlockedLayoutTests: XCTestCase {
         }
     }
 
+    /// A grey-scale first layer convolved and pooled in one kernel (`runSingleChannel`), against the
+    /// plain plan: 16 and 32 channels, 3 × 3 and 5 × 5 taps, odd maps (the pool drops the last row and
+    /// column), with and without bias and ReLU; batches 1 and 5 on 1 and 2 threads.
+    func testSingleChannelConvolutionPooledInOneKernelAgreesWithPlainPlan() throws {
+        let cases: [(channels: Int, taps: Int, pad: Int, size: Int, bias: Bool, relu: Bool)] = [
+            (16, 3, 1, 28, true, true), (32, 5, 2, 13, false, true), (16, 3, 0, 11, true, false)
+        ]
+        for (index, shape) in cases.enumerated() {
+            var g = GraphBuilder()
+            g.input("x", [nil, 1, shape.size, shape.size])
+            g.constant("w1", randomTensor([shape.channels, 1, shape.taps, shape.taps], seed: UInt64(60 + index)))
+            if shape.bias { g.constant("b1", randomTensor([shape.channels], seed: UInt64(70 + index))) }
+            g.constant("w2", randomTensor([8, shape.channels, 3, 3], seed: UInt64(80 + index)))
+            g.node(
+                "Conv", ["x", "w1"] + (shape.bias ? ["b1"] : []), ["c"], name: "c1",
+                [("pads", .ints(Array(repeating: shape.pad, count: 4)))])
+            if shape.relu { g.node("Relu", ["c"], ["r"]) }
+            g.node(
+                "MaxPool", [shape.relu ? "r" : "c"], ["p"], name: "pool",
+                [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))])
+            g.node("Conv", ["p", "w2"], ["y"], name: "c2", [("pads", .ints([1, 1, 1, 1]))])
+            g.output("y")
+            let model = g.model
+            for threads in [1, 2] {
+                let context = ExecutionContext(threads: threads)
+                let blocked = try ExecutionPlan(model: model, required: [], context: context)
+                let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
+                let fused = try XCTUnwrap(blocked.steps.first?.kernel as? ConvPoolKernel)
+                for batch in [1, 5] {
+                    let x = randomTensor([batch, 1, shape.size, shape.size], seed: UInt64(90 + batch))
+                    if VectorMath.hasAVX512 {
+                        XCTAssertNotNil(try fused.runSingleChannel([LaidOutTensor(x)], context), "case \(index)")
+                    }
+                    let expected = try run(plain, x, threads: threads)
+                    let actual = try run(blocked, x, threads: threads)
+                    XCTAssertEqual(actual.shape, expected.shape)
+                    XCTAssertLessThanOrEqual(
+                        relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
+                        "case \(index) threads \(threads) batch \(batch)")
+                }
+            }
+        }
+    }
+
     /// 1-D and 3-D chains (conv → ReLU → max pool → conv → + → conv) keep their blocked layouts
     /// (nCw16c, nCdhw16c) and agree with the plain plan.
     func testOneAndThreeDimensionalChainsAgreeWithPlainPlan() throws {

@@ -5,6 +5,9 @@
 /// time): the transformer's exp, erf and tanh, where the C library's one-call-per-element
 /// expf/erff took half of a ViT's run time (and tanhf a fifth of magika's).
 
+/// 1 when this CPU runs the AVX-512 kernels below (the others then take their AVX2 or plain paths).
+int lethe_avx512_available(void);
+
 /// target[i] = exp(source[i] - shift) for i < count; returns the sum of the results.
 float lethe_shifted_exp(const float *source, float *target, long count, float shift);
 
@@ -34,6 +37,16 @@ void lethe_tanh(float *data, long count);
 /// matrix transposed, in 16 × 16 blocks in registers on AVX-512 (convolution patch lines turned into
 /// Gram rows, attention keys into columns).
 void lethe_transpose(const float *source, long sourceStride, long rows, long columns, float *target, long targetStride);
+
+/// A convolution of one input channel (stride 1, no dilation, `outChannels` a multiple of 16, at most
+/// 7 × 7 taps) with its bias and optional ReLU, pooled by a 2 × 2 stride-2 max pool, on AVX-512:
+/// x is `batch` images of height × width; weight is [outChannels][kh][kw]; y receives the pooled maps
+/// in 16-channel blocks, [batch][outChannels/16][⌊convHeight/2⌋][⌊convWidth/2⌋][16]. The first layer
+/// of a grey-scale network, where oneDNN's direct kernel ran at a third of its usual speed. Returns 0,
+/// or -1 (nothing written) when the CPU or the sizes do not suit it.
+int lethe_single_channel_conv_pool(
+    const float *x, long batch, long height, long width, const float *weight, const float *bias, long outChannels,
+    long kh, long kw, long padTop, long padLeft, long padBottom, long padRight, int relu, float *y);
 
 /// Layer normalisation of `rows` contiguous rows of `inner` floats on AVX-512: y = (x − mean) ·
 /// (variance + epsilon)^(−1/2) · scale (+ bias when not NULL), the moments accumulated in double

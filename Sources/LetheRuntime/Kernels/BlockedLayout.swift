@@ -106,8 +106,36 @@ enum BlockedReorder {
     static func toPlain(_ tensor: Tensor, _ layout: BlockedLayout, threads: Int) throws -> Tensor {
         precondition(tensor.elementCount == layout.elementCount, "blocked buffer of the wrong size")
         let plain = try Tensor.uninitialized(.float32, layout.shape)
-        try run(layout, toPlain: true, from: tensor.floats, to: plain.mutableFloats, threads: threads)
+        if layout.shape.count >= 3 {
+            transposeToPlain(layout, from: tensor.floats, to: plain.mutableFloats, threads: threads)
+        } else {
+            try run(layout, toPlain: true, from: tensor.floats, to: plain.mutableFloats, threads: threads)
+        }
         return plain
+    }
+
+    /// Blocked to plain as transposes: each block of an image is `spatial` rows of `block` channels
+    /// (channels-last: of all of them), and its plain channels are those rows' columns. oneDNN's
+    /// reorder moved the sample CNN's 64 × 32 × 7 × 7 output of its last pool at 4 GB/s, a tenth of
+    /// that chunk's time on one thread.
+    private static func transposeToPlain(
+        _ layout: BlockedLayout, from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>, threads: Int
+    ) {
+        let spatial = layout.shape[2...].reduce(1, *), channels = layout.channels
+        let width = layout.block == 0 ? channels : layout.block
+        let blocks = (channels + width - 1) / width
+        let plainImage = channels * spatial, blockedImage = layout.imageElements
+        Parallel.forEach(layout.batch * blocks, threads: threads, grain: max(1, 4096 / max(1, spatial * width))) {
+            range in
+            for index in range {
+                let image = index / blocks, block = index % blocks
+                let first = block * width
+                VectorMath.transpose(
+                    from + image * blockedImage + first * spatial, stride: width, rows: spatial,
+                    columns: min(width, channels - first), into: to + image * plainImage + first * spatial,
+                    stride: spatial)
+            }
+        }
     }
 
     /// `tensor` (plain NC…, float32) in `block`-channel blocks, padding zeroed.

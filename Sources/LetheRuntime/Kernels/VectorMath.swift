@@ -4,6 +4,10 @@ import CVectorMath
 /// library's one-call-per-element `expf`/`erff` took half of a ViT's run time. Within a few float
 /// ulps of the C library (the tests bound the error over the whole range).
 enum VectorMath {
+    /// Whether the AVX-512 kernels (attention, layer norm, transposes, the single-channel convolution)
+    /// run on this CPU.
+    static let hasAVX512 = lethe_avx512_available() != 0
+
     /// `target[i] = e^(source[i] − shift)` for `count` floats; returns their sum.
     @inline(__always)
     static func shiftedExp(
@@ -51,6 +55,16 @@ enum VectorMath {
     /// `data[i] = tanh(data[i])`.
     @inline(__always)
     static func tanh(_ data: UnsafeMutablePointer<Float>, _ count: Int) { lethe_tanh(data, count) }
+
+    /// `target[c][r] = source[r][c]` for `rows` × `columns` floats, rows `stride` apart in the source
+    /// and `stride` apart in the target (`lethe_transpose`: 16 × 16 blocks in registers).
+    @inline(__always)
+    static func transpose(
+        _ source: UnsafePointer<Float>, stride sourceStride: Int, rows: Int, columns: Int,
+        into target: UnsafeMutablePointer<Float>, stride targetStride: Int
+    ) {
+        lethe_transpose(source, sourceStride, rows, columns, target, targetStride)
+    }
 
     /// Layer normalisation of `rows` rows of `inner` floats (`lethe_layer_norm_rows`), each row's mean
     /// and inverse deviation written out; false (nothing written) without AVX-512.
