@@ -115,9 +115,10 @@ enum BlockedReorder {
     }
 
     /// Positions per map up to which blocked-to-plain goes by transposes: oneDNN's reorder is slow on
-    /// small maps, and faster on large ones (ResNet-18's tapped 56² maps in a statistics pass: 4 %
-    /// of the pass slower by transposes).
-    static let transposedMapLimit = 32 * 32
+    /// the smallest maps (the sample CNN's last pool, 7 × 7) and faster from a few hundred positions
+    /// (ResNet-18 at 224², whose statistics pass taps maps of 56² to 7²: all by transposes, 59.0 s;
+    /// none, 58.0 s).
+    static let transposedMapLimit = 8 * 8
 
     /// Blocked to plain as transposes: each block of an image is `spatial` rows of `block` channels
     /// (channels-last: of all of them), and its plain channels are those rows' columns. oneDNN's
