@@ -9,7 +9,7 @@
 
 #define GK_TARGET __attribute__((target("avx512f")))
 
-int lethe_gram_available(void) { return __builtin_cpu_supports("avx512f"); }
+int lethe_gram_available(void) { return lethe_avx512_available(); }
 
 /// The rows of each chunk are copied to a buffer whose row stride is a whole number of cache lines but
 /// not of 256 bytes (rows 18 kB apart, ResNet-18's 4,608-wide layer, all fell in the same L1 sets and

@@ -6,12 +6,7 @@
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
-
-/// Lanes of a vector of sixteen that the last `left` (1...16) floats fill.
-static inline AVX512 __mmask16 attention_mask(long left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
+#include "lanes.h"
 
 /// exp on sixteen lanes for x ≤ 0 (a softmax's shifted scores): the polynomial of vector_math.c's
 /// exp_approx, whose results it matches.
@@ -31,19 +26,6 @@ static inline AVX512 __m512 attention_exp(__m512 x) {
     __m512i exponent = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     __m512 result = _mm512_mul_ps(er, _mm512_castsi512_ps(exponent));
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_GE_OQ), result);
-}
-
-/// softmax of one row whose maximum is not finite, one expf per element (vector_math.c's careful path).
-static void attention_softmax_careful(float *row, long count) {
-    float high = -INFINITY;
-    for (long j = 0; j < count; j++) high = row[j] > high ? row[j] : high;
-    float sum = 0;
-    for (long j = 0; j < count; j++) {
-        row[j] = expf(row[j] - high);
-        sum += row[j];
-    }
-    float inv = 1 / sum;
-    for (long j = 0; j < count; j++) row[j] *= inv;
 }
 
 /// Rows i0..i0+R of one head, with NB vectors of scores (n ≤ 16·NB) and DB vectors of output
@@ -86,7 +68,7 @@ static inline __attribute__((always_inline)) AVX512 void attention_rows(
         } else {
             // NaN or infinite scores: the reference semantics, element by element.
             for (int b = 0; b < NB; b++) _mm512_storeu_ps(row + 16 * b, s[r][b]);
-            attention_softmax_careful(row, n);
+            lethe_softmax_rows(row, row, 1, n);  // its element-by-element path
         }
     }
     __m512 o[4][4][2];
@@ -123,8 +105,8 @@ static inline __attribute__((always_inline)) AVX512 void attention_head(
     const float *q, long ldq, const float *kt, long ldkt, const float *v, long ldv, float *out, long ldo,
     long m, long n, long k, long d, float scale, float *rows, long padded, const int NB, const int DB) {
     __mmask16 nmask[8], dmask[4];
-    for (int b = 0; b < NB; b++) nmask[b] = attention_mask(n - 16 * b);
-    for (int b = 0; b < DB; b++) dmask[b] = attention_mask(d - 16 * b);
+    for (int b = 0; b < NB; b++) nmask[b] = lethe_lane_mask(n - 16 * b);
+    for (int b = 0; b < DB; b++) dmask[b] = lethe_lane_mask(d - 16 * b);
     const int R = NB <= 4 ? 4 : 2;
     long i = 0;
     for (; i + R <= m; i += R) {

@@ -4,9 +4,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__clang__)
-#include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f")))
+#include "lanes.h"
 
 /// PX pooled columns of one pooled row and one block of 16 output channels: the 2 × 2PX convolution
 /// outputs under them in registers, each the K = kh·kw taps' broadcast multiply-adds from the padded

@@ -5,11 +5,7 @@
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
-
-static inline AVX512 __mmask16 norm_mask(long left) {
-    return left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? 0 : (__mmask16)((1u << left) - 1));
-}
+#include "lanes.h"
 
 /// Σ of R rows' floats (or of their squared deviations from `mean[r]`) in double, sixteen lanes at a
 /// time, into `out`: R rows at once so that their chains of adds overlap (one 64-float row alone
@@ -22,7 +18,7 @@ static inline __attribute__((always_inline)) AVX512 void norm_sums(
         center[r] = _mm512_set1_pd(squares ? mean[r] : 0);
     }
     for (long i = 0; i < inner; i += 16) {
-        __mmask16 mask = norm_mask(inner - i);
+        __mmask16 mask = lethe_lane_mask(inner - i);
         __mmask8 ma = (__mmask8)(mask & 0xFF), mb = (__mmask8)(mask >> 8);
         for (int r = 0; r < R; r++) {
             __m512 v = _mm512_maskz_loadu_ps(mask, x + r * inner + i);
@@ -59,7 +55,7 @@ static inline __attribute__((always_inline)) AVX512 void norm_rows(
         inverses[r] = s;
         __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s);
         for (long i = 0; i < inner; i += 16) {
-            __mmask16 mask = norm_mask(inner - i);
+            __mmask16 mask = lethe_lane_mask(inner - i);
             __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, source + i), vm), vs);
             v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(mask, scale + i));
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias + i));

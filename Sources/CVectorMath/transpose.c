@@ -1,9 +1,7 @@
 #include "vector_math.h"
 
 #if defined(__x86_64__) && defined(__clang__)
-#include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f")))
+#include "lanes.h"
 
 /// 16 × 16 blocks transposed in registers (pairs unpacked, then 128-bit lanes shuffled), the edges
 /// one element at a time.

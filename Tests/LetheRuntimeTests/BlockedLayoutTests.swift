@@ -192,23 +192,42 @@ final class BlockedLayoutTests: XCTestCase {
             [("kernel_shape", .ints([3, 3])), ("strides", .ints([2, 2])), ("pads", .ints([1, 1, 1, 1]))])
         g.node("Conv", ["p", "w2"], ["y"], name: "c2")
         g.output("y")
-        let model = g.model
+        try assertPooledPlanAgreesWithPlainPlan(
+            g.model, batches: [1, 3, 5], input: { randomTensor([$0, 3, 48, 48], seed: UInt64(40 + $0)) },
+            label: "image-by-image path",
+            fusedPath: { fused, x, context in try fused.runByImage(x, emitBlocked: false, context) }
+        ) { blocked, actual, batch in
+            XCTAssertTrue(try XCTUnwrap(blocked.steps.first).emitBlocked)
+            XCTAssertEqual(actual.shape, [batch, 24, 24, 24])
+        }
+    }
+
+    /// For 1 and 2 threads and each batch: the blocked plan's first step is a fused `ConvPoolKernel`
+    /// that takes `fusedPath` on the input (when `expectFused`), `check` holds, and the blocked plan
+    /// agrees with the plain one to 1e-6.
+    private func assertPooledPlanAgreesWithPlainPlan(
+        _ model: Model, batches: [Int], input: (Int) -> Tensor, label: String, expectFused: Bool = true,
+        fusedPath: (ConvPoolKernel, [LaidOutTensor?], ExecutionContext) throws -> [LaidOutTensor]?,
+        check: (ExecutionPlan, Tensor, Int) throws -> Void = { _, _, _ in },
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for threads in [1, 2] {
             let context = ExecutionContext(threads: threads)
             let blocked = try ExecutionPlan(model: model, required: [], context: context)
             let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
-            let fused = try XCTUnwrap(blocked.steps.first?.kernel as? ConvPoolKernel)
-            XCTAssertTrue(try XCTUnwrap(blocked.steps.first).emitBlocked)
-            for batch in [1, 3, 5] {
-                let x = randomTensor([batch, 3, 48, 48], seed: UInt64(40 + batch))
-                XCTAssertNotNil(
-                    try fused.runByImage([LaidOutTensor(x)], emitBlocked: false, context), "image-by-image path")
+            let fused = try XCTUnwrap(blocked.steps.first?.kernel as? ConvPoolKernel, file: file, line: line)
+            for batch in batches {
+                let x = input(batch)
+                if expectFused {
+                    XCTAssertNotNil(try fusedPath(fused, [LaidOutTensor(x)], context), label, file: file, line: line)
+                }
                 let expected = try run(plain, x, threads: threads)
                 let actual = try run(blocked, x, threads: threads)
-                XCTAssertEqual(actual.shape, [batch, 24, 24, 24])
+                try check(blocked, actual, batch)
+                XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
                 XCTAssertLessThanOrEqual(
                     relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
-                    "threads \(threads) batch \(batch)")
+                    "\(label) threads \(threads) batch \(batch)", file: file, line: line)
             }
         }
     }
@@ -235,25 +254,11 @@ final class BlockedLayoutTests: XCTestCase {
                 [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))])
             g.node("Conv", ["p", "w2"], ["y"], name: "c2", [("pads", .ints([1, 1, 1, 1]))])
             g.output("y")
-            let model = g.model
-            for threads in [1, 2] {
-                let context = ExecutionContext(threads: threads)
-                let blocked = try ExecutionPlan(model: model, required: [], context: context)
-                let plain = try ExecutionPlan(model: model, required: [], context: context, blockedLayouts: false)
-                let fused = try XCTUnwrap(blocked.steps.first?.kernel as? ConvPoolKernel)
-                for batch in [1, 5] {
-                    let x = randomTensor([batch, 1, shape.size, shape.size], seed: UInt64(90 + batch))
-                    if VectorMath.hasAVX512 {
-                        XCTAssertNotNil(try fused.runSingleChannel([LaidOutTensor(x)], context), "case \(index)")
-                    }
-                    let expected = try run(plain, x, threads: threads)
-                    let actual = try run(blocked, x, threads: threads)
-                    XCTAssertEqual(actual.shape, expected.shape)
-                    XCTAssertLessThanOrEqual(
-                        relativeError(actual.floatValues(), expected.floatValues()), 1e-6,
-                        "case \(index) threads \(threads) batch \(batch)")
-                }
-            }
+            try assertPooledPlanAgreesWithPlainPlan(
+                g.model, batches: [1, 5],
+                input: { randomTensor([$0, 1, shape.size, shape.size], seed: UInt64(90 + $0)) },
+                label: "case \(index)", expectFused: VectorMath.hasAVX512,
+                fusedPath: { fused, x, context in try fused.runSingleChannel(x, context) })
         }
     }
 

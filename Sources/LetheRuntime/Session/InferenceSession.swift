@@ -223,32 +223,42 @@ public final class InferenceSession: @unchecked Sendable {
         taps: [Int: [@Sendable (Tensor) throws -> Void]], context: ExecutionContext
     ) throws -> [String: Tensor] {
         var pieces: [String: [Tensor]] = [:]
-        // Each chunk's inputs are copied into the previous chunk's buffers when nothing kept those
-        // (no output or tap holds them): fresh ones fault in their pages every chunk, 38 MB for 64
-        // images of 224² (ResNet-18 at 224²: a third of the run's page faults).
         var spare: [String: TensorStorage] = [:]
         var start = 0
         while start < batch {
             let count = min(chunk, batch - start)
-            var part: [String: Tensor] = [:]
-            for (name, tensor) in feeds {
-                part[name] = InferenceSession.rows(tensor, start, count, into: spare.removeValue(forKey: name))
-                // An input read in place from a file leaves its copied rows' pages behind (they stay in
-                // the page cache and come back if read again): resident memory then stays one chunk of
-                // input, not all of it (704 images of 224²: 424 MB).
-                if tensor.storage.mappedFile != nil {
-                    TensorStreamer.releasePages(InferenceSession.rowBytes(tensor, start, count))
-                }
-            }
+            var part = InferenceSession.chunk(of: feeds, start, count, reusing: &spare)
             let outputs = try plan.execute(part, taps: taps, context: context)
             for (name, tensor) in outputs { pieces[name, default: []].append(tensor) }
-            for name in Array(part.keys) {
-                var tensor = part.removeValue(forKey: name)!
-                if let storage = tensor.uniquelyHeldAllocation() { spare[name] = storage }
-            }
+            InferenceSession.keepBuffers(of: &part, in: &spare)
             start += count
         }
         return try joined(pieces, context: context)
+    }
+
+    /// Rows `start..<start + count` of every input, copied into the previous chunk's buffers when
+    /// nothing kept those (no output or tap holds them): fresh ones fault in their pages every chunk,
+    /// 38 MB for 64 images of 224² (ResNet-18 at 224²: a third of the run's page faults). An input
+    /// read in place from a file leaves its copied rows' pages behind (they stay in the page cache and
+    /// come back if read again): resident memory then stays one chunk of input, not all of it (704
+    /// images of 224²: 424 MB).
+    private static func chunk(
+        of feeds: [String: Tensor], _ start: Int, _ count: Int, reusing spare: inout [String: TensorStorage]
+    ) -> [String: Tensor] {
+        var part: [String: Tensor] = [:]
+        for (name, tensor) in feeds {
+            part[name] = rows(tensor, start, count, into: spare.removeValue(forKey: name))
+            if tensor.storage.mappedFile != nil { TensorStreamer.releasePages(rowBytes(tensor, start, count)) }
+        }
+        return part
+    }
+
+    /// Empties `part`, keeping the buffers no output or tap still holds for the next chunk.
+    private static func keepBuffers(of part: inout [String: Tensor], in spare: inout [String: TensorStorage]) {
+        for name in Array(part.keys) {
+            var tensor = part.removeValue(forKey: name)!
+            if let storage = tensor.uniquelyHeldAllocation() { spare[name] = storage }
+        }
     }
 
     /// Runs the chunks `workers` at a time, each on one thread (`ChunkConcurrency`): every worker takes
@@ -270,24 +280,15 @@ public final class InferenceSession: @unchecked Sendable {
                 while failure.withLock({ $0 == nil }) {
                     let index = next.add(1, ordering: .relaxed).oldValue
                     guard index < chunks else { break }
-                    let start = index * chunk, count = min(chunk, batch - start)
-                    var part: [String: Tensor] = [:]
-                    for (name, tensor) in feeds {
-                        part[name] = InferenceSession.rows(tensor, start, count, into: spare.removeValue(forKey: name))
-                        if tensor.storage.mappedFile != nil {
-                            TensorStreamer.releasePages(InferenceSession.rowBytes(tensor, start, count))
-                        }
-                    }
+                    let start = index * chunk
+                    var part = InferenceSession.chunk(of: feeds, start, min(chunk, batch - start), reusing: &spare)
                     do {
                         let outputs = try plan.execute(part, taps: [:], context: single)
                         results.withLock { $0[index] = outputs }
                     } catch {
                         failure.withLock { if $0 == nil { $0 = error } }
                     }
-                    for name in Array(part.keys) {
-                        var tensor = part.removeValue(forKey: name)!
-                        if let storage = tensor.uniquelyHeldAllocation() { spare[name] = storage }
-                    }
+                    InferenceSession.keepBuffers(of: &part, in: &spare)
                 }
             }
         }
