@@ -30,7 +30,9 @@ let package = Package(
         ]),
         .target(name: "LetheSafetensors", dependencies: ["LetheIR"]),
         // Lethe's own zip over zlib; formats/npz/README.md says why it is not libzip.
-        .target(name: "LetheZip", dependencies: ["LetheCore", "CZlib"]),
+        // zip's CRC-32 by carry-less multiplies (VPCLMULQDQ), for LetheZip's checks of large members.
+        .target(name: "CCRC32"),
+        .target(name: "LetheZip", dependencies: ["LetheCore", "CZlib", "CCRC32"]),
         .target(name: "LetheNumPy", dependencies: ["LetheIR", "LetheZip"]),
         .target(name: "LetheImages", dependencies: ["LetheCore", "CPNG", "CJPEG"]),
         .target(name: "LetheFormats", dependencies: [

@@ -1,11 +1,23 @@
+import CCRC32
 import CZlib
 
 /// CRC-32 as zip uses it.
 public enum CRC32 {
-    /// `crc` extended over `bytes` (start from 0).
+    /// `crc` extended over `bytes` (start from 0): whole 256-byte blocks folded by `lethe_crc32_fold`
+    /// where the CPU has the instructions, zlib for the rest.
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return crc }
-        return UInt32(crc32_z(UInt(crc), base.assumingMemoryBound(to: UInt8.self), bytes.count))
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count > 0 else { return crc }
+        var crc = crc
+        var folded: (UInt64, UInt64) = (0, 0)
+        let done = withUnsafeMutableBytes(of: &folded) {
+            lethe_crc32_fold(UInt32(crc), base, bytes.count, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        if done > 0 {
+            crc = withUnsafeBytes(of: folded) {
+                UInt32(crc32_z(0xFFFF_FFFF, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 16))
+            }
+        }
+        return UInt32(crc32_z(UInt(crc), base + done, bytes.count - done))
     }
 
     /// CRC-32 of `bytes`.

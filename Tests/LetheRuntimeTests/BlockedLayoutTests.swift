@@ -262,6 +262,91 @@ final class BlockedLayoutTests: XCTestCase {
         }
     }
 
+    /// A middle layer over 16-channel blocks convolved and pooled in one kernel (`runBlockedChannels`):
+    /// run directly on the blocked input, its blocked and its plain output equal the plain plan's
+    /// conv → ReLU → pool to 1e-5; and in a network (conv → conv + pool → Flatten or → conv) the
+    /// blocked plan agrees with the plain one. 16 → 32, 32 → 48 (an odd number of output blocks) and
+    /// 16 → 16 channels, 3 × 3 and 5 × 5 taps, odd maps, with and without bias and ReLU.
+    func testBlockedChannelsConvolutionPooledInOneKernelAgreesWithPlainPlan() throws {
+        let cases: [(inChannels: Int, outChannels: Int, taps: Int, pad: Int, size: Int, bias: Bool, relu: Bool)] = [
+            (16, 32, 3, 1, 14, true, true), (32, 48, 5, 2, 9, false, true), (16, 16, 3, 0, 11, true, false)
+        ]
+        for (index, shape) in cases.enumerated() {
+            let seed = UInt64(100 + 10 * index)
+            // Sums of up to 800 products in another order than oneDNN's.
+            let tolerance: Float = 1e-5
+            let convAttributes: [(String, Attribute)] = [("pads", .ints(Array(repeating: shape.pad, count: 4)))]
+            let poolAttributes: [(String, Attribute)] = [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))]
+            let weight = randomTensor([shape.outChannels, shape.inChannels, shape.taps, shape.taps], seed: seed)
+            let bias = randomTensor([shape.outChannels], seed: seed + 1)
+            // The layer alone.
+            var layer = GraphBuilder()
+            layer.input("x", [nil, shape.inChannels, shape.size, shape.size])
+            layer.constant("w", weight)
+            if shape.bias { layer.constant("b", bias) }
+            layer.node("Conv", ["x", "w"] + (shape.bias ? ["b"] : []), ["c"], name: "conv", convAttributes)
+            if shape.relu { layer.node("Relu", ["c"], ["r"]) }
+            layer.node("MaxPool", [shape.relu ? "r" : "c"], ["y"], name: "pool", poolAttributes)
+            layer.output("y")
+            // In a network, read plain (Flatten) or blocked (a convolution).
+            func network(blockedReader: Bool) -> Model {
+                var g = GraphBuilder()
+                g.input("x", [nil, 3, shape.size, shape.size])
+                g.constant("w0", randomTensor([shape.inChannels, 3, 3, 3], seed: seed + 2))
+                g.node("Conv", ["x", "w0"], ["c0"], name: "c0", [("pads", .ints([1, 1, 1, 1]))])
+                g.constant("w", weight)
+                if shape.bias { g.constant("b", bias) }
+                g.node("Conv", ["c0", "w"] + (shape.bias ? ["b"] : []), ["c"], name: "conv", convAttributes)
+                if shape.relu { g.node("Relu", ["c"], ["r"]) }
+                g.node("MaxPool", [shape.relu ? "r" : "c"], ["p"], name: "pool", poolAttributes)
+                if blockedReader {
+                    g.constant("w2", randomTensor([8, shape.outChannels, 1, 1], seed: seed + 3))
+                    g.node("Conv", ["p", "w2"], ["y"], name: "c2")
+                } else {
+                    g.node("Flatten", ["p"], ["y"])
+                }
+                g.output("y")
+                return g.model
+            }
+            for threads in [1, 2] {
+                let context = ExecutionContext(threads: threads)
+                let plainLayer = try ExecutionPlan(
+                    model: layer.model, required: [], context: context, blockedLayouts: false)
+                let fusedLayer = try ExecutionPlan(model: layer.model, required: [], context: context)
+                let fused = try XCTUnwrap(fusedLayer.steps.first?.kernel as? ConvPoolKernel)
+                for batch in [1, 5] {
+                    let x = randomTensor([batch, shape.inChannels, shape.size, shape.size], seed: seed + 4)
+                    let expected = try run(plainLayer, x, threads: threads)
+                    let blockedX = try BlockedReorder.toBlocked(x, block: 16, threads: threads)
+                    for emitBlocked in [true, false] {
+                        let label = "case \(index) threads \(threads) batch \(batch) blocked \(emitBlocked)"
+                        guard VectorMath.hasAVX512 else { break }
+                        let output = try XCTUnwrap(
+                            try fused.runBlockedChannels([blockedX], emitBlocked: emitBlocked, context)?.first, label)
+                        XCTAssertEqual(output.blocked != nil, emitBlocked, label)
+                        XCTAssertEqual(output.shape, expected.shape, label)
+                        let actual = try output.plain(threads: threads)
+                        XCTAssertLessThanOrEqual(
+                            relativeError(actual.floatValues(), expected.floatValues()), tolerance, label)
+                    }
+                    for blockedReader in [false, true] {
+                        let model = network(blockedReader: blockedReader)
+                        let blocked = try ExecutionPlan(model: model, required: [], context: context)
+                        let plain = try ExecutionPlan(
+                            model: model, required: [], context: context, blockedLayouts: false)
+                        let input = randomTensor([batch, 3, shape.size, shape.size], seed: seed + 5)
+                        let want = try run(plain, input, threads: threads),
+                            got = try run(blocked, input, threads: threads)
+                        XCTAssertEqual(got.shape, want.shape)
+                        XCTAssertLessThanOrEqual(
+                            relativeError(got.floatValues(), want.floatValues()), tolerance,
+                            "case \(index) threads \(threads) batch \(batch) reader blocked \(blockedReader)")
+                    }
+                }
+            }
+        }
+    }
+
     /// 1-D and 3-D chains (conv → ReLU → max pool → conv → + → conv) keep their blocked layouts
     /// (nCw16c, nCdhw16c) and agree with the plain plan.
     func testOneAndThreeDimensionalChainsAgreeWithPlainPlan() throws {

@@ -29,6 +29,7 @@ struct ConvPoolKernel: BlockedLayoutKernel {
             // A tapped or plain-reading pool output is transposed out of its blocks (a few % of the kernel).
             return emitBlocked ? fused : try fused.map { LaidOutTensor(try $0.plain(threads: context.threads)) }
         }
+        if let fused = try runBlockedChannels(inputs, emitBlocked: emitBlocked, context) { return fused }
         if let fused = try runByImage(inputs, emitBlocked: emitBlocked, context) { return fused }
         // The pool takes blocked inputs, so the convolution may leave its output blocked.
         let middle = try conv.run(laidOut: inputs, emitBlocked: true, context)
@@ -102,6 +103,81 @@ struct ConvPoolKernel: BlockedLayoutKernel {
         return [emitBlocked ? pooled : LaidOutTensor(try pooled.plain(threads: context.threads))]
     }
 
+    /// Input channels in 16-channel blocks convolved and pooled 2 × 2 in one AVX-512 kernel
+    /// (`lethe_blocked_conv_pool`), written blocked or plain as the reader wants: a small network's
+    /// middle layer (the sample CNN's 16 → 32 channels on 14²), where oneDNN wrote the whole map, the
+    /// pool read it back, and the map went out of its blocks for the Flatten. Nil when the layout, the
+    /// shapes, the activation (none or ReLU) or the pool (2 × 2, stride 2, no padding) do not suit it,
+    /// or the map is larger than `blockedMapLimit` (where oneDNN's kernels were not measured against it).
+    func runBlockedChannels(
+        _ inputs: [LaidOutTensor?], emitBlocked: Bool, _ context: ExecutionContext
+    ) throws
+        -> [LaidOutTensor]?
+    {
+        guard let input = inputs.first ?? nil, let blocked = input.blocked, blocked.block == 16,
+            blocked.shape.count == 4, blocked.channels % 16 == 0, input.tensor.dtype == .float32,
+            blocked.shape[2] * blocked.shape[3] <= Self.blockedMapLimit, conv.group == 1,
+            let weight = conv.weight, weight.dtype == .float32, weight.rank == 4,
+            weight.shape[1] == blocked.channels, weight.shape[0] % 16 == 0,
+            conv.activation == nil || conv.activation == .relu,
+            conv.bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
+        else { return nil }
+        let (batch, inChannels, height, width) = (
+            blocked.shape[0], blocked.shape[1], blocked.shape[2], blocked.shape[3]
+        )
+        guard let (convolved, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape),
+            batch > 0
+        else { return nil }
+        let outChannels = weight.shape[0]
+        let outputShape = [batch, outChannels] + pooled
+        let layout = BlockedLayout(shape: outputShape, block: 16)
+        let y = try Tensor.uninitialized(.float32, emitBlocked ? [layout.elementCount] : outputShape)
+        let relu: Int32 = conv.activation == .relu ? 1 : 0
+        let (kh, kw) = (weight.shape[2], weight.shape[3])
+        let pads = (convolved.begin[0], convolved.begin[1], convolved.end[0], convolved.end[1])
+        let imageIn = blocked.imageElements, imageOut = layout.imageElements
+        let failed = Locked(false)
+        let pointers = UncheckedSendable((input.tensor.floats, weight.floats, conv.bias?.floats, y.mutableFloats))
+        Parallel.forEach(batch, threads: context.threads) { images in
+            let (source, taps, bias, target) = pointers.value
+            let status = lethe_blocked_conv_pool(
+                source + images.lowerBound * imageIn, images.count, inChannels, height, width, taps, bias,
+                outChannels, kh, kw, pads.0, pads.1, pads.2, pads.3, relu, emitBlocked ? 0 : 1,
+                target + images.lowerBound * imageOut)
+            if status != 0 { failed.withLock { $0 = true } }
+        }
+        if failed.withLock({ $0 }) { return nil }
+        return [emitBlocked ? LaidOutTensor(y, blocked: layout) : LaidOutTensor(y)]
+    }
+
+    /// The largest input map (height × width) `runBlockedChannels` takes.
+    static let blockedMapLimit = 32 * 32
+
+    /// The convolution's padding and the pooled map's size when the convolution (stride 1, no
+    /// dilation, `kernel` [out, in, kh, kw]) is followed by a 2 × 2, stride-2 pool without padding,
+    /// or nil when either geometry is another.
+    func twoByTwoPooling(
+        height: Int, width: Int, kernel: [Int]
+    ) throws
+        -> (convolved: (begin: [Int], end: [Int], output: [Int]), pooled: [Int])?
+    {
+        var convGeometry = conv.geometry
+        try convGeometry.complete(rank: 2)
+        var poolGeometry = pool.plain.geometry
+        try poolGeometry.complete(rank: 2)
+        guard convGeometry.strides == [1, 1], convGeometry.dilations == [1, 1],
+            convGeometry.kernel == Array(kernel[2...]), poolGeometry.kernel == [2, 2],
+            poolGeometry.strides == [2, 2], poolGeometry.dilations == [1, 1], !poolGeometry.ceilMode,
+            poolGeometry.autoPad == .notSet, poolGeometry.pads.allSatisfy({ $0 == 0 })
+        else { return nil }
+        let convolved = try convGeometry.resolve([height, width])
+        let pooled = try poolGeometry.resolve(convolved.output)
+        guard convolved.output.allSatisfy({ $0 >= 2 }), pooled.output == convolved.output.map({ $0 / 2 }) else {
+            return nil
+        }
+        return ((convolved.begin, convolved.end, convolved.output), pooled.output)
+    }
+
     /// One input channel convolved and pooled 2 × 2 in one AVX-512 kernel (`lethe_single_channel_
     /// conv_pool`), written in 16-channel blocks: the first layer of a grey-scale network (the sample
     /// CNN's 1 → 16 channels on 28²), where oneDNN's direct kernel ran at a third of its usual speed and
@@ -114,24 +190,13 @@ struct ConvPoolKernel: BlockedLayoutKernel {
             weight.shape[0] % 16 == 0, conv.activation == nil || conv.activation == .relu,
             conv.bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
         else { return nil }
-        var convGeometry = conv.geometry
-        try convGeometry.complete(rank: 2)
-        var poolGeometry = pool.plain.geometry
-        try poolGeometry.complete(rank: 2)
-        guard convGeometry.strides == [1, 1], convGeometry.dilations == [1, 1],
-            convGeometry.kernel == Array(weight.shape[2...]), poolGeometry.kernel == [2, 2],
-            poolGeometry.strides == [2, 2], poolGeometry.dilations == [1, 1], !poolGeometry.ceilMode,
-            poolGeometry.autoPad == .notSet, poolGeometry.pads.allSatisfy({ $0 == 0 })
-        else { return nil }
         let x = input.tensor
         let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3])
-        let convolved = try convGeometry.resolve([height, width])
-        let pooled = try poolGeometry.resolve(convolved.output)
-        guard batch > 0, convolved.output.allSatisfy({ $0 >= 2 }),
-            pooled.output == convolved.output.map({ $0 / 2 })
+        guard let (convolved, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape),
+            batch > 0
         else { return nil }
         let outChannels = weight.shape[0]
-        let layout = BlockedLayout(shape: [batch, outChannels] + pooled.output, block: 16)
+        let layout = BlockedLayout(shape: [batch, outChannels] + pooled, block: 16)
         let y = try Tensor.uninitialized(.float32, [layout.elementCount])
         let relu: Int32 = conv.activation == .relu ? 1 : 0
         let (kh, kw) = (weight.shape[2], weight.shape[3])
