@@ -88,11 +88,11 @@ int lethe_single_channel_conv_pool(
 /// registers (OB · 4PX accumulators), each input pixel broadcast once for the OB blocks' taps, then the
 /// maximum of each 2 × 2, the bias and ReLU. `taps` is the first block's packed weights,
 /// [icBlocks][kh][kw][16 input][16 output], the next block's `tapBlock` floats further on. Output
-/// element (block o, channel c, column p) goes to out + o·outBlock + c·outChannel + p·outPixel.
+/// block o's 16 channels of column p go to out + o·outBlock + 16p.
 static inline __attribute__((always_inline)) AVX512 void blocked_pooled_columns(
     const float *padded, long icBlocks, long paddedHeight, long paddedWidth, long y0, long x0, const float *taps,
-    long tapBlock, long kh, long kw, const float *bias, int relu, float *out, long outBlock, long outChannel,
-    long outPixel, const int PX, const int OB) {
+    long tapBlock, long kh, long kw, const float *bias, int relu, float *out, long outBlock, const int PX,
+    const int OB) {
     __m512 acc[2][6][2];
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 2 * PX; c++)
@@ -118,8 +118,6 @@ static inline __attribute__((always_inline)) AVX512 void blocked_pooled_columns(
                 }
             }
     }
-    __m512i lanes = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)outChannel));
     for (int o = 0; o < OB; o++) {
         __m512 bv = bias ? _mm512_loadu_ps(bias + 16 * o) : _mm512_setzero_ps();
         for (int p = 0; p < PX; p++) {
@@ -128,11 +126,7 @@ static inline __attribute__((always_inline)) AVX512 void blocked_pooled_columns(
                 _mm512_max_ps(acc[1][2 * p][o], acc[1][2 * p + 1][o]));
             m = _mm512_add_ps(m, bv);
             if (relu) m = _mm512_max_ps(m, _mm512_setzero_ps());
-            float *target = out + o * outBlock + p * outPixel;
-            if (outChannel == 1)
-                _mm512_storeu_ps(target, m);
-            else
-                _mm512_i32scatter_ps(target, lanes, m, 4);
+            _mm512_storeu_ps(out + o * outBlock + 16 * p, m);
         }
     }
 }
@@ -141,16 +135,16 @@ static inline __attribute__((always_inline)) AVX512 void blocked_pooled_columns(
 static inline __attribute__((always_inline)) AVX512 void blocked_pooled_row(
     const float *padded, long icBlocks, long paddedHeight, long paddedWidth, long py, long poolWidth,
     const float *taps, long tapBlock, long kh, long kw, const float *bias, int relu, float *out, long outBlock,
-    long outChannel, long outPixel, const int OB) {
+    const int OB) {
     long px = 0;
     for (; px + 3 <= poolWidth; px += 3)
         blocked_pooled_columns(
             padded, icBlocks, paddedHeight, paddedWidth, 2 * py, 2 * px, taps, tapBlock, kh, kw, bias, relu,
-            out + px * outPixel, outBlock, outChannel, outPixel, 3, OB);
+            out + 16 * px, outBlock, 3, OB);
     for (; px < poolWidth; px++)
         blocked_pooled_columns(
             padded, icBlocks, paddedHeight, paddedWidth, 2 * py, 2 * px, taps, tapBlock, kh, kw, bias, relu,
-            out + px * outPixel, outBlock, outChannel, outPixel, 1, OB);
+            out + 16 * px, outBlock, 1, OB);
 }
 
 static AVX512 int blocked_conv_pool(
@@ -161,13 +155,16 @@ static AVX512 int blocked_conv_pool(
     long convHeight = paddedHeight - kh + 1, convWidth = paddedWidth - kw + 1;
     long poolHeight = convHeight / 2, poolWidth = convWidth / 2;
     long icBlocks = inChannels / 16, ocBlocks = outChannels / 16, tapBlock = icBlocks * kh * kw * 256;
-    long plane = poolHeight * poolWidth;
-    // Padding lanes of the last row and block stay zero: the kernel reads none, but the copy is whole rows.
+    long plane = poolHeight * poolWidth, outBlock = 16 * plane;
     float *padded = calloc((size_t)(icBlocks * paddedHeight * paddedWidth * 16), sizeof(float));
     float *taps = malloc(sizeof(float) * (size_t)(ocBlocks * tapBlock));
-    if (!padded || !taps) {
+    // A plain output is written blocked here first, then transposed out of its blocks: scattering
+    // each pixel's 16 channels cost 6 % of the kernel.
+    float *tile = plainOutput ? malloc(sizeof(float) * (size_t)(outChannels * plane)) : NULL;
+    if (!padded || !taps || (plainOutput && !tile)) {
         free(padded);
         free(taps);
+        free(tile);
         return -1;
     }
     // weight [outChannels][inChannels][kh][kw] → [ocBlock][icBlock][kh][kw][16 in][16 out].
@@ -176,8 +173,6 @@ static AVX512 int blocked_conv_pool(
             for (long t = 0; t < kh * kw; t++)
                 taps[(o / 16) * tapBlock + ((i / 16) * kh * kw + t) * 256 + (i % 16) * 16 + o % 16] =
                     weight[(o * inChannels + i) * kh * kw + t];
-    // Blocked output: [batch][ocBlocks][poolHeight][poolWidth][16]; plain: [batch][outChannels][poolHeight][poolWidth].
-    long outBlock = 16 * plane, outChannel = plainOutput ? plane : 1, outPixel = plainOutput ? 1 : 16;
     for (long n = 0; n < batch; n++) {
         const float *image = x + n * icBlocks * height * width * 16;
         for (long b = 0; b < icBlocks; b++)
@@ -185,23 +180,28 @@ static AVX512 int blocked_conv_pool(
                 memcpy(
                     padded + ((b * paddedHeight + i + padTop) * paddedWidth + padLeft) * 16,
                     image + (b * height + i) * width * 16, sizeof(float) * 16 * (size_t)width);
-        float *pooled = y + n * outChannels * plane;
+        // Blocked: [ocBlocks][poolHeight][poolWidth][16]; plain: [outChannels][poolHeight][poolWidth].
+        float *pooled = plainOutput ? tile : y + n * outChannels * plane;
         for (long o = 0; o < ocBlocks; o += 2) {
             const float *blockTaps = taps + o * tapBlock;
             const float *blockBias = bias ? bias + 16 * o : NULL;
             for (long py = 0; py < poolHeight; py++) {
-                float *row = pooled + o * outBlock + py * poolWidth * outPixel;
+                float *row = pooled + o * outBlock + py * poolWidth * 16;
                 if (o + 1 < ocBlocks)
                     blocked_pooled_row(
                         padded, icBlocks, paddedHeight, paddedWidth, py, poolWidth, blockTaps, tapBlock, kh, kw,
-                        blockBias, relu, row, outBlock, outChannel, outPixel, 2);
+                        blockBias, relu, row, outBlock, 2);
                 else
                     blocked_pooled_row(
                         padded, icBlocks, paddedHeight, paddedWidth, py, poolWidth, blockTaps, tapBlock, kh, kw,
-                        blockBias, relu, row, outBlock, outChannel, outPixel, 1);
+                        blockBias, relu, row, outBlock, 1);
             }
         }
+        if (plainOutput)
+            for (long o = 0; o < ocBlocks; o++)
+                lethe_transpose(tile + o * outBlock, 16, plane, 16, y + (n * ocBlocks + o) * outBlock, plane);
     }
+    free(tile);
     free(padded);
     free(taps);
     return 0;
