@@ -245,10 +245,3 @@ extension ImageFolderSamples: SampleDecoder {
         return errors
     }
 }
-
-/// Hands a value the compiler cannot prove thread-safe to `concurrentPerform`, whose iterations
-/// write disjoint elements.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
-}

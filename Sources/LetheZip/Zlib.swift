@@ -1,5 +1,7 @@
 import CCRC32
 import CZlib
+import Foundation
+import LetheCore
 
 /// CRC-32 as zip uses it.
 public enum CRC32 {
@@ -23,6 +25,33 @@ public enum CRC32 {
     /// CRC-32 of `bytes`.
     public static func of(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { update(0, $0) }
+    }
+
+    /// CRC-32 of `bytes` in pieces of at least `minimumPart` bytes summed side by side, one thread
+    /// each (at most as many as the machine has cores), and combined; each piece streamed through
+    /// `TensorStreamer.forEachChunk` with `release`. A 40 MB input's check, run alone before anything
+    /// else can start, took 4 ms of a 78 ms run on one thread.
+    public static func of(_ bytes: UnsafeRawBufferPointer, release: Bool, minimumPart: Int = 8 << 20) -> UInt32 {
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, bytes.count / max(minimumPart, 1)))
+        // Piece boundaries on 256 bytes, so that every piece but the last is whole folded blocks.
+        let step = (bytes.count / parts + 255) / 256 * 256
+        let ranges = (0..<parts).map { min(bytes.count, $0 * step)..<min(bytes.count, ($0 + 1) * step) }
+            .enumerated().map { $0.offset == parts - 1 ? $0.element.lowerBound..<bytes.count : $0.element }
+        let sums = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: parts)
+        defer { sums.deallocate() }
+        // Each part writes its own sum.
+        let shared = UncheckedSendable((bytes, sums))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let (bytes, sums) = shared.value
+            var crc: UInt32 = 0
+            TensorStreamer.forEachChunk(UnsafeRawBufferPointer(rebasing: bytes[ranges[part]]), release: release) {
+                crc = update(crc, $0)
+            }
+            sums[part] = crc
+        }
+        var crc = sums[0]
+        for part in 1..<parts { crc = UInt32(crc32_combine(UInt(crc), UInt(sums[part]), ranges[part].count)) }
+        return crc
     }
 }
 

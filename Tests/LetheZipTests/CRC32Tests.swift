@@ -38,4 +38,17 @@ final class CRC32Tests: XCTestCase {
             XCTAssertEqual(crc, zlibCRC(0, UnsafeRawBufferPointer(rebasing: all[..<position])))
         }
     }
+
+    /// Summed in parts side by side and combined, for part sizes that split the bytes evenly,
+    /// unevenly, into more parts than cores, and not at all.
+    func testPartsSummedSideBySideCombineToZlibsCRC() {
+        let bytes = (0..<100_003).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        bytes.withUnsafeBytes { all in
+            let expected = zlibCRC(0, all)
+            for minimumPart in [1, 256, 1_000, 33_334, 50_000, 100_003, 1 << 30] {
+                XCTAssertEqual(CRC32.of(all, release: false, minimumPart: minimumPart), expected, "part \(minimumPart)")
+            }
+            XCTAssertEqual(CRC32.of(UnsafeRawBufferPointer(rebasing: all[..<0]), release: false, minimumPart: 1), 0)
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import LetheCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,10 +35,4 @@ enum ProcessInfoCores {
         let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         return n > 0 ? n : 1
     }()
-}
-
-/// Carries a value across a concurrency boundary that the caller has checked by hand.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
