@@ -347,6 +347,48 @@ final class BlockedLayoutTests: XCTestCase {
         }
     }
 
+    /// conv → max pool → Flatten → Gemm (+ ReLU): the Flatten and Gemm run as one step that reads the
+    /// pooled map in its blocks (the weight permuted to their order), and the plan agrees with the
+    /// plain one. Channel counts that fill the blocks and that leave padding, the weight stored
+    /// transposed (a Linear layer) and not, blocks and channels-last, batches 1 and 5.
+    func testFlattenIntoGemmReadsBlockedMapsAndAgreesWithPlainPlan() throws {
+        for (channels, transposed) in [(32, true), (24, true), (16, false)] {
+            let features = channels * 5 * 5
+            var g = GraphBuilder()
+            g.input("x", [nil, 3, 10, 10])
+            g.constant("w", randomTensor([channels, 3, 3, 3], seed: 131))
+            g.constant("fc", randomTensor(transposed ? [12, features] : [features, 12], seed: 132))
+            g.constant("bias", randomTensor([12], seed: 133))
+            g.node("Conv", ["x", "w"], ["c"], name: "conv", [("pads", .ints([1, 1, 1, 1]))])
+            g.node("Relu", ["c"], ["r"])
+            g.node("MaxPool", ["r"], ["p"], name: "pool", [("kernel_shape", .ints([2, 2])), ("strides", .ints([2, 2]))])
+            g.node("Flatten", ["p"], ["f"], name: "flatten")
+            g.node("Gemm", ["f", "fc", "bias"], ["g"], name: "fc", [("transB", .int(transposed ? 1 : 0))])
+            g.node("Relu", ["g"], ["y"])
+            g.output("y")
+            for (threads, channelsLast) in [(1, false), (2, false), (1, true)] {
+                let context = ExecutionContext(threads: threads)
+                let blocked = try ExecutionPlan(
+                    model: g.model, required: [], context: context, channelsLast: channelsLast)
+                let plain = try ExecutionPlan(model: g.model, required: [], context: context, blockedLayouts: false)
+                let label = "channels \(channels) transposed \(transposed) threads \(threads) last \(channelsLast)"
+                XCTAssertEqual(blocked.steps.map(\.name), ["conv", "fc"], label)
+                XCTAssertTrue(blocked.steps[1].kernel is FlattenGemmKernel, label)
+                XCTAssertTrue(blocked.steps[0].emitBlocked, label)
+                for batch in [1, 5] {
+                    let x = randomTensor([batch, 3, 10, 10], seed: UInt64(140 + batch))
+                    let expected = try run(plain, x, threads: threads), actual = try run(blocked, x, threads: threads)
+                    XCTAssertEqual(actual.shape, [batch, 12], label)
+                    XCTAssertLessThanOrEqual(
+                        relativeError(actual.floatValues(), expected.floatValues()), 1e-5, "\(label) batch \(batch)")
+                }
+            }
+            // Tapped, the flattened value stays its own step and plain.
+            let tapped = try ExecutionPlan(model: g.model, required: ["f"], context: ExecutionContext(threads: 1))
+            XCTAssertFalse(tapped.steps.contains { $0.kernel is FlattenGemmKernel })
+        }
+    }
+
     /// 1-D and 3-D chains (conv → ReLU → max pool → conv → + → conv) keep their blocked layouts
     /// (nCw16c, nCdhw16c) and agree with the plain plan.
     func testOneAndThreeDimensionalChainsAgreeWithPlainPlan() throws {

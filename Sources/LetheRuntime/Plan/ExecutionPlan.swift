@@ -101,7 +101,10 @@ final class ExecutionPlan: @unchecked Sendable {
         kept.formUnion(inputs.map(\.slot))
         // Rewrites and layouts leave tapped values whole and plain as well.
         let pinned = kept.union(required.compactMap { slots[$0] })
-        if blockedLayouts { kernels = Self.fusingConvolutionsIntoPools(kernels, pinned: pinned) }
+        if blockedLayouts {
+            kernels = Self.fusingConvolutionsIntoPools(kernels, pinned: pinned)
+            kernels = Self.fusingFlattensIntoGemms(kernels, pinned: pinned)
+        }
         var lastUse: [Int: Int] = [:]
         for (index, entry) in kernels.enumerated() { for case let s? in entry.1 { lastUse[s] = index } }
         var releaseAt: [Int: [Int]] = [:]
@@ -184,6 +187,33 @@ final class ExecutionPlan: @unchecked Sendable {
             index += 1
         }
         return result
+    }
+
+    /// Each Flatten read only by a Gemm (as its left-hand side, `FlattenGemmKernel.suits`) becomes
+    /// one `FlattenGemmKernel` step in the Gemm's place, so that the map before it may stay blocked.
+    private static func fusingFlattensIntoGemms(
+        _ kernels: [(any Kernel, [Int?], [Int?], Node)], pinned: Set<Int>
+    ) -> [(any Kernel, [Int?], [Int?], Node)] {
+        var readers: [Int: [Int]] = [:]
+        for (index, entry) in kernels.enumerated() {
+            for case let s? in entry.1 { readers[s, default: []].append(index) }
+        }
+        var result = kernels.map { Optional($0) }
+        for (index, entry) in kernels.enumerated() {
+            guard let flatten = entry.0 as? FlattenKernel, entry.2.count == 1, let flat = entry.2[0],
+                !pinned.contains(flat), let reads = readers[flat], reads.count == 1, let reader = reads.first,
+                let gemm = kernels[reader].0 as? GemmKernel, kernels[reader].1.first == flat,
+                kernels[reader].1.dropFirst().allSatisfy({ $0 != flat }), FlattenGemmKernel.suits(flatten, gemm),
+                let source = entry.1.first
+            else { continue }
+            let gemmEntry = kernels[reader]
+            result[reader] = (
+                FlattenGemmKernel(flatten: flatten, gemm: gemm), [source] + gemmEntry.1.dropFirst(), gemmEntry.2,
+                gemmEntry.3
+            )
+            result[index] = nil
+        }
+        return result.compactMap { $0 }
     }
 
     /// The steps whose first output may stay channel-blocked: kernels that can write it so, whose

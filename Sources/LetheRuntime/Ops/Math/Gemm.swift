@@ -18,22 +18,40 @@ struct GemmKernel: Kernel {
 
     /// `allowDNNL: false` keeps every product on `MatrixMultiply` (tests compare the two).
     init(_ request: KernelRequest, allowDNNL: Bool = true) throws {
-        transposeA = try request.int("transA", 0) != 0
-        transposeB = try request.int("transB", 0) != 0
-        alpha = try request.float("alpha", 1)
-        beta = try request.float("beta", 1)
-        let b = request.constant(1)?.asFloat32(), c = request.constant(2)?.asFloat32()
+        self.init(
+            transposeA: try request.int("transA", 0) != 0, transposeB: try request.int("transB", 0) != 0,
+            alpha: try request.float("alpha", 1), beta: try request.float("beta", 1),
+            b: request.constant(1)?.asFloat32(), c: request.constant(2)?.asFloat32(),
+            cIsOmitted: !request.hasInput(2), activation: request.activation, allowDNNL: allowDNNL)
+    }
+
+    private init(
+        transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, b: Tensor?, c: Tensor?, cIsOmitted: Bool,
+        activation: Activation?, allowDNNL: Bool
+    ) {
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.alpha = alpha
+        self.beta = beta
         self.b = b
         self.c = c
-        activation = request.activation
+        self.activation = activation
         var bias: Tensor?? = nil
         if let b, b.rank == 2 { bias = Self.rowBias(c, beta: beta, columns: transposeB ? b.shape[0] : b.shape[1]) }
         rowBias = bias ?? nil
-        if allowDNNL, !transposeA, let b, b.rank == 2, c != nil || !request.hasInput(2), let bias {
+        if allowDNNL, !transposeA, let b, b.rank == 2, c != nil || cIsOmitted, let bias {
             dnnl = linearLayer(weight: b, transposed: transposeB, scale: alpha, bias: bias, activation: activation)
         } else {
             dnnl = nil
         }
+    }
+
+    /// This Gemm with the constant right-hand side `b` in place of its own (same C, scales and
+    /// activation; oneDNN's matmul where this one has it and `b` still suits it).
+    func replacingWeight(_ b: Tensor) -> GemmKernel {
+        GemmKernel(
+            transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, b: b, c: c,
+            cIsOmitted: c == nil, activation: activation, allowDNNL: dnnl != nil)
     }
 
     /// `beta · C` as one bias value per output column, `.some(nil)` when C adds nothing, nil when C
