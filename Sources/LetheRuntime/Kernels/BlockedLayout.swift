@@ -93,6 +93,13 @@ protocol BlockedLayoutKernel: Kernel {
         -> [LaidOutTensor]
 }
 
+extension BlockedLayoutKernel {
+    /// The plain entry point: plain inputs in, plain outputs out.
+    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
+        try run(laidOut: inputs.map { $0.map { LaidOutTensor($0) } }, emitBlocked: false, context).map(\.tensor)
+    }
+}
+
 /// Reorders between plain NC… and the blocked layout, batch slices on separate threads, with one
 /// cached single-threaded oneDNN reorder per slice size.
 enum BlockedReorder {

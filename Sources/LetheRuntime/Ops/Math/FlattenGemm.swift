@@ -28,10 +28,6 @@ struct FlattenGemmKernel: BlockedLayoutKernel {
     func acceptsBlocked(input index: Int) -> Bool { index == 0 }
     var mayEmitBlocked: Bool { false }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        try run(laidOut: inputs.map { $0.map { LaidOutTensor($0) } }, emitBlocked: false, context).map(\.tensor)
-    }
-
     func run(
         laidOut inputs: [LaidOutTensor?], emitBlocked: Bool, _ context: ExecutionContext
     ) throws

@@ -195,10 +195,6 @@ struct ConvKernel: BlockedLayoutKernel {
         activationAfterDNNL = fused == nil ? activation : nil
     }
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        try run(laidOut: inputs.map { $0.map { LaidOutTensor($0) } }, emitBlocked: false, context).map(\.tensor)
-    }
-
     /// Runs on a plain or channel-blocked `x`; with `emitBlocked`, the oneDNN path leaves its output
     /// in the convolution's own blocked layout when it has one.
     func run(

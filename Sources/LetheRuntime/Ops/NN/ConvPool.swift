@@ -13,10 +13,6 @@ struct ConvPoolKernel: BlockedLayoutKernel {
     /// this the per-call costs of two primitives an image outweigh what it saves.
     static let imageBytesThreshold = 512 * 1024
 
-    func run(_ inputs: [Tensor?], _ context: ExecutionContext) throws -> [Tensor] {
-        try run(laidOut: inputs.map { $0.map { LaidOutTensor($0) } }, emitBlocked: false, context).map(\.tensor)
-    }
-
     func acceptsBlocked(input index: Int) -> Bool { conv.acceptsBlocked(input: index) }
     var mayEmitBlocked: Bool { true }
 
