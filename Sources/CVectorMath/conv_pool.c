@@ -40,23 +40,22 @@ static AVX512 int single_channel_conv_pool(
     long convHeight = paddedHeight - kh + 1, convWidth = paddedWidth - kw + 1;
     long poolHeight = convHeight / 2, poolWidth = convWidth / 2, blocks = outChannels / 16;
     float *padded = calloc((size_t)(paddedHeight * paddedWidth + 16), sizeof(float));
-    if (!padded) return -1;
+    // The taps of each block of 16 channels as vectors, [blocks][kh·kw][16], once for all images
+    // (weight is [outChannels][kh][kw]).
+    float *packed = malloc(sizeof(float) * (size_t)(outChannels * kh * kw));
+    if (!padded || !packed) {
+        free(padded);
+        free(packed);
+        return -1;
+    }
+    for (long o = 0; o < outChannels; o++)
+        for (long t = 0; t < kh * kw; t++) packed[((o / 16) * kh * kw + t) * 16 + o % 16] = weight[o * kh * kw + t];
     __m512 w[49];
     for (long n = 0; n < batch; n++) {
         for (long i = 0; i < height; i++)
             memcpy(padded + (i + padTop) * paddedWidth + padLeft, x + (n * height + i) * width, sizeof(float) * width);
         for (long b = 0; b < blocks; b++) {
-            // Taps of the block's 16 channels: weight is [outChannels][kh][kw].
-            for (long t = 0; t < kh * kw; t++)
-                w[t] = _mm512_set_ps(
-                    weight[(16 * b + 15) * kh * kw + t], weight[(16 * b + 14) * kh * kw + t],
-                    weight[(16 * b + 13) * kh * kw + t], weight[(16 * b + 12) * kh * kw + t],
-                    weight[(16 * b + 11) * kh * kw + t], weight[(16 * b + 10) * kh * kw + t],
-                    weight[(16 * b + 9) * kh * kw + t], weight[(16 * b + 8) * kh * kw + t],
-                    weight[(16 * b + 7) * kh * kw + t], weight[(16 * b + 6) * kh * kw + t],
-                    weight[(16 * b + 5) * kh * kw + t], weight[(16 * b + 4) * kh * kw + t],
-                    weight[(16 * b + 3) * kh * kw + t], weight[(16 * b + 2) * kh * kw + t],
-                    weight[(16 * b + 1) * kh * kw + t], weight[(16 * b) * kh * kw + t]);
+            for (long t = 0; t < kh * kw; t++) w[t] = _mm512_loadu_ps(packed + (b * kh * kw + t) * 16);
             __m512 bv = bias ? _mm512_loadu_ps(bias + 16 * b) : _mm512_setzero_ps();
             float *block = y + (n * blocks + b) * poolHeight * poolWidth * 16;
             for (long py = 0; py < poolHeight; py++) {
@@ -70,6 +69,7 @@ static AVX512 int single_channel_conv_pool(
         }
     }
     free(padded);
+    free(packed);
     return 0;
 }
 
@@ -148,7 +148,7 @@ static inline __attribute__((always_inline)) AVX512 void blocked_pooled_row(
 }
 
 static AVX512 int blocked_conv_pool(
-    const float *x, long batch, long inChannels, long height, long width, const float *weight, const float *bias,
+    const float *x, long batch, long inChannels, long height, long width, const float *taps, const float *bias,
     long outChannels, long kh, long kw, long padTop, long padLeft, long padBottom, long padRight, int relu,
     int plainOutput, float *y) {
     long paddedHeight = height + padTop + padBottom, paddedWidth = width + padLeft + padRight;
@@ -157,22 +157,14 @@ static AVX512 int blocked_conv_pool(
     long icBlocks = inChannels / 16, ocBlocks = outChannels / 16, tapBlock = icBlocks * kh * kw * 256;
     long plane = poolHeight * poolWidth, outBlock = 16 * plane;
     float *padded = calloc((size_t)(icBlocks * paddedHeight * paddedWidth * 16), sizeof(float));
-    float *taps = malloc(sizeof(float) * (size_t)(ocBlocks * tapBlock));
     // A plain output is written blocked here first, then transposed out of its blocks: scattering
     // each pixel's 16 channels cost 6 % of the kernel.
     float *tile = plainOutput ? malloc(sizeof(float) * (size_t)(outChannels * plane)) : NULL;
-    if (!padded || !taps || (plainOutput && !tile)) {
+    if (!padded || (plainOutput && !tile)) {
         free(padded);
-        free(taps);
         free(tile);
         return -1;
     }
-    // weight [outChannels][inChannels][kh][kw] → [ocBlock][icBlock][kh][kw][16 in][16 out].
-    for (long o = 0; o < outChannels; o++)
-        for (long i = 0; i < inChannels; i++)
-            for (long t = 0; t < kh * kw; t++)
-                taps[(o / 16) * tapBlock + ((i / 16) * kh * kw + t) * 256 + (i % 16) * 16 + o % 16] =
-                    weight[(o * inChannels + i) * kh * kw + t];
     for (long n = 0; n < batch; n++) {
         const float *image = x + n * icBlocks * height * width * 16;
         for (long b = 0; b < icBlocks; b++)
@@ -203,19 +195,18 @@ static AVX512 int blocked_conv_pool(
     }
     free(tile);
     free(padded);
-    free(taps);
     return 0;
 }
 
 int lethe_blocked_conv_pool(
-    const float *x, long batch, long inChannels, long height, long width, const float *weight, const float *bias,
+    const float *x, long batch, long inChannels, long height, long width, const float *taps, const float *bias,
     long outChannels, long kh, long kw, long padTop, long padLeft, long padBottom, long padRight, int relu,
     int plainOutput, float *y) {
     if (!__builtin_cpu_supports("avx512f") || inChannels % 16 != 0 || outChannels % 16 != 0 || inChannels < 16)
         return -1;
     if (kh < 1 || kw < 1 || height + padTop + padBottom < kh + 1 || width + padLeft + padRight < kw + 1) return -1;
     return blocked_conv_pool(
-        x, batch, inChannels, height, width, weight, bias, outChannels, kh, kw, padTop, padLeft, padBottom, padRight,
+        x, batch, inChannels, height, width, taps, bias, outChannels, kh, kw, padTop, padLeft, padBottom, padRight,
         relu, plainOutput, y);
 }
 
@@ -227,9 +218,19 @@ int lethe_single_channel_conv_pool(
 }
 
 int lethe_blocked_conv_pool(
-    const float *x, long batch, long inChannels, long height, long width, const float *weight, const float *bias,
+    const float *x, long batch, long inChannels, long height, long width, const float *taps, const float *bias,
     long outChannels, long kh, long kw, long padTop, long padLeft, long padBottom, long padRight, int relu,
     int plainOutput, float *y) {
     return -1;
 }
 #endif
+
+void lethe_blocked_conv_pool_taps(
+    const float *weight, long outChannels, long inChannels, long kh, long kw, float *taps) {
+    long tapBlock = inChannels / 16 * kh * kw * 256;
+    for (long o = 0; o < outChannels; o++)
+        for (long i = 0; i < inChannels; i++)
+            for (long t = 0; t < kh * kw; t++)
+                taps[(o / 16) * tapBlock + ((i / 16) * kh * kw + t) * 256 + (i % 16) * 16 + o % 16] =
+                    weight[(o * inChannels + i) * kh * kw + t];
+}

@@ -50,15 +50,20 @@ int lethe_single_channel_conv_pool(
 
 /// A convolution over 16-channel blocks (stride 1, no dilation, `inChannels` and `outChannels`
 /// multiples of 16) with its bias and optional ReLU, pooled by a 2 × 2 stride-2 max pool, on AVX-512:
-/// x is `batch` images in blocks, [batch][inChannels/16][height][width][16]; weight is
-/// [outChannels][inChannels][kh][kw]; y receives the pooled maps in blocks like x, or plain
+/// x is `batch` images in blocks, [batch][inChannels/16][height][width][16]; taps are the weights
+/// as `lethe_blocked_conv_pool_taps` lays them out; y receives the pooled maps in blocks like x, or plain
 /// ([batch][outChannels][⌊convHeight/2⌋][⌊convWidth/2⌋]) when `plainOutput` is 1. The middle layers of
 /// a small network (the sample CNN's 16 → 32 channels on 14²), where oneDNN wrote the whole map and
 /// the pool read it back. Returns 0, or -1 (nothing written) when the CPU or the sizes do not suit it.
 int lethe_blocked_conv_pool(
-    const float *x, long batch, long inChannels, long height, long width, const float *weight, const float *bias,
+    const float *x, long batch, long inChannels, long height, long width, const float *taps, const float *bias,
     long outChannels, long kh, long kw, long padTop, long padLeft, long padBottom, long padRight, int relu,
     int plainOutput, float *y);
+
+/// A weight [outChannels][inChannels][kh][kw] (both multiples of 16) laid out for
+/// `lethe_blocked_conv_pool`: [outChannels/16][inChannels/16][kh][kw][16 in][16 out], into `taps`
+/// (as many floats as the weight). Done once per layer, not per call.
+void lethe_blocked_conv_pool_taps(const float *weight, long outChannels, long inChannels, long kh, long kw, float *taps);
 
 /// Layer normalisation of `rows` contiguous rows of `inner` floats on AVX-512: y = (x − mean) ·
 /// (variance + epsilon)^(−1/2) · scale (+ bias when not NULL), the moments accumulated in double

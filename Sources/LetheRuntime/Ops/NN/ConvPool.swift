@@ -9,6 +9,13 @@ import LetheCore
 struct ConvPoolKernel: BlockedLayoutKernel {
     let conv: ConvKernel
     let pool: BlockedMaxPoolKernel
+    /// The weight as `lethe_blocked_conv_pool` reads it, laid out on the first run that takes it.
+    private let blockedTaps = Locked<Tensor?>(nil)
+
+    init(conv: ConvKernel, pool: BlockedMaxPoolKernel) {
+        self.conv = conv
+        self.pool = pool
+    }
     /// Bytes of one image's convolution output from which the image-by-image path is taken: below
     /// this the per-call costs of two primitives an image outweigh what it saves.
     static let imageBytesThreshold = 512 * 1024
@@ -103,8 +110,8 @@ struct ConvPoolKernel: BlockedLayoutKernel {
     /// (`lethe_blocked_conv_pool`), written blocked or plain as the reader wants: a small network's
     /// middle layer (the sample CNN's 16 → 32 channels on 14²), where oneDNN wrote the whole map, the
     /// pool read it back, and the map went out of its blocks for the Flatten. Nil when the layout, the
-    /// shapes, the activation (none or ReLU) or the pool (2 × 2, stride 2, no padding) do not suit it,
-    /// or the map is larger than `blockedMapLimit` (where oneDNN's kernels were not measured against it).
+    /// shapes, the epilogue (`registerWeight`) or the pool (`twoByTwoPooling`) do not suit it, or the
+    /// map is larger than `blockedMapLimit` (where oneDNN's kernels were not measured against it).
     func runBlockedChannels(
         _ inputs: [LaidOutTensor?], emitBlocked: Bool, _ context: ExecutionContext
     ) throws
@@ -112,42 +119,54 @@ struct ConvPoolKernel: BlockedLayoutKernel {
     {
         guard let input = inputs.first ?? nil, let blocked = input.blocked, blocked.block == 16,
             blocked.shape.count == 4, blocked.channels % 16 == 0, input.tensor.dtype == .float32,
-            blocked.shape[2] * blocked.shape[3] <= Self.blockedMapLimit, conv.group == 1,
-            let weight = conv.weight, weight.dtype == .float32, weight.rank == 4,
-            weight.shape[1] == blocked.channels, weight.shape[0] % 16 == 0,
-            conv.activation == nil || conv.activation == .relu,
-            conv.bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
+            blocked.shape[2] * blocked.shape[3] <= Self.blockedMapLimit, let weight = registerWeight,
+            weight.shape[1] == blocked.channels
         else { return nil }
         let (batch, inChannels, height, width) = (
             blocked.shape[0], blocked.shape[1], blocked.shape[2], blocked.shape[3]
         )
-        guard let (convolved, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape),
-            batch > 0
+        guard batch > 0, let (pads, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape)
         else { return nil }
+        let taps = try blockedTaps.withLock { taps in
+            if let taps { return taps }
+            let laid = try Tensor.uninitialized(.float32, weight.shape)
+            lethe_blocked_conv_pool_taps(
+                weight.floats, weight.shape[0], inChannels, weight.shape[2], weight.shape[3], laid.mutableFloats)
+            taps = laid
+            return laid
+        }
         let outChannels = weight.shape[0]
         let outputShape = [batch, outChannels] + pooled
         let layout = BlockedLayout(shape: outputShape, block: 16)
         let y = try Tensor.uninitialized(.float32, emitBlocked ? [layout.elementCount] : outputShape)
         let relu: Int32 = conv.activation == .relu ? 1 : 0
         let (kh, kw) = (weight.shape[2], weight.shape[3])
-        let pads = (convolved.begin[0], convolved.begin[1], convolved.end[0], convolved.end[1])
         let imageIn = blocked.imageElements, imageOut = layout.imageElements
-        let failed = Locked(false)
-        let pointers = UncheckedSendable((input.tensor.floats, weight.floats, conv.bias?.floats, y.mutableFloats))
-        Parallel.forEach(batch, threads: context.threads) { images in
+        let pointers = UncheckedSendable((input.tensor.floats, taps.floats, conv.bias?.floats, y.mutableFloats))
+        let done = Self.forEachSlice(batch, threads: context.threads) { images in
             let (source, taps, bias, target) = pointers.value
-            let status = lethe_blocked_conv_pool(
+            return lethe_blocked_conv_pool(
                 source + images.lowerBound * imageIn, images.count, inChannels, height, width, taps, bias,
-                outChannels, kh, kw, pads.0, pads.1, pads.2, pads.3, relu, emitBlocked ? 0 : 1,
+                outChannels, kh, kw, pads.top, pads.left, pads.bottom, pads.right, relu, emitBlocked ? 0 : 1,
                 target + images.lowerBound * imageOut)
-            if status != 0 { failed.withLock { $0 = true } }
         }
-        if failed.withLock({ $0 }) { return nil }
+        guard done else { return nil }
         return [emitBlocked ? LaidOutTensor(y, blocked: layout) : LaidOutTensor(y)]
     }
 
     /// The largest input map (height × width) `runBlockedChannels` takes.
     static let blockedMapLimit = 32 * 32
+
+    /// The convolution's float32 weight when the register kernels can finish its epilogue: output
+    /// channels a multiple of 16, no groups, a float32 bias per output channel or none, ReLU or no
+    /// activation.
+    private var registerWeight: Tensor? {
+        guard conv.group == 1, let weight = conv.weight, weight.dtype == .float32, weight.rank == 4,
+            weight.shape[0] % 16 == 0, conv.activation == nil || conv.activation == .relu,
+            conv.bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
+        else { return nil }
+        return weight
+    }
 
     /// The convolution's padding and the pooled map's size when the convolution (stride 1, no
     /// dilation, `kernel` [out, in, kh, kw]) is followed by a 2 × 2, stride-2 pool without padding,
@@ -155,7 +174,7 @@ struct ConvPoolKernel: BlockedLayoutKernel {
     func twoByTwoPooling(
         height: Int, width: Int, kernel: [Int]
     ) throws
-        -> (convolved: (begin: [Int], end: [Int], output: [Int]), pooled: [Int])?
+        -> (pads: (top: Int, left: Int, bottom: Int, right: Int), pooled: [Int])?
     {
         var convGeometry = conv.geometry
         try convGeometry.complete(rank: 2)
@@ -171,41 +190,47 @@ struct ConvPoolKernel: BlockedLayoutKernel {
         guard convolved.output.allSatisfy({ $0 >= 2 }), pooled.output == convolved.output.map({ $0 / 2 }) else {
             return nil
         }
-        return ((convolved.begin, convolved.end, convolved.output), pooled.output)
+        return ((convolved.begin[0], convolved.begin[1], convolved.end[0], convolved.end[1]), pooled.output)
+    }
+
+    /// Runs `kernel` on `batch` images cut into one slice per thread; false when any slice returned
+    /// non-zero (a C kernel that declined or could not allocate).
+    private static func forEachSlice(
+        _ batch: Int, threads: Int, _ kernel: @Sendable (Range<Int>) -> Int32
+    ) -> Bool {
+        let failed = Locked(false)
+        Parallel.forEach(batch, threads: threads) { images in
+            if kernel(images) != 0 { failed.withLock { $0 = true } }
+        }
+        return !failed.withLock { $0 }
     }
 
     /// One input channel convolved and pooled 2 × 2 in one AVX-512 kernel (`lethe_single_channel_
     /// conv_pool`), written in 16-channel blocks: the first layer of a grey-scale network (the sample
     /// CNN's 1 → 16 channels on 28²), where oneDNN's direct kernel ran at a third of its usual speed and
     /// the pool reread the whole map (64 images: 0.32 → 0.07 ms on one thread). Nil when the shapes,
-    /// the activation (none or ReLU) or the pool (2 × 2, stride 2, no padding) do not suit it.
+    /// the epilogue (`registerWeight`) or the pool (`twoByTwoPooling`) do not suit it.
     func runSingleChannel(_ inputs: [LaidOutTensor?], _ context: ExecutionContext) throws -> [LaidOutTensor]? {
         guard let input = inputs.first ?? nil, input.blocked == nil, input.tensor.dtype == .float32,
-            input.tensor.rank == 4, input.tensor.shape[1] == 1, conv.group == 1,
-            let weight = conv.weight, weight.dtype == .float32, weight.rank == 4, weight.shape[1] == 1,
-            weight.shape[0] % 16 == 0, conv.activation == nil || conv.activation == .relu,
-            conv.bias.map({ $0.dtype == .float32 && $0.elementCount == weight.shape[0] }) ?? true
+            input.tensor.rank == 4, input.tensor.shape[1] == 1, let weight = registerWeight, weight.shape[1] == 1
         else { return nil }
         let x = input.tensor
         let (batch, height, width) = (x.shape[0], x.shape[2], x.shape[3])
-        guard let (convolved, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape),
-            batch > 0
+        guard batch > 0, let (pads, pooled) = try twoByTwoPooling(height: height, width: width, kernel: weight.shape)
         else { return nil }
         let outChannels = weight.shape[0]
         let layout = BlockedLayout(shape: [batch, outChannels] + pooled, block: 16)
         let y = try Tensor.uninitialized(.float32, [layout.elementCount])
         let relu: Int32 = conv.activation == .relu ? 1 : 0
         let (kh, kw) = (weight.shape[2], weight.shape[3])
-        let pads = (convolved.begin[0], convolved.begin[1], convolved.end[0], convolved.end[1])
-        let failed = Locked(false)
         let pointers = UncheckedSendable((x.floats, weight.floats, conv.bias?.floats, y.mutableFloats))
-        Parallel.forEach(batch, threads: context.threads) { images in
+        let done = Self.forEachSlice(batch, threads: context.threads) { images in
             let (source, taps, bias, target) = pointers.value
-            let status = lethe_single_channel_conv_pool(
+            return lethe_single_channel_conv_pool(
                 source + images.lowerBound * height * width, images.count, height, width, taps, bias, outChannels,
-                kh, kw, pads.0, pads.1, pads.2, pads.3, relu, target + images.lowerBound * layout.imageElements)
-            if status != 0 { failed.withLock { $0 = true } }
+                kh, kw, pads.top, pads.left, pads.bottom, pads.right, relu,
+                target + images.lowerBound * layout.imageElements)
         }
-        return failed.withLock({ $0 }) ? nil : [LaidOutTensor(y, blocked: layout)]
+        return done ? [LaidOutTensor(y, blocked: layout)] : nil
     }
 }
