@@ -1,4 +1,5 @@
 #include "vector_math.h"
+#include "exp_poly.h"
 
 #include <math.h>
 #include <string.h>
@@ -11,21 +12,21 @@
 /// exp on sixteen lanes for x ≤ 0 (a softmax's shifted scores): the polynomial of vector_math.c's
 /// exp_approx, whose results it matches.
 static inline AVX512 __m512 attention_exp(__m512 x) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 c = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
-    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(c, _mm512_set1_ps(1.44269504088896341f), magic), magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), c);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 magic = _mm512_set1_ps(LETHE_EXP_MAGIC);
+    __m512 c = _mm512_max_ps(x, _mm512_set1_ps(LETHE_EXP_LOW));
+    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(c, _mm512_set1_ps(LETHE_EXP_LOG2E), magic), magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LETHE_EXP_LN2_HIGH), c);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(LETHE_EXP_LN2_LOW_NEGATED), r);
+    __m512 p = _mm512_set1_ps(LETHE_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LETHE_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LETHE_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LETHE_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LETHE_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LETHE_EXP_P5));
     __m512 er = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     __m512i exponent = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     __m512 result = _mm512_mul_ps(er, _mm512_castsi512_ps(exponent));
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_GE_OQ), result);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(LETHE_EXP_LOW), _CMP_GE_OQ), result);
 }
 
 /// Rows i0..i0+R of one head, with NB vectors of scores (n ≤ 16·NB) and DB vectors of output

@@ -1,4 +1,5 @@
 #include "vector_math.h"
+#include "exp_poly.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -9,17 +10,17 @@
 // branch-free selects so that the loops below vectorize. Below -87.3 the result is 0, above 88.7
 // it is +inf, NaN stays NaN.
 static inline float exp_approx(float x) {
-    const float magic = 12582912.0f;
-    float c = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
-    float n = (c * 1.44269504088896341f + magic) - magic;
-    float r = c - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
+    const float magic = LETHE_EXP_MAGIC;
+    float c = x < LETHE_EXP_LOW ? LETHE_EXP_LOW : (x > LETHE_EXP_HIGH ? LETHE_EXP_HIGH : x);
+    float n = (c * LETHE_EXP_LOG2E + magic) - magic;
+    float r = c - n * LETHE_EXP_LN2_HIGH;
+    r = r + n * LETHE_EXP_LN2_LOW_NEGATED;
+    float p = LETHE_EXP_P0;
+    p = p * r + LETHE_EXP_P1;
+    p = p * r + LETHE_EXP_P2;
+    p = p * r + LETHE_EXP_P3;
+    p = p * r + LETHE_EXP_P4;
+    p = p * r + LETHE_EXP_P5;
     float er = p * (r * r) + r + 1.0f;
     // 2^128 is out of the exponent's range: take 2^127 and double the result.
     int high = n > 127.0f;
@@ -32,8 +33,8 @@ static inline float exp_approx(float x) {
     memcpy(&scale, &exponent, 4);
     float result = er * scale;
     result = high ? result * 2.0f : result;
-    result = x < -87.33654f ? 0.0f : result;
-    result = x > 88.72283f ? INFINITY : result;
+    result = x < LETHE_EXP_LOW ? 0.0f : result;
+    result = x > LETHE_EXP_HIGH ? INFINITY : result;
     return x != x ? x : result;
 }
 
@@ -176,21 +177,21 @@ float lethe_shifted_exp(const float *source, float *target, long count, float sh
 
 // exp_approx on eight lanes, for x <= 0 or NaN (a softmax's shifted scores): no overflow branch.
 AVX2 static inline __m256 exp_nonpositive_avx2(__m256 x) {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    __m256 c = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
-    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(c, _mm256_set1_ps(1.44269504088896341f), magic), magic);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), c);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 magic = _mm256_set1_ps(LETHE_EXP_MAGIC);
+    __m256 c = _mm256_max_ps(x, _mm256_set1_ps(LETHE_EXP_LOW));
+    __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(c, _mm256_set1_ps(LETHE_EXP_LOG2E), magic), magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LETHE_EXP_LN2_HIGH), c);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(LETHE_EXP_LN2_LOW_NEGATED), r);
+    __m256 p = _mm256_set1_ps(LETHE_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LETHE_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LETHE_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LETHE_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LETHE_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LETHE_EXP_P5));
     __m256 er = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
     __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     __m256 result = _mm256_mul_ps(er, _mm256_castsi256_ps(exponent));
-    result = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ), result);
+    result = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(LETHE_EXP_LOW), _CMP_LT_OQ), result);
     return _mm256_blendv_ps(result, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
