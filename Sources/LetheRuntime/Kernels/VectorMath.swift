@@ -4,8 +4,8 @@ import CVectorMath
 /// library's one-call-per-element `expf`/`erff` took half of a ViT's run time. Within a few float
 /// ulps of the C library (the tests bound the error over the whole range).
 enum VectorMath {
-    /// Whether the AVX-512 kernels (attention, layer norm, transposes, the single-channel convolution)
-    /// run on this CPU.
+    /// Whether the AVX-512 kernels (attention, layer norm, transposes, the convolution-and-pool
+    /// kernels) run on this CPU.
     static let hasAVX512 = lethe_avx512_available() != 0
 
     /// `target[i] = e^(source[i] − shift)` for `count` floats; returns their sum.
