@@ -1,6 +1,7 @@
 import Foundation
 import LetheCore
 import LetheIR
+import LetheRuntime
 
 /// Which method forgets.
 public enum UnlearningMethod: String, Sendable, Codable, CaseIterable {
@@ -90,6 +91,10 @@ public struct UnlearningConfiguration: Sendable {
     public var passes = 1
     /// BLAS threads (nil: the library's default).
     public var threads: Int?
+    /// The operands' format in the model's matrix products on every pass the method runs
+    /// (statistics, validation, evaluation); the statistics themselves and the projection stay in
+    /// float32 and float64.
+    public var precision: ProductPrecision = .float32
     public var batchSize = 64
     /// Compute membership-inference efficacy before and after (needs a test set).
     public var membershipInference = true
@@ -156,7 +161,10 @@ public struct Unlearner: Sendable {
         layers = found.layers
         skippedLayers = found.skipped
         allLayers = configuration.layerFilter == nil ? found.layers : LayerDiscovery.discover(in: model).layers
-        makeExecutor = executorFactory ?? RuntimeExecutor.factory(threads: configuration.threads)
+        makeExecutor =
+            executorFactory
+            ?? RuntimeExecutor.factory(
+                threads: configuration.threads, precision: configuration.precision)
         LinearAlgebra.setThreads(configuration.threads)
     }
 

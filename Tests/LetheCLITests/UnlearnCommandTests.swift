@@ -133,6 +133,33 @@ final class UnlearnCommandTests: XCTestCase {
         XCTAssertEqual(try onnxRuntimeAccuracy("\(folder)/u.onnx"), accuracy, accuracy: 0.0015)
     }
 
+    /// `--precision bfloat16` forgets as the float32 job does (on a CPU without native bfloat16
+    /// products the two are the same job), and a format it does not know is refused up front.
+    func testBFloat16ProductsForgetAsFloat32Does() throws {
+        let folder = try CLI.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var retain: [String: Double] = [:]
+        for precision in ["float32", "bfloat16"] {
+            let result = try CLI.run([
+                "unlearn", CLI.sample("fashion_vit.onnx"), "--data", CLI.sample("fashion_train.npz"),
+                "--test", CLI.sample("fashion_test.npz"), "--forget", "1", "--precision", precision,
+                "-o", "\(folder)/\(precision).onnx", "--json"
+            ])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            let after = (report["test"] as! [String: Any])["after"] as! [String: Any]
+            XCTAssertLessThan(after["forgetAccuracy"] as! Double, 0.01, precision)
+            retain[precision] = after["retainAccuracy"] as? Double
+        }
+        XCTAssertEqual(try XCTUnwrap(retain["bfloat16"]), try XCTUnwrap(retain["float32"]), accuracy: 0.01)
+        let refused = try CLI.run([
+            "run", CLI.sample("fashion_vit.onnx"), "--input", CLI.sample("fashion_test.npz"), "--output",
+            "\(folder)/out.npz", "--precision", "float16"
+        ])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("precision"), refused.stderr)
+    }
+
     func testAHardClassIsForgottenWithASecondPass() throws {
         let folder = try CLI.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

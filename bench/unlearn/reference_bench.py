@@ -13,7 +13,9 @@ forgetting class 3 with S = 900 from samples/fashion_train.npz: retain = first 1
 the sample ViT instead (samples/fashion_vit.safetensors + samples/make_vit_sample.py): its patch
 embedding and every Linear, the head included, with every token a row. `--compare PATCHED.onnx`
 reports the largest relative difference between the reference's patched weights and that file's
-initializers of the same names (e.g. `lethe unlearn … --method published`'s output).
+initializers of the same names (e.g. `lethe unlearn … --method published`'s output). `--autocast
+bfloat16` runs the forward passes under `torch.autocast("cpu", dtype=torch.bfloat16)` (the rows kept
+as float32, the SVDs and the patch as before): the counterpart of `lethe unlearn --precision bfloat16`.
 
 Prints one summary line (and `--json` prints a JSON document instead), e.g.
   reference_bench: model=fashion_cnn S=900 retain=900 forget=300 layers=4 threads=2 collect=…s svd=…s
@@ -64,7 +66,7 @@ def load_sample_model(name):
     return model.eval()
 
 
-def collect(model, x, batch, max_rows, gen):
+def collect(model, x, batch, max_rows, gen, autocast=False):
     """Activation matrices (rows × d, float32) of every Conv2d/Linear input, gathered by forward hooks.
 
     With `max_rows`, each batch keeps a uniform random share of its rows (max_rows over the layer's rows
@@ -82,7 +84,7 @@ def collect(model, x, batch, max_rows, gen):
         share = min(1.0, max_rows / (rows.shape[0] / images * len(x))) if max_rows else 1.0
         if share < 1.0:
             rows = rows[torch.randperm(rows.shape[0], generator=gen)[:max(1, round(rows.shape[0] * share))]]
-        acts[name].append(rows.clone())
+        acts[name].append(rows.float().clone())
 
     def hook_for(name):
         def hook(mod, args):
@@ -113,7 +115,7 @@ def collect(model, x, batch, max_rows, gen):
 
     handles = [m.register_forward_pre_hook(hook_for(n)) for n, m in layers]
     handles += [m.register_forward_pre_hook(attention_hook_for(n), with_kwargs=True) for n, m in attention]
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         for i in range(0, len(x), batch):
             model(x[i:i + batch])
     for h in handles:
@@ -163,6 +165,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fixture", default=os.path.join(ROOT, "formats", "models", "unlearn",
                                                       "fashion_cnn_default.patched.npz"))
+    ap.add_argument("--autocast", choices=["none", "bfloat16"], default="none",
+                    help="run the forward passes under torch.autocast in bfloat16")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -181,8 +185,9 @@ def main():
     xr, xf = to_f(x[r_idx]), to_f(x[f_idx])
     t_load = time.perf_counter()
 
-    layers, acts_r = collect(model, xr, args.batch, args.max_rows, gen)
-    _, acts_f = collect(model, xf, args.batch, args.max_rows, gen)
+    autocast = args.autocast == "bfloat16"
+    layers, acts_r = collect(model, xr, args.batch, args.max_rows, gen, autocast)
+    _, acts_f = collect(model, xf, args.batch, args.max_rows, gen, autocast)
     t_collect = time.perf_counter()
 
     spaces = {n: (space(acts_r[n], args.alpha_retain), space(acts_f[n], args.alpha_forget)) for n in layers}
@@ -203,6 +208,7 @@ def main():
     result = {
         "model": args.model if args.model in IMAGENET_MODELS else "fashion_" + args.model, "S": args.samples, "retain": int(len(r_idx)), "forget": int(len(f_idx)),
         "layers": len(layers), "threads": args.threads, "max_rows": args.max_rows or "all",
+        "autocast": args.autocast,
         "rows": {n: int(acts_r[n].shape[0] + acts_f[n].shape[0]) for n in layers},
         "load_s": t_load - t_start, "collect_s": t_collect - t_load, "svd_s": t_svd - t_collect,
         "patch_s": t_patch - t_svd, "total_s": t_patch - t_start, "unlearn_s": t_patch - t_load,

@@ -33,6 +33,13 @@ void lethe_gelu(float *data, long count);
 /// data[i] = tanh(data[i]).
 void lethe_tanh(float *data, long count);
 
+/// 1 when this CPU converts to bfloat16 and multiplies in it natively (AVX512_BF16).
+int lethe_bfloat16_available(void);
+
+/// target[i] = source[i] rounded to bfloat16 (nearest, ties to even; denormals to zero, NaN kept),
+/// as the upper 16 bits of a float: the operands of products run in bfloat16.
+void lethe_bfloat16_from_float(const float *source, unsigned short *target, long count);
+
 /// target[c·targetStride + r] = source[r·sourceStride + c] for r < rows, c < columns: a row-major
 /// matrix transposed, in 16 × 16 blocks in registers on AVX-512 (convolution patch lines turned into
 /// Gram rows, attention keys into columns).

@@ -30,12 +30,14 @@ func dnnlCheck(_ status: dnnl_status_t, _ operation: @autoclosure () -> String) 
     throw RuntimeError("oneDNN \(operation()) failed: \(name)")
 }
 
-/// A plain (row-major, dense) or `any` float32 memory descriptor.
-func dnnlDescriptor(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+/// A plain (row-major, dense) or `any` memory descriptor, of float32 unless `type` says otherwise.
+func dnnlDescriptor(
+    _ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32
+) throws -> dnnl_memory_desc_t {
     var descriptor = dnnl_memory_desc_t()
     let dims = dims.map { dnnl_dim_t($0) }
     try dnnlCheck(
-        dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims, dnnl_f32, tag),
+        dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), dims, type, tag),
         "memory descriptor \(dims)")
     return descriptor
 }
@@ -215,6 +217,11 @@ final class DNNLMemory {
     }
     deinit { dnnl_memory_destroy(handle) }
 
+    /// Points the object at other memory of the same layout.
+    func setData(_ data: UnsafeMutableRawPointer) throws {
+        try dnnlCheck(dnnl_memory_set_data_handle(handle, data), "moving a memory object")
+    }
+
     /// A byte array over `bytes` at `pointer` for a primitive's scratch memory, nil when it needs none.
     static func scratchpad(_ pointer: UnsafeMutableRawPointer, bytes: Int, engine: dnnl_engine_t) throws -> DNNLMemory?
     {
@@ -253,6 +260,14 @@ struct BatchSlices {
         count = max(1, min(threads, batch))
         base = batch / count
         extra = batch % count
+    }
+
+    /// The first image of slice `slice`.
+    func first(of slice: Int) -> Int { slice * base + min(slice, extra) }
+
+    /// The slice whose first image is `first` (what `run` hands its body).
+    func slice(startingAt first: Int) -> Int {
+        first < extra * (base + 1) ? first / (base + 1) : extra + (first - extra * (base + 1)) / base
     }
 
     /// Runs `body(first, images, large)` for every slice, the slices in parallel: `first` is the

@@ -4,6 +4,8 @@ import LetheIR
 /// What a kernel may use while running.
 struct ExecutionContext: Sendable {
     let threads: Int
+    /// The operands' format in layers' matrix products (read when kernels are made, `KernelRequest`).
+    var precision: ProductPrecision = .float32
 }
 
 /// A compiled operator: attributes parsed and constant inputs prepared once, run many times.
@@ -30,6 +32,8 @@ struct KernelRequest {
     /// Whether a MatMul's input 1 is stored transposed, `N × K` (a 2-D weight read in place of the
     /// Transpose the model applied to it).
     var weightTransposed = false
+    /// The operands' format in a MatMul's or Gemm's product with a constant 2-D weight.
+    var precision: ProductPrecision = .float32
 
     var name: String { node.name }
     var inputCount: Int { node.inputs.count }

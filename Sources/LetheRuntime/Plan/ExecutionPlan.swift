@@ -74,6 +74,7 @@ final class ExecutionPlan: @unchecked Sendable {
             do {
                 var request = graph.request(for: entry)
                 request.channelsLast = channelsLast
+                request.precision = context.precision
                 kernel = try factory(request)
             } catch let error as Unsupported {
                 throw UnsupportedOperatorError(issues: [

@@ -12,12 +12,17 @@ public struct SessionOptions: Sendable {
     /// Whether chunks of small images may run side by side, one per thread (see `ChunkConcurrency`);
     /// else they run one after another with every thread on each.
     public var concurrentChunks: Bool
+    /// The operands' format in layers' matrix products (`ProductPrecision`).
+    public var precision: ProductPrecision
 
     /// `threads` defaults to every core.
-    public init(threads: Int? = nil, maxChunk: Int? = 64, concurrentChunks: Bool = true) {
+    public init(
+        threads: Int? = nil, maxChunk: Int? = 64, concurrentChunks: Bool = true, precision: ProductPrecision = .float32
+    ) {
         self.threads = max(1, threads ?? Parallel.defaultThreads)
         self.maxChunk = maxChunk
         self.concurrentChunks = concurrentChunks
+        self.precision = precision
     }
 }
 
@@ -73,7 +78,7 @@ public final class InferenceSession: @unchecked Sendable {
         outputNames.compactMap { name in results[name].map { (name: name, tensor: $0) } }
     }
 
-    private var context: ExecutionContext { ExecutionContext(threads: options.threads) }
+    private var context: ExecutionContext { ExecutionContext(threads: options.threads, precision: options.precision) }
 
     /// The batch a caller may hand `run` whole on each of several threads at once.
     public var maxChunk: Int? { options.maxChunk }
@@ -91,7 +96,10 @@ public final class InferenceSession: @unchecked Sendable {
     public func run(
         _ inputs: [String: Tensor], taps: [ActivationTap] = [], threads: Int? = nil
     ) throws -> [String: Tensor] {
-        let context = threads.map { ExecutionContext(threads: max(1, min($0, options.threads))) } ?? context
+        let context =
+            threads.map {
+                ExecutionContext(threads: max(1, min($0, options.threads)), precision: options.precision)
+            } ?? context
         let feeds = try checkedInputs(inputs)
         LibraryThreads.stopOpenBLASWorkers()
         var callbacks: [String: [@Sendable (Tensor) throws -> Void]] = [:]
@@ -268,7 +276,7 @@ public final class InferenceSession: @unchecked Sendable {
         _ plan: ExecutionPlan, _ feeds: [String: Tensor], batch: Int, chunk: Int, workers: Int
     ) throws -> [String: Tensor] {
         let chunks = (batch + chunk - 1) / chunk
-        let single = ExecutionContext(threads: 1)
+        let single = ExecutionContext(threads: 1, precision: options.precision)
         let next = Atomic<Int>(0)
         let results = Locked<[[String: Tensor]?]>(Array(repeating: nil, count: chunks))
         let failure = Locked<(any Error)?>(nil)

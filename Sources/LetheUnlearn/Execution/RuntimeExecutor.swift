@@ -10,11 +10,12 @@ struct RuntimeExecutor: ModelExecutor {
     let output: String
 
     /// `concurrentBatches: false` keeps every pass to one batch at a time (tests compare the two).
-    init(model: Model, threads: Int?, concurrentBatches: Bool = true) throws {
+    init(model: Model, threads: Int?, precision: ProductPrecision = .float32, concurrentBatches: Bool = true) throws {
         guard let input = model.graph.runtimeInputs.first?.name else { throw UsageError("the model has no input") }
         guard let output = model.graph.outputs.first?.name else { throw UsageError("the model has no output") }
         session = try InferenceSession(
-            model: model, options: SessionOptions(threads: threads, concurrentChunks: concurrentBatches))
+            model: model,
+            options: SessionOptions(threads: threads, concurrentChunks: concurrentBatches, precision: precision))
         self.input = input
         self.output = output
     }
@@ -48,7 +49,7 @@ struct RuntimeExecutor: ModelExecutor {
         try session.run(feeds)
     }
 
-    static func factory(threads: Int?) -> ModelExecutorFactory {
-        { model in try RuntimeExecutor(model: model, threads: threads) }
+    static func factory(threads: Int?, precision: ProductPrecision = .float32) -> ModelExecutorFactory {
+        { model in try RuntimeExecutor(model: model, threads: threads, precision: precision) }
     }
 }

@@ -1,6 +1,7 @@
 import Dispatch
 import LetheCore
 import LetheIR
+import LetheRuntime
 
 /// Accuracy of a model on labelled samples, run on Lethe's interpreter (`lethe eval`).
 public enum ClassifierEvaluation {
@@ -8,9 +9,9 @@ public enum ClassifierEvaluation {
     /// labels. `forgetClasses` only splits the accuracy into ACC_r and ACC_f.
     public static func evaluate(
         model: Model, samples: SampleSet, forgetClasses: Set<Int> = [], batchSize: Int = 64,
-        threads: Int? = nil, progress: UnlearningProgress? = nil
+        threads: Int? = nil, precision: ProductPrecision = .float32, progress: UnlearningProgress? = nil
     ) throws -> ClassificationMetrics {
-        let executor = try RuntimeExecutor(model: model, threads: threads)
+        let executor = try RuntimeExecutor(model: model, threads: threads, precision: precision)
         let table = try executor.logits(of: samples, batchSize: batchSize, progress: progress)
         return ClassificationMetrics(
             labels: samples.labels, predictions: table.predictions, forgetClasses: forgetClasses)
@@ -22,9 +23,9 @@ public enum ClassifierEvaluation {
     /// (a source skipping unreadable files delivers fewer than it lists).
     public static func evaluate(
         model: Model, source: any SampleSource, forgetClasses: Set<Int> = [], batchSize: Int = 64,
-        threads: Int? = nil, progress: UnlearningProgress? = nil
+        threads: Int? = nil, precision: ProductPrecision = .float32, progress: UnlearningProgress? = nil
     ) throws -> ClassificationMetrics {
-        let executor = try RuntimeExecutor(model: model, threads: threads)
+        let executor = try RuntimeExecutor(model: model, threads: threads, precision: precision)
         let step = max(1, batchSize)
         let ranges = stride(from: 0, to: source.count, by: step).map { $0..<min(source.count, $0 + step) }
         var labels: [Int] = [], predictions: [Int] = []

@@ -34,11 +34,13 @@ struct Eval: ParsableCommand {
             if let samples = source as? SampleSet {
                 return try ClassifierEvaluation.evaluate(
                     model: running.model, samples: samples, batchSize: running.batch,
-                    threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+                    threads: modelOptions.threads, precision: modelOptions.precision,
+                    progress: { _, done, _ in bar.update(done) })
             }
             return try ClassifierEvaluation.evaluate(
                 model: running.model, source: source, batchSize: running.batch,
-                threads: modelOptions.threads, progress: { _, done, _ in bar.update(done) })
+                threads: modelOptions.threads, precision: modelOptions.precision,
+                progress: { _, done, _ in bar.update(done) })
         }
         bar.finish()
         preprocessing.reportSkipped(source)

@@ -24,7 +24,8 @@ struct Run: ParsableCommand {
         let runnable = try RunnableCheckpoint.open(model, graph: graph)
         try OutputPath.refuseOverwritingInput(output, inputs: [model, input] + (graph.map { [$0] } ?? []))
         let session = try FileError.wrapping(model) {
-            try InferenceSession(model: runnable.model, options: SessionOptions(threads: runtime.threads))
+            try InferenceSession(
+                model: runnable.model, options: SessionOptions(threads: runtime.threads, precision: runtime.precision))
         }
         let arrays = try FileError.wrapping(input) { try NPZFormat.readArrays(path: input) }
         let feeds = try FileError.wrapping(input) { try session.feeds(from: arrays) }

@@ -26,7 +26,7 @@ struct Stats: ParsableCommand {
         let (source, dataNames) = try preprocessing.open(choice.data, for: runnable.model, names: names)
         let running = try modelOptions.running(runnable.model, on: source)
         let configuration = try choice.configuration(
-            threads: modelOptions.threads, batch: running.batch, names: dataNames)
+            threads: modelOptions.threads, precision: modelOptions.precision, batch: running.batch, names: dataNames)
         let samples = try preprocessing.samplesForPasses(source, label: choice.data)
         let unlearner = try FileError.wrapping(model) {
             try Unlearner(model: running.model, configuration: configuration)

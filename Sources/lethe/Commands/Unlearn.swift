@@ -98,7 +98,7 @@ struct Unlearn: ParsableCommand {
         // A model exported with a batch of 1 runs as its free-batch copy; the output is written from the file.
         let running = try modelOptions.running(runnable.model, on: trainSource)
         var configuration = try choice.configuration(
-            threads: modelOptions.threads, batch: running.batch, names: dataNames)
+            threads: modelOptions.threads, precision: modelOptions.precision, batch: running.batch, names: dataNames)
         let backup = try OutputPath.prepare(output, inputs: [model], inPlace: inPlace)
         defer { backup?.release() }
         let train = try preprocessing.samplesForPasses(trainSource, label: choice.data)

@@ -13,6 +13,12 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Operands of the layers' matrix products: float32, or bfloat16 (about twice as fast on CPUs with AVX512_BF16, outputs about 1e-2 from float32's; float32 elsewhere).",
+            valueName: "format"))
+    var precision: ProductPrecision = .float32
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -27,6 +33,7 @@ struct ModelOptions: ParsableArguments {
 
     var graph: String? { runtime.graph }
     var threads: Int? { runtime.threads }
+    var precision: ProductPrecision { runtime.precision }
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
@@ -104,3 +111,4 @@ func parseClasses(_ text: String) throws -> [String] {
     }
     return parts
 }
+extension ProductPrecision: ExpressibleByArgument {}

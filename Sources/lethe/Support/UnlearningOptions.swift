@@ -1,6 +1,7 @@
 import ArgumentParser
 import LetheCore
 import LetheFormats
+import LetheRuntime
 import LetheUnlearn
 
 /// Sample choice and layer options shared by `unlearn` and `stats`.
@@ -52,7 +53,9 @@ struct UnlearningOptions: ParsableArguments {
 
     /// The configuration, with --forget and --already-forgotten resolved through `names`: an
     /// unknown name is an error listing the known ones.
-    func configuration(threads: Int?, batch: Int, names: ClassNames?) throws -> UnlearningConfiguration {
+    func configuration(
+        threads: Int?, precision: ProductPrecision, batch: Int, names: ClassNames?
+    ) throws -> UnlearningConfiguration {
         let forget = try ClassNames.resolve(self.forget, names: names, flag: "--forget")
         let alreadyForgotten = try ClassNames.resolve(self.alreadyForgotten, names: names, flag: "--already-forgotten")
         if !Set(forget).isDisjoint(with: alreadyForgotten) {
@@ -66,6 +69,7 @@ struct UnlearningOptions: ParsableArguments {
         configuration.rowBudget = rows
         configuration.seed = seed
         configuration.threads = threads
+        configuration.precision = precision
         configuration.batchSize = batch
         return configuration
     }

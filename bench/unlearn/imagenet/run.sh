@@ -11,6 +11,9 @@
 # retain rows). FULL=1 adds Lethe's default (1,024 positions per image, every token), a job the
 # reference cannot hold in memory. REUSE_REFERENCE=1 reads the reference's figures
 # from the last run's log instead of running it again (it takes 10+ minutes per model).
+# PRECISION=bfloat16 runs Lethe with `--precision bfloat16` and the reference under
+# `torch.autocast(bfloat16)` (`--autocast bfloat16`), and also prints each Lethe job's speed-up over
+# the float32 reference when that one's log is there.
 #
 #   PYTHON=/work/pyenv/bin/python bench/unlearn/imagenet/run.sh        # MODELS="resnet18_224 vit_b16"
 # LETHE=/path/to/lethe times that binary instead of building .build/release/lethe.
@@ -18,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 PYTHON=${PYTHON:-python3}
 THREADS=${THREADS:-2}
+PRECISION=${PRECISION:-float32}
+case $PRECISION in float32) tag="" autocast=none ;; bfloat16) tag="-bfloat16" autocast=bfloat16 ;; *) echo "PRECISION is float32 or bfloat16" >&2; exit 2 ;; esac
 ROWS=${ROWS:-10000}
 POSITIONS=$((ROWS / 100))
 out=${OUT:-.build/bench-unlearn}
@@ -31,12 +36,17 @@ for model in ${MODELS:-resnet18_224 vit_b16}; do
     [ -f "$models/$model.onnx" ] || "$PYTHON" bench/runtime/make_models.py "$models" --models "$model" >&2
 done
 
+# The wall time in seconds that /usr/bin/time -v logged in $1.
+logged_seconds() {
+    grep "Elapsed (wall clock)" "$1" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'
+}
+
 # Runs a command under /usr/bin/time -v; prints "seconds peak_kb" and keeps its output in $2.log.
 measure() {
     local log=$1; shift
     /usr/bin/time -v "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     local wall peak
-    wall=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+    wall=$(logged_seconds "$log")
     peak=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
     echo "$wall $peak"
 }
@@ -57,25 +67,32 @@ PY
 echo "| job | wall | peak RSS | phases |"
 echo "| --- | --- | --- | --- |"
 for model in ${MODELS:-resnet18_224 vit_b16}; do
-    log="$out/reference-$model.log"
+    log="$out/reference-$model$tag.log"
     if [ -n "${REUSE_REFERENCE:-}" ] && [ -f "$log" ]; then
-        ref_s=$(grep "Elapsed (wall clock)" "$log" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+        ref_s=$(logged_seconds "$log")
         ref_kb=$(grep "Maximum resident set size" "$log" | awk '{print $NF}')
     else
         read -r ref_s ref_kb < <(measure "$log" "$PYTHON" bench/unlearn/reference_bench.py \
-            --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json)
+            --model "$model" --data "$data" --threads "$THREADS" --samples 900 --max-rows "$ROWS" --json \
+            --autocast "$autocast")
     fi
-    row "$model: PyTorch reference, ≤ $ROWS rows per layer and side" "$ref_s" "$ref_kb" "$(phases "$log")"
+    row "$model: PyTorch reference${tag:+ under autocast(bfloat16)}, ≤ $ROWS rows per layer and side" \
+        "$ref_s" "$ref_kb" "$(phases "$log")"
+    float32_log="$out/reference-$model.log"
     for job in "rows $ROWS" "positions $POSITIONS" ${FULL:+"positions 1024"}; do
         read -r kind n <<<"$job"
-        name="$model-$kind-$n"
+        name="$model-$kind-$n$tag"
         read -r s kb < <(measure "$out/lethe-$name.log" "$lethe" unlearn "$models/$model.onnx" \
             --data "$data" --forget 3 --samples 900 --threads "$THREADS" --method published --"$kind" "$n" \
-            -o "$out/forgot-$name.onnx")
+            --precision "$PRECISION" -o "$out/forgot-$name.onnx")
         detail=$(grep "^time" "$out/lethe-$name.log" | sed 's/^time [0-9.]*s (//; s/)$//')
         layers=$(grep -o "[0-9]* layers patched" "$out/lethe-$name.log")
-        speed=$("$PYTHON" -c "print(f'{$ref_s / $s:.1f}')")
+        speed="$("$PYTHON" -c "print(f'{$ref_s / $s:.1f}')")× the reference"
+        if [ -n "$tag" ] && [ -f "$float32_log" ]; then
+            speed="$speed under autocast, $("$PYTHON" -c "print(f'{$(logged_seconds "$float32_log") / $s:.1f}')")× the float32 one"
+        fi
         label=$([ "$kind" = rows ] && echo "--rows $n (the reference's budget)" || echo "$n positions per image")
-        row "$model: lethe, $label" "$s" "$kb" "$detail; $layers; ${speed}× the reference"
+        label="$label${tag:+, --precision bfloat16}"
+        row "$model: lethe, $label" "$s" "$kb" "$detail; $layers; $speed"
     done
 done

@@ -22,12 +22,13 @@ struct GemmKernel: Kernel {
             transposeA: try request.int("transA", 0) != 0, transposeB: try request.int("transB", 0) != 0,
             alpha: try request.float("alpha", 1), beta: try request.float("beta", 1),
             b: request.constant(1)?.asFloat32(), c: request.constant(2)?.asFloat32(),
-            cIsOmitted: !request.hasInput(2), activation: request.activation, allowDNNL: allowDNNL)
+            cIsOmitted: !request.hasInput(2), activation: request.activation, allowDNNL: allowDNNL,
+            precision: request.precision)
     }
 
     private init(
         transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, b: Tensor?, c: Tensor?, cIsOmitted: Bool,
-        activation: Activation?, allowDNNL: Bool
+        activation: Activation?, allowDNNL: Bool, precision: ProductPrecision
     ) {
         self.transposeA = transposeA
         self.transposeB = transposeB
@@ -40,7 +41,9 @@ struct GemmKernel: Kernel {
         if let b, b.rank == 2 { bias = Self.rowBias(c, beta: beta, columns: transposeB ? b.shape[0] : b.shape[1]) }
         rowBias = bias ?? nil
         if allowDNNL, !transposeA, let b, b.rank == 2, c != nil || cIsOmitted, let bias {
-            dnnl = linearLayer(weight: b, transposed: transposeB, scale: alpha, bias: bias, activation: activation)
+            dnnl = linearLayer(
+                weight: b, transposed: transposeB, scale: alpha, bias: bias, activation: activation,
+                precision: precision)
         } else {
             dnnl = nil
         }
@@ -51,7 +54,8 @@ struct GemmKernel: Kernel {
     func replacingWeight(_ b: Tensor) -> GemmKernel {
         GemmKernel(
             transposeA: transposeA, transposeB: transposeB, alpha: alpha, beta: beta, b: b, c: c,
-            cIsOmitted: c == nil, activation: activation, allowDNNL: dnnl != nil)
+            cIsOmitted: c == nil, activation: activation, allowDNNL: dnnl != nil,
+            precision: dnnl?.bfloat16 == true ? .bfloat16 : .float32)
     }
 
     /// `beta · C` as one bias value per output column, `.some(nil)` when C adds nothing, nil when C
@@ -129,7 +133,9 @@ struct MatMulKernel: Kernel {
         activation = request.activation
         transposedB = request.weightTransposed
         if allowDNNL, let b, b.rank == 2 {
-            dnnl = linearLayer(weight: b, transposed: transposedB, scale: 1, bias: bias, activation: activation)
+            dnnl = linearLayer(
+                weight: b, transposed: transposedB, scale: 1, bias: bias, activation: activation,
+                precision: request.precision)
         } else {
             dnnl = nil
         }
@@ -210,10 +216,15 @@ struct MatMulKernel: Kernel {
 /// weights are too large to keep a second, reordered copy of: beyond 2 MiB, products are large
 /// enough that `dnnl_sgemm`'s repacking is a small share (ViT-B/16's 768 × 768 layers over 1,576
 /// rows a thread: 3 % faster through the primitive, for 28 MB more memory), and the model's own
-/// copy stays in memory anyway.
+/// copy stays in memory anyway. In bfloat16 every such layer takes the primitive, the only path that
+/// multiplies in bfloat16; its copy is half the size of the float32 weights.
 private func linearLayer(
-    weight: Tensor, transposed: Bool, scale: Float, bias: Tensor?, activation: Activation?
+    weight: Tensor, transposed: Bool, scale: Float, bias: Tensor?, activation: Activation?,
+    precision: ProductPrecision
 ) -> DNNLMatMul? {
-    guard weight.elementCount * MemoryLayout<Float>.stride <= 2 << 20 else { return nil }
-    return DNNLMatMul(weight: weight, transposed: transposed, scale: scale, bias: bias, activation: activation)
+    let bfloat16 = precision == .bfloat16 && ProductPrecision.bfloat16Available
+    guard bfloat16 || weight.elementCount * MemoryLayout<Float>.stride <= 2 << 20 else { return nil }
+    return DNNLMatMul(
+        weight: weight, transposed: transposed, scale: scale, bias: bias, activation: activation,
+        precision: precision)
 }
