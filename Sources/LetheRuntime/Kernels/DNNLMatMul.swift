@@ -172,7 +172,9 @@ final class DNNLMatMul: Sendable {
             let (blocks, rest) = calls[slices.slice(startingAt: first)]
             for row in stride(from: first, to: first + count, by: block) {
                 let rows = min(block, first + count - row)
-                guard let call = rows == block ? blocks : rest, let staging = call.staging else { continue }
+                guard let call = rows == block ? blocks : rest, let staging = call.staging else {
+                    throw RuntimeError("bfloat16 matmul: no primitive made for \(rows) rows")
+                }
                 lethe_bfloat16_from_float(
                     x + row * inner, staging.pointer.assumingMemoryBound(to: UInt16.self), rows * inner)
                 try call.execute(into: y + row * outer)
