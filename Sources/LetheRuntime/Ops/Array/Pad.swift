@@ -48,6 +48,9 @@ struct PadKernel: Kernel {
         if mode == .constant {
             let filler: Tensor
             if let valueTensor, valueTensor.elementCount > 0 {
+                guard valueTensor.elementCount == 1 else {
+                    throw RuntimeError("Pad constant_value must be one value, got shape \(valueTensor.shape)")
+                }
                 filler = try castTensor(valueTensor.reshaped([]), to: x.dtype)
             } else {
                 filler = try castTensor(Tensor(scalar: attributeValue), to: x.dtype)
