@@ -25,8 +25,11 @@ process running ONNX Runtime (interpreter, NumPy, ORT and the B·(R+1) inputs in
 Agreement: Lethe's outputs on the B-input batch against ORT's on the same batch, max |Lethe − ORT| over
 max |ORT|, the worst output.
 
+`--precision bfloat16` runs Lethe with `--precision bfloat16` (its layers' products in bfloat16;
+ONNX Runtime stays float32, so the agreement column then shows how far bfloat16 moves the outputs).
+
 Usage: bench.py LETHE_BINARY MODELS_DIR [--threads T] [--rounds R] [--models cnn,magika,...]
-                [--real-models DIR]
+                [--real-models DIR] [--precision float32|bfloat16]
 """
 import argparse
 import json
@@ -157,6 +160,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--models", dest="only", help="comma-separated row keys (default: all)")
     parser.add_argument("--real-models", default=os.path.join(ROOT, ".build", "real-models"))
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--ort-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ort_worker:
@@ -171,7 +175,8 @@ def main():
             sys.exit(f"unknown --models {','.join(sorted(unknown))}; known: {','.join(row[0] for row in rows)}")
         rows = [row for row in rows if row[0] in wanted]
     work = tempfile.mkdtemp(prefix="lethe-bench-")
-    print(f"threads {args.threads}, {args.rounds} rounds; ORT {ort.__version__}; Lethe {args.lethe}", flush=True)
+    print(f"threads {args.threads}, {args.rounds} rounds; ORT {ort.__version__}; Lethe {args.lethe}, "
+          f"{args.precision} products", flush=True)
     print(f"{'model':<26} {'B':>3} {'Lethe /s':>10} {'ORT /s':>10} {'ratio':>6} {'Lethe RSS MB':>13} "
           f"{'ORT RSS MB':>11} {'max rel diff':>13}", flush=True)
     for key, label, model, batch, make_input, how in rows:
@@ -194,7 +199,8 @@ def main():
                 best = float("inf")
                 for _ in range(3):
                     seconds, rss, _ = run_child([args.lethe, "run", model, "--input", paths[size], "--output",
-                                                 os.path.join(work, f"lethe-{size}.npz"), "--threads", str(args.threads)])
+                                                 os.path.join(work, f"lethe-{size}.npz"), "--threads", str(args.threads),
+                                                 "--precision", args.precision])
                     best = min(best, seconds)
                     if size == "large":
                         peak = max(peak, rss)

