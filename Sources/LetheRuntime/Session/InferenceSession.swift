@@ -26,7 +26,8 @@ public struct SessionOptions: Sendable {
     }
 }
 
-/// Runs an ONNX-style model on the CPU in float32.
+/// Runs an ONNX-style model on the CPU in float32 (layers' matrix products in bfloat16 when
+/// `SessionOptions.precision` asks).
 ///
 /// The session validates the whole graph up front, then plans it (constant folding, BatchNorm
 /// folded into Conv, activation fusion, buffer release after last use). A plan is made once per
