@@ -157,6 +157,7 @@ final class DNNLMatMul: Sendable {
         for slice in 0..<slices.count {
             let count = slice < slices.extra ? slices.base + 1 : slices.base
             let staging = DNNLBuffer(byteCount: min(block, count) * inner * MemoryLayout<UInt16>.stride)
+            // nil when oneDNN refuses the size; `.some(nil)` when the slice has no such rows.
             func call(_ rows: Int) throws -> Call?? {
                 guard rows > 0 else { return .some(nil) }
                 guard case .ready(let prepared) = try prepared(rows: rows) else { return nil }
