@@ -83,7 +83,7 @@ final class DNNLMatMul: Sendable {
         }
         self.inner = inner
         self.outer = outer
-        bfloat16 = precision == .bfloat16 && ProductPrecision.bfloat16Available
+        bfloat16 = precision.effective == .bfloat16
         self.engine = engine
         self.weight = weight
         self.transposed = transposed
@@ -108,12 +108,17 @@ final class DNNLMatMul: Sendable {
     /// Multiply-adds below which a slice is not worth handing to another thread.
     private static let sliceWork = 1 << 18
 
+    /// `rows` cut into one slice per thread, fewer when a slice would get under `sliceWork`.
+    private func slicing(rows: Int, threads: Int) -> BatchSlices {
+        BatchSlices(batch: rows, threads: min(threads, max(1, rows * inner * outer / Self.sliceWork)))
+    }
+
     /// Computes `rows` output rows into `y` from `x`, the rows split over `threads`. Returns false,
     /// having written nothing, when oneDNN has no optimized kernel for these sizes.
     func run(rows: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, threads: Int) throws -> Bool {
         guard rows > 0 else { return true }
         if bfloat16 { return try runConverting(rows: rows, x: x, y: y, threads: threads) }
-        let slices = BatchSlices(batch: rows, threads: min(threads, max(1, rows * inner * outer / Self.sliceWork)))
+        let slices = slicing(rows: rows, threads: threads)
         guard case .ready(let small) = try prepared(rows: slices.base) else { return false }
         var larger = small
         if slices.extra > 0 {
@@ -149,7 +154,7 @@ final class DNNLMatMul: Sendable {
     private func runConverting(
         rows: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, threads: Int
     ) throws -> Bool {
-        let slices = BatchSlices(batch: rows, threads: min(threads, max(1, rows * inner * outer / Self.sliceWork)))
+        let slices = slicing(rows: rows, threads: threads)
         let block = Self.bfloat16Block
         // Per slice, a call for whole blocks and one for the rows left over, both reading the slice's
         // staging buffer; made here on the calling thread, as in `run`.

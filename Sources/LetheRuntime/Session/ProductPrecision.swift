@@ -14,4 +14,7 @@ public enum ProductPrecision: String, Sendable, CaseIterable {
     /// Whether this CPU multiplies in bfloat16 natively; where it does not, `.bfloat16` runs as
     /// `.float32` (an emulated product would be slower than the float32 one it replaces).
     public static var bfloat16Available: Bool { lethe_bfloat16_available() != 0 }
+
+    /// The format products actually run in on this CPU.
+    var effective: ProductPrecision { self == .bfloat16 && Self.bfloat16Available ? .bfloat16 : .float32 }
 }

@@ -222,8 +222,9 @@ private func linearLayer(
     weight: Tensor, transposed: Bool, scale: Float, bias: Tensor?, activation: Activation?,
     precision: ProductPrecision
 ) -> DNNLMatMul? {
-    let bfloat16 = precision == .bfloat16 && ProductPrecision.bfloat16Available
-    guard bfloat16 || weight.elementCount * MemoryLayout<Float>.stride <= 2 << 20 else { return nil }
+    guard precision.effective == .bfloat16 || weight.elementCount * MemoryLayout<Float>.stride <= 2 << 20 else {
+        return nil
+    }
     return DNNLMatMul(
         weight: weight, transposed: transposed, scale: scale, bias: bias, activation: activation,
         precision: precision)
